@@ -1,0 +1,51 @@
+"""Exception types, one per layer; each edge turns them into a one-line message."""
+
+from __future__ import annotations
+
+
+class PushdError(Exception):
+    """Base of every error pushd reports to a user: `str(err)` is the one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(PushdError):
+    """Wrong arguments or an unknown command; the edge prints usage."""
+
+    exit_code = 2
+
+
+class InvalidName(UsageError):
+    """A name from outside (app, key, domain, process type...) failed validation."""
+
+
+class NotFound(PushdError):
+    """An app, release, key or domain that does not exist."""
+
+
+class Forbidden(PushdError):
+    """The caller's key may not do this."""
+
+
+class Conflict(PushdError):
+    """The thing already exists, or another operation holds it."""
+
+
+class BuildError(PushdError):
+    """A build phase failed; `phase` names which (fetch, detect, compile, release, slug)."""
+
+    def __init__(self, message: str, phase: str = "compile") -> None:
+        super().__init__(message)
+        self.phase = phase
+
+
+class RuntimeFailure(PushdError):
+    """The runtime could not start, stop or inspect a dyno."""
+
+
+class RouterError(PushdError):
+    """The router configuration was refused (nginx -t) or nginx could not be reloaded."""
+
+
+class ReleaseFailed(PushdError):
+    """A new release did not come up; the previous release keeps serving."""

@@ -1,0 +1,64 @@
+"""Records that cross module boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    role: str  # "admin" or "user"
+    public_key: str
+    fingerprint: str
+    created_at: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class App:
+    id: int
+    name: str
+    owner: str
+    created_at: float
+    deploy_branch: str | None = None
+    buildpacks: tuple[str, ...] = ()
+
+    @property
+    def uid(self) -> int:
+        """Offset from settings.uid_base: each app runs as its own unprivileged uid."""
+        return self.id
+
+
+@dataclass(frozen=True)
+class Slug:
+    id: str
+    app_id: int
+    path: str  # compressed tarball
+    dir: str  # unpacked compiled app, ready to mount at /app
+    size: int
+    commit: str
+    process_types: dict[str, str] = field(default_factory=dict)
+    buildpack: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Release:
+    app_id: int
+    version: int
+    slug_id: str | None
+    config: dict[str, str]
+    process_types: dict[str, str]
+    description: str
+    user: str
+    created_at: float
+    status: str = "pending"  # pending -> succeeded | failed
+    commit: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version}"

@@ -1,0 +1,79 @@
+"""Validation of every name that comes from outside, before it becomes a path, a user or a
+container. Checked once, here, at the boundary; everything inside trusts validated names."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidName
+
+APP_RE = re.compile(r"[a-z][a-z0-9-]{0,29}")
+KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+PROCESS_TYPE_RE = re.compile(r"[A-Za-z0-9_-]{1,30}")
+CONFIG_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
+DOMAIN_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+RELEASE_RE = re.compile(r"v?([1-9][0-9]{0,8})")
+
+
+def _shown(value: str) -> str:
+    text = value if len(value) <= 40 else value[:37] + "..."
+    return repr(text)
+
+
+def app_name(value: str) -> str:
+    """Return `value` if it is a valid app name, else raise InvalidName."""
+    if not isinstance(value, str) or not APP_RE.fullmatch(value):
+        raise InvalidName(
+            f"Invalid app name {_shown(value)}: use 1 to 30 characters, lowercase letters, "
+            "digits and dashes, starting with a letter"
+        )
+    return value
+
+
+def key_name(value: str) -> str:
+    if not isinstance(value, str) or not KEY_RE.fullmatch(value):
+        raise InvalidName(
+            f"Invalid key name {_shown(value)}: use up to 64 letters, digits, '_', '.', '@', '-'"
+        )
+    return value
+
+
+def process_type(value: str) -> str:
+    if not isinstance(value, str) or not PROCESS_TYPE_RE.fullmatch(value):
+        raise InvalidName(
+            f"Invalid process type {_shown(value)}: use letters, digits, '_' and '-'"
+        )
+    return value
+
+
+def config_key(value: str) -> str:
+    if not isinstance(value, str) or not CONFIG_KEY_RE.fullmatch(value):
+        raise InvalidName(
+            f"Invalid config var name {_shown(value)}: use letters, digits and '_', "
+            "not starting with a digit"
+        )
+    return value
+
+
+def domain(value: str) -> str:
+    """A host name for the router: lowercase labels, dots, optional leading '*.' wildcard."""
+    host = value.lower() if isinstance(value, str) else ""
+    labels = host[2:].split(".") if host.startswith("*.") else host.split(".")
+    ok = (
+        0 < len(host) <= 253
+        and len(labels) >= 2
+        and all(DOMAIN_LABEL_RE.fullmatch(label) for label in labels)
+    )
+    if not ok:
+        raise InvalidName(
+            f"Invalid domain {_shown(value)}: expected a host name like www.example.com"
+        )
+    return host
+
+
+def release_version(value: str) -> int:
+    """`v3` or `3` -> 3."""
+    match = RELEASE_RE.fullmatch(value or "")
+    if not match:
+        raise InvalidName(f"Invalid release {_shown(value)}: expected a version like v3")
+    return int(match.group(1))

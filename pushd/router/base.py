@@ -1,0 +1,28 @@
+"""The router interface: the supervisor hands it every app's hosts and up web dynos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Route:
+    app: str
+    hosts: tuple[str, ...]  # "myapp.localhost" first, then custom domains
+    upstreams: tuple[tuple[str, int, str], ...]  # (host, port, dyno name) of up web dynos
+    maintenance: bool = False
+
+
+class Router(Protocol):
+    def start(self) -> None:
+        """Make sure the router runs (start it, or adopt the one already running)."""
+
+    def apply(self, routes: list[Route]) -> None:
+        """Render, validate (nginx -t) and reload. Raises RouterError with nginx's message and
+        keeps the working config if validation fails. A no-op when nothing changed."""
+
+    def check(self, routes: list[Route]) -> None:
+        """Validate without applying (raise RouterError on a config nginx refuses)."""
+
+    def stop(self) -> None: ...

@@ -1,0 +1,101 @@
+"""Platform settings, resolved in one place: defaults < pushd.yaml < PUSHD_* env < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+DEFAULT_STATE_DIR = "/var/lib/pushd"
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    ssh_port: int = 2222
+    ssh_host: str = "0.0.0.0"
+    http_port: int = 8080
+    http_host: str = "0.0.0.0"
+    domain: str = "localhost"
+    runtime: str = "sandbox"
+    system_nginx: bool = False
+    build_timeout: float = 15 * 60.0
+    slug_limit_mb: int = 500
+    releases_kept: int = 10
+    stop_timeout: float = 30.0
+    boot_timeout: float = 60.0
+    drain_seconds: float = 1.0
+    memory_mb: int = 512
+    memory_by_type: dict[str, int] = field(default_factory=dict)
+    log_max_bytes: int = 5 * 1024 * 1024
+    crash_backoff_base: float = 1.0
+    crash_backoff_max: float = 300.0
+    uid_base: int = 40000
+    port_range: tuple[int, int] = (20000, 29999)
+
+    @property
+    def stack(self) -> str:
+        return "pushd-22"
+
+    def memory_for(self, process_type: str) -> int:
+        return int(self.memory_by_type.get(process_type, self.memory_mb))
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f for f in fields(Settings)}[name]
+    default = kind.default if kind.default is not dataclasses.MISSING else kind.default_factory()
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(default, Path):
+            return Path(value).expanduser()
+        if isinstance(default, tuple):
+            low, high = (value.split("-") if isinstance(value, str) else value)
+            return (int(low), int(high))
+        if isinstance(default, dict):
+            return {str(k): int(v) for k, v in dict(value).items()}
+        return type(default)(value)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"Invalid setting {name}={value!r}: {err}") from None
+
+
+def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings. `flags` holds only options the user actually gave (None = not given)."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    known = {f.name for f in fields(Settings)}
+
+    state_dir = flags.get("state_dir") or env.get("PUSHD_HOME") or DEFAULT_STATE_DIR
+    state_dir = Path(state_dir).expanduser().resolve()
+    values: dict[str, Any] = {}
+    config_file = state_dir / "pushd.yaml"
+    if config_file.exists():
+        try:
+            data = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UsageError(f"{config_file}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{config_file}: expected a mapping of settings")
+        for key, value in data.items():
+            key = str(key).replace("-", "_")
+            if key not in known:
+                raise UsageError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, value)
+    for name in known:
+        raw = env.get("PUSHD_" + name.upper())
+        if raw is not None and name != "state_dir":
+            values[name] = _coerce(name, raw)
+    for name, value in flags.items():
+        if name in known:
+            values[name] = _coerce(name, value)
+    values["state_dir"] = state_dir
+    return Settings(**values)

@@ -1,0 +1,334 @@
+"""The state database (SQLite in WAL mode) and nothing else.
+
+Every write that must be whole (a release, a config change with its release, an app's removal)
+happens in one transaction, so a crash at any moment leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import Conflict, NotFound
+from .models import App, Key, Release, Slug
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, public_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS apps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
+    created_at REAL NOT NULL, deploy_branch TEXT, buildpacks TEXT NOT NULL DEFAULT '[]',
+    next_version INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS access (
+    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    key_name TEXT NOT NULL, PRIMARY KEY (app_id, key_name));
+CREATE TABLE IF NOT EXISTS config (
+    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app_id, key));
+CREATE TABLE IF NOT EXISTS slugs (
+    id TEXT PRIMARY KEY, app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    path TEXT NOT NULL, dir TEXT NOT NULL, size INTEGER NOT NULL, commit_sha TEXT NOT NULL,
+    process_types TEXT NOT NULL, buildpack TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS releases (
+    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE, version INTEGER NOT NULL,
+    slug_id TEXT, config TEXT NOT NULL, process_types TEXT NOT NULL, description TEXT NOT NULL,
+    user TEXT NOT NULL, created_at REAL NOT NULL, status TEXT NOT NULL, commit_sha TEXT NOT NULL,
+    PRIMARY KEY (app_id, version));
+CREATE TABLE IF NOT EXISTS formation (
+    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    type TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (app_id, type));
+CREATE TABLE IF NOT EXISTS domains (
+    domain TEXT PRIMARY KEY, app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE);
+"""
+
+
+def _app(row: sqlite3.Row) -> App:
+    return App(row["id"], row["name"], row["owner"], row["created_at"], row["deploy_branch"],
+               tuple(json.loads(row["buildpacks"])))
+
+
+def _release(row: sqlite3.Row) -> Release:
+    return Release(row["app_id"], row["version"], row["slug_id"], json.loads(row["config"]),
+                   json.loads(row["process_types"]), row["description"], row["user"],
+                   row["created_at"], row["status"], row["commit_sha"])
+
+
+def _slug(row: sqlite3.Row) -> Slug:
+    return Slug(row["id"], row["app_id"], row["path"], row["dir"], row["size"], row["commit_sha"],
+                json.loads(row["process_types"]), row["buildpack"], row["created_at"])
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        with self.tx() as db:
+            db.executescript(SCHEMA)
+        self.path.chmod(0o600)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; taken IMMEDIATE so concurrent writers queue, never deadlock."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _all(self, sql: str, *args: object) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, args).fetchall()
+
+    def _one(self, sql: str, *args: object) -> sqlite3.Row | None:
+        return self._conn().execute(sql, args).fetchone()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap 'anything new?' probe."""
+        return self._one("PRAGMA data_version")[0]
+
+    # keys
+    def add_key(self, key: Key) -> None:
+        try:
+            with self.tx() as db:
+                db.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (key.name, key.role,
+                           key.public_key, key.fingerprint, key.created_at or time.time()))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"A key named {key.name} or with the same fingerprint exists") from None
+
+    def remove_key(self, name: str) -> None:
+        with self.tx() as db:
+            if not db.execute("DELETE FROM keys WHERE name=?", (name,)).rowcount:
+                raise NotFound(f"No key named {name}")
+            db.execute("DELETE FROM access WHERE key_name=?", (name,))
+
+    def key_by_fingerprint(self, fingerprint: str) -> Key | None:
+        row = self._one("SELECT * FROM keys WHERE fingerprint=?", fingerprint)
+        return Key(**dict(row)) if row else None
+
+    def keys(self) -> list[Key]:
+        return [Key(**dict(r)) for r in self._all("SELECT * FROM keys ORDER BY name")]
+
+    # apps
+    def create_app(self, name: str, owner: str) -> App:
+        try:
+            with self.tx() as db:
+                db.execute("INSERT INTO apps (name, owner, created_at) VALUES (?,?,?)",
+                           (name, owner, time.time()))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"Name {name} is already taken") from None
+        return self.app(name)
+
+    def app(self, name: str) -> App:
+        row = self._one("SELECT * FROM apps WHERE name=?", name)
+        if row is None:
+            raise NotFound(f"Couldn't find that app: {name}")
+        return _app(row)
+
+    def app_by_id(self, app_id: int) -> App | None:
+        row = self._one("SELECT * FROM apps WHERE id=?", app_id)
+        return _app(row) if row else None
+
+    def apps(self) -> list[App]:
+        return [_app(r) for r in self._all("SELECT * FROM apps ORDER BY name")]
+
+    def rename_app(self, app_id: int, new_name: str) -> None:
+        try:
+            with self.tx() as db:
+                db.execute("UPDATE apps SET name=? WHERE id=?", (new_name, app_id))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"Name {new_name} is already taken") from None
+
+    def delete_app(self, app_id: int) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM apps WHERE id=?", (app_id,))
+
+    def set_deploy_branch(self, app_id: int, branch: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE apps SET deploy_branch=? WHERE id=? AND deploy_branch IS NULL",
+                       (branch, app_id))
+
+    def set_buildpacks(self, app_id: int, buildpacks: list[str]) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE apps SET buildpacks=? WHERE id=?", (json.dumps(buildpacks), app_id))
+
+    # access
+    def grant(self, app_id: int, key_name: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO access VALUES (?,?)", (app_id, key_name))
+
+    def revoke(self, app_id: int, key_name: str) -> None:
+        with self.tx() as db:
+            if not db.execute("DELETE FROM access WHERE app_id=? AND key_name=?",
+                              (app_id, key_name)).rowcount:
+                raise NotFound(f"{key_name} has no access to this app")
+
+    def collaborators(self, app_id: int) -> list[str]:
+        rows = self._all("SELECT key_name FROM access WHERE app_id=? ORDER BY key_name", app_id)
+        return [r[0] for r in rows]
+
+    def has_access(self, app_id: int, key_name: str) -> bool:
+        return self._one("SELECT 1 FROM access WHERE app_id=? AND key_name=?",
+                         app_id, key_name) is not None
+
+    # config and releases
+    def config(self, app_id: int) -> dict[str, str]:
+        rows = self._all("SELECT key, value FROM config WHERE app_id=? ORDER BY key", app_id)
+        return {r[0]: r[1] for r in rows}
+
+    def create_release(self, app_id: int, *, description: str, user: str,
+                       slug: Slug | None = None, config_set: dict[str, str] | None = None,
+                       config_unset: list[str] | None = None, base: Release | None = None,
+                       status: str = "pending") -> Release:
+        """Cut the next release in one transaction, applying config changes with it.
+
+        The slug and process types come from `slug`, else from `base` (rollback), else from
+        the newest succeeded release. The config snapshot is the app's config after the change,
+        or `base`'s config for a rollback.
+        """
+        now = time.time()
+        with self.tx() as db:
+            row = db.execute("SELECT next_version FROM apps WHERE id=?", (app_id,)).fetchone()
+            if row is None:
+                raise NotFound("That app no longer exists")
+            version = row[0]
+            db.execute("UPDATE apps SET next_version=? WHERE id=?", (version + 1, app_id))
+            if base is not None:
+                db.execute("DELETE FROM config WHERE app_id=?", (app_id,))
+                db.executemany("INSERT INTO config VALUES (?,?,?)",
+                               [(app_id, k, v) for k, v in base.config.items()])
+            for key, value in (config_set or {}).items():
+                db.execute("INSERT OR REPLACE INTO config VALUES (?,?,?)", (app_id, key, value))
+            for key in config_unset or []:
+                db.execute("DELETE FROM config WHERE app_id=? AND key=?", (app_id, key))
+            config = {r[0]: r[1] for r in db.execute(
+                "SELECT key, value FROM config WHERE app_id=? ORDER BY key", (app_id,))}
+            if slug is not None:
+                slug_id, types, commit = slug.id, slug.process_types, slug.commit
+            else:
+                source = base or self._current(db, app_id)
+                slug_id = source.slug_id if source else None
+                types = source.process_types if source else {}
+                commit = source.commit if source else ""
+            if slug_id is None:
+                status = "succeeded"  # nothing to run: a config-only release is live at once
+            db.execute("INSERT INTO releases VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (app_id, version, slug_id, json.dumps(config), json.dumps(types),
+                        description, user, now, status, commit))
+        return Release(app_id, version, slug_id, config, types, description, user, now, status,
+                       commit)
+
+    @staticmethod
+    def _current(db: sqlite3.Connection, app_id: int) -> Release | None:
+        row = db.execute("SELECT * FROM releases WHERE app_id=? AND status='succeeded' "
+                         "ORDER BY version DESC LIMIT 1", (app_id,)).fetchone()
+        return _release(row) if row else None
+
+    def current_release(self, app_id: int) -> Release | None:
+        """The newest release that came up: what serves now."""
+        return self._current(self._conn(), app_id)
+
+    def pending_release(self, app_id: int) -> Release | None:
+        """The newest release still rolling out, if it is newer than the current one."""
+        row = self._one("SELECT * FROM releases WHERE app_id=? AND status='pending' "
+                        "ORDER BY version DESC LIMIT 1", app_id)
+        if row is None:
+            return None
+        current = self.current_release(app_id)
+        pending = _release(row)
+        return pending if current is None or pending.version > current.version else None
+
+    def release(self, app_id: int, version: int) -> Release:
+        row = self._one("SELECT * FROM releases WHERE app_id=? AND version=?", app_id, version)
+        if row is None:
+            raise NotFound(f"No such release: v{version}")
+        return _release(row)
+
+    def releases(self, app_id: int, limit: int = 10) -> list[Release]:
+        rows = self._all("SELECT * FROM releases WHERE app_id=? ORDER BY version DESC LIMIT ?",
+                         app_id, limit)
+        return [_release(r) for r in rows]
+
+    def set_release_status(self, app_id: int, version: int, status: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE releases SET status=? WHERE app_id=? AND version=?",
+                       (status, app_id, version))
+
+    # slugs
+    def add_slug(self, slug: Slug) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO slugs VALUES (?,?,?,?,?,?,?,?,?)",
+                       (slug.id, slug.app_id, slug.path, slug.dir, slug.size, slug.commit,
+                        json.dumps(slug.process_types), slug.buildpack,
+                        slug.created_at or time.time()))
+
+    def slug(self, slug_id: str) -> Slug:
+        row = self._one("SELECT * FROM slugs WHERE id=?", slug_id)
+        if row is None:
+            raise NotFound(f"Slug {slug_id} is gone")
+        return _slug(row)
+
+    def slugs(self, app_id: int) -> list[Slug]:
+        return [_slug(r) for r in self._all(
+            "SELECT * FROM slugs WHERE app_id=? ORDER BY created_at", app_id)]
+
+    def slugs_to_prune(self, app_id: int, keep_releases: int) -> list[Slug]:
+        """Slugs no longer used by the newest `keep_releases` releases (nor a pending one)."""
+        kept = {r[0] for r in self._all(
+            "SELECT slug_id FROM releases WHERE app_id=? AND slug_id IS NOT NULL "
+            "ORDER BY version DESC LIMIT ?", app_id, keep_releases)}
+        current = self.current_release(app_id)
+        if current and current.slug_id:
+            kept.add(current.slug_id)
+        return [s for s in self.slugs(app_id) if s.id not in kept]
+
+    def delete_slug(self, slug_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM slugs WHERE id=?", (slug_id,))
+
+    # formation
+    def formation(self, app_id: int) -> dict[str, int]:
+        rows = self._all("SELECT type, quantity FROM formation WHERE app_id=? ORDER BY type",
+                         app_id)
+        return {r[0]: r[1] for r in rows}
+
+    def set_formation(self, app_id: int, quantities: dict[str, int]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO formation VALUES (?,?,?)",
+                           [(app_id, t, q) for t, q in quantities.items()])
+
+    # domains
+    def add_domain(self, app_id: int, domain: str) -> None:
+        try:
+            with self.tx() as db:
+                db.execute("INSERT INTO domains VALUES (?,?)", (domain, app_id))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"Domain {domain} is already in use") from None
+
+    def remove_domain(self, app_id: int, domain: str) -> None:
+        with self.tx() as db:
+            if not db.execute("DELETE FROM domains WHERE domain=? AND app_id=?",
+                              (domain, app_id)).rowcount:
+                raise NotFound(f"Domain {domain} is not attached to this app")
+
+    def domains(self, app_id: int) -> list[str]:
+        return [r[0] for r in self._all(
+            "SELECT domain FROM domains WHERE app_id=? ORDER BY domain", app_id)]
