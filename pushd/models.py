@@ -26,11 +26,7 @@ class App:
     created_at: float
     deploy_branch: str | None = None
     buildpacks: tuple[str, ...] = ()
-
-    @property
-    def uid(self) -> int:
-        """Offset from settings.uid_base: each app runs as its own unprivileged uid."""
-        return self.id
+    stopped: bool = False  # ps:stop: formation kept, nothing runs
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,8 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
             values[name] = _coerce(name, value)
     values["state_dir"] = state_dir
     return Settings(**values)
+
+
+def app_uid(settings: Settings, app_id: int) -> int:
+    """Each app builds and runs as its own unprivileged uid (and gid)."""
+    return settings.uid_base + app_id

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS keys (
 CREATE TABLE IF NOT EXISTS apps (
     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
     created_at REAL NOT NULL, deploy_branch TEXT, buildpacks TEXT NOT NULL DEFAULT '[]',
-    next_version INTEGER NOT NULL DEFAULT 1);
+    next_version INTEGER NOT NULL DEFAULT 1, stopped INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS access (
     app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     key_name TEXT NOT NULL, PRIMARY KEY (app_id, key_name));
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS domains (
 
 def _app(row: sqlite3.Row) -> App:
     return App(row["id"], row["name"], row["owner"], row["created_at"], row["deploy_branch"],
-               tuple(json.loads(row["buildpacks"])))
+               tuple(json.loads(row["buildpacks"])), bool(row["stopped"]))
 
 
 def _release(row: sqlite3.Row) -> Release:
@@ -68,8 +68,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        with self.tx() as db:
-            db.executescript(SCHEMA)
+        self._conn().executescript(SCHEMA)  # idempotent; executescript commits on its own
         self.path.chmod(0o600)
 
     def _conn(self) -> sqlite3.Connection:
@@ -169,6 +168,11 @@ class Store:
     def set_buildpacks(self, app_id: int, buildpacks: list[str]) -> None:
         with self.tx() as db:
             db.execute("UPDATE apps SET buildpacks=? WHERE id=?", (json.dumps(buildpacks), app_id))
+
+    def set_stopped(self, app_id: int, stopped: bool) -> None:
+        """`ps:stop` / `ps:start`: keep the formation, run nothing while stopped."""
+        with self.tx() as db:
+            db.execute("UPDATE apps SET stopped=? WHERE id=?", (int(stopped), app_id))
 
     # access
     def grant(self, app_id: int, key_name: str) -> None:

@@ -1,0 +1,51 @@
+"""Builds (never runs) the argv that puts a command in a bubblewrap sandbox as an app's uid.
+
+Shared by the build phase and the sandbox runtime. As root we first drop to the app's uid with
+setpriv, then bwrap makes unprivileged namespaces: the host's system files read-only, a private
+/tmp, /proc and /dev, its own PID namespace, and only the binds given here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SYSTEM_RO = ("/usr", "/etc", "/opt")
+MERGED_USR_LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
+                    ("usr/lib64", "/lib64"))
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: str
+    dest: str
+    writable: bool = False
+
+
+def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str], command: Sequence[str],
+               cwd: str = "/app", die_with_parent: bool = False,
+               hostname: str = "pushd", new_session: bool = True) -> list[str]:
+    """argv for: setpriv (drop to uid) -> bwrap (namespaces, binds) -> command.
+
+    The environment is cleared and replaced by `env` entirely. /usr, /etc and /opt come from
+    the host read-only; nothing else of the host (no /root, /home, /var, state dir) is visible.
+    """
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--", "bwrap", "--unshare-user", "--unshare-pid",
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname,
+            "--clearenv"]
+    if new_session:  # a one-off on a terminal keeps its controlling tty
+        argv.append("--new-session")
+    if die_with_parent:
+        argv.append("--die-with-parent")
+    for path in SYSTEM_RO:
+        argv += ["--ro-bind-try", path, path]
+    for target, link in MERGED_USR_LINKS:
+        argv += ["--symlink", target, link]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    for bind in binds:
+        argv += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.dest]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    argv += ["--chdir", cwd, "--", *command]
+    return argv
