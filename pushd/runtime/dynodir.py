@@ -1,0 +1,206 @@
+"""One dyno's folder in the state dir, shared by the sandbox runtime (in the daemon) and the
+shim (a detached process per dyno): state files written atomically, the writable /app layer,
+the memory cgroup, and process-tree helpers for signalling everything inside a sandbox.
+
+Layout of `dynos/<dyno id>/`:
+    spec.json   what to run and where to log (written by the runtime before launching)
+    shim.json   {"pid", "start"} of the shim (start = /proc start time, against pid reuse)
+    child.json  {"pid", "start", "started_at", "layer", "cgroup"} of the sandbox
+    stopping    present once a stop was requested
+    exit.json   {"status", "oom", "finished_at"} once the dyno has exited
+    layer/upper, layer/work, app/   overlayfs writable layer and the merged /app
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
+# Put the process into its cgroup, then become the sandbox: no preexec_fn (unsafe in the
+# threaded daemon), and the pid is in the cgroup before anything of the app runs.
+CGROUP_ENTER = 'echo $$ > "$0" && exec "$@"'
+
+
+def atomic_write(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def proc_start(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    if fields[0] == "Z":  # a zombie has exited already
+        return None
+    return int(fields[19])
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    return bool(pid) and start is not None and proc_start(pid) == start
+
+
+def children_map() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(raw[raw.rindex(")") + 2:].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree = children_map()
+    found: list[int] = []
+    todo = list(tree.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(tree.get(child, []))
+    return found
+
+
+def signal_sandbox(monitor_pid: int, sig: int) -> int:
+    """Signal every process of the app inside a bwrap sandbox whose outer bwrap is
+    `monitor_pid`. bwrap's own monitor and its pid-1 init are skipped for SIGTERM (they would
+    die without passing the exit status on; the init exits when the app's main process does).
+    SIGKILL goes to the init too, which takes the whole pid namespace down. Returns the count."""
+    tree = children_map()
+    inits = tree.get(monitor_pid, [])
+    targets = list(inits) if sig == signal.SIGKILL else []
+    todo = [p for init in inits for p in tree.get(init, [])]
+    while todo:
+        pid = todo.pop()
+        targets.append(pid)
+        todo.extend(tree.get(pid, []))
+    for pid in targets:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+    return len(targets)
+
+
+class DynoDir:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def app_dir(self) -> Path:
+        return self.path / "app"
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        atomic_write(self.path / name, json.dumps(data, sort_keys=True))
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.path / name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def stopping(self) -> bool:
+        return (self.path / "stopping").exists()
+
+    def mark_stopping(self) -> None:
+        with contextlib.suppress(FileExistsError):
+            (self.path / "stopping").touch(exist_ok=False)
+
+    # the writable /app layer
+    def prepare_layer(self, slug_dir: str, uid: int) -> str:
+        """Mount slug + a fresh upper layer at app/; copy the slug if overlayfs is refused."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.chmod(0o711)  # the app's uid must reach app/ to bind it, and list nothing
+        upper, work = self.path / "layer" / "upper", self.path / "layer" / "work"
+        for folder in (upper, work, self.app_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        (self.path / "layer").chmod(0o700)
+        os.chown(upper, uid, uid)
+        upper.chmod(0o755)
+        options = f"lowerdir={slug_dir},upperdir={upper},workdir={work}"
+        mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options,
+                                  str(self.app_dir)], capture_output=True).returncode == 0
+        if mounted:
+            return "overlay"
+        self.app_dir.rmdir()
+        shutil.copytree(slug_dir, self.app_dir, symlinks=True)
+        for root, dirs, files in os.walk(self.app_dir):
+            for name in (root, *(os.path.join(root, n) for n in dirs + files)):
+                os.lchown(name, uid, uid)
+        return "copy"
+
+    def release_layer(self) -> None:
+        if self.app_dir.is_mount():
+            if subprocess.run(["umount", str(self.app_dir)], capture_output=True).returncode:
+                subprocess.run(["umount", "-l", str(self.app_dir)], capture_output=True)
+        for name in ("app", "layer"):
+            target = self.path / name
+            if target.exists() and not target.is_mount():
+                shutil.rmtree(target, ignore_errors=True)
+
+    # the memory cgroup (v1)
+    def cgroup(self) -> Path:
+        return CGROUP_MEMORY / "pushd" / self.id
+
+    def prepare_cgroup(self, memory_mb: int) -> Path | None:
+        """A memory cgroup limited to memory_mb, or None where cgroups are unavailable."""
+        group = self.cgroup()
+        try:
+            group.mkdir(parents=True, exist_ok=True)
+            limit = str(memory_mb * 1024 * 1024)
+            (group / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # no swap accounting: fine
+                (group / "memory.memsw.limit_in_bytes").write_text(limit)
+            return group
+        except OSError:
+            return None
+
+    @staticmethod
+    def oom_killed(group: Path | None) -> bool:
+        if group is None:
+            return False
+        try:
+            for line in (group / "memory.oom_control").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    return True
+        except (OSError, ValueError):
+            pass
+        return False
+
+    @staticmethod
+    def release_cgroup(group: Path | None) -> None:
+        if group is None or not group.exists():
+            return
+        for _ in range(50):  # the last processes may still be leaving
+            try:
+                group.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid), signal.SIGKILL)
+                time.sleep(0.05)

@@ -1,0 +1,236 @@
+"""The default runtime: each dyno in its own bubblewrap sandbox, owned by a detached shim.
+
+`start()` writes the dyno's spec into `dynos/<id>/` and launches `python -m
+pushd.runtime.shim` in a new session through `setsid --fork`, so the shim is nobody's child in
+the daemon and survives its death. Everything the daemon later needs (`list()` after a
+restart) is read back from the files the shim keeps in that folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..errors import RuntimeFailure
+from ..logs import AppLog
+from ..paths import Paths
+from ..settings import Settings
+from .base import DynoInfo, DynoSpec, OneOffIO, register
+from .bwrap import Bind, bwrap_argv
+from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
+
+DEFAULT_PATH = "/app/.venv/bin:/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin"
+# .profile.d, then ~/.profile, then the Procfile command (given as $1, never spliced in).
+DYNO_SCRIPT = (
+    'cmd=$1; set --\n'
+    'for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done\n'
+    'if [ -r "$HOME/.profile" ]; then . "$HOME/.profile"; fi\n'
+    'exec bash -c "$cmd"\n'
+)
+LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
+
+
+def exit_status(returncode: int) -> int:
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
+              new_session: bool = True) -> list[str]:
+    """The full argv of a dyno: (enter cgroup) -> setpriv -> bwrap -> bash -> command."""
+    env = dict(spec.env)
+    env.setdefault("HOME", "/app")
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("DYNO", spec.dyno)
+    argv = bwrap_argv(spec.uid, [Bind(app_dir, "/app", writable=True)], env,
+                      ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
+                      hostname=spec.dyno.replace("_", "-"), new_session=new_session)
+    if cgroup is not None:
+        argv = ["sh", "-c", CGROUP_ENTER, str(cgroup / "cgroup.procs"), *argv]
+    return argv
+
+
+@register("sandbox")
+class SandboxRuntime:
+    name = "sandbox"
+
+    def __init__(self, settings: Settings, paths: Paths) -> None:
+        self.settings = settings
+        self.paths = paths
+
+    def _dir(self, dyno_id: str) -> DynoDir:
+        if not dyno_id or "/" in dyno_id or dyno_id.startswith("."):
+            raise RuntimeFailure(f"Invalid dyno id {dyno_id!r}")
+        return DynoDir(self.paths.dynos_dir / dyno_id)
+
+    def start(self, spec: DynoSpec) -> DynoInfo:
+        folder = self._dir(spec.id)
+        try:
+            folder.path.mkdir(parents=True)
+        except FileExistsError:
+            raise RuntimeFailure(f"Dyno {spec.id} exists already") from None
+        folder.path.chmod(0o711)
+        folder.write_json("spec.json", {
+            "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
+            "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time()})
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        launcher = subprocess.Popen(
+            ["setsid", "--fork", sys.executable, "-m", "pushd.runtime.shim", str(folder.path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=True, env=env, cwd="/")
+        if launcher.wait() != 0:  # setsid --fork returns as soon as the shim is forked
+            raise RuntimeFailure(f"Could not launch the shim of {spec.id}")
+        return DynoInfo(spec=spec, pid=None, running=True, started_at=time.time())
+
+    def stop(self, dyno_id: str) -> None:
+        folder = self._dir(dyno_id)
+        if not folder.path.exists():
+            return
+        folder.mark_stopping()  # a shim that has not started yet sees this and stops at once
+        shim = folder.read_json("shim.json")
+        if shim and alive(shim["pid"], shim["start"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim["pid"], signal.SIGTERM)
+
+    def info(self, folder: DynoDir) -> DynoInfo | None:
+        config = folder.read_json("spec.json")
+        if config is None:
+            return None
+        spec = DynoSpec(**config["spec"])
+        shim = folder.read_json("shim.json")
+        child = folder.read_json("child.json") or {}
+        done = folder.read_json("exit.json")
+        if shim is None:
+            running = done is None and time.time() - config["created_at"] < LAUNCH_GRACE
+        else:
+            running = alive(shim["pid"], shim["start"])
+        status = None
+        if not running:
+            status = done["status"] if done else 255  # the shim vanished without a word
+        return DynoInfo(spec=spec, pid=child.get("pid"), running=running, exit_status=status,
+                        started_at=child.get("started_at", config["created_at"]),
+                        stopping=folder.stopping, oom_killed=bool(done and done.get("oom")),
+                        extra={"layer": child.get("layer", "")})
+
+    def list(self) -> list[DynoInfo]:
+        found = []
+        if not self.paths.dynos_dir.exists():
+            return found
+        for entry in sorted(self.paths.dynos_dir.iterdir()):
+            if entry.is_dir() and not entry.name.startswith("."):
+                info = self.info(DynoDir(entry))
+                if info is not None:
+                    found.append(info)
+        return found
+
+    def remove(self, dyno_id: str) -> None:
+        folder = self._dir(dyno_id)
+        if not folder.path.exists():
+            return
+        shim = folder.read_json("shim.json")
+        child = folder.read_json("child.json")
+        if child and alive(child["pid"], child["start"]):
+            signal_sandbox(child["pid"], signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child["pid"], signal.SIGKILL)
+        if shim and alive(shim["pid"], shim["start"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim["pid"], signal.SIGKILL)
+        folder.release_layer()
+        DynoDir.release_cgroup(folder.cgroup())
+        shutil.rmtree(folder.path, ignore_errors=True)
+
+    # one-off dynos
+    def run(self, spec: DynoSpec, io: OneOffIO) -> int:
+        folder = self._dir(spec.id)
+        log = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        group = None
+        try:
+            layer = folder.prepare_layer(spec.slug_dir, spec.uid)
+            group = folder.prepare_cgroup(spec.memory_mb)
+            folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
+            log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
+            argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty)
+            status = self._run_tty(argv, io) if io.tty else self._run_pipes(argv, io)
+            log.write("pushd", spec.dyno, f"Process exited with status {status}")
+            return status
+        finally:
+            folder.release_layer()
+            DynoDir.release_cgroup(group)
+            shutil.rmtree(folder.path, ignore_errors=True)
+
+    @staticmethod
+    def _pump_in(io: OneOffIO, write, done) -> None:
+        while True:
+            try:
+                data = io.read(4096)
+            except Exception:
+                data = b""
+            if not data:
+                done()
+                return
+            try:
+                write(data)
+            except OSError:
+                return
+
+    def _run_pipes(self, argv: list[str], io: OneOffIO) -> int:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
+                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+        def write_in(data: bytes) -> None:
+            proc.stdin.write(data)
+            proc.stdin.flush()
+
+        def copy(stream, sink) -> None:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                sink(chunk)
+
+        threading.Thread(target=self._pump_in, args=(io, write_in, proc.stdin.close),
+                         daemon=True).start()
+        readers = [threading.Thread(target=copy, args=(proc.stdout, io.write), daemon=True),
+                   threading.Thread(target=copy, args=(proc.stderr, io.write_err), daemon=True)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        return exit_status(proc.wait())
+
+    def _run_tty(self, argv: list[str], io: OneOffIO) -> int:
+        master, slave = pty.openpty()
+        if io.term_size:
+            cols, rows = io.term_size
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        # setsid -c: a new session whose controlling terminal is the pty on stdin
+        proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
+                                stderr=slave, close_fds=True,
+                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        os.close(slave)
+        threading.Thread(target=self._pump_in,
+                         args=(io, lambda data: os.write(master, data),
+                               lambda: os.write(master, b"\x04")), daemon=True).start()
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the slave side is gone
+                break
+            if not data:
+                break
+            io.write(data)
+        os.close(master)
+        return exit_status(proc.wait())

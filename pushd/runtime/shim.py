@@ -1,0 +1,153 @@
+"""The per-dyno shim: `python -m pushd.runtime.shim DYNO_DIR`, detached from the daemon.
+
+It owns one dyno for its whole life: prepares the writable layer and the memory cgroup, starts
+the sandbox, pipes its output into the app log line by line, handles SIGTERM (forwarded to
+every process of the dyno, SIGKILL after the stop timeout), records the exit status and
+cleans up. Because the escalation lives here, a stop completes even if the daemon dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..logs import AppLog, format_line
+from .base import DynoSpec
+from .dynodir import DynoDir, proc_start, signal_sandbox
+from .sandbox import dyno_argv, exit_status
+
+
+class Shim:
+    def __init__(self, folder: DynoDir) -> None:
+        self.dir = folder
+        config = folder.read_json("spec.json")
+        if config is None:
+            raise SystemExit(f"shim: no spec in {folder.path}")
+        self.spec = DynoSpec(**config["spec"])
+        self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
+        self.term_requested = False
+        self.stop_deadline: float | None = None
+        self.killed = False
+
+    def platform(self, message: str) -> None:
+        self.log.write("pushd", self.spec.dyno, message)
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.term_requested = True  # handled by the loop; the handler only records
+
+    def run(self) -> int:
+        spec = self.spec
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.dir.write_json("shim.json", {"pid": os.getpid(), "start": proc_start(os.getpid())})
+        if self.dir.stopping:  # stopped before we even started
+            self.dir.write_json("exit.json", {"status": 0, "oom": False, "never_started": True,
+                                              "finished_at": time.time()})
+            return 0
+
+        layer = self.dir.prepare_layer(spec.slug_dir, spec.uid)
+        group = self.dir.prepare_cgroup(spec.memory_mb)
+        self.platform(f"Starting process with command `{spec.command}`")
+        out_r, out_w = os.pipe()
+        child = subprocess.Popen(
+            dyno_argv(spec, str(self.dir.app_dir), group, new_session=True),
+            stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, close_fds=True,
+            process_group=0, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        os.close(out_w)
+        self.dir.write_json("child.json", {"pid": child.pid, "start": proc_start(child.pid),
+                                           "started_at": time.time(), "layer": layer,
+                                           "cgroup": str(group or "")})
+        if self.dir.stopping:
+            self.term_requested = True
+
+        pending = b""
+        eof = False
+        while True:
+            if self.term_requested and self.stop_deadline is None:
+                self._begin_stop(child.pid)
+            timeout = None
+            if self.stop_deadline is not None and not self.killed:
+                timeout = max(0.0, self.stop_deadline - time.monotonic())
+            if eof:
+                timeout = 0.2 if timeout is None else min(timeout, 0.2)
+            watch = [wake_r] if eof else [wake_r, out_r]
+            try:
+                ready, _, _ = select.select(watch, [], [], timeout)
+            except InterruptedError:
+                ready = []
+            if wake_r in ready:
+                os.read(wake_r, 512)
+            if out_r in ready:
+                data = os.read(out_r, 65536)
+                if data:
+                    pending = self._emit(pending + data)
+                else:
+                    eof = True
+            if (self.stop_deadline is not None and not self.killed
+                    and time.monotonic() >= self.stop_deadline):
+                self.platform(f"Error R12 (Exit timeout) -> At least one process failed to exit "
+                              f"within {spec.stop_timeout:g} seconds of SIGTERM")
+                self.platform("Stopping remaining processes with SIGKILL")
+                signal_sandbox(child.pid, signal.SIGKILL)
+                self.killed = True
+            if eof and child.poll() is not None:
+                break
+        if pending:
+            self._emit(pending + b"\n")
+        status = exit_status(child.returncode)
+        oom = DynoDir.oom_killed(group)
+        if oom:
+            self.platform("Error R15 (Memory quota vastly exceeded)")
+            self.platform("Stopping process with SIGKILL")
+        self.platform(f"Process exited with status {status}")
+        self.dir.release_layer()
+        DynoDir.release_cgroup(group)
+        self.dir.write_json("exit.json", {"status": status, "oom": oom,
+                                          "finished_at": time.time()})
+        return 0
+
+    def _begin_stop(self, pid: int) -> None:
+        self.dir.mark_stopping()
+        self.platform("Stopping all processes with SIGTERM")
+        signal_sandbox(pid, signal.SIGTERM)
+        self.stop_deadline = time.monotonic() + self.spec.stop_timeout
+
+    def _emit(self, data: bytes) -> bytes:
+        *complete, rest = data.split(b"\n")
+        if len(rest) > 16384:  # an endless line still reaches the log
+            complete.append(rest)
+            rest = b""
+        lines = [format_line("app", self.spec.dyno, raw.decode("utf-8", "replace").rstrip("\r"))
+                 for raw in complete]
+        self.log.write_lines(lines)
+        return rest
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m pushd.runtime.shim DYNO_DIR", file=sys.stderr)
+        return 2
+    folder = DynoDir(Path(argv[1]))
+    try:
+        return Shim(folder).run()
+    except Exception as err:  # recorded so the supervisor sees an exit, not a silent hang
+        folder.write_json("exit.json", {"status": 255, "oom": False, "error": repr(err),
+                                        "finished_at": time.time()})
+        with open(folder.path / "shim.err", "a") as fh:
+            fh.write(json.dumps({"error": repr(err)}) + "\n")
+        folder.release_layer()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
