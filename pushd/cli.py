@@ -1,0 +1,162 @@
+"""`pushd` command line: up, down, status, and every admin command run locally
+(`pushd config:set myapp A=1` runs the same code as `ssh platform config:set myapp A=1`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from . import daemon
+from .errors import PushdError
+from .models import Key
+from .platform import Platform
+from .settings import load
+
+LOCAL_ADMIN = Key(name="local-admin", role="admin", public_key="", fingerprint="local")
+
+
+def platform_for(**flags: object) -> Platform:
+    return Platform(load(flags))
+
+
+class PushdGroup(click.Group):
+    """Known click commands first; anything else is an admin command from the registry."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        from .commands import load_all
+        from .commands.registry import COMMANDS
+
+        load_all()
+        if name not in COMMANDS:
+            return None
+        return admin_command(name, COMMANDS[name].summary)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .commands import load_all
+        from .commands.registry import COMMANDS
+
+        load_all()
+        return [*super().list_commands(ctx), *sorted(COMMANDS)]
+
+
+def admin_command(name: str, summary: str) -> click.Command:
+    @click.command(name=name, help=summary, add_help_option=False,
+                   context_settings={"ignore_unknown_options": True,
+                                     "allow_interspersed_args": False})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @click.pass_obj
+    def run(obj: dict, args: tuple[str, ...]) -> None:
+        from .commands.registry import Context, dispatch
+        from .localio import TerminalIO
+
+        platform = platform_for(state_dir=obj.get("state_dir"))
+
+        def out(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        def err(text: str) -> None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+        ctx = Context(platform, LOCAL_ADMIN, out, err, sys.stdin.buffer.read,
+                      io=TerminalIO(), ssh_target=f"{platform.settings.domain}:"
+                      f"{platform.settings.ssh_port}")
+        try:
+            status = dispatch(ctx, [name, *args])
+        except KeyboardInterrupt:
+            status = 130
+        sys.exit(status)
+
+    return run
+
+
+@click.group(cls=PushdGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state-dir", envvar="PUSHD_HOME", help="State directory (env PUSHD_HOME)")
+@click.pass_context
+def main(ctx: click.Context, state_dir: str | None) -> None:
+    """pushd: git push to deploy, Heroku-style, on your own server."""
+    ctx.obj = {"state_dir": state_dir}
+
+
+def _fail(err: PushdError) -> None:
+    click.echo(f" !    {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+@main.command()
+@click.option("--state-dir", help="State directory (default /var/lib/pushd, env PUSHD_HOME)")
+@click.option("--ssh-port", type=int, help="SSH port (default 2222)")
+@click.option("--http-port", type=int, help="HTTP port of the router (default 8080)")
+@click.option("--domain", help="Apps answer at APP.DOMAIN (default localhost)")
+@click.option("--admin-key", type=click.Path(exists=True, dir_okay=False),
+              help="Register this public key file as an admin key")
+@click.option("--runtime", help="Dyno runtime (default sandbox)")
+@click.option("--system-nginx", is_flag=True, default=None,
+              help="Write an include for the system's nginx instead of running our own")
+@click.option("--detach", is_flag=True, help="Run in the background; return once it is up")
+@click.pass_obj
+def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | None,
+       domain: str | None, admin_key: str | None, runtime: str | None,
+       system_nginx: bool | None, detach: bool) -> None:
+    """Start the platform: SSH server, process manager and router, in one daemon."""
+    flags = {"state_dir": state_dir or obj.get("state_dir"), "ssh_port": ssh_port,
+             "http_port": http_port, "domain": domain, "runtime": runtime,
+             "system_nginx": system_nginx}
+    try:
+        platform = platform_for(**flags)
+        if admin_key:
+            click.echo(daemon.register_admin_key(platform, admin_key))
+        if not platform.store.keys():
+            click.echo("warning: no SSH key is registered yet; use --admin-key FILE", err=True)
+        if detach:
+            argv = [a for a in sys.argv[1:] if a != "--detach"]
+            pid = daemon.start_detached(platform, argv)
+            s = platform.settings
+            click.echo(f"pushd is up (pid {pid}): ssh on port {s.ssh_port}, "
+                       f"http on port {s.http_port}, state in {s.state_dir}")
+            return
+        daemon.run(platform)
+    except PushdError as err:
+        _fail(err)
+
+
+@main.command()
+@click.option("--state-dir", help="State directory")
+@click.option("--all", "everything", is_flag=True, help="Also stop every dyno and the router")
+@click.pass_obj
+def down(obj: dict, state_dir: str | None, everything: bool) -> None:
+    """Stop the daemon (dynos keep serving unless --all)."""
+    platform = platform_for(state_dir=state_dir or obj.get("state_dir"))
+    click.echo(daemon.stop(platform, everything))
+
+
+@main.command()
+@click.option("--state-dir", help="State directory")
+@click.pass_obj
+def status(obj: dict, state_dir: str | None) -> None:
+    """Show what runs: the daemon, the router and the dynos."""
+    platform = platform_for(state_dir=state_dir or obj.get("state_dir"))
+    s = platform.settings
+    pid = platform.daemon_pid()
+    click.echo(f"State dir:  {s.state_dir}")
+    click.echo(f"Daemon:     {'running, pid ' + str(pid) if pid else 'not running'}")
+    click.echo(f"SSH:        port {s.ssh_port}")
+    click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")
+    click.echo(f"Runtime:    {s.runtime}")
+    dynos = [d for d in platform.runtime.list() if d.running]
+    click.echo(f"Dynos:      {len(dynos)} running")
+    names = {a.id: a.name for a in platform.store.apps()}
+    for dyno in sorted(dynos, key=lambda d: (d.spec.app, d.spec.dyno)):
+        app = names.get(dyno.spec.app_id, dyno.spec.app)
+        click.echo(f"  {app} {dyno.spec.dyno} v{dyno.spec.release} pid {dyno.pid}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,139 @@
+"""apps, apps:create, apps:destroy, apps:info, apps:rename."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from dulwich.repo import Repo
+
+from .. import names
+from ..errors import Conflict, UsageError
+from ..models import App, Key
+from ..platform import Platform
+from .registry import Context, command, parse_options
+
+
+def create_app(platform: Platform, name: str, owner: Key) -> App:
+    """Create an app with its bare repo; the one place apps come into being."""
+    names.app_name(name)
+    app = platform.store.create_app(name, owner.name)
+    paths = platform.paths
+    app_dir = paths.app_dir(app.id)
+    app_dir.mkdir(parents=True, exist_ok=True)
+    app_dir.chmod(0o711)
+    Repo.init_bare(str(paths.repo(app.id)), mkdir=True)
+    return app
+
+
+def git_url(ctx: Context, app: App) -> str:
+    return f"ssh://git@{ctx.ssh_target}/{app.name}"
+
+
+@command("apps", "", "List the apps you can act on", app=False)
+def apps_list(ctx: Context, args: list[str]) -> None:
+    if args:
+        raise UsageError("apps takes no arguments")
+    ctx.line("=== Apps")
+    for app in ctx.store.apps():
+        if ctx.can_access(app):
+            ctx.line(app.name)
+
+
+@command("apps:create", "NAME", "Create an app (pushing to a new name creates it too)", app=False)
+def apps_create(ctx: Context, args: list[str]) -> None:
+    _, positional = parse_options(args, {}, {})
+    if len(positional) != 1:
+        raise UsageError("apps:create needs exactly one app name")
+    names.app_name(positional[0])
+    ctx.out(f"Creating {positional[0]}... ")
+    app = create_app(ctx.platform, positional[0], ctx.user)
+    ctx.line("done")
+    ctx.line(f"{ctx.platform.app_url(app.name)} | {git_url(ctx, app)}")
+
+
+@command("apps:destroy", "APP --confirm APP", "Destroy an app: dynos, repo, slugs, cache, "
+         "config and logs")
+def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {"--confirm": "confirm", "-c": "confirm"}, {})
+    if rest:
+        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    if opts.get("confirm") != app.name:
+        raise UsageError(f"This destroys {app.name} and everything in it. To proceed, "
+                         f"type: apps:destroy {app.name} --confirm {app.name}")
+    if app.owner != ctx.user.name and not ctx.user.is_admin:
+        raise UsageError("Only the app's owner or an admin can destroy it")
+    ctx.out(f"Destroying {app.name} (including all add-ons)... ")
+    platform = ctx.platform
+    platform.store.delete_app(app.id)  # the supervisor stops what no longer has an app
+    platform.notify()
+    stop_app_dynos(platform, app)
+    shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
+    ctx.line("done")
+
+
+def stop_app_dynos(platform: Platform, app: App, timeout: float | None = None) -> None:
+    """Stop every dyno of `app` and wait until they are gone."""
+    runtime = platform.runtime
+    limit = time.monotonic() + (timeout or platform.settings.stop_timeout + 10)
+    asked: set[str] = set()
+    while time.monotonic() < limit:
+        mine = [d for d in runtime.list() if d.spec.app_id == app.id]
+        if not mine:
+            return
+        for dyno in mine:
+            if dyno.running and dyno.spec.id not in asked:
+                runtime.stop(dyno.spec.id)
+                asked.add(dyno.spec.id)
+            elif not dyno.running:
+                runtime.remove(dyno.spec.id)
+        time.sleep(0.1)
+
+
+@command("apps:info", "APP", "Show an app's details")
+def apps_info(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    store = ctx.store
+    current = store.current_release(app.id)
+    rows = [("Owner", app.owner),
+            ("Collaborators", ", ".join(store.collaborators(app.id)) or "-"),
+            ("Git URL", git_url(ctx, app)),
+            ("Web URL", ctx.platform.app_url(app.name)),
+            ("Domains", ", ".join(store.domains(app.id)) or "-"),
+            ("Deploy branch", app.deploy_branch or "-"),
+            ("Buildpacks", ", ".join(app.buildpacks) or "(detected)"),
+            ("Release", f"{current.name} ({current.description})" if current else "-"),
+            ("Stack", ctx.platform.settings.stack),
+            ("Status", "stopped" if app.stopped else "running")]
+    if current and current.slug_id:
+        slug = store.slug(current.slug_id)
+        rows.append(("Slug size", f"{slug.size / 1024 / 1024:.1f}M"))
+    formation = store.formation(app.id)
+    rows.append(("Formation", ", ".join(f"{t}={q}" for t, q in formation.items()) or "-"))
+    ctx.line(f"=== {app.name}")
+    width = max(len(k) for k, _ in rows) + 2
+    for key, value in rows:
+        ctx.line(f"{key + ':':<{width}}{value}")
+    from .ps import dyno_lines
+
+    lines = dyno_lines(ctx, app)
+    if lines:
+        ctx.line("")
+        ctx.line("=== Dynos")
+        for line in lines:
+            ctx.line(line)
+
+
+@command("apps:rename", "OLD NEW", "Rename an app (its URL changes with it)")
+def apps_rename(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) != 1:
+        raise UsageError("apps:rename needs the new name")
+    new = names.app_name(args[0])
+    if new == app.name:
+        raise Conflict(f"{app.name} is already called {new}")
+    ctx.out(f"Renaming {app.name} to {new}... ")
+    ctx.store.rename_app(app.id, new)
+    ctx.platform.notify()
+    ctx.line("done")
+    ctx.line(f"{ctx.platform.app_url(new)} | ssh://git@{ctx.ssh_target}/{new}")

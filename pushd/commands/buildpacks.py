@@ -1,0 +1,94 @@
+"""buildpacks, buildpacks:set, buildpacks:add, buildpacks:remove, buildpacks:clear."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from ..models import App
+from .registry import Context, command, parse_options
+
+
+def check_reference(ref: str) -> str:
+    from ..build.buildpacks import validate_reference
+
+    return validate_reference(ref)
+
+
+def _show(ctx: Context, app: App, buildpacks: list[str]) -> None:
+    if not buildpacks:
+        ctx.line(f"{app.name} has no buildpack set: the bundled ones are detected at build.")
+        return
+    ctx.line(f"=== {app.name} Buildpack URLs")
+    for number, url in enumerate(buildpacks, 1):
+        ctx.line(f"{number}. {url}")
+
+
+@command("buildpacks", "APP", "List the app's buildpacks")
+def buildpacks_list(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    _show(ctx, app, list(app.buildpacks))
+
+
+def _index(opts: dict[str, str], count: int) -> int | None:
+    if "index" not in opts:
+        return None
+    try:
+        index = int(opts["index"])
+    except ValueError:
+        raise UsageError("--index needs a number") from None
+    if not 1 <= index <= count + 1:
+        raise UsageError(f"--index must be between 1 and {count + 1}")
+    return index
+
+
+@command("buildpacks:set", "APP URL [-i|--index N]",
+         "Set the buildpack (or the one at position N)")
+def buildpacks_set(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {"-i": "index", "--index": "index"}, {})
+    if len(rest) != 1:
+        raise UsageError("buildpacks:set needs one buildpack")
+    url = check_reference(rest[0])
+    current = list(app.buildpacks)
+    index = _index(opts, len(current))
+    if index is None:
+        current = [url]
+    elif index > len(current):
+        current.append(url)
+    else:
+        current[index - 1] = url
+    ctx.store.set_buildpacks(app.id, current)
+    ctx.line(f"Buildpack set. Next release on {app.name} will use {url}.")
+    _show(ctx, app, current)
+
+
+@command("buildpacks:add", "APP URL [-i|--index N]", "Add a buildpack (last, or at N)")
+def buildpacks_add(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {"-i": "index", "--index": "index"}, {})
+    if len(rest) != 1:
+        raise UsageError("buildpacks:add needs one buildpack")
+    url = check_reference(rest[0])
+    current = list(app.buildpacks)
+    if url in current:
+        raise UsageError(f"{url} is already set on {app.name}")
+    index = _index(opts, len(current))
+    current.insert(len(current) if index is None else index - 1, url)
+    ctx.store.set_buildpacks(app.id, current)
+    ctx.line(f"Buildpack added. Next release on {app.name} will use:")
+    _show(ctx, app, current)
+
+
+@command("buildpacks:remove", "APP URL", "Remove one buildpack")
+def buildpacks_remove(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) != 1 or args[0] not in app.buildpacks:
+        raise UsageError(f"buildpacks:remove needs one of: {', '.join(app.buildpacks) or '-'}")
+    current = [b for b in app.buildpacks if b != args[0]]
+    ctx.store.set_buildpacks(app.id, current)
+    ctx.line(f"Buildpack removed from {app.name}.")
+
+
+@command("buildpacks:clear", "APP", "Remove every buildpack: detection decides again")
+def buildpacks_clear(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    ctx.store.set_buildpacks(app.id, [])
+    ctx.line(f"Buildpacks cleared. Next release on {app.name} will detect buildpacks normally.")

@@ -1,0 +1,100 @@
+"""config, config:get, config:set, config:unset: every change is a new release."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import shlex
+
+from .. import deploy, names
+from ..errors import NotFound, UsageError
+from ..models import App
+from .registry import Context, command, parse_options
+
+
+def show_vars(ctx: Context, values: dict[str, str]) -> None:
+    width = max((len(k) for k in values), default=0) + 2
+    for key, value in values.items():
+        ctx.line(f"{key + ':':<{width}}{value}")
+
+
+@command("config", "APP [-s|--shell] [-j|--json]", "Show the app's config vars")
+def config_show(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {}, {"-s": "shell", "--shell": "shell", "-j": "json",
+                                          "--json": "json"})
+    if rest:
+        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    values = ctx.store.config(app.id)
+    if opts.get("json"):
+        ctx.line(json.dumps(values, indent=2, ensure_ascii=False))
+    elif opts.get("shell"):
+        for key, value in values.items():
+            ctx.line(f"{key}={shlex.quote(value)}")
+    else:
+        ctx.line(f"=== {app.name} Config Vars")
+        show_vars(ctx, values)
+
+
+@command("config:get", "APP KEY", "Print one config var's value, exactly as stored")
+def config_get(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) != 1:
+        raise UsageError("config:get needs one KEY")
+    key = names.config_key(args[0])
+    values = ctx.store.config(app.id)
+    if key not in values:
+        raise NotFound(f"{key} is not set on {app.name}")
+    ctx.line(values[key])
+
+
+def parse_assignments(args: list[str], encoded: bool) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in args:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{item!r} is not KEY=value")
+        names.config_key(key)
+        if encoded:
+            try:
+                value = base64.b64decode(value, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise UsageError(f"{key}: value is not base64 of UTF-8 text") from None
+        if "\x00" in value:
+            raise UsageError(f"{key}: values cannot contain NUL bytes")
+        values[key] = value
+    return values
+
+
+def _describe(keys: list[str]) -> str:
+    return ", ".join(keys)
+
+
+@command("config:set", "APP KEY=value ... [--encoded] [--no-restart]",
+         "Set config vars (a new release; dynos restart with them)")
+def config_set(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {}, {"--encoded": "encoded", "--no-wait": "nowait"})
+    if not rest:
+        raise UsageError("config:set needs at least one KEY=value")
+    values = parse_assignments(rest, bool(opts.get("encoded")))
+    keys = list(values)
+    ctx.out(f"Setting {_describe(keys)} and restarting {app.name}... ")
+    new = deploy.release(ctx.platform, app, description=f"Set {_describe(keys)} config vars",
+                         user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))
+    ctx.line(f"done, {new.name}")
+    show_vars(ctx, values)
+
+
+@command("config:unset", "APP KEY ...", "Remove config vars (a new release)")
+def config_unset(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {}, {"--no-wait": "nowait"})
+    if not rest:
+        raise UsageError("config:unset needs at least one KEY")
+    keys = [names.config_key(k) for k in rest]
+    current = ctx.store.config(app.id)
+    missing = [k for k in keys if k not in current]
+    if missing:
+        raise NotFound(f"{', '.join(missing)} not set on {app.name}")
+    ctx.out(f"Unsetting {_describe(keys)} and restarting {app.name}... ")
+    new = deploy.release(ctx.platform, app, description=f"Remove {_describe(keys)} config vars",
+                         user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"))
+    ctx.line(f"done, {new.name}")

@@ -1,0 +1,53 @@
+"""domains, domains:add, domains:remove."""
+
+from __future__ import annotations
+
+from .. import names
+from ..errors import Conflict, UsageError
+from ..models import App
+from ..router.base import Route
+from .registry import Context, command
+
+
+@command("domains", "APP", "List the host names the app answers on")
+def domains_list(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    ctx.line(f"=== {app.name} Default Domain")
+    ctx.line(f"{app.name}.{ctx.platform.settings.domain}")
+    custom = ctx.store.domains(app.id)
+    if custom:
+        ctx.line("")
+        ctx.line(f"=== {app.name} Custom Domains")
+        for host in custom:
+            ctx.line(host)
+
+
+@command("domains:add", "APP HOST", "Route another host name to the app")
+def domains_add(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) != 1:
+        raise UsageError("domains:add needs one host name")
+    host = names.domain(args[0])
+    settings = ctx.platform.settings
+    if host.endswith("." + settings.domain) or host == settings.domain:
+        owner = host[: -len(settings.domain) - 1]
+        if owner != app.name:
+            raise Conflict(f"{host} is inside the platform's own domain; it belongs to the app "
+                           f"named {owner}")
+    # nginx must accept the result before anything is stored
+    ctx.platform.router.check([Route(app.name, (f"{app.name}.{settings.domain}", host), ())])
+    ctx.out(f"Adding {host} to {app.name}... ")
+    ctx.store.add_domain(app.id, host)
+    ctx.platform.notify()
+    ctx.line("done")
+
+
+@command("domains:remove", "APP HOST", "Stop routing a host name to the app")
+def domains_remove(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) != 1:
+        raise UsageError("domains:remove needs one host name")
+    host = names.domain(args[0])
+    ctx.out(f"Removing {host} from {app.name}... ")
+    ctx.store.remove_domain(app.id, host)
+    ctx.platform.notify()
+    ctx.line("done")

@@ -1,0 +1,38 @@
+"""logs APP [-n N] [-t] [-p TYPE] [-d DYNO] [-s app|pushd]"""
+
+from __future__ import annotations
+
+from .. import deploy, names
+from ..errors import UsageError
+from ..logs import LogFilter
+from ..models import App
+from .registry import Context, command, parse_options
+
+
+@command("logs", "APP [-n NUM] [-t|--tail] [-p TYPE] [-d DYNO] [-s app|pushd]",
+         "Show the app's logs; -t keeps streaming until you disconnect")
+def logs(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(
+        args,
+        {"-n": "num", "--num": "num", "-p": "ptype", "--process-type": "ptype",
+         "-d": "dyno", "--dyno": "dyno", "-s": "source", "--source": "source"},
+        {"-t": "tail", "--tail": "tail"})
+    if rest:
+        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    try:
+        num = int(opts.get("num", 100))
+    except ValueError:
+        raise UsageError("-n needs a number") from None
+    source = opts.get("source")
+    if source not in (None, "app", "pushd"):
+        raise UsageError("-s must be app or pushd")
+    ptype = opts.get("ptype")
+    if ptype:
+        names.process_type(ptype)
+    match = LogFilter(process_type=ptype, dyno=opts.get("dyno"), source=source)
+    log = deploy.app_log(ctx.platform, app)
+    for line in log.read(num, match):
+        ctx.out(line)
+    if opts.get("tail"):
+        for line in log.follow(match, stop=ctx.cancelled):
+            ctx.out(line)

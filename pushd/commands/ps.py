@@ -1,0 +1,155 @@
+"""ps, ps:scale, ps:restart, ps:stop, ps:start, run."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from .. import names
+from ..errors import NotFound, UsageError
+from ..models import App
+from ..settings import app_uid
+from .registry import Context, command
+
+SCALE_RE = re.compile(r"([A-Za-z0-9_-]+)(=|\+|-)([0-9]{1,3})")
+MAX_DYNOS = 100
+
+
+def ago(ts: float) -> str:
+    delta = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"~ {int(delta // size)}{unit} ago"
+    return f"~ {int(delta)}s ago"
+
+
+def dyno_lines(ctx: Context, app: App) -> list[str]:
+    """`=== web (2): python3 app.py` / `web.1: up 2026/11/26 07:36:25 (~ 1h ago)` blocks."""
+    from ..supervisor import read_status
+
+    statuses = [s for s in read_status(ctx.platform.paths, app.id)]
+    lines: list[str] = []
+    by_type: dict[str, list] = {}
+    for status in sorted(statuses, key=lambda s: (s.process_type, s.index)):
+        by_type.setdefault(status.process_type, []).append(status)
+    for ptype, group in by_type.items():
+        if lines:
+            lines.append("")
+        lines.append(f"=== {ptype} ({len(group)}): {group[0].command}")
+        for status in group:
+            stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(status.since))
+            lines.append(f"{status.dyno}: {status.state} {stamp} ({ago(status.since)})"
+                         f"  v{status.release}")
+    return lines
+
+
+@command("ps", "APP", "List the app's dynos")
+def ps(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    lines = dyno_lines(ctx, app)
+    if app.stopped:
+        ctx.line(f"{app.name} is stopped (ps:start to run it again)")
+    if not lines:
+        ctx.line(f"No dynos on {app.name}")
+    for line in lines:
+        ctx.line(line)
+
+
+def parse_scale(args: list[str], current: dict[str, int], known: set[str]) -> dict[str, int]:
+    if not args:
+        raise UsageError("ps:scale needs TYPE=N (or TYPE+N, TYPE-N)")
+    wanted = dict(current)
+    for item in args:
+        match = SCALE_RE.fullmatch(item)
+        if not match:
+            raise UsageError(f"{item!r} is not TYPE=N, TYPE+N or TYPE-N")
+        ptype, op, number = match.group(1), match.group(2), int(match.group(3))
+        names.process_type(ptype)
+        if ptype not in known:
+            raise NotFound(f"Couldn't find that process type ({ptype}); the current release "
+                           f"declares: {', '.join(sorted(known)) or 'none'}")
+        base = wanted.get(ptype, 0)
+        value = number if op == "=" else base + number if op == "+" else base - number
+        if not 0 <= value <= MAX_DYNOS:
+            raise UsageError(f"{ptype} must be between 0 and {MAX_DYNOS}")
+        wanted[ptype] = value
+    return wanted
+
+
+@command("ps:scale", "APP TYPE=N ...", "Scale process types (web=3 worker+1)")
+def ps_scale(ctx: Context, app: App, args: list[str]) -> None:
+    if not args:
+        formation = ctx.store.formation(app.id)
+        ctx.line(" ".join(f"{t}={q}" for t, q in formation.items()) or "No process types")
+        return
+    release = ctx.store.current_release(app.id)
+    known = set(release.process_types) - {"release"} if release else set()
+    wanted = parse_scale(args, ctx.store.formation(app.id), known)
+    ctx.out("Scaling dynos... ")
+    ctx.store.set_formation(app.id, wanted)
+    ctx.platform.notify()
+    ctx.line("done, now running " + ", ".join(f"{t} at {q}" for t, q in wanted.items()))
+
+
+@command("ps:restart", "APP [TYPE|DYNO]", "Restart dynos (all, one type, or one dyno)")
+def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) > 1:
+        raise UsageError("ps:restart takes at most one TYPE or DYNO")
+    target = args[0] if args else None
+    if target:
+        names.process_type(target.split(".")[0])
+    ctx.out(f"Restarting {target or 'all'} dynos on {app.name}... ")
+    from ..supervisor import request_restart
+
+    request_restart(ctx.platform.paths, app.id, target)
+    ctx.platform.notify()
+    ctx.line("done")
+
+
+@command("ps:stop", "APP", "Stop every dyno of the app (formation kept)")
+def ps_stop(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    ctx.out(f"Stopping {app.name}... ")
+    ctx.store.set_stopped(app.id, True)
+    ctx.platform.notify()
+    ctx.line("done")
+
+
+@command("ps:start", "APP", "Start the app's dynos again after ps:stop")
+def ps_start(ctx: Context, app: App, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+    ctx.out(f"Starting {app.name}... ")
+    ctx.store.set_stopped(app.id, False)
+    ctx.platform.notify()
+    ctx.line("done")
+
+
+@command("run", "APP COMMAND ...", "Run a one-off dyno with the app's current release",
+         raw=True)
+def run(ctx: Context, app: App, args: list[str]) -> int:
+    import shlex
+
+    from ..runtime.base import DynoSpec
+    from ..supervisor import dyno_env
+
+    if not args:
+        raise UsageError("run needs a command")
+    release = ctx.store.current_release(app.id)
+    if release is None or not release.slug_id:
+        raise NotFound(f"{app.name} has no release to run; git push first")
+    slug = ctx.store.slug(release.slug_id)
+    number = secrets.randbelow(9000) + 1000
+    command_text = args[0] if len(args) == 1 else shlex.join(args)
+    settings = ctx.platform.settings
+    spec = DynoSpec(
+        id=f"{app.id}-run.{number}-v{release.version}-{secrets.token_hex(3)}", app_id=app.id,
+        app=app.name, release=release.version, process_type="run", index=number,
+        command=command_text, env=dyno_env(settings, app, release, f"run.{number}", None),
+        slug_dir=slug.dir, uid=app_uid(settings, app.id),
+        memory_mb=settings.memory_for("run"), stop_timeout=settings.stop_timeout)
+    ctx.err(f"Running {command_text} on {app.name}... up, run.{number}\n")
+    return ctx.platform.runtime.run(spec, ctx.io)

@@ -1,0 +1,180 @@
+"""The admin command registry, shared by the SSH server and the local CLI.
+
+A command is a function registered with `@command(...)`; it receives a Context (who is
+calling, where output goes, the platform) and its arguments with the app already resolved
+from `myapp` (Dokku style, first positional) or `-a myapp` (Heroku style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import names
+from ..errors import Forbidden, NotFound, PushdError, UsageError
+from ..models import App, Key
+from ..platform import Platform
+
+
+@dataclass
+class Context:
+    platform: Platform
+    user: Key
+    out: Callable[[str], None]  # stdout text
+    err: Callable[[str], None]  # stderr text
+    read_stdin: Callable[[], bytes] = lambda: b""
+    cancelled: Callable[[], bool] = lambda: False  # the client went away (logs -t)
+    io: Any = None  # OneOffIO for `run`
+    ssh_target: str = "platform"  # how users reach us, for printed git URLs
+
+    def line(self, text: str = "") -> None:
+        self.out(text + "\n")
+
+    @property
+    def store(self):  # noqa: ANN201  (Store; typed loosely to keep imports light)
+        return self.platform.store
+
+    def app(self, name: str) -> App:
+        """The named app, if this key may act on it."""
+        app = self.store.app(names.app_name(name))
+        if not self.can_access(app):
+            raise Forbidden(f"You do not have access to the app {name}")
+        return app
+
+    def can_access(self, app: App) -> bool:
+        return (self.user.is_admin or app.owner == self.user.name
+                or self.store.has_access(app.id, self.user.name))
+
+
+Handler = Callable[..., int | None]
+
+
+@dataclass
+class Command:
+    name: str
+    func: Handler
+    usage: str
+    summary: str
+    takes_app: bool = True
+    admin: bool = False
+    raw: bool = False  # everything after the app is passed verbatim (run)
+    topic: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.topic = self.name.split(":")[0]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
+            admin: bool = False, raw: bool = False) -> Callable[[Handler], Handler]:
+    def deco(func: Handler) -> Handler:
+        COMMANDS[name] = Command(name, func, usage, summary, app, admin, raw)
+        return func
+    return deco
+
+
+def split_app(args: Sequence[str], raw: bool) -> tuple[str | None, list[str]]:
+    """Find the app: `-a NAME`/`--app NAME`/`--app=NAME` anywhere (only before the first
+    positional for raw commands), else the first positional argument."""
+    rest: list[str] = []
+    app: str | None = None
+    items = list(args)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if app is None and item in ("-a", "--app"):
+            if i + 1 >= len(items):
+                raise UsageError(f"{item} needs an app name")
+            app = items[i + 1]
+            i += 2
+            if raw:
+                return app, rest + items[i:]
+            continue
+        if app is None and item.startswith("--app="):
+            app = item.split("=", 1)[1]
+            i += 1
+            continue
+        if app is None and not item.startswith("-") and not raw:
+            app = item
+        elif app is None and raw:
+            return item, rest + items[i + 1:]
+        else:
+            rest.append(item)
+        i += 1
+    return app, rest
+
+
+def parse_options(args: Sequence[str], options: dict[str, str], flags: dict[str, str]
+                  ) -> tuple[dict[str, Any], list[str]]:
+    """Tiny option parser: `options` take a value (`-n 10`, `--num=10`), `flags` don't.
+    Both map every spelling to a destination name. Returns (values, positionals)."""
+    values: dict[str, Any] = {}
+    positional: list[str] = []
+    items = list(args)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        key, _, inline = item.partition("=") if item.startswith("--") else (item, "", "")
+        if key in options:
+            if inline:
+                values[options[key]] = inline
+            elif i + 1 < len(items):
+                values[options[key]] = items[i + 1]
+                i += 1
+            else:
+                raise UsageError(f"{key} needs a value")
+        elif item in flags:
+            values[flags[item]] = True
+        elif item.startswith("-") and len(item) > 1 and item != "-":
+            raise UsageError(f"Unknown option {item}")
+        else:
+            positional.append(item)
+        i += 1
+    return values, positional
+
+
+def usage_of(cmd: Command) -> str:
+    return f"Usage: {cmd.name} {cmd.usage}".rstrip()
+
+
+def dispatch(ctx: Context, argv: Sequence[str]) -> int:
+    """Run one admin command; returns the exit status. Errors become one line on stderr."""
+    from . import load_all
+
+    load_all()
+    if not argv or argv[0] in ("help", "--help", "-h"):
+        return COMMANDS["help"].func(ctx, list(argv[1:])) or 0
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        ctx.err(f" !    Unknown command: {argv[0]!r}. Run 'help' to list the commands.\n")
+        return 2
+    args = list(argv[1:])
+    if "--help" in args[:1] or "-h" in args[:1]:
+        ctx.line(usage_of(cmd))
+        ctx.line(f"  {cmd.summary}")
+        return 0
+    try:
+        if cmd.admin and not ctx.user.is_admin:
+            raise Forbidden(f"{cmd.name} is for admins only")
+        if cmd.takes_app:
+            app_name, args = split_app(args, cmd.raw)
+            if app_name is None:
+                raise UsageError(f"{cmd.name} needs an app: {cmd.name} APP ... or -a APP")
+            try:
+                app = ctx.app(app_name)
+            except NotFound:
+                raise
+            status = cmd.func(ctx, app, args)
+        else:
+            status = cmd.func(ctx, args)
+        return int(status or 0)
+    except UsageError as err:
+        ctx.err(f" !    {err}\n")
+        ctx.err(f"{usage_of(cmd)}\n")
+        return err.exit_code
+    except PushdError as err:
+        ctx.err(f" !    {err}\n")
+        return err.exit_code

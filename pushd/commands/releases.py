@@ -1,0 +1,95 @@
+"""releases, releases:info, rollback."""
+
+from __future__ import annotations
+
+import time
+
+from .. import deploy, names
+from ..errors import NotFound, UsageError
+from ..models import App, Release
+from .config import show_vars
+from .registry import Context, command, parse_options
+
+
+def when(ts: float) -> str:
+    return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(ts))
+
+
+def status_note(release: Release) -> str:
+    return {"failed": " (failed)", "pending": " (deploying)"}.get(release.status, "")
+
+
+@command("releases", "APP [-n NUM]", "List the app's releases, newest first")
+def releases_list(ctx: Context, app: App, args: list[str]) -> None:
+    opts, rest = parse_options(args, {"-n": "num", "--num": "num"}, {})
+    if rest:
+        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    try:
+        limit = int(opts.get("num", 15))
+    except ValueError:
+        raise UsageError("-n needs a number") from None
+    releases = ctx.store.releases(app.id, limit)
+    ctx.line(f"=== {app.name} Releases")
+    if not releases:
+        ctx.line("(no releases yet: git push to deploy)")
+        return
+    current = ctx.store.current_release(app.id)
+    rows = [(r.name, r.description + status_note(r), r.user, when(r.created_at),
+             "*" if current and current.version == r.version else "") for r in releases]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for name, desc, user, stamp, mark in rows:
+        ctx.line(f"{name:<{widths[0]}}  {desc:<{widths[1]}}  {user:<{widths[2]}}  {stamp}"
+                 f"{'  ' + '(current)' if mark else ''}")
+
+
+@command("releases:info", "APP [vN]", "Show one release (default: the current one)")
+def releases_info(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) > 1:
+        raise UsageError("releases:info takes one release")
+    if args:
+        release = ctx.store.release(app.id, names.release_version(args[0]))
+    else:
+        release = ctx.store.current_release(app.id)
+        if release is None:
+            raise NotFound(f"{app.name} has no release yet")
+    ctx.line(f"=== Release {release.name}")
+    rows = [("Add-ons", "-"), ("By", release.user), ("Change", release.description),
+            ("Commit", release.commit or "-"), ("Status", release.status),
+            ("When", when(release.created_at)),
+            ("Process types", ", ".join(release.process_types) or "-")]
+    if release.slug_id:
+        rows.append(("Slug", release.slug_id))
+    width = max(len(k) for k, _ in rows) + 2
+    for key, value in rows:
+        ctx.line(f"{key + ':':<{width}}{value}")
+    ctx.line("")
+    ctx.line(f"=== {release.name} Config vars")
+    show_vars(ctx, release.config)
+
+
+@command("rollback", "APP [vN]", "Roll back to a kept release (default: the previous one)")
+def rollback(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) > 1:
+        raise UsageError("rollback takes one release")
+    store = ctx.store
+    current = store.current_release(app.id)
+    if current is None:
+        raise NotFound(f"{app.name} has no release to roll back from")
+    if args:
+        target = store.release(app.id, names.release_version(args[0]))
+    else:
+        older = [r for r in store.releases(app.id, 1000)
+                 if r.version < current.version and r.status == "succeeded"]
+        if not older:
+            raise NotFound(f"{app.name} has no earlier release to roll back to")
+        target = older[0]
+    if target.slug_id:
+        try:
+            store.slug(target.slug_id)
+        except NotFound:
+            raise NotFound(f"The slug of {target.name} is no longer kept; deploy again") from None
+    ctx.out(f"Rolling back {app.name} to {target.name}... ")
+    new = deploy.release(ctx.platform, app, description=f"Rollback to {target.name}",
+                         user=ctx.user.name, base=target,
+                         slug=store.slug(target.slug_id) if target.slug_id else None)
+    ctx.line(f"done, {new.name}")

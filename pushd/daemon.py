@@ -1,0 +1,135 @@
+"""The daemon: SSH server + supervisor + router in one process; start, stop, status."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .errors import Conflict, PushdError
+from .platform import Platform
+
+log = logging.getLogger("pushd")
+
+
+def register_admin_key(platform: Platform, key_file: Path) -> str:
+    """Register `key_file` as an admin key (idempotent). Returns what happened, for printing."""
+    from .commands.keys import add_key
+    from .sshkeys import parse_public_key
+
+    text = Path(key_file).expanduser().read_text()
+    _, fingerprint = parse_public_key(text)
+    existing = platform.store.key_by_fingerprint(fingerprint)
+    if existing:
+        return f"Key {existing.name} ({existing.role}) already registered"
+    taken = {k.name for k in platform.store.keys()}
+    name = next(n for n in ("admin", *(f"admin-{i}" for i in range(2, 1000))) if n not in taken)
+    add_key(platform.store, name, "admin", text)
+    return f"Registered {fingerprint} as admin key {name}"
+
+
+def run(platform: Platform) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT."""
+    from .gitserver.ssh import SSHServer
+    from .supervisor import Supervisor
+
+    settings, paths = platform.settings, platform.paths
+    pid = platform.daemon_pid()
+    if pid is not None and pid != os.getpid():
+        raise Conflict(f"pushd is already running (pid {pid})")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
+    platform.router.start()
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
+    platform.supervisor = supervisor
+    paths.pid_file.write_text(f"{os.getpid()}\n")
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake())
+    threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
+               threading.Thread(target=ssh.serve, name="ssh", daemon=True)]
+    for thread in threads:
+        thread.start()
+    log.info("pushd %s up: ssh on %s:%d, http on %s:%d, runtime %s", os.getpid(),
+             settings.ssh_host, ssh.port, settings.http_host, settings.http_port,
+             settings.runtime)
+    try:
+        while not stop.wait(1.0):
+            if not threads[0].is_alive():
+                log.error("supervisor thread ended; shutting down")
+                break
+    finally:
+        stop.set()
+        ssh.stop()
+        threads[0].join(timeout=10)
+        if platform.daemon_pid() == os.getpid():
+            paths.pid_file.unlink(missing_ok=True)
+        log.info("pushd stopped; dynos keep running")
+
+
+def wait_for_port(host: str, port: int, timeout: float, alive: callable) -> bool:
+    deadline = time.monotonic() + timeout
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    while time.monotonic() < deadline:
+        if not alive():
+            return False
+        try:
+            with socket.create_connection((target, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def start_detached(platform: Platform, argv: list[str]) -> int:
+    """Start `pushd up` (argv without --detach) in its own session; return once it accepts
+    SSH connections."""
+    pid = platform.daemon_pid()
+    if pid is not None:
+        raise Conflict(f"pushd is already running (pid {pid})")
+    paths = platform.paths
+    env = dict(os.environ, PUSHD_HOME=str(platform.settings.state_dir))
+    with open(paths.daemon_log, "ab") as logfile:
+        proc = subprocess.Popen([sys.executable, "-m", "pushd.cli", *argv], env=env,
+                                stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
+                                start_new_session=True, cwd="/")
+    settings = platform.settings
+    if not wait_for_port(settings.ssh_host, settings.ssh_port, 60, lambda: proc.poll() is None):
+        tail = paths.daemon_log.read_text(errors="replace").strip().splitlines()[-1:]
+        reason = tail[0] if tail else f"see {paths.daemon_log}"
+        raise PushdError(f"pushd did not come up: {reason}")
+    return proc.pid
+
+
+def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) -> str:
+    pid = platform.daemon_pid()
+    said = []
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while platform.daemon_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        said.append(f"Stopped pushd (pid {pid})")
+    else:
+        said.append("pushd is not running")
+    if everything:
+        runtime = platform.runtime
+        for dyno in runtime.list():
+            if dyno.running:
+                runtime.stop(dyno.spec.id)
+        deadline = time.monotonic() + platform.settings.stop_timeout + 5
+        while any(d.running for d in runtime.list()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for dyno in runtime.list():
+            runtime.remove(dyno.spec.id)
+        platform.router.stop()
+        said.append("stopped every dyno and the router")
+    return "; ".join(said)

@@ -1,0 +1,76 @@
+"""Cutting a release and waiting for it to serve: shared by git push, config changes and
+rollback, so all three roll out the same (zero-downtime) way."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ReleaseFailed
+from .logs import AppLog
+from .models import App, Release, Slug
+from .platform import Platform
+
+POLL = 0.05
+
+
+def app_log(platform: Platform, app: App) -> AppLog:
+    return AppLog(platform.paths.log_file(app.id), platform.settings.log_max_bytes)
+
+
+def wait_release(platform: Platform, release: Release, timeout: float) -> Release:
+    """Block until the supervisor has rolled `release` out (succeeded) or given up (failed)."""
+    deadline = time.monotonic() + timeout
+    store = platform.store
+    while True:
+        current = store.release(release.app_id, release.version)
+        if current.status != "pending":
+            return current
+        if time.monotonic() > deadline:
+            return current
+        time.sleep(POLL)
+
+
+def rollout_timeout(platform: Platform) -> float:
+    settings = platform.settings
+    return settings.boot_timeout + settings.stop_timeout + 30.0
+
+
+def release(platform: Platform, app: App, *, description: str, user: str,
+            slug: Slug | None = None, config_set: dict[str, str] | None = None,
+            config_unset: list[str] | None = None, base: Release | None = None,
+            wait: bool = True) -> Release:
+    """Cut the next release, tell the supervisor, and (if the platform runs) wait for it.
+
+    Raises ReleaseFailed when the new release's dynos did not come up: the previous release
+    keeps serving.
+    """
+    new = platform.store.create_release(app.id, description=description, user=user, slug=slug,
+                                        config_set=config_set, config_unset=config_unset,
+                                        base=base)
+    app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
+                                 f"{description}")
+    platform.notify()
+    if new.status != "pending" or not wait or not platform.running:
+        return new
+    done = wait_release(platform, new, rollout_timeout(platform))
+    if done.status == "failed":
+        raise ReleaseFailed(f"Release {new.name} failed to start; the previous release keeps "
+                            "serving. Check `logs` for the reason.")
+    if done.status == "pending":
+        raise ReleaseFailed(f"Release {new.name} is still starting after "
+                            f"{rollout_timeout(platform):.0f}s")
+    return done
+
+
+def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None = None) -> None:
+    """Keep the slugs of the newest `releases_kept` releases (and the serving one)."""
+    store = platform.store
+    for slug in store.slugs_to_prune(app.id, platform.settings.releases_kept):
+        store.delete_slug(slug.id)
+        Path(slug.path).unlink(missing_ok=True)
+        shutil.rmtree(slug.dir, ignore_errors=True)
+        if log:
+            log(f"Removed old slug {slug.id}")

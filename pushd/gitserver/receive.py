@@ -1,0 +1,129 @@
+"""git-receive-pack and git-upload-pack over any pair of streams, with the deploy hook.
+
+dulwich stores the pushed pack, then calls `_on_update` per ref *before the ref moves*. For
+the deploy branch that is where we build and release: a failure returns a reason, dulwich
+reports the ref `ng`, git prints `! [remote rejected]` and exits non-zero, and the branch stays
+where it was, so pushing again retries.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS, Protocol
+from dulwich.repo import Repo
+from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
+
+from .. import deploy
+from ..errors import PushdError
+from ..models import App, Key
+from ..platform import Platform
+
+ZERO = b"0" * 40
+DEPLOY_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
+
+
+@contextmanager
+def deploy_lock(platform: Platform, app: App, say: Callable[[str], None]) -> Iterator[None]:
+    """One push per app at a time: the second waits for the first, and says so."""
+    path = platform.paths.deploy_lock(app.id)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"-----> Another push to {app.name} is in progress; waiting for it to "
+                "finish...\n")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class DeployingReceivePack(ReceivePackHandler):
+    """ReceivePackHandler whose per-ref update step builds and releases the deploy branch."""
+
+    def __init__(self, backend: DictBackend, args: list[str], proto: Protocol, *,
+                 platform: Platform, app: App, user: Key,
+                 fallback_out: Callable[[str], None]) -> None:
+        super().__init__(backend, args, proto)
+        self.platform = platform
+        self.app = app
+        self.user = user
+        self.fallback_out = fallback_out
+        self._lock = threading.Lock()
+
+    def progress(self, text: str) -> None:
+        """A `remote: ` line for the user, sent at once over side-band channel 2."""
+        with self._lock:
+            if self.has_capability(CAPABILITY_SIDE_BAND_64K):
+                data = text.encode("utf-8", "replace")
+                for start in range(0, len(data), 65000):
+                    self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS,
+                                              data[start:start + 65000])
+            else:
+                self.fallback_out(text)
+
+    def _on_update(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> bytes | None:
+        store = self.platform.store
+        app = store.app_by_id(self.app.id)
+        if app is None:
+            return b"the app was destroyed during the push"
+        deploy_ref = app.deploy_branch.encode() if app.deploy_branch else None
+        if deploy_ref is None and ref_name in DEPLOY_BRANCHES and new_sha != ZERO:
+            branch = ref_name.decode().removeprefix("refs/heads/")
+            store.set_deploy_branch(app.id, branch)
+            self.repo.refs.set_symbolic_ref(b"HEAD", ref_name)
+            deploy_ref = ref_name
+        if ref_name != deploy_ref:
+            return None
+        if new_sha == ZERO:
+            return b"the deploy branch cannot be deleted"
+        try:
+            self.deploy(app, new_sha.decode())
+        except PushdError as err:
+            self.progress(f" !     {err}\n")
+            return b"pre-receive hook declined" if not str(err) else str(err).encode()[:200]
+        return None
+
+    def deploy(self, app: App, sha: str) -> None:
+        platform = self.platform
+        out = self.progress
+        config = platform.store.config(app.id)
+        slug = platform.builder.build(app, sha, config, out)
+        platform.store.add_slug(slug)
+        out("-----> Launching...\n")
+        release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
+                                 user=self.user.name, slug=slug)
+        deploy.prune_slugs(platform, app)
+        out(f"       Released {release.name}\n")
+        out(f"       {platform.app_url(app.name)} deployed to pushd\n")
+
+
+def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
+                 write: Callable[[bytes], None], err: Callable[[str], None]) -> None:
+    repo = Repo(str(platform.paths.repo(app.id)))
+    try:
+        with deploy_lock(platform, app, err):
+            proto = Protocol(inp.read, write)
+            handler = DeployingReceivePack(DictBackend({"/": repo}), ["/"], proto,
+                                           platform=platform, app=app, user=user,
+                                           fallback_out=err)
+            handler.handle()
+    finally:
+        repo.close()
+
+
+def upload_pack(platform: Platform, app: App, inp: BinaryIO,
+                write: Callable[[bytes], None]) -> None:
+    repo = Repo(str(platform.paths.repo(app.id)))
+    try:
+        proto = Protocol(inp.read, write)
+        UploadPackHandler(DictBackend({"/": repo}), ["/"], proto).handle()
+    finally:
+        repo.close()

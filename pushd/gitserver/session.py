@@ -1,0 +1,148 @@
+"""One SSH session: an exec request routed to git or to an admin command."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+
+import paramiko
+
+from .. import names
+from ..commands.apps import create_app
+from ..commands.registry import Context, dispatch
+from ..errors import Forbidden, NotFound, PushdError
+from ..models import App, Key
+from ..platform import Platform
+from . import receive
+
+log = logging.getLogger("pushd.ssh")
+GIT_COMMANDS = ("git-receive-pack", "git-upload-pack")
+
+
+class ChannelIO:
+    """A channel seen as the client end of a one-off dyno (OneOffIO)."""
+
+    def __init__(self, channel: paramiko.Channel, session: Session) -> None:
+        self.channel = channel
+        self.session = session
+
+    @property
+    def tty(self) -> bool:
+        return self.session.tty
+
+    @property
+    def term_size(self) -> tuple[int, int] | None:
+        return self.session.term_size
+
+    def read(self, size: int) -> bytes:
+        return self.channel.recv(size)
+
+    def write(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def write_err(self, data: bytes) -> None:
+        self.channel.sendall_stderr(data)
+
+
+class Session:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.user: Key | None = None
+        self.command: bytes | None = None
+        self.request = threading.Event()
+        self.channel_opened = False
+        self.tty = False
+        self.term_size: tuple[int, int] | None = None
+
+    def serve(self, channel: paramiko.Channel) -> None:
+        status = 1
+        try:
+            status = self.run(channel)
+        except (OSError, EOFError):
+            pass  # the client went away
+        except Exception:
+            log.exception("command failed")
+            self._say_err(channel, " !    Internal error; see the platform's log\n")
+        finally:
+            try:
+                channel.send_exit_status(status)
+                channel.shutdown_write()
+            except (OSError, EOFError):
+                pass
+            channel.close()
+
+    @staticmethod
+    def _say_err(channel: paramiko.Channel, text: str) -> None:
+        try:
+            channel.sendall_stderr(text.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    def context(self, channel: paramiko.Channel) -> Context:
+        def out(text: str) -> None:
+            channel.sendall(text.replace("\n", "\r\n").encode() if self.tty else text.encode())
+
+        def err(text: str) -> None:
+            channel.sendall_stderr(text.encode("utf-8", "replace"))
+
+        def read_stdin() -> bytes:
+            chunks = []
+            while chunk := channel.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        def cancelled() -> bool:
+            return channel.closed or channel.eof_received or not channel.get_transport() \
+                .is_active()
+
+        target = self.platform.settings.domain
+        port = self.platform.settings.ssh_port
+        return Context(self.platform, self.user, out, err, read_stdin, cancelled,
+                       io=ChannelIO(channel, self), ssh_target=f"{target}:{port}" if port != 22
+                       else target)
+
+    def run(self, channel: paramiko.Channel) -> int:
+        assert self.user is not None
+        ctx = self.context(channel)
+        if self.command is None:
+            return dispatch(ctx, ["help"])
+        try:
+            argv = shlex.split(self.command.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            ctx.err(f" !    Could not parse the command: {err}\n")
+            return 2
+        if argv and argv[0] in GIT_COMMANDS:
+            return self.git(channel, ctx, argv)
+        return dispatch(ctx, argv)
+
+    def git(self, channel: paramiko.Channel, ctx: Context, argv: list[str]) -> int:
+        if len(argv) != 2:
+            ctx.err(f" !    Usage: {argv[0]} '/APP.git'\n")
+            return 2
+        path = argv[1].strip()
+        for prefix in ("~/", "/"):
+            path = path.removeprefix(prefix)
+        path = path.removesuffix("/").removesuffix(".git")
+        try:
+            app = self.app_for_git(ctx, names.app_name(path), argv[0] == "git-receive-pack")
+        except PushdError as err:
+            ctx.err(f" !    {err}\n")
+            return 1
+        stdin = channel.makefile("rb")
+        if argv[0] == "git-upload-pack":
+            receive.upload_pack(self.platform, app, stdin, channel.sendall)
+        else:
+            receive.receive_pack(self.platform, app, self.user, stdin, channel.sendall, ctx.err)
+        return 0
+
+    def app_for_git(self, ctx: Context, name: str, pushing: bool) -> App:
+        try:
+            return ctx.app(name)
+        except NotFound:
+            if not pushing:
+                raise
+        if self.user is None:
+            raise Forbidden("Unknown key")
+        ctx.err(f"-----> Creating app {name}\n")
+        return create_app(self.platform, name, self.user)

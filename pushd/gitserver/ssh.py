@@ -1,0 +1,149 @@
+"""The SSH front door (paramiko): public-key auth against registered keys, exec requests only.
+
+Callbacks of the ServerInterface only decide and return; each connection's work (git, admin
+commands, one-off dynos) runs on that connection's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import paramiko
+
+from ..platform import Platform
+from ..sshkeys import fingerprint
+from .session import Session
+
+log = logging.getLogger("pushd.ssh")
+
+
+def load_host_key(path: Path) -> paramiko.PKey:
+    """The host key is generated once (ed25519, by ssh-keygen) and kept."""
+    if not path.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pushd",
+                        "-f", str(path)], check=True)
+    return paramiko.Ed25519Key(filename=str(path))
+
+
+class ConnectionPolicy(paramiko.ServerInterface):
+    """Decides; never blocks. Records what the client asked for on `session`."""
+
+    def __init__(self, platform: Platform, session: Session) -> None:
+        self.platform = platform
+        self.session = session
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        # called twice per login (probe, then signed): no side effects beyond remembering
+        found = self.platform.store.key_by_fingerprint(fingerprint(key))
+        if found is None:
+            return paramiko.AUTH_FAILED
+        self.session.user = found
+        return paramiko.AUTH_SUCCESSFUL
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == "session" and not self.session.channel_opened:
+            self.session.channel_opened = True
+            return paramiko.OPEN_SUCCEEDED
+        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        if self.session.request.is_set():
+            return False
+        self.session.command = bytes(command)
+        self.session.request.set()
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        if self.session.request.is_set():
+            return False
+        self.session.command = None  # a bare `ssh platform`: we print help
+        self.session.request.set()
+        return True
+
+    def check_channel_pty_request(self, channel: paramiko.Channel, term: bytes, width: int,
+                                  height: int, pixelwidth: int, pixelheight: int,
+                                  modes: bytes) -> bool:
+        self.session.tty = True
+        self.session.term_size = (width, height)
+        return True
+
+    def check_channel_window_change_request(self, channel: paramiko.Channel, width: int,
+                                            height: int, pixelwidth: int,
+                                            pixelheight: int) -> bool:
+        self.session.term_size = (width, height)
+        return True
+
+    def check_channel_env_request(self, channel: paramiko.Channel, name: bytes,
+                                  value: bytes) -> bool:
+        return False
+
+    def check_port_forward_request(self, address: str, port: int) -> int | bool:
+        return False
+
+    def check_channel_direct_tcpip_request(self, chanid: int, origin: tuple,
+                                           destination: tuple) -> int:
+        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_forward_agent_request(self, channel: paramiko.Channel) -> bool:
+        return False
+
+    def check_channel_x11_request(self, *args: object) -> bool:
+        return False
+
+    def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
+        return False
+
+
+class SSHServer:
+    def __init__(self, platform: Platform, host: str, port: int) -> None:
+        self.platform = platform
+        self.host_key = load_host_key(platform.paths.host_key)
+        self.sock = socket.create_server((host, port), reuse_port=False, backlog=128)
+        self.sock.settimeout(0.5)
+        self._stop = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                raise
+            conn.settimeout(None)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True,
+                             name=f"ssh-{addr[0]}:{addr[1]}").start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+    def _handle(self, conn: socket.socket) -> None:
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(self.host_key)
+        session = Session(self.platform)
+        try:
+            transport.start_server(server=ConnectionPolicy(self.platform, session))
+            channel = transport.accept(30)
+            if channel is None or not session.request.wait(30):
+                return
+            session.serve(channel)
+        except (paramiko.SSHException, EOFError, OSError) as err:
+            log.debug("ssh connection ended: %s", err)
+        except Exception:  # never let one connection take the server down
+            log.exception("ssh session failed")
+        finally:
+            transport.close()
