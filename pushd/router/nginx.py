@@ -1,0 +1,375 @@
+"""The router: runs nginx with the text render.py builds. pushd owns a private nginx (its own
+daemon, outliving pushd's) or, with `system_nginx`, writes an include file for the system's."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import RouterError
+from ..paths import Paths
+from ..settings import Settings
+from .base import Route
+from .render import RenderOptions, generation_of, render
+
+SYSTEM_INCLUDE = Path("/etc/nginx/conf.d/pushd.conf")
+WORKER_USERS = ("nobody", "www-data")
+
+
+def listen_addresses(host: str, port: int, ipv6: bool) -> tuple[str, ...]:
+    """The IPv4 address from the settings, plus its IPv6 twin when the host has IPv6."""
+    addresses = [f"{host}:{port}"]
+    if ipv6 and host == "0.0.0.0":
+        addresses.append(f"[::]:{port} ipv6only=on")
+    elif ipv6 and host == "127.0.0.1":
+        addresses.append(f"[::1]:{port}")
+    return tuple(addresses)
+
+
+def ipv6_available(host: str = "::1") -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
+def worker_user() -> str | None:
+    """An unprivileged user (and its group) for nginx workers; None unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in WORKER_USERS:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        try:
+            return f"{name} {grp.getgrgid(entry.pw_gid).gr_name}"
+        except KeyError:
+            return name
+    return None
+
+
+def nginx_error(output: str) -> str:
+    """nginx's own complaint, on one line (the first [emerg]/[alert]/[crit] line)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if any(level in line for level in ("[emerg]", "[alert]", "[crit]")):
+            return line.removeprefix("nginx: ")
+    return (lines[-1].removeprefix("nginx: ") if lines else "nginx failed without a message")
+
+
+def _proc_title(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(parent) and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+class NginxRouter:
+    """`Router` on nginx. apply() returns once the new config serves new connections."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Paths,
+        templates_dir: Path,
+        *,
+        nginx_bin: str = "nginx",
+        system_include: Path = SYSTEM_INCLUDE,
+        system_nginx_argv: Sequence[str] = ("nginx",),
+        ipv6: bool | None = None,
+        workers: int | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.templates_dir = Path(templates_dir)
+        self.nginx_bin = nginx_bin
+        self.system = settings.system_nginx
+        self.system_include = Path(system_include)
+        self.system_nginx_argv = list(system_nginx_argv)
+        self.timeout = timeout
+        self.dir = paths.nginx_dir
+        if ipv6 is None:
+            ipv6 = ipv6_available()
+        self.options = RenderOptions(
+            nginx_dir=self.dir,
+            listen=listen_addresses(settings.http_host, settings.http_port, ipv6),
+            standalone=not self.system,
+            user=None if self.system else worker_user(),
+            workers=workers or max(1, min(os.cpu_count() or 1, 4)),
+        )
+        self._lock = threading.Lock()
+        self.reloads = 0  # how many times the config was switched (tests, status)
+
+    # -- files -----------------------------------------------------------------------------
+
+    @property
+    def conf(self) -> Path:
+        """The live file: pushd's nginx.conf, or the system include."""
+        return self.system_include if self.system else self.dir / "nginx.conf"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "nginx.pid"
+
+    @property
+    def error_log(self) -> Path:
+        return self.dir / "error.log"
+
+    def render(self, routes: list[Route]) -> str:
+        return render(routes, self.options, self.templates_dir)
+
+    def _prepare_dirs(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "tmp").mkdir(exist_ok=True)
+
+    def _live_text(self) -> str | None:
+        try:
+            return self.conf.read_text()
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        """Atomically, so nginx never reads half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+
+    # -- running nginx ---------------------------------------------------------------------
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                argv, capture_output=True, text=True, timeout=self.timeout,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise RouterError(f"Could not run {argv[0]}: {err}") from None
+
+    def _test_standalone(self, text: str) -> None:
+        self._prepare_dirs()
+        candidate = self.dir / "nginx.conf.candidate"
+        self._write(candidate, text)
+        try:
+            done = self._run(
+                [self.nginx_bin, "-t", "-q", "-p", f"{self.dir}/", "-c", str(candidate)]
+            )
+        finally:
+            candidate.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise RouterError(nginx_error(done.stderr + done.stdout))
+
+    def _test_system(self, text: str, keep: bool) -> None:
+        """The system nginx tests its whole config, so the candidate goes in place first; it is
+        put back as it was unless it passes and `keep`."""
+        previous = self._live_text()
+        self._write(self.system_include, text)
+        done = self._run([*self.system_nginx_argv, "-t", "-q"])
+        if done.returncode == 0 and keep:
+            return
+        if previous is None:
+            self.system_include.unlink(missing_ok=True)
+        else:
+            self._write(self.system_include, previous)
+        if done.returncode != 0:
+            raise RouterError(nginx_error(done.stderr + done.stdout))
+
+    def master_pid(self) -> int | None:
+        """The pid of pushd's running nginx master, if there is one."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        title = _proc_title(pid)
+        if title.startswith("nginx: master process") and str(self.dir / "nginx.conf") in title:
+            return pid
+        return None
+
+    def _serving_workers(self, master: int) -> set[int]:
+        """Workers that accept new connections (not the old ones shutting down)."""
+        return {pid for pid in _children(master) if _proc_title(pid) == "nginx: worker process"}
+
+    def probe(self) -> str | None:
+        """The generation the serving workers run, asked over the status socket."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(str(self.options.status_socket))
+                sock.sendall(b"GET /generation HTTP/1.0\r\nHost: pushd\r\n\r\n")
+                data = b""
+                while chunk := sock.recv(4096):
+                    data += chunk
+        except OSError:
+            return None
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            return None
+        return body.decode(errors="replace").strip()
+
+    def _log_size(self) -> int:
+        try:
+            return self.error_log.stat().st_size
+        except OSError:
+            return 0
+
+    def _new_emerg(self, offset: int) -> str | None:
+        if self.system:
+            return None
+        try:
+            with self.error_log.open("rb") as log:
+                log.seek(offset)
+                new = log.read().decode(errors="replace")
+        except OSError:
+            return None
+        if "[emerg]" in new:
+            return nginx_error(new)
+        return None
+
+    def _wait_live(self, generation: str | None, old_workers: set[int], log_offset: int) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self.probe() == generation:
+                if self.system:
+                    return
+                master = self.master_pid()
+                if master is None:
+                    raise RouterError("nginx exited while loading its config")
+                serving = self._serving_workers(master)
+                if serving and not serving & old_workers:
+                    return
+            problem = self._new_emerg(log_offset)
+            if problem:
+                raise RouterError(problem)
+            if time.monotonic() > deadline:
+                raise RouterError(f"nginx did not load the new config within {self.timeout:g}s")
+            time.sleep(0.005)
+
+    def _reload(self, generation: str | None) -> None:
+        if self.system:
+            done = self._run([*self.system_nginx_argv, "-s", "reload"])
+            if done.returncode != 0:
+                raise RouterError(nginx_error(done.stderr + done.stdout))
+            self._wait_live(generation, set(), 0)
+            return
+        master = self.master_pid()
+        if master is None:
+            self._spawn(generation)
+            return
+        old = self._serving_workers(master)
+        offset = self._log_size()
+        os.kill(master, signal.SIGHUP)
+        self._wait_live(generation, old, offset)
+
+    def _spawn(self, generation: str | None) -> None:
+        self.options.status_socket.unlink(missing_ok=True)  # left by a killed nginx
+        offset = self._log_size()
+        done = self._run([self.nginx_bin, "-p", f"{self.dir}/", "-c", str(self.conf)])
+        if done.returncode != 0:
+            raise RouterError(nginx_error(done.stderr + done.stdout))
+        self._wait_live(generation, set(), offset)
+
+    # -- Router ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start pushd's nginx, or adopt (and reload) the one already running."""
+        with self._lock:
+            self._prepare_dirs()
+            text = self._live_text()
+            if text is None:
+                text = self.render([])
+                self._validate(text, keep=True)
+                if not self.system:
+                    self._write(self.conf, text)
+            elif not self.system:
+                self._test_standalone(text)
+            self._reload(generation_of(text))
+
+    def check(self, routes: list[Route]) -> None:
+        with self._lock:
+            self._validate(self.render(routes), keep=False)
+
+    def apply(self, routes: list[Route]) -> None:
+        with self._lock:
+            text = self.render(routes)
+            previous = self._live_text()
+            if text == previous and self._running():
+                return
+            self._validate(text, keep=True)
+            if not self.system:
+                self._write(self.conf, text)
+            try:
+                self._reload(generation_of(text))
+            except RouterError:
+                # nginx kept (or fell back to) the previous config: so does the file on disk.
+                if previous is None:
+                    self.conf.unlink(missing_ok=True)
+                else:
+                    self._write(self.conf, previous)
+                raise
+            self.reloads += 1
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.system:
+                if self.system_include.exists():
+                    self.system_include.unlink()
+                    self._run([*self.system_nginx_argv, "-s", "reload"])
+                return
+            master = self.master_pid()
+            if master is None:
+                return
+            workers = _children(master)
+            os.kill(master, signal.SIGQUIT)  # graceful: in-flight requests finish
+            deadline = time.monotonic() + self.timeout
+            while self.master_pid() == master and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.master_pid() == master:
+                for pid in [master, *workers]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+    def _validate(self, text: str, keep: bool) -> None:
+        if self.system:
+            self._test_system(text, keep)
+        else:
+            self._test_standalone(text)
+
+    def _running(self) -> bool:
+        if self.system:
+            return True
+        live = generation_of(self._live_text() or "")
+        return self.master_pid() is not None and self.probe() == live

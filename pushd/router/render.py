@@ -1,0 +1,143 @@
+"""Building the router's nginx text from routes: pure functions, no nginx, no files written.
+Running nginx with that text is nginx.py's job."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ..errors import RouterError
+from .base import Route
+
+MAIN_TEMPLATE = "nginx.conf.j2"
+HTTP_TEMPLATE = "nginx_http.conf.j2"
+PAGES = {
+    "not_found": "router_404.html",
+    "no_web": "router_503_h14.html",
+    "maintenance": "router_503_maintenance.html",
+    "timeout": "router_503_h12.html",
+    "app_error": "router_503_h10.html",
+}
+
+# Names are validated upstream (pushd.names); these checks only keep a bad value from ever
+# becoming nginx syntax.
+_HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+_APP_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_UPSTREAM_HOST_RE = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+_DYNO_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_LISTEN_RE = re.compile(r"([0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}( ipv6only=on)?")
+_PATH_RE = re.compile(r"/[A-Za-z0-9_./+@:-]*")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything besides the routes that the text depends on."""
+
+    nginx_dir: Path  # pid, logs, temp dirs, status socket
+    listen: tuple[str, ...]  # e.g. ("0.0.0.0:8080", "[::]:8080 ipv6only=on")
+    standalone: bool = True  # False: an include file for the system's nginx (http level)
+    user: str | None = None  # worker user (and group), only when the master runs as root
+    workers: int = 2
+
+    @property
+    def status_socket(self) -> Path:
+        return self.nginx_dir / "status.sock"
+
+
+def _checked(regex: re.Pattern[str], value: object, what: str) -> str:
+    text = str(value)
+    if not regex.fullmatch(text):
+        raise RouterError(f"Refusing to route invalid {what} {text[:60]!r}")
+    return text
+
+
+def nginx_quote(text: str) -> str:
+    """A single-quoted nginx string. `$name` stays a variable on purpose (pages show the
+    request id); quotes and backslashes are escaped."""
+    escaped = text.strip().replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return "'" + escaped + "'"
+
+
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=False,  # nginx text, not HTML; every value is checked before it gets here
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["nginx_quote"] = nginx_quote
+    return env
+
+
+def _clean_routes(routes: list[Route]) -> list[Route]:
+    clean: list[Route] = []
+    seen: set[str] = set()
+    for route in sorted(routes, key=lambda r: r.app):
+        app = _checked(_APP_RE, route.app, "app name")
+        if app in seen:
+            raise RouterError(f"Two routes for app {app!r}")
+        seen.add(app)
+        hosts = tuple(_checked(_HOST_RE, h, "host name") for h in route.hosts)
+        if not hosts:
+            raise RouterError(f"App {app!r} has no host name to route")
+        upstreams = tuple(
+            (
+                _checked(_UPSTREAM_HOST_RE, host, "upstream host"),
+                int(_checked(re.compile(r"[0-9]{1,5}"), port, "upstream port")),
+                _checked(_DYNO_RE, dyno, "dyno name"),
+            )
+            for host, port, dyno in route.upstreams
+        )
+        for _, port, _ in upstreams:
+            if not 0 < port < 65536:
+                raise RouterError(f"Refusing to route invalid upstream port {port}")
+        clean.append(Route(app, hosts, upstreams, bool(route.maintenance)))
+    return clean
+
+
+def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> str:
+    """The complete nginx text for `routes`: nginx.conf for pushd's own nginx, or the include
+    file for a system nginx. Deterministic: the same routes give the same text, whose
+    generation marker is a hash of the rest of it."""
+    routes = _clean_routes(routes)
+    for address in options.listen:
+        _checked(_LISTEN_RE, address, "listen address")
+    _checked(_PATH_RE, options.nginx_dir, "nginx dir")
+    if options.user is not None:
+        _checked(re.compile(r"[a-z_][a-z0-9_-]{0,31}( [a-z_][a-z0-9_-]{0,31})?"), options.user,
+                 "user")
+    env = _environment(templates_dir)
+    pages = {key: env.get_template(name).render() for key, name in PAGES.items()}
+    dynos = sorted(
+        {(f"{host}:{port}", dyno) for route in routes for host, port, dyno in route.upstreams}
+    )
+    context = {
+        "routes": routes,
+        "dynos": dynos,
+        "pages": pages,
+        "listen": list(options.listen),
+        "standalone": options.standalone,
+        "user": options.user,
+        "workers": int(options.workers),
+        "nginx_dir": str(options.nginx_dir),
+        "status_socket": str(options.status_socket),
+    }
+    template = env.get_template(MAIN_TEMPLATE if options.standalone else HTTP_TEMPLATE)
+    draft = template.render(context, generation="0")
+    generation = hashlib.sha256(draft.encode()).hexdigest()[:16]
+    return template.render(context, generation=generation)
+
+
+GENERATION_RE = re.compile(r"# pushd router \(generation ([0-9a-f]+)\)")
+
+
+def generation_of(text: str) -> str | None:
+    """The generation marker in rendered text (what the status socket answers once live)."""
+    match = GENERATION_RE.search(text)
+    return match.group(1) if match else None
