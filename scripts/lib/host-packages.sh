@@ -1,0 +1,27 @@
+# Sourced by scripts/install and scripts/test: install the Debian packages pushd needs.
+# Installs only what is missing, so a second run is quick.
+
+pushd_host_packages() {
+    local wanted=(git nginx bubblewrap openssh-client util-linux python3 python3-venv
+                  python3-pip curl ca-certificates tar gzip "$@")
+    command -v node >/dev/null 2>&1 || wanted+=(nodejs)
+    command -v npm >/dev/null 2>&1 || wanted+=(npm)
+    local missing=()
+    for pkg in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "-----> Installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # nginx from apt may start a system instance; pushd runs its own on its own port.
+}
+
+pushd_venv() {  # pushd_venv DIR [pip extras]: a venv with pushd installed from this checkout
+    local venv=$1 extras=${2:-}
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$PUSHD_SRC$extras"
+}
