@@ -77,34 +77,26 @@ def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
 
 
 def split_app(args: Sequence[str], raw: bool) -> tuple[str | None, list[str]]:
-    """Find the app: `-a NAME`/`--app NAME`/`--app=NAME` anywhere (only before the first
-    positional for raw commands), else the first positional argument."""
-    rest: list[str] = []
-    app: str | None = None
+    """Find the app: `-a NAME`/`--app NAME`/`--app=NAME` (anywhere; for raw commands only
+    before the command), else the first positional argument."""
     items = list(args)
-    i = 0
-    while i < len(items):
-        item = items[i]
-        if app is None and item in ("-a", "--app"):
+    if raw:
+        if items[:1] in (["-a"], ["--app"]) and len(items) > 1:
+            return items[1], items[2:]
+        if items and items[0].startswith("--app="):
+            return items[0].split("=", 1)[1], items[1:]
+        return (items[0], items[1:]) if items else (None, [])
+    for i, item in enumerate(items):
+        if item in ("-a", "--app"):
             if i + 1 >= len(items):
                 raise UsageError(f"{item} needs an app name")
-            app = items[i + 1]
-            i += 2
-            if raw:
-                return app, rest + items[i:]
-            continue
-        if app is None and item.startswith("--app="):
-            app = item.split("=", 1)[1]
-            i += 1
-            continue
-        if app is None and not item.startswith("-") and not raw:
-            app = item
-        elif app is None and raw:
-            return item, rest + items[i + 1:]
-        else:
-            rest.append(item)
-        i += 1
-    return app, rest
+            return items[i + 1], items[:i] + items[i + 2:]
+        if item.startswith("--app="):
+            return item.split("=", 1)[1], items[:i] + items[i + 1:]
+    for i, item in enumerate(items):
+        if not item.startswith("-"):
+            return item, items[:i] + items[i + 1:]
+    return None, items
 
 
 def parse_options(args: Sequence[str], options: dict[str, str], flags: dict[str, str]

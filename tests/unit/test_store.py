@@ -1,0 +1,102 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pushd.errors import Conflict, NotFound
+from pushd.models import Slug
+from pushd.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "pushd.db")
+
+
+def slug(app_id: int, name: str) -> Slug:
+    return Slug(name, app_id, f"/s/{name}.tgz", f"/s/{name}", 10, "abc1234def",
+                {"web": "python3 app.py"}, "Python")
+
+
+def test_versions_are_never_reused(store: Store):
+    app = store.create_app("myapp", "alice")
+    first = store.create_release(app.id, description="Set A config vars", user="alice",
+                                 config_set={"A": "1"})
+    second = store.create_release(app.id, description="Remove A config vars", user="alice",
+                                  config_unset=["A"])
+    assert (first.version, second.version) == (1, 2)
+    assert second.config == {}
+    store.delete_app(app.id)
+    again = store.create_app("myapp", "alice")
+    assert store.create_release(again.id, description="x", user="a").version == 1
+    assert store.releases(app.id) == []  # nothing of the old app survives
+
+
+def test_deploy_release_is_pending_until_marked(store: Store):
+    app = store.create_app("myapp", "alice")
+    store.add_slug(slug(app.id, "s1"))
+    r1 = store.create_release(app.id, description="Deploy abc1234", user="alice",
+                              slug=store.slug("s1"))
+    assert r1.status == "pending"
+    assert store.current_release(app.id) is None
+    assert store.pending_release(app.id).version == 1
+    store.set_release_status(app.id, 1, "succeeded")
+    assert store.current_release(app.id).version == 1
+    assert store.pending_release(app.id) is None
+    # a config change carries the current slug and process types along
+    r2 = store.create_release(app.id, description="Set B config vars", user="alice",
+                              config_set={"B": "x"})
+    assert r2.slug_id == "s1" and r2.process_types == {"web": "python3 app.py"}
+    store.set_release_status(app.id, 2, "failed")
+    assert store.current_release(app.id).version == 1
+
+
+def test_rollback_restores_config_of_target(store: Store):
+    app = store.create_app("myapp", "alice")
+    store.add_slug(slug(app.id, "s1"))
+    store.create_release(app.id, description="d", user="a", slug=store.slug("s1"),
+                         config_set={"A": "old"})
+    store.set_release_status(app.id, 1, "succeeded")
+    store.create_release(app.id, description="Set A", user="a", config_set={"A": "new",
+                                                                            "B": "b"})
+    store.set_release_status(app.id, 2, "succeeded")
+    target = store.release(app.id, 1)
+    r3 = store.create_release(app.id, description="Rollback to v1", user="a", base=target,
+                              slug=store.slug("s1"))
+    assert r3.config == {"A": "old"}
+    assert store.config(app.id) == {"A": "old"}
+
+
+def test_awkward_values_round_trip(store: Store):
+    app = store.create_app("myapp", "alice")
+    value = "a b 'c' \"d\" = e\nline2 é ✓ \t$HOME `x`"
+    store.create_release(app.id, description="x", user="a", config_set={"K": value})
+    assert store.config(app.id)["K"] == value
+
+
+def test_names_are_unique(store: Store):
+    store.create_app("myapp", "alice")
+    with pytest.raises(Conflict):
+        store.create_app("myapp", "bob")
+    with pytest.raises(NotFound):
+        store.app("other")
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store):
+    app = store.create_app("myapp", "alice")
+    with pytest.raises(sqlite3.Error):  # fails half-way, after the version was taken
+        store.create_release(app.id, description="x", user="a", config_set={"A": "1"},
+                             config_unset=[object()])
+    assert store.releases(app.id) == [] and store.config(app.id) == {}
+    assert store.create_release(app.id, description="y", user="a").version == 1
+
+
+def test_slug_pruning_keeps_recent_and_current(store: Store):
+    app = store.create_app("myapp", "alice")
+    for i in range(1, 6):
+        store.add_slug(slug(app.id, f"s{i}"))
+        store.create_release(app.id, description=f"Deploy {i}", user="a",
+                             slug=store.slug(f"s{i}"))
+        store.set_release_status(app.id, i, "succeeded" if i == 2 else "failed")
+    pruned = {s.id for s in store.slugs_to_prune(app.id, keep_releases=2)}
+    assert pruned == {"s1", "s3"}  # s2 serves, s4 and s5 are the newest two
