@@ -1,0 +1,60 @@
+"""The dyno status snapshot the supervisor keeps for `ps` (readable from any process), and
+waiting for a release's outcome through the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+from .models import Release
+from .paths import Paths
+
+
+@dataclass(frozen=True)
+class DynoStatus:
+    dyno: str  # web.1
+    type: str
+    state: str  # starting | up | crashed
+    since: float  # when it entered that state (epoch seconds)
+    command: str
+    release: int
+    port: int | None = None
+    pid: int | None = None
+    id: str = ""
+
+
+def status_file(paths: Paths):
+    return paths.dynos_dir / "status.json"
+
+
+def write_status(paths: Paths, by_app: dict[int, list[DynoStatus]]) -> None:
+    path = status_file(paths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"written_at": time.time(),
+            "apps": {str(app): [asdict(s) for s in rows] for app, rows in by_app.items()}}
+    tmp = path.with_name(f".status.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_status(paths: Paths, app_id: int) -> list[DynoStatus]:
+    """The dynos of one app as the supervisor last saw them, sorted by type and index."""
+    try:
+        data = json.loads(status_file(paths).read_text())
+    except (OSError, ValueError):
+        return []
+    rows = [DynoStatus(**row) for row in data.get("apps", {}).get(str(app_id), [])]
+    return sorted(rows, key=lambda s: (s.type, int(s.dyno.rpartition(".")[2] or 0)))
+
+
+def wait_release(store, app_id: int, version: int, timeout: float,
+                 poll: float = 0.2) -> Release:
+    """Poll the store until vN is succeeded or failed (or timeout); returns it as last seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        release = store.release(app_id, version)
+        if release.status != "pending" or time.monotonic() >= deadline:
+            return release
+        time.sleep(poll)

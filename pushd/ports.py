@@ -1,0 +1,43 @@
+"""Loopback ports for web dynos: handed out round-robin from settings.port_range, each checked
+free by binding it, so a port a dyno just released is not reused at once."""
+
+from __future__ import annotations
+
+import socket
+
+from .errors import RuntimeFailure
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def tcp_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    """True once something accepts TCP connections on host:port (a web dyno is up)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+class PortAllocator:
+    def __init__(self, port_range: tuple[int, int], host: str = "127.0.0.1") -> None:
+        self.low, self.high = port_range
+        self.host = host
+        self._next = self.low
+
+    def allocate(self, exclude: set[int]) -> int:
+        span = self.high - self.low + 1
+        for step in range(span):
+            port = self.low + (self._next - self.low + step) % span
+            if port not in exclude and port_free(port, self.host):
+                self._next = port + 1 if port < self.high else self.low
+                return port
+        raise RuntimeFailure(f"No free port left in {self.low}-{self.high}")

@@ -1,0 +1,508 @@
+"""Desired formation vs running dynos: rollout, crash backoff, boot timeout, adoption.
+
+One loop converges (`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues
+and wakes it. The runtime, router, store, clock, port allocator and port probe come in through
+the constructor, so the logic is tested by replaying scripted histories with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .dynostatus import DynoStatus, write_status
+from .dynostatus import wait_release as _wait_release
+from .errors import RouterError, RuntimeFailure
+from .logs import AppLog
+from .models import App, Release
+from .paths import Paths
+from .ports import PortAllocator, tcp_accepts
+from .router.base import Route
+from .runtime.base import DynoInfo, DynoSpec
+from .settings import Settings, app_uid
+
+log = logging.getLogger("pushd.supervisor")
+
+DYNO_PATH = "/app/.venv/bin:/app/node_modules/.bin:/app/bin:/usr/local/bin:/usr/bin:/bin"
+Slot = tuple[int, int, str, int]  # app id, release version, process type, index
+
+
+@dataclass
+class Dyno:
+    spec: DynoSpec
+    state: str  # starting | up | crashed
+    since: float
+    started: float
+    stopping: bool = False
+    replace: bool = False  # ps:restart: start a successor, then retire this one
+    retire_at: float | None = None  # stop once drained (out of the router already)
+    pid: int | None = None
+    ever_up: bool = False
+
+    @property
+    def slot(self) -> Slot:
+        s = self.spec
+        return (s.app_id, s.release, s.process_type, s.index)
+
+    @property
+    def routable(self) -> bool:
+        return self.state == "up" and not self.stopping and self.retire_at is None
+
+
+@dataclass
+class Crash:
+    count: int
+    due: float
+    since: float
+    command: str
+
+
+def dyno_env(settings: Settings, release: Release, dyno: str, port: int | None) -> dict[str, str]:
+    env = dict(release.config)
+    env.update({"DYNO": dyno, "PS": dyno, "HOME": "/app", "PATH": DYNO_PATH,
+                "STACK": settings.stack, "SOURCE_VERSION": release.commit,
+                "PUSHD_RELEASE_VERSION": release.name})
+    if port is not None:
+        env["PORT"] = str(port)
+    return env
+
+
+class Supervisor:
+    def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
+                 clock: Callable[[], float] = time.time, ports: PortAllocator | None = None,
+                 probe: Callable[[int], bool] = tcp_accepts, stable_after: float = 10.0,
+                 write_snapshot: bool = True) -> None:
+        self.store, self.runtime, self.router = store, runtime, router
+        self.settings, self.paths, self.clock = settings, paths, clock
+        self.ports = ports or PortAllocator(settings.port_range)
+        self.probe = probe
+        self.stable_after = stable_after
+        self.write_snapshot = write_snapshot
+        self.dynos: dict[str, Dyno] = {}
+        self.crashes: dict[Slot, Crash] = {}
+        self.drain_until: dict[int, float] = {}
+        self.halted: set[int] = set()
+        self._adopted = False
+        self._lock = threading.Lock()
+        self._requests: list[tuple[str, int, str | None]] = []
+        self._wake = threading.Event()
+        self._routes: list[Route] | None = None
+        self._router_error: str | None = None
+        self._snapshot: dict | None = None
+        self._apps: dict[int, App] = {}
+        self._pending: dict[int, Release] = {}
+        self._serving: dict[int, Release] = {}
+        self.running = False
+
+    # API for commands (any thread)
+    def wake(self) -> None:
+        self._wake.set()
+
+    def restart(self, app_id: int, target: str | None = None) -> None:
+        """ps:restart [web|web.1]: replace the dynos (web: successor first, zero downtime)."""
+        with self._lock:
+            self._requests.append(("restart", app_id, target))
+        self.wake()
+
+    def resume(self, app_id: int) -> None:
+        with self._lock:
+            self._requests.append(("resume", app_id, None))
+        self.wake()
+
+    def stop_all(self, app_id: int, timeout: float | None = None) -> None:
+        """Stop every dyno of the app and return once they are gone. The app stays halted in
+        this supervisor until it leaves the store or `resume()` is called."""
+        timeout = timeout if timeout is not None else self.settings.stop_timeout + 15
+        if not self.running:  # no loop to ask: do it here
+            self._stop_all_now(app_id, timeout)
+            return
+        with self._lock:
+            self._requests.append(("halt", app_id, None))
+        self.wake()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                left = [d for d in self.dynos.values() if d.spec.app_id == app_id]
+                queued = any(r[0] == "halt" and r[1] == app_id for r in self._requests)
+            if not left and not queued:
+                return
+            time.sleep(0.05)
+        raise RuntimeFailure("Timed out waiting for the dynos to stop")
+
+    def _stop_all_now(self, app_id: int, timeout: float) -> None:
+        mine = [i for i in self.runtime.list() if i.spec.app_id == app_id]
+        for info in mine:
+            if info.running:
+                self.runtime.stop(info.spec.id)
+        deadline = time.monotonic() + timeout
+        ids = {i.spec.id for i in mine}
+        while ids and time.monotonic() < deadline:
+            running = {i.spec.id for i in self.runtime.list() if i.running}
+            for dyno_id in ids - running:
+                self.runtime.remove(dyno_id)
+            ids &= running
+            if ids:
+                time.sleep(0.1)
+        for dyno_id in ids:
+            self.runtime.remove(dyno_id)
+
+    def wait_release(self, app_id: int, version: int, timeout: float) -> Release:
+        return _wait_release(self.store, app_id, version, timeout)
+
+    def oneoff_spec(self, app_id: int, command: str, env: dict[str, str] | None = None
+                    ) -> DynoSpec:
+        """A `run.N` dyno of the app's current release (N random, like Heroku's run.1234)."""
+        app = self.store.app_by_id(app_id)
+        release = self.store.current_release(app_id)
+        if app is None or release is None or not release.slug_id:
+            raise RuntimeFailure("The app has no release to run yet; deploy it first")
+        used = {d.name.split("-")[1] for d in self.paths.dynos_dir.glob(f"{app_id}-run.*")}
+        index = random.choice([n for n in range(1000, 10000) if f"run.{n}" not in used])
+        name = f"run.{index}"
+        return DynoSpec(
+            id=f"{app_id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
+            app_id=app_id, app=app.name, release=release.version, process_type="run",
+            index=index, command=command,
+            env={**dyno_env(self.settings, release, name, None), **(env or {})},
+            slug_dir=self.store.slug(release.slug_id).dir, uid=app_uid(self.settings, app_id),
+            memory_mb=self.settings.memory_for("run"), stop_timeout=self.settings.stop_timeout)
+
+    # the loop
+    def run(self, stop_event: threading.Event) -> None:
+        self.running = True
+        try:
+            while not stop_event.is_set():
+                try:
+                    timeout = self.reconcile()
+                except Exception:  # one bad tick must not kill the loop
+                    log.exception("supervisor tick failed")
+                    timeout = 1.0
+                self._wake.wait(timeout)
+                self._wake.clear()
+        finally:
+            self.running = False
+
+    def reconcile(self) -> float:
+        """One convergence step; returns how long the loop may sleep before the next."""
+        now = self.clock()
+        self._apps = {a.id: a for a in self.store.apps()}
+        infos = {i.spec.id: i for i in self.runtime.list()}
+        if not self._adopted:
+            self._adopt(infos, now)
+        self._handle_requests(now)
+        self._observe(infos, now)
+        desired, pending = self._desired(now)
+        self._converge(desired, now)
+        self._rollouts(pending, now)
+        self._apply_routes(self._build_routes())
+        self._write_status(now)
+        return self._sleep_for(now)
+
+    # steps
+    def _adopt(self, infos: dict[str, DynoInfo], now: float) -> None:
+        self._adopted = True
+        for info in infos.values():
+            spec = info.spec
+            if spec.process_type == "run":
+                continue  # one-offs belong to their caller
+            if not info.running:
+                self.dynos[spec.id] = Dyno(spec, "up", now, info.started_at,
+                                           stopping=info.stopping, pid=info.pid, ever_up=True)
+                continue  # _observe handles the exit: a crash, or a finished stop
+            web = spec.process_type == "web" and spec.port is not None
+            state = "up" if not web or self.probe(spec.port) else "starting"
+            self.dynos[spec.id] = Dyno(spec, state, info.started_at or now, info.started_at,
+                                       stopping=info.stopping, pid=info.pid,
+                                       ever_up=state == "up")
+
+    def _handle_requests(self, now: float) -> None:
+        with self._lock:
+            requests, self._requests = self._requests, []
+        for kind, app_id, target in requests:
+            if kind == "halt":
+                self.halted.add(app_id)
+            elif kind == "resume":
+                self.halted.discard(app_id)
+            elif kind == "restart":
+                self._restart(app_id, target, now)
+
+    def _restart(self, app_id: int, target: str | None, now: float) -> None:
+        def matches(kind: str, index: int) -> bool:
+            return target is None or target in (kind, f"{kind}.{index}")
+
+        for slot in [s for s in self.crashes if s[0] == app_id and matches(s[2], s[3])]:
+            del self.crashes[slot]
+        for dyno in list(self.dynos.values()):
+            spec = dyno.spec
+            if spec.app_id != app_id or dyno.stopping or not matches(spec.process_type,
+                                                                      spec.index):
+                continue
+            if spec.process_type == "web" and dyno.state == "up":
+                dyno.replace = True
+            else:
+                self._stop(dyno)
+
+    def _observe(self, infos: dict[str, DynoInfo], now: float) -> None:
+        for dyno in list(self.dynos.values()):
+            info = infos.get(dyno.spec.id)
+            if info is None or not info.running:
+                self._on_exit(dyno, info, now)
+                continue
+            dyno.pid = info.pid or dyno.pid
+            if dyno.stopping:
+                continue
+            if dyno.state == "starting":
+                spec = dyno.spec
+                if spec.process_type != "web" or spec.port is None or self.probe(spec.port):
+                    self._set_state(dyno, "up", now)
+                elif now - dyno.started >= self.settings.boot_timeout:
+                    self._platform(spec, f"Error R10 (Boot timeout) -> Web process failed to "
+                                   f"bind to $PORT within {self.settings.boot_timeout:g} "
+                                   f"seconds of launch")
+                    self._set_state(dyno, "crashed", now)
+                    self._crashed(dyno, now, "did not bind $PORT within "
+                                  f"{self.settings.boot_timeout:g} seconds (R10 Boot timeout)")
+                    self._stop(dyno)
+            elif dyno.state == "up" and now - dyno.since >= self.stable_after:
+                self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
+
+    def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
+        del self.dynos[dyno.spec.id]
+        self.runtime.remove(dyno.spec.id)
+        if dyno.state == "crashed":
+            return  # counted when it crashed (R10)
+        if dyno.stopping or (info is not None and info.stopping):
+            if dyno.spec.app_id in self._apps:
+                self._platform(dyno.spec, f"State changed from {dyno.state} to down")
+            return
+        self._set_state(dyno, "crashed", now)
+        status = info.exit_status if info else None
+        self._crashed(dyno, now, f"exited with status {status} before binding $PORT")
+
+    def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
+        spec = dyno.spec
+        pending = self._pending.get(spec.app_id)
+        if (pending is not None and spec.release == pending.version
+                and spec.process_type == "web" and not dyno.ever_up):
+            self._fail_release(pending, f"{spec.dyno} {reason}")
+            return
+        previous = self.crashes.get(dyno.slot)
+        count = previous.count + 1 if previous else 1
+        delay = 0.0 if count == 1 else min(
+            self.settings.crash_backoff_base * 2 ** (count - 2), self.settings.crash_backoff_max)
+        self.crashes[dyno.slot] = Crash(count, now + delay, now, spec.command)
+
+    def _fail_release(self, release: Release, reason: str) -> None:
+        self.store.set_release_status(release.app_id, release.version, "failed")
+        self._pending.pop(release.app_id, None)
+        self._log(release.app_id, "api", f"Release {release.name} failed: {reason}")
+        for dyno in self.dynos.values():
+            if dyno.spec.app_id == release.app_id and dyno.spec.release == release.version:
+                self._stop(dyno)
+
+    def _desired(self, now: float) -> tuple[dict[Slot, Release], dict[int, Release]]:
+        desired: dict[Slot, Release] = {}
+        self._pending: dict[int, Release] = {}
+        self._serving: dict[int, Release] = {}
+        self.halted &= set(self._apps)
+        for app in self._apps.values():
+            current = self.store.current_release(app.id)
+            pending = self.store.pending_release(app.id)
+            if current is not None:
+                self._serving[app.id] = current
+            if app.id in self.halted:
+                continue
+            if pending is not None and (app.stopped or not pending.slug_id):
+                self.store.set_release_status(app.id, pending.version, "succeeded")
+                current, pending = pending, None  # nothing to run: live at once
+                self._serving[app.id] = current
+            if app.stopped:
+                continue
+            formation = self.store.formation(app.id)
+            for release in (current, pending):
+                if release is None or not release.slug_id:
+                    continue
+                new = {t: 1 for t in release.process_types if t not in formation
+                       and t != "release"}
+                if new:
+                    self.store.set_formation(app.id, new)
+                    formation.update(new)
+                for kind, quantity in formation.items():
+                    if kind in release.process_types and kind != "release":
+                        for index in range(1, quantity + 1):
+                            desired[(app.id, release.version, kind, index)] = release
+            if pending is not None:
+                self._pending[app.id] = pending
+                self._supersede_older(app.id, pending)
+        return desired, self._pending
+
+    def _supersede_older(self, app_id: int, pending: Release) -> None:
+        for release in self.store.releases(app_id, limit=20):
+            if release.status == "pending" and release.version < pending.version:
+                self._fail_release(release, f"superseded by {pending.name}")
+                self._pending[app_id] = pending
+
+    def _converge(self, desired: dict[Slot, Release], now: float) -> None:
+        live: dict[Slot, list[Dyno]] = {}
+        for dyno in self.dynos.values():
+            if not dyno.stopping and dyno.state != "crashed":
+                live.setdefault(dyno.slot, []).append(dyno)
+        for slot, release in sorted(desired.items(), key=lambda kv: kv[0]):
+            dynos = live.get(slot, [])
+            fresh = [d for d in dynos if not d.replace]
+            if not fresh:
+                crash = self.crashes.get(slot)
+                if crash is None or crash.due <= now:
+                    self._start(slot, release, now)
+                continue
+            if any(d.state == "up" for d in fresh):
+                for old in (d for d in dynos if d.replace and d.retire_at is None):
+                    old.retire_at = now + self.settings.drain_seconds
+            for extra in sorted(fresh, key=lambda d: (d.state != "up", d.started))[1:]:
+                self._stop(extra)
+        for dyno in sorted(self.dynos.values(), key=lambda d: -d.spec.index):
+            if dyno.stopping:
+                continue
+            if dyno.retire_at is not None and now >= dyno.retire_at:
+                self._stop(dyno)
+            elif dyno.slot not in desired and dyno.state != "crashed":
+                serving = self._serving.get(dyno.spec.app_id)
+                older = serving is not None and dyno.spec.release < serving.version
+                if not (older and self.drain_until.get(dyno.spec.app_id, 0) > now):
+                    self._stop(dyno)
+        for slot in [s for s in self.crashes if s not in desired]:
+            del self.crashes[slot]
+
+    def _rollouts(self, pending: dict[int, Release], now: float) -> None:
+        for app_id, release in list(pending.items()):
+            mine = [d for d in self.dynos.values() if d.spec.app_id == app_id
+                    and d.spec.release == release.version and not d.stopping]
+            formation = self.store.formation(app_id)
+            webs = formation.get("web", 0) if "web" in release.process_types else 0
+            up_webs = {d.spec.index for d in mine if d.spec.process_type == "web" and d.routable}
+            if len(up_webs) < webs:
+                continue
+            routes = self._build_routes({app_id: release.version})
+            try:
+                self.router.apply(routes)
+            except RouterError as err:
+                self._fail_release(release, f"the router refused the new configuration: {err}")
+                continue
+            self._routes = routes
+            self.store.set_release_status(app_id, release.version, "succeeded")
+            self._serving[app_id] = release
+            del pending[app_id]
+            self.drain_until[app_id] = now + self.settings.drain_seconds
+            self._log(app_id, "api", f"Release {release.name} is live")
+
+    def _start(self, slot: Slot, release: Release, now: float) -> None:
+        app_id, version, kind, index = slot
+        app = self._apps[app_id]
+        name = f"{kind}.{index}"
+        port = None
+        if kind == "web":
+            port = self.ports.allocate({d.spec.port for d in self.dynos.values()
+                                        if d.spec.port})
+        spec = DynoSpec(
+            id=f"{app_id}-{name}-v{version}-{random.getrandbits(24):06x}", app_id=app_id,
+            app=app.name, release=version, process_type=kind, index=index,
+            command=release.process_types[kind],
+            env=dyno_env(self.settings, release, name, port),
+            slug_dir=self.store.slug(release.slug_id).dir, uid=app_uid(self.settings, app_id),
+            port=port, memory_mb=self.settings.memory_for(kind),
+            stop_timeout=self.settings.stop_timeout)
+        if slot in self.crashes:
+            self._platform(spec, "State changed from crashed to starting")
+        dyno = Dyno(spec, "starting", now, now)
+        try:
+            info = self.runtime.start(spec)
+        except RuntimeFailure as err:
+            self._platform(spec, f"Failed to start: {err}")
+            self._crashed(dyno, now, f"could not start: {err}")
+            return
+        dyno.pid = info.pid
+        self.dynos[spec.id] = dyno
+
+    def _stop(self, dyno: Dyno) -> None:
+        if not dyno.stopping:
+            dyno.stopping = True
+            self.runtime.stop(dyno.spec.id)
+
+    # router, status, logs
+    def _build_routes(self, serving: dict[int, int] | None = None) -> list[Route]:
+        routes = []
+        for app in sorted(self._apps.values(), key=lambda a: a.name):
+            release = self._serving.get(app.id)
+            version = (serving or {}).get(app.id, release.version if release else None)
+            upstreams = sorted(
+                ("127.0.0.1", d.spec.port, d.spec.dyno) for d in self.dynos.values()
+                if d.spec.app_id == app.id and d.spec.release == version
+                and d.spec.process_type == "web" and d.routable and d.spec.port
+                and app.id not in self.halted)
+            hosts = (f"{app.name}.{self.settings.domain}", *self.store.domains(app.id))
+            routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams)))
+        return routes
+
+    def _apply_routes(self, routes: list[Route]) -> None:
+        if routes == self._routes:
+            return
+        try:
+            self.router.apply(routes)
+        except RouterError as err:
+            if str(err) != self._router_error:
+                log.error("router refused the configuration: %s", err)
+            self._router_error = str(err)
+            return
+        self._routes, self._router_error = routes, None
+
+    def status(self) -> dict[int, list[DynoStatus]]:
+        by_app: dict[int, list[DynoStatus]] = {}
+        for dyno in self.dynos.values():
+            s = dyno.spec
+            if dyno.stopping and dyno.state != "crashed":
+                continue
+            by_app.setdefault(s.app_id, []).append(DynoStatus(
+                s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release, s.port,
+                dyno.pid, s.id))
+        shown = {(d.app_id, d.dyno) for rows in by_app.values() for d in rows}
+        for (app_id, version, kind, index), crash in self.crashes.items():
+            if (app_id, f"{kind}.{index}") not in shown:
+                by_app.setdefault(app_id, []).append(DynoStatus(
+                    f"{kind}.{index}", kind, "crashed", crash.since, crash.command, version))
+        return by_app
+
+    def _write_status(self, now: float) -> None:
+        by_app = self.status()
+        if by_app != self._snapshot and self.write_snapshot:
+            write_status(self.paths, by_app)
+        self._snapshot = by_app
+
+    def _sleep_for(self, now: float) -> float:
+        timeout = 0.5
+        if any(d.state == "starting" and not d.stopping for d in self.dynos.values()):
+            timeout = 0.1
+        deadlines = [c.due for c in self.crashes.values()]
+        deadlines += list(self.drain_until.values())
+        deadlines += [d.retire_at for d in self.dynos.values() if d.retire_at]
+        for deadline in (t for t in deadlines if t > now):
+            timeout = min(timeout, max(0.0, deadline - now))
+        return timeout
+
+    def _set_state(self, dyno: Dyno, state: str, now: float) -> None:
+        if dyno.state != state:
+            self._platform(dyno.spec, f"State changed from {dyno.state} to {state}")
+            dyno.state, dyno.since = state, now
+            dyno.ever_up = dyno.ever_up or state == "up"
+
+    def _platform(self, spec: DynoSpec, message: str) -> None:
+        self._log(spec.app_id, spec.dyno, message)
+
+    def _log(self, app_id: int, source: str, message: str) -> None:
+        if app_id not in self._apps:
+            return  # a destroyed app keeps no log folder
+        AppLog(self.paths.log_file(app_id), self.settings.log_max_bytes).write(
+            "pushd", source, message)
