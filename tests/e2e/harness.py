@@ -190,6 +190,8 @@ class Handler(BaseHTTPRequestHandler):
         text = BODY + " dyno=" + os.environ.get("DYNO", "?")
         if self.path.startswith("/env/"):
             text = os.environ.get(self.path[5:], "<unset>")
+        if self.path.startswith("/header/"):
+            text = self.headers.get(self.path[8:], "<none>")
         data = text.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
