@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from .render import RenderOptions, generation_of, render
 
 SYSTEM_INCLUDE = Path("/etc/nginx/conf.d/pushd.conf")
 WORKER_USERS = ("nobody", "www-data")
+_LOG_PREFIX = re.compile(r"^[0-9/]{10} [0-9:]{8} (\[[a-z]+\]) [0-9]+#[0-9]+: ")
 
 
 def listen_addresses(host: str, port: int, ipv6: bool) -> tuple[str, ...]:
@@ -63,11 +65,16 @@ def worker_user() -> str | None:
 
 def nginx_error(output: str) -> str:
     """nginx's own complaint, on one line (the first [emerg]/[alert]/[crit] line)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    # "2026/11/26 08:35:01 [emerg] 6032#6032: msg" (error log) or "nginx: [emerg] msg" (stderr)
+    lines = [
+        _LOG_PREFIX.sub(r"\1 ", line.strip()).removeprefix("nginx: ")
+        for line in output.splitlines()
+        if line.strip()
+    ]
     for line in lines:
         if any(level in line for level in ("[emerg]", "[alert]", "[crit]")):
-            return line.removeprefix("nginx: ")
-    return (lines[-1].removeprefix("nginx: ") if lines else "nginx failed without a message")
+            return line
+    return lines[-1] if lines else "nginx failed without a message"
 
 
 def _proc_title(pid: int) -> str:
@@ -76,6 +83,14 @@ def _proc_title(pid: int) -> str:
     except OSError:
         return ""
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
 
 
 def _children(parent: int) -> list[int]:
@@ -105,6 +120,7 @@ class NginxRouter:
         nginx_bin: str = "nginx",
         system_include: Path = SYSTEM_INCLUDE,
         system_nginx_argv: Sequence[str] = ("nginx",),
+        system_pid_file: Path = Path("/run/nginx.pid"),
         ipv6: bool | None = None,
         workers: int | None = None,
         timeout: float = 15.0,
@@ -116,6 +132,7 @@ class NginxRouter:
         self.system = settings.system_nginx
         self.system_include = Path(system_include)
         self.system_nginx_argv = list(system_nginx_argv)
+        self.system_pid_file = Path(system_pid_file)
         self.timeout = timeout
         self.dir = paths.nginx_dir
         if ipv6 is None:
@@ -221,8 +238,8 @@ class NginxRouter:
         """Workers that accept new connections (not the old ones shutting down)."""
         return {pid for pid in _children(master) if _proc_title(pid) == "nginx: worker process"}
 
-    def probe(self) -> str | None:
-        """The generation the serving workers run, asked over the status socket."""
+    def probe(self) -> tuple[str, int] | None:
+        """(generation, worker pid) from a serving worker, asked over the status socket."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(1.0)
@@ -234,9 +251,22 @@ class NginxRouter:
         except OSError:
             return None
         head, _, body = data.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
+        words = body.decode(errors="replace").split()
+        if not head.startswith(b"HTTP/1.1 200") or len(words) != 2 or not words[1].isdigit():
             return None
-        return body.decode(errors="replace").strip()
+        return words[0], int(words[1])
+
+    def _master(self) -> int | None:
+        """The master serving the status socket (pushd's own, or the system's)."""
+        if not self.system:
+            return self.master_pid()
+        answer = self.probe()
+        if answer:
+            return _parent(answer[1])
+        try:
+            return int(self.system_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _log_size(self) -> int:
         try:
@@ -258,15 +288,13 @@ class NginxRouter:
         return None
 
     def _wait_live(self, generation: str | None, old_workers: set[int], log_offset: int) -> None:
+        """Until a worker answers `generation` and no worker from before still accepts: after
+        a reload the master lets old workers accept for another 100 ms."""
         deadline = time.monotonic() + self.timeout
         while True:
-            if self.probe() == generation:
-                if self.system:
-                    return
-                master = self.master_pid()
-                if master is None:
-                    raise RouterError("nginx exited while loading its config")
-                serving = self._serving_workers(master)
+            answer = self.probe()
+            if answer and answer[0] == generation:
+                serving = self._serving_workers(_parent(answer[1]))
                 if serving and not serving & old_workers:
                     return
             problem = self._new_emerg(log_offset)
@@ -277,17 +305,17 @@ class NginxRouter:
             time.sleep(0.005)
 
     def _reload(self, generation: str | None) -> None:
+        master = self._master()
+        old = self._serving_workers(master) if master else set()
         if self.system:
             done = self._run([*self.system_nginx_argv, "-s", "reload"])
             if done.returncode != 0:
                 raise RouterError(nginx_error(done.stderr + done.stdout))
-            self._wait_live(generation, set(), 0)
+            self._wait_live(generation, old, 0)
             return
-        master = self.master_pid()
         if master is None:
             self._spawn(generation)
             return
-        old = self._serving_workers(master)
         offset = self._log_size()
         os.kill(master, signal.SIGHUP)
         self._wait_live(generation, old, offset)
@@ -369,7 +397,5 @@ class NginxRouter:
             self._test_standalone(text)
 
     def _running(self) -> bool:
-        if self.system:
-            return True
-        live = generation_of(self._live_text() or "")
-        return self.master_pid() is not None and self.probe() == live
+        answer = self.probe()
+        return answer is not None and answer[0] == generation_of(self._live_text() or "")

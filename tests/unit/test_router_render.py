@@ -115,7 +115,7 @@ def test_generation_is_deterministic_and_follows_routes():
     other = render([Route("myapp", WEB.hosts, WEB.upstreams[:1])], OPTIONS, TEMPLATES)
     assert generation_of(first) and generation_of(other)
     assert generation_of(first) != generation_of(other)
-    assert f'return 200 "{generation_of(first)}";' in first
+    assert f'return 200 "{generation_of(first)} $pid";' in first
 
 
 def test_route_order_does_not_matter():
