@@ -4,33 +4,18 @@ rollback, so all three roll out the same (zero-downtime) way."""
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .dynostatus import wait_release
 from .errors import ReleaseFailed
 from .logs import AppLog
 from .models import App, Release, Slug
 from .platform import Platform
 
-POLL = 0.05
-
 
 def app_log(platform: Platform, app: App) -> AppLog:
     return AppLog(platform.paths.log_file(app.id), platform.settings.log_max_bytes)
-
-
-def wait_release(platform: Platform, release: Release, timeout: float) -> Release:
-    """Block until the supervisor has rolled `release` out (succeeded) or given up (failed)."""
-    deadline = time.monotonic() + timeout
-    store = platform.store
-    while True:
-        current = store.release(release.app_id, release.version)
-        if current.status != "pending":
-            return current
-        if time.monotonic() > deadline:
-            return current
-        time.sleep(POLL)
 
 
 def rollout_timeout(platform: Platform) -> float:
@@ -55,7 +40,8 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     platform.notify()
     if new.status != "pending" or not wait or not platform.running:
         return new
-    done = wait_release(platform, new, rollout_timeout(platform))
+    done = wait_release(platform.store, app.id, new.version, rollout_timeout(platform),
+                        poll=0.05)
     if done.status == "failed":
         raise ReleaseFailed(f"Release {new.name} failed to start; the previous release keeps "
                             "serving. Check `logs` for the reason.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 from dulwich.repo import Repo
 
@@ -67,27 +66,9 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
     platform = ctx.platform
     platform.store.delete_app(app.id)  # the supervisor stops what no longer has an app
     platform.notify()
-    stop_app_dynos(platform, app)
+    platform.control().stop_all(app.id)
     shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
     ctx.line("done")
-
-
-def stop_app_dynos(platform: Platform, app: App, timeout: float | None = None) -> None:
-    """Stop every dyno of `app` and wait until they are gone."""
-    runtime = platform.runtime
-    limit = time.monotonic() + (timeout or platform.settings.stop_timeout + 10)
-    asked: set[str] = set()
-    while time.monotonic() < limit:
-        mine = [d for d in runtime.list() if d.spec.app_id == app.id]
-        if not mine:
-            return
-        for dyno in mine:
-            if dyno.running and dyno.spec.id not in asked:
-                runtime.stop(dyno.spec.id)
-                asked.add(dyno.spec.id)
-            elif not dyno.running:
-                runtime.remove(dyno.spec.id)
-        time.sleep(0.1)
 
 
 @command("apps:info", "APP", "Show an app's details")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import secrets
+import shlex
 import time
 
 from .. import names
+from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
 from ..models import App
-from ..settings import app_uid
 from .registry import Context, command
 
 SCALE_RE = re.compile(r"([A-Za-z0-9_-]+)(=|\+|-)([0-9]{1,3})")
@@ -26,13 +26,10 @@ def ago(ts: float) -> str:
 
 def dyno_lines(ctx: Context, app: App) -> list[str]:
     """`=== web (2): python3 app.py` / `web.1: up 2026/11/26 07:36:25 (~ 1h ago)` blocks."""
-    from ..supervisor import read_status
-
-    statuses = [s for s in read_status(ctx.platform.paths, app.id)]
     lines: list[str] = []
-    by_type: dict[str, list] = {}
-    for status in sorted(statuses, key=lambda s: (s.process_type, s.index)):
-        by_type.setdefault(status.process_type, []).append(status)
+    by_type: dict[str, list[DynoStatus]] = {}
+    for status in read_status(ctx.platform.paths, app.id):
+        by_type.setdefault(status.type, []).append(status)
     for ptype, group in by_type.items():
         if lines:
             lines.append("")
@@ -101,10 +98,17 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
     if target:
         names.process_type(target.split(".")[0])
     ctx.out(f"Restarting {target or 'all'} dynos on {app.name}... ")
-    from ..supervisor import request_restart
-
-    request_restart(ctx.platform.paths, app.id, target)
-    ctx.platform.notify()
+    platform = ctx.platform
+    if platform.supervisor is not None:
+        platform.supervisor.restart(app.id, target)
+    else:  # from the local CLI: stop them; the daemon's supervisor starts replacements
+        runtime = platform.runtime
+        for info in runtime.list():
+            spec = info.spec
+            if spec.app_id == app.id and info.running and spec.process_type != "run" and (
+                    target in (None, spec.process_type, spec.dyno)):
+                runtime.stop(spec.id)
+        platform.notify()
     ctx.line("done")
 
 
@@ -131,25 +135,12 @@ def ps_start(ctx: Context, app: App, args: list[str]) -> None:
 @command("run", "APP COMMAND ...", "Run a one-off dyno with the app's current release",
          raw=True)
 def run(ctx: Context, app: App, args: list[str]) -> int:
-    import shlex
-
-    from ..runtime.base import DynoSpec
-    from ..supervisor import dyno_env
-
     if not args:
         raise UsageError("run needs a command")
     release = ctx.store.current_release(app.id)
     if release is None or not release.slug_id:
         raise NotFound(f"{app.name} has no release to run; git push first")
-    slug = ctx.store.slug(release.slug_id)
-    number = secrets.randbelow(9000) + 1000
     command_text = args[0] if len(args) == 1 else shlex.join(args)
-    settings = ctx.platform.settings
-    spec = DynoSpec(
-        id=f"{app.id}-run.{number}-v{release.version}-{secrets.token_hex(3)}", app_id=app.id,
-        app=app.name, release=release.version, process_type="run", index=number,
-        command=command_text, env=dyno_env(settings, app, release, f"run.{number}", None),
-        slug_dir=slug.dir, uid=app_uid(settings, app.id),
-        memory_mb=settings.memory_for("run"), stop_timeout=settings.stop_timeout)
-    ctx.err(f"Running {command_text} on {app.name}... up, run.{number}\n")
+    spec = ctx.platform.control().oneoff_spec(app.id, command_text)
+    ctx.err(f"Running {command_text} on {app.name}... up, {spec.dyno}\n")
     return ctx.platform.runtime.run(spec, ctx.io)
