@@ -426,6 +426,8 @@ class Supervisor:
             return
         dyno.pid = info.pid
         self.dynos[spec.id] = dyno
+        if kind != "web" or port is None:
+            self._set_state(dyno, "up", now)  # nothing to probe: up once started
 
     def _stop(self, dyno: Dyno) -> None:
         if not dyno.stopping:
@@ -468,7 +470,7 @@ class Supervisor:
             by_app.setdefault(s.app_id, []).append(DynoStatus(
                 s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release, s.port,
                 dyno.pid, s.id))
-        shown = {(d.app_id, d.dyno) for rows in by_app.values() for d in rows}
+        shown = {(app_id, d.dyno) for app_id, rows in by_app.items() for d in rows}
         for (app_id, version, kind, index), crash in self.crashes.items():
             if (app_id, f"{kind}.{index}") not in shown:
                 by_app.setdefault(app_id, []).append(DynoStatus(

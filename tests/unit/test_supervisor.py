@@ -1,0 +1,402 @@
+"""Supervisor logic replayed with a fake runtime, router, clock and port probe."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pushd.dynostatus import read_status
+from pushd.errors import RouterError
+from pushd.models import Slug
+from pushd.paths import Paths
+from pushd.runtime.base import DynoInfo, DynoSpec
+from pushd.settings import Settings
+from pushd.store import Store
+from pushd.supervisor import Supervisor
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeRuntime:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.infos: dict[str, DynoInfo] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def start(self, spec: DynoSpec) -> DynoInfo:
+        info = DynoInfo(spec=spec, pid=100 + len(self.events), running=True)
+        self.infos[spec.id] = info
+        self.events.append(("start", spec.id))
+        return info
+
+    def stop(self, dyno_id: str) -> None:
+        self.events.append(("stop", dyno_id))
+        info = self.infos[dyno_id]
+        info.stopping, info.running, info.exit_status = True, False, 143
+
+    def list(self) -> list[DynoInfo]:
+        return list(self.infos.values())
+
+    def remove(self, dyno_id: str) -> None:
+        self.events.append(("remove", dyno_id))
+        self.infos.pop(dyno_id, None)
+
+    def run(self, spec, io) -> int:
+        return 0
+
+    # scripting
+    def crash(self, dyno_id: str, status: int = 1) -> None:
+        info = self.infos[dyno_id]
+        info.running, info.exit_status = False, status
+
+    def running(self, kind: str | None = None) -> list[DynoSpec]:
+        return sorted((i.spec for i in self.infos.values() if i.running
+                       and (kind is None or i.spec.process_type == kind)),
+                      key=lambda s: (s.process_type, s.index, s.release))
+
+
+class FakeRouter:
+    def __init__(self, events: list) -> None:
+        self.applied: list = []
+        self.events = events
+        self.fail = False
+
+    def apply(self, routes) -> None:
+        if self.fail:
+            raise RouterError("nginx: [emerg] broken")
+        self.applied.append(routes)
+        self.events.append(("router", tuple((r.app, r.upstreams) for r in routes)))
+
+
+class FakePorts:
+    def __init__(self) -> None:
+        self.next = 20000
+
+    def allocate(self, exclude: set[int]) -> int:
+        while self.next in exclude:
+            self.next += 1
+        self.next += 1
+        return self.next - 1
+
+
+class World:
+    def __init__(self, tmp_path) -> None:
+        self.paths = Paths(tmp_path / "state")
+        self.paths.ensure()
+        self.settings = Settings(state_dir=self.paths.root, boot_timeout=60, drain_seconds=2,
+                                 crash_backoff_base=1, crash_backoff_max=8)
+        self.store = Store(self.paths.db)
+        self.clock = Clock()
+        self.runtime = FakeRuntime()
+        self.router = FakeRouter(self.runtime.events)
+        self.bound: set[int] = set()  # ports where the "app" accepts connections
+        self.sup = self.make()
+        self.app = self.store.create_app("myapp", "alice")
+
+    def make(self) -> Supervisor:
+        return Supervisor(self.store, self.runtime, self.router, self.settings, self.paths,
+                          clock=self.clock, ports=FakePorts(), probe=self.bound.__contains__)
+
+    def deploy(self, types: dict[str, str], config: dict[str, str] | None = None):
+        slug = Slug(id=f"s{len(self.store.slugs(self.app.id))}", app_id=self.app.id,
+                    path="/x.tgz", dir="/slug", size=1, commit="abc1234", process_types=types)
+        self.store.add_slug(slug)
+        return self.store.create_release(self.app.id, description="Deploy", user="alice",
+                                         slug=slug, config_set=config)
+
+    def bind_all(self) -> None:
+        self.bound.update(s.port for s in self.runtime.running("web"))
+
+    def tick(self, seconds: float = 0.0) -> None:
+        self.clock.advance(seconds)
+        self.sup.reconcile()
+
+    def log(self) -> str:
+        path = self.paths.log_file(self.app.id)
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def w(tmp_path) -> World:
+    return World(tmp_path)
+
+
+def names(specs) -> list[str]:
+    return [s.dyno for s in specs]
+
+
+def deploy_live(w: World, types=None) -> None:
+    release = w.deploy(types or {"web": "python app.py", "worker": "python worker.py"})
+    w.tick()
+    w.bind_all()
+    w.tick()
+    assert w.store.release(w.app.id, release.version).status == "succeeded"
+
+
+def test_first_deploy_gets_one_of_each_type_but_release(w):
+    release = w.deploy({"web": "gunicorn app", "worker": "celery", "release": "migrate"})
+    w.tick()
+    assert w.store.formation(w.app.id) == {"web": 1, "worker": 1}
+    assert names(w.runtime.running()) == ["web.1", "worker.1"]
+    web = w.runtime.running("web")[0]
+    assert web.env["PORT"] == str(web.port) and web.env["DYNO"] == "web.1"
+    assert web.env["HOME"] == "/app" and web.uid == 40000 + w.app.id
+    assert web.env["STACK"] and web.env["SOURCE_VERSION"] == "abc1234"
+    assert "PORT" not in w.runtime.running("worker")[0].env
+    assert w.store.release(w.app.id, release.version).status == "pending"
+    w.bind_all()
+    w.tick()
+    assert w.store.release(w.app.id, release.version).status == "succeeded"
+    assert w.router.applied[-1][0].upstreams == (("127.0.0.1", web.port, "web.1"),)
+    assert w.router.applied[-1][0].hosts[0] == "myapp.localhost"
+    assert "web.1]: State changed from starting to up" in w.log()
+    status = read_status(w.paths, w.app.id)
+    assert [(s.dyno, s.state) for s in status] == [("web.1", "up"), ("worker.1", "up")]
+
+
+def test_scale_up_and_down_highest_index_first(w):
+    deploy_live(w)
+    w.store.set_formation(w.app.id, {"web": 3})
+    w.tick()
+    w.bind_all()
+    w.tick()
+    assert names(w.runtime.running("web")) == ["web.1", "web.2", "web.3"]
+    assert len(w.router.applied[-1][0].upstreams) == 3
+    w.store.set_formation(w.app.id, {"web": 1, "worker": 0})
+    w.tick()
+    assert names(w.runtime.running()) == ["web.1"]
+    stops = [e[1] for e in w.runtime.events if e[0] == "stop"]
+    assert "-web.3-" in stops[0] and "-web.2-" in stops[1]
+    assert w.router.applied[-1][0].upstreams[0][2] == "web.1"
+    assert len(w.router.applied[-1][0].upstreams) == 1
+
+
+def test_crash_restarts_at_once_then_backs_off_then_resets(w):
+    deploy_live(w)
+    worker = w.runtime.running("worker")[0]
+    w.runtime.crash(worker.id)
+    w.tick()
+    first = w.runtime.running("worker")
+    assert len(first) == 1 and first[0].id != worker.id  # immediately restarted
+    delays = []
+    for _ in range(5):
+        w.runtime.crash(w.runtime.running("worker")[0].id)
+        w.tick()
+        assert w.runtime.running("worker") == []  # cooling off, nothing started
+        waited = 0.0
+        while not w.runtime.running("worker"):
+            w.tick(0.25)
+            waited += 0.25
+            assert waited < 100
+        delays.append(waited)
+    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0]  # doubling, capped at crash_backoff_max
+    assert [s.state for s in read_status(w.paths, w.app.id) if s.type == "worker"] == ["up"]
+    # a crash-looping dyno costs nothing while cooling off: the loop sleeps till it is due
+    w.runtime.crash(w.runtime.running("worker")[0].id)
+    w.tick()
+    assert w.sup._sleep_for(w.clock()) == 0.5  # poll only; no busy loop
+    assert [s.state for s in read_status(w.paths, w.app.id) if s.type == "worker"] == [
+        "crashed"]
+    w.tick(8)
+    # stays up a while: the next crash restarts at once again
+    w.tick(w.sup.stable_after + 1)
+    w.runtime.crash(w.runtime.running("worker")[0].id)
+    w.tick()
+    assert len(w.runtime.running("worker")) == 1
+    assert "worker.1]: State changed from up to crashed" in w.log()
+
+
+def test_restart_resets_the_cool_off(w):
+    deploy_live(w)
+    w.runtime.crash(w.runtime.running("worker")[0].id)
+    w.tick()  # first crash: back at once
+    w.runtime.crash(w.runtime.running("worker")[0].id)
+    w.tick()
+    assert w.runtime.running("worker") == []  # second crash: cooling off
+    w.sup.restart(w.app.id, "worker")
+    w.tick()
+    assert len(w.runtime.running("worker")) == 1
+
+
+def test_boot_timeout_r10(w):
+    deploy_live(w, {"web": "python app.py"})
+    web = w.runtime.running("web")[0]
+    w.runtime.crash(web.id)
+    w.tick()  # restarted at once, but the new one never binds
+    new = w.runtime.running("web")[0]
+    w.tick(59)
+    assert w.runtime.running("web")[0].id == new.id
+    w.tick(2)
+    assert ("stop", new.id) in w.runtime.events
+    assert "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 " \
+           "seconds of launch" in w.log()
+    assert "web.1]: State changed from starting to crashed" in w.log()
+
+
+def test_rollout_switches_router_before_stopping_old_after_drain(w):
+    deploy_live(w, {"web": "v1"})
+    old = w.runtime.running("web")[0]
+    v2 = w.deploy({"web": "v2"}, config={"A": "1"})
+    w.tick()
+    new = [s for s in w.runtime.running("web") if s.release == v2.version][0]
+    assert new.env["A"] == "1" and new.port != old.port
+    w.tick(1)
+    assert w.router.applied[-1][0].upstreams[0][1] == old.port  # old serves while new boots
+    w.bind_all()
+    w.tick()
+    assert w.store.release(w.app.id, v2.version).status == "succeeded"
+    assert w.router.applied[-1][0].upstreams == (("127.0.0.1", new.port, "web.1"),)
+    assert ("stop", old.id) not in w.runtime.events  # still draining
+    w.tick(1)
+    assert ("stop", old.id) not in w.runtime.events
+    w.tick(1.5)
+    events = w.runtime.events
+    switched = max(i for i, e in enumerate(events) if e[0] == "router"
+                   and e[1][0][1] == (("127.0.0.1", new.port, "web.1"),))
+    assert switched < events.index(("stop", old.id))
+    assert names(w.runtime.running()) == ["web.1"]
+
+
+def test_rollout_failure_keeps_old_release_serving(w):
+    deploy_live(w, {"web": "v1"})
+    old = w.runtime.running("web")[0]
+    routes_before = w.router.applied[-1]
+    v2 = w.deploy({"web": "broken"})
+    w.tick()
+    new = [s for s in w.runtime.running("web") if s.release == v2.version][0]
+    w.runtime.crash(new.id)
+    w.tick()
+    assert w.store.release(w.app.id, v2.version).status == "failed"
+    assert f"pushd[api]: Release v{v2.version} failed: web.1 exited with status 1" in w.log()
+    assert [s.id for s in w.runtime.running()] == [old.id]
+    assert w.router.applied[-1] == routes_before
+    w.tick(100)
+    assert [s.id for s in w.runtime.running()] == [old.id]  # no retry of the failed release
+    assert w.sup.wait_release(w.app.id, v2.version, 0).status == "failed"
+
+
+def test_rollout_failure_on_boot_timeout(w):
+    deploy_live(w, {"web": "v1"})
+    old = w.runtime.running("web")[0]
+    v2 = w.deploy({"web": "never binds"})
+    w.tick()
+    w.tick(61)
+    assert w.store.release(w.app.id, v2.version).status == "failed"
+    w.tick()
+    assert [s.id for s in w.runtime.running()] == [old.id]
+    assert w.router.applied[-1][0].upstreams[0][1] == old.port
+
+
+def test_release_without_web_succeeds_once_started(w):
+    release = w.deploy({"worker": "python worker.py"})
+    w.tick()
+    assert w.store.release(w.app.id, release.version).status == "succeeded"
+    assert w.router.applied[-1][0].upstreams == ()  # H14 page
+
+
+def test_adoption_without_duplicates_and_same_routes(w):
+    deploy_live(w)
+    before = sorted(s.id for s in w.runtime.running())
+    routes = w.router.applied[-1]
+    applied = len(w.router.applied)
+    w.sup = w.make()  # the daemon restarted; the dynos did not
+    w.tick()
+    w.tick(1)
+    assert sorted(s.id for s in w.runtime.running()) == before
+    assert not [e for e in w.runtime.events if e[0] == "start" and e[1] not in before]
+    assert len(w.router.applied) == applied + 1 and w.router.applied[-1] == routes
+
+
+def test_adoption_handles_exits_while_down(w):
+    deploy_live(w)
+    worker = w.runtime.running("worker")[0]
+    web = w.runtime.running("web")[0]
+    w.runtime.crash(worker.id)
+    w.runtime.stop(web.id)  # a stop requested before the daemon died
+    w.sup = w.make()
+    w.tick()
+    assert worker.id not in w.runtime.infos and web.id not in w.runtime.infos
+    assert names(w.runtime.running()) == ["web.1", "worker.1"]
+
+
+def test_duplicate_dynos_after_adoption_are_stopped(w):
+    deploy_live(w, {"worker": "w"})
+    first = w.runtime.running("worker")[0]
+    twin = DynoSpec(**{**first.__dict__, "id": first.id + "-twin"})
+    w.runtime.infos[twin.id] = DynoInfo(spec=twin, pid=9, running=True)
+    w.sup = w.make()
+    w.tick()
+    assert len(w.runtime.running("worker")) == 1
+
+
+def test_destroyed_app_is_cleaned_up(w):
+    deploy_live(w)
+    w.store.delete_app(w.app.id)
+    w.tick()
+    w.tick()  # the stopped dynos have exited: removed
+    assert w.runtime.running() == [] and w.runtime.infos == {}
+    assert [r.app for r in w.router.applied[-1]] == []
+    assert read_status(w.paths, w.app.id) == []
+
+
+def test_stop_all_returns_once_dynos_are_gone(w):
+    deploy_live(w)
+    stop = threading.Event()
+    loop = threading.Thread(target=w.sup.run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        w.sup.stop_all(w.app.id, timeout=10)
+        assert w.runtime.running() == []
+    finally:
+        stop.set()
+        w.sup.wake()
+        loop.join(5)
+
+
+def test_restart_web_is_zero_downtime(w):
+    deploy_live(w, {"web": "v1"})
+    old = w.runtime.running("web")[0]
+    w.sup.restart(w.app.id, "web.1")
+    w.tick()
+    new = [s for s in w.runtime.running("web") if s.id != old.id][0]
+    assert w.router.applied[-1][0].upstreams[0][1] == old.port
+    w.bind_all()
+    w.tick()
+    assert w.router.applied[-1][0].upstreams == (("127.0.0.1", new.port, "web.1"),)
+    assert ("stop", old.id) not in w.runtime.events
+    w.tick(3)
+    assert [s.id for s in w.runtime.running()] == [new.id]
+
+
+def test_router_error_does_not_kill_the_loop(w):
+    w.router.fail = True
+    release = w.deploy({"web": "v1"})
+    w.tick()
+    w.bind_all()
+    w.tick()
+    assert w.store.release(w.app.id, release.version).status == "failed"
+    w.router.fail = False
+    w.tick()
+    assert w.router.applied  # recovered on a later tick
+
+
+def test_stopped_app_runs_nothing(w):
+    deploy_live(w)
+    w.store.set_stopped(w.app.id, True)
+    w.tick()
+    assert w.runtime.running() == []
+    assert w.router.applied[-1][0].upstreams == ()
+    w.store.set_stopped(w.app.id, False)
+    w.tick()
+    assert names(w.runtime.running()) == ["web.1", "worker.1"]
