@@ -20,7 +20,7 @@ from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 
 from .. import deploy
-from ..errors import PushdError
+from ..errors import BuildError, PushdError, ReleaseFailed
 from ..models import App, Key
 from ..platform import Platform
 
@@ -86,9 +86,11 @@ class DeployingReceivePack(ReceivePackHandler):
             return b"the deploy branch cannot be deleted"
         try:
             self.deploy(app, new_sha.decode())
+        except BuildError:
+            return b"build failed"  # the builder has already said why, line by line
         except PushdError as err:
             self.progress(f" !     {err}\n")
-            return b"pre-receive hook declined" if not str(err) else str(err).encode()[:200]
+            return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
         return None
 
     def deploy(self, app: App, sha: str) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,13 @@ from .harness import PushdUnderTest
 @pytest.fixture(scope="session")
 def pushd(tmp_path_factory: pytest.TempPathFactory):
     """One real pushd daemon for the end-to-end tests, with short timeouts."""
-    root = Path(tmp_path_factory.mktemp("pushd"))
+    # not under pytest's 0700 tmp dirs: the apps' uids must be able to reach their slugs
+    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-"))
+    root.chmod(0o711)
     platform = PushdUnderTest(root, settings={
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5,
         "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300})
     platform.start()
     yield platform
     platform.stop(everything=True)
+    shutil.rmtree(root, ignore_errors=True)
