@@ -15,8 +15,8 @@ compile="$1"; shift
 for export_file in "$@"; do
   if [ -f "$export_file" ]; then . "$export_file"; fi
 done
-cd /app || exit 1
-exec "$compile" /app /cache /env
+cd "$BUILD_DIR" || exit 1
+exec "$compile" "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR"
 """
 
 

@@ -1,0 +1,58 @@
+"""Live line streaming and the deadline, with real (unsandboxed) processes."""
+
+import os
+import time
+
+import pytest
+
+from pushd.build.process import BuildTimeout, describe_seconds, run_streaming
+
+
+def test_lines_arrive_as_they_are_printed():
+    seen = []
+    script = "import time\nprint('one', flush=True)\ntime.sleep(0.6)\nprint('two', end='')\n"
+    start = time.monotonic()
+    status = run_streaming(["python3", "-c", script],
+                           lambda line: seen.append((line, time.monotonic() - start)),
+                           time.monotonic() + 10, "compile")
+    assert status == 0
+    assert [line for line, _ in seen] == ["one\n", "two\n"]
+    assert seen[0][1] < 0.5 <= seen[1][1]  # the first line did not wait for the process
+
+
+def test_exit_status_and_stderr_merged():
+    lines = []
+    status = run_streaming(["sh", "-c", "echo out; echo err >&2; exit 7"], lines.append,
+                           time.monotonic() + 10, "compile")
+    assert status == 7
+    assert sorted(lines) == ["err\n", "out\n"]
+
+
+def test_timeout_kills_the_whole_group(tmp_path):
+    marker = tmp_path / "pid"
+    script = f"sleep 30 & echo $! > {marker}; echo started; wait"
+    start = time.monotonic()
+    with pytest.raises(BuildTimeout) as err:
+        run_streaming(["sh", "-c", script], lambda line: None, time.monotonic() + 1,
+                      "compile", timeout_label="1 second")
+    assert time.monotonic() - start < 5
+    assert err.value.phase == "compile"
+    child = int(marker.read_text())
+    time.sleep(0.2)
+    assert not alive(child)  # the background grandchild died with its group
+
+
+def alive(pid):
+    """Running, not a zombie waiting for an init that may not reap here."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_describe_seconds():
+    assert describe_seconds(900) == "15 minutes"
+    assert describe_seconds(60) == "1 minute"
+    assert describe_seconds(2) == "2 seconds"
+    assert describe_seconds(1.5) == "1.5 seconds"

@@ -1,0 +1,98 @@
+"""Buildpack references, their precedence, and detection order (with a fake runner)."""
+
+import pytest
+
+from pushd.build.buildpacks import (
+    BUNDLED_ORDER,
+    bundled_name,
+    parse_buildpacks_file,
+    requested_buildpacks,
+    validate_buildpack,
+)
+from pushd.build.detect import first_detected
+from pushd.errors import UsageError
+
+
+@pytest.mark.parametrize("ref", [
+    "python", "pushd/nodejs", "heroku/python", "static", "procfile",
+    "https://github.com/heroku/heroku-buildpack-python.git",
+    "https://github.com/heroku/heroku-buildpack-python#v250",
+    "file:///srv/buildpacks/custom.git#main", "git@github.com:me/bp.git#v1",
+    "ssh://git@host/bp.git",
+])
+def test_valid_references(ref):
+    assert validate_buildpack(f"  {ref} ") == ref
+
+
+def test_local_path_needs_bin_compile(tmp_path):
+    with pytest.raises(UsageError, match="no bin/compile"):
+        validate_buildpack(str(tmp_path))
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "compile").write_text("#!/bin/sh\n")
+    assert validate_buildpack(str(tmp_path)) == str(tmp_path)
+
+
+@pytest.mark.parametrize("ref", [
+    "", "ruby", "rm -rf /", "relative/path", "https://x/y.git#--upload-pack=evil",
+    "https://x/y.git#a b", "ftp://x/y", "py\nthon", "x" * 2000,
+])
+def test_garbage_is_one_line_usage_error(ref):
+    with pytest.raises(UsageError) as err:
+        validate_buildpack(ref)
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith("Invalid buildpack")
+
+
+def test_bundled_names():
+    assert bundled_name("pushd/static") == "static"
+    assert bundled_name("heroku/nodejs") == "nodejs"
+    assert bundled_name("heroku/ruby") is None
+
+
+def test_buildpacks_file_parsing():
+    assert parse_buildpacks_file("# c\n\n  /a/b \nhttps://x/y.git#v1\n") == [
+        "/a/b", "https://x/y.git#v1"]
+
+
+def test_precedence_buildpack_url_then_file_then_app_then_detection(tmp_path):
+    app = ("python",)
+    assert requested_buildpacks({}, tmp_path, ()) == ([], "detection")
+    assert requested_buildpacks({}, tmp_path, app) == (["python"], "buildpacks:set")
+    (tmp_path / ".buildpacks").write_text("nodejs\nstatic\n")
+    assert requested_buildpacks({}, tmp_path, app) == (["nodejs", "static"], ".buildpacks")
+    config = {"BUILDPACK_URL": "https://x/bp.git"}
+    assert requested_buildpacks(config, tmp_path, app) == (["https://x/bp.git"],
+                                                           "BUILDPACK_URL")
+    (tmp_path / ".buildpacks").write_text("# only comments\n")
+    assert requested_buildpacks({}, tmp_path, app) == (["python"], "buildpacks:set")
+
+
+def test_bundled_order_puts_procfile_last_and_nodejs_before_static():
+    assert BUNDLED_ORDER[-1] == "procfile"
+    assert BUNDLED_ORDER.index("nodejs") < BUNDLED_ORDER.index("static")
+
+
+def fake_runner(accepting: dict[int, str]):
+    calls = []
+
+    def run(command, extra_env, on_line):
+        index = int(command[-2].split("/")[2])
+        calls.append(index)
+        if index in accepting:
+            on_line(accepting[index] + "\n")
+            return 0
+        on_line("not mine\n")  # stderr is discarded in the real sandbox; ignored here too
+        return 1
+
+    return run, calls
+
+
+def test_first_detected_stops_at_first_match():
+    run, calls = fake_runner({1: "Node.js", 3: "Procfile"})
+    assert first_detected(run, range(4)) == (1, "Node.js")
+    assert calls == [0, 1]
+
+
+def test_nothing_detected():
+    run, _ = fake_runner({})
+    assert first_detected(run, range(4)) is None
