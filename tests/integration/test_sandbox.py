@@ -1,0 +1,282 @@
+"""The sandbox runtime for real: root, bubblewrap, overlayfs, cgroups, detached shims."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pushd.paths import Paths
+from pushd.ports import PortAllocator
+from pushd.runtime.base import DynoSpec
+from pushd.runtime.sandbox import SandboxRuntime
+from pushd.settings import Settings
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("bwrap"),
+                                reason="needs root and bubblewrap")
+
+UID = 40100
+SERVER = r"""
+import http.server, json, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        path = self.path[1:]
+        if path == "env":
+            body = json.dumps(dict(os.environ, UID=str(os.getuid()))).encode()
+        else:
+            try:
+                body = open("/" + path, "rb").read()
+            except OSError as err:
+                self.send_response(403); self.end_headers(); self.wfile.write(str(err).encode())
+                return
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+print("booting", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def wait_for(check, timeout=20.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {check}")
+
+
+@pytest.fixture
+def env():
+    # bwrap runs as the app's uid and must traverse to the dyno dir: not under pytest's 0700 tmp
+    root = Path(tempfile.mkdtemp(prefix="pushd-it-", dir="/tmp"))
+    root.chmod(0o711)
+    paths = Paths(root / "state")
+    paths.ensure()
+    slug = root / "slug"
+    (slug / ".profile.d").mkdir(parents=True)
+    (slug / "server.py").write_text(SERVER)
+    (slug / ".profile.d" / "a.sh").write_text("export FROM_PROFILE_D=yes\n")
+    (slug / "original.txt").write_text("pristine\n")
+    other = root / "otherslug"
+    other.mkdir()
+    (other / "secret.txt").write_text("other app secret\n")
+    other.chmod(0o700)
+    (paths.root / "secret-state").write_text("state secret\n")
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(slug)], check=True)
+    settings = Settings(state_dir=paths.root)
+    runtime = SandboxRuntime(settings, paths)
+    started: list[str] = []
+    yield {"root": root, "paths": paths, "slug": slug, "other": other, "runtime": runtime,
+           "started": started, "ports": PortAllocator((31000, 31999))}
+    for info in runtime.list():
+        runtime.remove(info.spec.id)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def spec(env, command, dyno_id, *, kind="web", memory_mb=256, stop_timeout=5.0, port=None):
+    port = port or (env["ports"].allocate(set()) if kind == "web" else None)
+    variables = {"HOME": "/app", "DYNO": f"{kind}.1", "FOO": "bar"}
+    if port:
+        variables["PORT"] = str(port)
+    env["started"].append(dyno_id)
+    return DynoSpec(id=dyno_id, app_id=1, app="one", release=1, process_type=kind, index=1,
+                    command=command, env=variables, slug_dir=str(env["slug"]), uid=UID,
+                    port=port, memory_mb=memory_mb, stop_timeout=stop_timeout)
+
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def up(port):
+    def check():
+        try:
+            return get(port, "env")
+        except OSError:
+            return None
+    return wait_for(check)
+
+
+def log_text(env):
+    path = env["paths"].log_file(1)
+    return path.read_text() if path.exists() else ""
+
+
+def info_of(runtime, dyno_id):
+    return next(i for i in runtime.list() if i.spec.id == dyno_id)
+
+
+def test_web_dyno_isolation_env_and_layer(env):
+    rt = env["runtime"]
+    s = spec(env, "python3 /app/server.py", "1-web.1-a")
+    t0 = time.monotonic()
+    rt.start(s)
+    status, body = up(s.port)
+    boot = time.monotonic() - t0
+    print(f"dyno reachable after {boot:.3f}s")
+    seen = json.loads(body)
+    assert seen["DYNO"] == "web.1" and seen["PORT"] == str(s.port) and seen["HOME"] == "/app"
+    assert seen["FROM_PROFILE_D"] == "yes" and seen["FOO"] == "bar"
+    assert seen["UID"] == str(UID)
+    # another app's slug, the state dir and its database are not there
+    for path in (env["other"] / "secret.txt", env["paths"].root / "secret-state",
+                 env["paths"].db, Path("/root")):
+        code, text = get(s.port, str(path).lstrip("/"))
+        assert code == 403, (path, text)
+    assert get(s.port, "app/original.txt") == (200, "pristine\n")
+    # writes go to the dyno's own layer, never to the slug
+    rt.stop(s.id)
+    wait_for(lambda: not info_of(rt, s.id).running)
+    rt.remove(s.id)
+    assert not (env["paths"].dynos_dir / s.id).exists()
+    writer = spec(env, "echo changed > /app/original.txt && echo new > /app/new.txt && "
+                  "python3 /app/server.py", "1-web.1-b")
+    rt.start(writer)
+    up(writer.port)
+    assert get(writer.port, "app/original.txt") == (200, "changed\n")
+    assert (env["slug"] / "original.txt").read_text() == "pristine\n"
+    assert info_of(rt, writer.id).extra["layer"] == "overlay"
+    rt.stop(writer.id)
+    wait_for(lambda: not info_of(rt, writer.id).running)
+    rt.remove(writer.id)
+    again = spec(env, "python3 /app/server.py", "1-web.1-c")
+    rt.start(again)
+    up(again.port)
+    assert get(again.port, "app/original.txt") == (200, "pristine\n")
+    assert get(again.port, "app/new.txt")[0] == 403
+    log = log_text(env)
+    assert "pushd[web.1]: Starting process with command `python3 /app/server.py`" in log
+    assert "app[web.1]: booting" in log
+
+
+def test_stop_terms_the_whole_group_and_logs_status(env):
+    rt = env["runtime"]
+    command = ("(trap 'echo helper got TERM; exit 0' TERM; sleep 300 & wait) & "
+               "trap 'echo main got TERM; exit 143' TERM; sleep 300 & wait")
+    s = spec(env, command, "1-worker.1-a", kind="worker")
+    rt.start(s)
+    wait_for(lambda: (env["paths"].dynos_dir / s.id / "child.json").exists())
+    time.sleep(0.5)  # let both traps get installed
+    rt.stop(s.id)
+    info = wait_for(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 143 and info.stopping
+    log = log_text(env)
+    assert "app[worker.1]: helper got TERM" in log and "app[worker.1]: main got TERM" in log
+    assert "pushd[worker.1]: Stopping all processes with SIGTERM" in log
+    assert "pushd[worker.1]: Process exited with status 143" in log
+    rt.remove(s.id)
+    assert not Path(f"/sys/fs/cgroup/memory/pushd/{s.id}").exists()
+
+
+def test_stop_escalates_to_sigkill_r12(env):
+    rt = env["runtime"]
+    s = spec(env, "trap '' TERM; echo ignoring; sleep 300", "1-worker.1-k", kind="worker",
+             stop_timeout=1.0)
+    rt.start(s)
+    wait_for(lambda: "ignoring" in log_text(env))
+    rt.stop(s.id)
+    info = wait_for(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 137
+    assert "Error R12 (Exit timeout)" in log_text(env)
+
+
+def test_dyno_survives_its_starter_and_is_adopted(env):
+    paths = env["paths"]
+    s = spec(env, "python3 /app/server.py", "1-web.1-orphan")
+    starter = (
+        "import sys, json; sys.path.insert(0, sys.argv[1])\n"
+        "from pathlib import Path\n"
+        "from pushd.paths import Paths; from pushd.settings import Settings\n"
+        "from pushd.runtime.base import DynoSpec; from pushd.runtime.sandbox import "
+        "SandboxRuntime\n"
+        "p = Paths(Path(sys.argv[2])); rt = SandboxRuntime(Settings(state_dir=p.root), p)\n"
+        "rt.start(DynoSpec(**json.loads(sys.argv[3])))\n"
+        "import time; time.sleep(600)\n")
+    from dataclasses import asdict
+    proc = subprocess.Popen([sys.executable, "-c", starter, str(Path(__file__).parents[2]),
+                             str(paths.root), json.dumps(asdict(s))])
+    up(s.port)
+    proc.send_signal(signal.SIGKILL)  # the "daemon" dies hard
+    proc.wait()
+    time.sleep(0.3)
+    assert get(s.port, "env")[0] == 200
+    fresh = SandboxRuntime(Settings(state_dir=paths.root), paths)
+    infos = [i for i in fresh.list() if i.spec.id == s.id]
+    assert len(infos) == 1 and infos[0].running and infos[0].spec == s
+    fresh.stop(s.id)
+    wait_for(lambda: not info_of(fresh, s.id).running)
+
+
+def test_memory_hog_is_killed_with_r15(env):
+    if not Path("/sys/fs/cgroup/memory").exists():
+        pytest.skip("no memory cgroup")
+    rt = env["runtime"]
+    hog = "python3 -c 'x = []\nwhile True: x.append(bytearray(16 << 20))'"
+    s = spec(env, hog, "1-worker.1-hog", kind="worker", memory_mb=64)
+    rt.start(s)
+    info = wait_for(lambda: (i := info_of(rt, s.id)) and not i.running and i, timeout=60)
+    assert info.oom_killed and info.exit_status == 137
+    log = log_text(env)
+    assert "pushd[worker.1]: Error R15 (Memory quota vastly exceeded)" in log
+    assert "pushd[worker.1]: Process exited with status 137" in log
+
+
+class IO:
+    def __init__(self, data: bytes = b"", tty: bool = False) -> None:
+        self.tty = tty
+        self.term_size = (100, 40) if tty else None
+        self._input = [data, b""]
+        self.out = b""
+        self.err = b""
+
+    def read(self, size: int) -> bytes:
+        return self._input.pop(0) if self._input else b""
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def write_err(self, data: bytes) -> None:
+        self.err += data
+
+
+def oneoff(env, command, dyno_id="1-run.1234-x"):
+    return DynoSpec(id=dyno_id, app_id=1, app="one", release=1, process_type="run",
+                    index=1234, command=command, env={"HOME": "/app", "DYNO": "run.1234"},
+                    slug_dir=str(env["slug"]), uid=UID, memory_mb=256)
+
+
+def test_run_returns_status_and_output(env):
+    rt = env["runtime"]
+    io = IO(b"from stdin\n")
+    status = rt.run(oneoff(env, "cat; echo out $DYNO $FROM_PROFILE_D; echo err >&2; exit 3"),
+                    io)
+    assert status == 3
+    assert io.out == b"from stdin\nout run.1234 yes\n" and io.err == b"err\n"
+    assert not (env["paths"].dynos_dir / "1-run.1234-x").exists()
+    log = log_text(env)
+    assert "pushd[run.1234]: Starting process with command `cat;" in log
+    assert "pushd[run.1234]: Process exited with status 3" in log
+
+
+def test_run_on_a_tty(env):
+    rt = env["runtime"]
+    io = IO(tty=True)
+    # bwrap shows the pty as /dev/console; /dev/tty opens only with a controlling terminal
+    status = rt.run(oneoff(env, "test -t 0 && test -t 1 && stty size && echo hi > /dev/tty",
+                           "1-run.1235-y"), io)
+    assert status == 0, io.out
+    assert b"40 100\r\n" in io.out and b"hi\r\n" in io.out
