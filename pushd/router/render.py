@@ -3,6 +3,7 @@ Running nginx with that text is nginx.py's job."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -62,7 +63,9 @@ def nginx_quote(text: str) -> str:
     return "'" + escaped + "'"
 
 
+@functools.lru_cache(maxsize=8)
 def _environment(templates_dir: Path) -> jinja2.Environment:
+    """Cached: the supervisor renders often, and compiling the templates is the slow part."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         autoescape=False,  # nginx text, not HTML; every value is checked before it gets here
