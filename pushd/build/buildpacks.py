@@ -131,6 +131,10 @@ class BuildpackResolver:
                if k in ("PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO",
                         "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
         env.update(GIT_TERMINAL_PROMPT="0", HOME=str(tmp), GIT_CONFIG_NOSYSTEM="1")
+        # file:// sources belong to another user and git 2.39 only reads safe.directory
+        # from the global config: give the clone a throwaway one
+        (tmp / ".gitconfig").write_text("[safe]\n\tdirectory = *\n")
+        os.chmod(tmp / ".gitconfig", 0o644)
         lines: list[str] = []
 
         def clone(extra: list[str]) -> int:

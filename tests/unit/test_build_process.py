@@ -1,6 +1,5 @@
 """Live line streaming and the deadline, with real (unsandboxed) processes."""
 
-import os
 import time
 
 import pytest
