@@ -82,6 +82,7 @@ class _BuildRun:
     def execute(self) -> Slug:
         builds = self.paths.builds(self.app.id)
         builds.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers(builds)
         root = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
         os.chmod(root, 0o711)  # setpriv'd bwrap must traverse it to bind the pieces
         try:
@@ -100,6 +101,16 @@ class _BuildRun:
             raise
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+    def _remove_leftovers(self, builds: Path) -> None:
+        """A daemon killed mid-build leaves its build dir; the caller holds the app's deploy
+        lock, so nothing else is building this app and every leftover is stale."""
+        for stale in builds.glob("build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        slugs = self.paths.slugs(self.app.id)
+        if slugs.is_dir():
+            for partial in slugs.glob(".*.tgz.partial"):
+                partial.unlink(missing_ok=True)
 
     def _phases(self, root: Path) -> Slug:
         app_dir, env_dir, bp_root = root / "app", root / "env", root / "buildpacks"

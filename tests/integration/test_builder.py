@@ -290,3 +290,13 @@ def test_malformed_procfile_is_rejected_with_line_number(env):
     assert err.phase == "release"
     assert any("Procfile line 2" in line for line in lines)
     assert env.leftovers() == []
+
+
+def test_stale_build_dirs_are_removed(env):
+    stale = env.paths.builds(APP_ID) / "build-crashed"
+    (stale / "app").mkdir(parents=True)
+    env.paths.slugs(APP_ID).mkdir(parents=True)
+    (env.paths.slugs(APP_ID) / ".old.tgz.partial").write_text("x")
+    slug, _ = env.build(env.push(APPS / "procfile-app"))
+    assert list(env.paths.builds(APP_ID).iterdir()) == []
+    assert sorted(os.listdir(env.paths.slugs(APP_ID))) == sorted([slug.id, slug.id + ".tgz"])
