@@ -52,6 +52,7 @@ def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     _kill_group(proc)
+                    _drain(fd, selector)
                     raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase)
                 if not selector.select(timeout=min(remaining, 1.0)):
                     continue
@@ -72,6 +73,19 @@ def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase
             proc.stdout.close()
             if proc.poll() is None:  # an exception from on_line: never leave it running
                 _kill_group(proc)
+
+
+def _drain(fd: int, selector: selectors.BaseSelector, limit: float = 3.0) -> None:
+    """Wait (briefly) for EOF: the sandbox's PID namespace dies just after bwrap, and the
+    build dir must not be removed while its processes still write to it."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if selector.select(timeout=0.1):
+            try:
+                if not os.read(fd, 65536):
+                    return
+            except OSError:
+                return
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
