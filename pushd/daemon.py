@@ -44,6 +44,8 @@ def run(platform: Platform) -> None:
     if pid is not None and pid != os.getpid():
         raise Conflict(f"pushd is already running (pid {pid})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("paramiko", "dulwich"):  # per-connection chatter, and port probes
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     stop = threading.Event()
     ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
     platform.router.start()

@@ -74,7 +74,7 @@ class DeployingReceivePack(ReceivePackHandler):
         app = store.app_by_id(self.app.id)
         if app is None:
             return b"the app was destroyed during the push"
-        deploy_ref = app.deploy_branch.encode() if app.deploy_branch else None
+        deploy_ref = f"refs/heads/{app.deploy_branch}".encode() if app.deploy_branch else None
         if deploy_ref is None and ref_name in DEPLOY_BRANCHES and new_sha != ZERO:
             branch = ref_name.decode().removeprefix("refs/heads/")
             store.set_deploy_branch(app.id, branch)

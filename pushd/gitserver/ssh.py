@@ -10,6 +10,7 @@ import logging
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import paramiko
@@ -141,6 +142,10 @@ class SSHServer:
             if channel is None or not session.request.wait(30):
                 return
             session.serve(channel)
+            # let the client close first: closing under it shows "Connection reset by peer"
+            deadline = time.monotonic() + 5
+            while transport.is_active() and time.monotonic() < deadline:
+                time.sleep(0.01)
         except (paramiko.SSHException, EOFError, OSError) as err:
             log.debug("ssh connection ended: %s", err)
         except Exception:  # never let one connection take the server down

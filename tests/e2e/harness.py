@@ -113,7 +113,8 @@ class PushdUnderTest:
             tty: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
         host = "platform" if user == "admin" else f"platform-{user}"
         argv = ["ssh", "-F", str(self.ssh_config)] + (["-tt"] if tty else []) + [host, *args]
-        return sh(argv, input=input, timeout=timeout, env=self.env())
+        stdin = None if input is not None else subprocess.DEVNULL
+        return sh(argv, input=input, stdin=stdin, timeout=timeout, env=self.env())
 
     def new_app_repo(self, name: str, files: dict[str, str], user: str = "admin",
                      executable: tuple[str, ...] = ()) -> Path:
