@@ -25,18 +25,23 @@ def ago(ts: float) -> str:
 
 
 def dyno_lines(ctx: Context, app: App) -> list[str]:
-    """`=== web (2): python3 app.py` / `web.1: up 2026/11/26 07:36:25 (~ 1h ago)` blocks."""
+    """`=== web (2): python3 app.py` / `web.1: up 2026/11/26 07:36:25 (~ 1h ago)` blocks.
+    Dynos of an older release still draining after a deploy are listed, not counted."""
+    current = ctx.store.current_release(app.id)
+    newest = current.version if current else 0
     lines: list[str] = []
     by_type: dict[str, list[DynoStatus]] = {}
     for status in read_status(ctx.platform.paths, app.id):
         by_type.setdefault(status.type, []).append(status)
     for ptype, group in by_type.items():
+        live = [s for s in group if s.release >= newest]
         if lines:
             lines.append("")
-        lines.append(f"=== {ptype} ({len(group)}): {group[0].command}")
-        for status in group:
+        lines.append(f"=== {ptype} ({len(live)}): {(live or group)[0].command}")
+        for status in live + [s for s in group if s.release < newest]:
+            state = status.state if status.release >= newest else "draining"
             stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(status.since))
-            lines.append(f"{status.dyno}: {status.state} {stamp} ({ago(status.since)})"
+            lines.append(f"{status.dyno}: {state} {stamp} ({ago(status.since)})"
                          f"  v{status.release}")
     return lines
 
