@@ -41,9 +41,13 @@ class AppLog:
     def write_lines(self, lines: list[str]) -> None:
         if not lines:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(lines).encode("utf-8", "replace")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            # never parents=True: a late line about a destroyed app must not bring its folder back
+            self.path.parent.mkdir(exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            return
         try:
             os.write(fd, data)
             if os.fstat(fd).st_size > self.max_bytes:

@@ -62,6 +62,7 @@ def env():
     root.chmod(0o711)
     paths = Paths(root / "state")
     paths.ensure()
+    paths.app_dir(1).mkdir(parents=True)  # as apps:create does; logs live in it
     slug = root / "slug"
     (slug / ".profile.d").mkdir(parents=True)
     (slug / "server.py").write_text(SERVER)

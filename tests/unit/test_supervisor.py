@@ -103,6 +103,7 @@ class World:
         self.bound: set[int] = set()  # ports where the "app" accepts connections
         self.sup = self.make()
         self.app = self.store.create_app("myapp", "alice")
+        self.paths.app_dir(self.app.id).mkdir(parents=True)  # as apps:create does
 
     def make(self) -> Supervisor:
         return Supervisor(self.store, self.runtime, self.router, self.settings, self.paths,
