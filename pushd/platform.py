@@ -70,10 +70,12 @@ class Platform:
         """The running daemon's pid, or None."""
         try:
             pid = int(self.paths.pid_file.read_text().strip())
-            os.kill(pid, 0)
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except (OSError, ValueError):
             return None
-        return pid
+        # a killed daemon whose parent never reaps it stays a zombie: that is not running
+        state = stat.rpartition(")")[2].split()[0]
+        return None if state in ("Z", "X") else pid
 
     def notify(self) -> None:
         """Tell the supervisor the desired state changed (in-process, or via SIGUSR1)."""

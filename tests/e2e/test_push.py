@@ -119,12 +119,17 @@ def test_destroy_leaves_nothing_behind(pushd: PushdUnderTest):
     app_dirs = set((pushd.state / "apps").iterdir())
     result = pushd.ssh("apps:destroy", "doomed", "--confirm", "doomed")
     assert result.returncode == 0, result.stderr
-    gone = app_dirs - set((pushd.state / "apps").iterdir())
-    assert len(gone) == 1
+    after = set((pushd.state / "apps").iterdir())
+    gone = app_dirs - after
+    assert len(gone) == 1, (sorted(app_dirs), sorted(after),
+                            [sorted(p.rglob("*"))[:10] for p in after])
     assert "doomed" not in pushd.ssh("apps").stdout
     assert pushd.http("doomed").status == 404
+    app_id = gone.pop().name
     dyno_dirs = [p.name for p in (pushd.state / "dynos").iterdir()]
-    assert not [d for d in dyno_dirs if d.startswith(gone.pop().name + "-")]
+    assert not [d for d in dyno_dirs if d.startswith(app_id + "-")]
+    assert not [m for m in open("/proc/mounts").read().splitlines()
+                if f"/dynos/{app_id}-" in m]
 
 
 def test_two_concurrent_pushes_are_serialised(pushd: PushdUnderTest):
