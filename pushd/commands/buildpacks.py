@@ -8,9 +8,9 @@ from .registry import Context, command, parse_options
 
 
 def check_reference(ref: str) -> str:
-    from ..build.buildpacks import validate_reference
+    from ..build.buildpacks import validate_buildpack
 
-    return validate_reference(ref)
+    return validate_buildpack(ref)
 
 
 def _show(ctx: Context, app: App, buildpacks: list[str]) -> None:
