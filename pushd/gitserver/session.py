@@ -93,8 +93,8 @@ class Session:
             return b"".join(chunks)
 
         def cancelled() -> bool:
-            return channel.closed or channel.eof_received or not channel.get_transport() \
-                .is_active()
+            # not eof_received: `ssh platform logs -t < /dev/null` must keep streaming
+            return channel.closed or not channel.get_transport().is_active()
 
         target = self.platform.settings.domain
         port = self.platform.settings.ssh_port
