@@ -3,6 +3,7 @@ free by binding it, so a port a dyno just released is not reused at once."""
 
 from __future__ import annotations
 
+import random
 import socket
 
 from .errors import RuntimeFailure
@@ -31,7 +32,9 @@ class PortAllocator:
     def __init__(self, port_range: tuple[int, int], host: str = "127.0.0.1") -> None:
         self.low, self.high = port_range
         self.host = host
-        self._next = self.low
+        # a random start: two pushd instances on one machine (tests, staging) rarely pick the
+        # same free port at the same moment, which would let one's dyno look "up" for the other
+        self._next = random.randint(self.low, self.high)
 
     def allocate(self, exclude: set[int]) -> int:
         span = self.high - self.low + 1
