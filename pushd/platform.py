@@ -68,14 +68,14 @@ class Platform:
 
     def daemon_pid(self) -> int | None:
         """The running daemon's pid, or None."""
+        from .procs import live_stat
+
         try:
             pid = int(self.paths.pid_file.read_text().strip())
-            stat = Path(f"/proc/{pid}/stat").read_text()
         except (OSError, ValueError):
             return None
         # a killed daemon whose parent never reaps it stays a zombie: that is not running
-        state = stat.rpartition(")")[2].split()[0]
-        return None if state in ("Z", "X") else pid
+        return pid if live_stat(pid) else None
 
     def notify(self) -> None:
         """Tell the supervisor the desired state changed (in-process, or via SIGUSR1)."""

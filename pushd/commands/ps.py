@@ -117,24 +117,23 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
     ctx.line("done")
 
 
-@command("ps:stop", "APP", "Stop every dyno of the app (formation kept)")
-def ps_stop(ctx: Context, app: App, args: list[str]) -> None:
+def _set_stopped(ctx: Context, app: App, args: list[str], stopped: bool) -> None:
     if args:
         raise UsageError(f"Unexpected argument {args[0]!r}")
-    ctx.out(f"Stopping {app.name}... ")
-    ctx.store.set_stopped(app.id, True)
+    ctx.out(f"{'Stopping' if stopped else 'Starting'} {app.name}... ")
+    ctx.store.set_stopped(app.id, stopped)
     ctx.platform.notify()
     ctx.line("done")
+
+
+@command("ps:stop", "APP", "Stop every dyno of the app (formation kept)")
+def ps_stop(ctx: Context, app: App, args: list[str]) -> None:
+    _set_stopped(ctx, app, args, True)
 
 
 @command("ps:start", "APP", "Start the app's dynos again after ps:stop")
 def ps_start(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
-    ctx.out(f"Starting {app.name}... ")
-    ctx.store.set_stopped(app.id, False)
-    ctx.platform.notify()
-    ctx.line("done")
+    _set_stopped(ctx, app, args, False)
 
 
 @command("run", "APP COMMAND ...", "Run a one-off dyno with the app's current release",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import RouterError
 from ..paths import Paths
+from ..procs import children_map, proc_stat
 from ..settings import Settings
 from .base import Route
 from .render import RenderOptions, generation_of, render
@@ -86,26 +87,12 @@ def _proc_title(pid: int) -> str:
 
 
 def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat[stat.rfind(")") + 2 :].split()[1])
+    stat = proc_stat(pid)
+    return stat.ppid if stat else 0
 
 
 def _children(parent: int) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and fields[1] == str(parent) and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return children_map(include_exited=False).get(parent, [])
 
 
 class NginxRouter:

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..procs import children_map, live_stat
+
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
 # Put the process into its cgroup, then become the sandbox: no preexec_fn (unsafe in the
 # threaded daemon), and the pid is in the cgroup before anything of the app runs.
@@ -39,33 +41,13 @@ def atomic_write(path: Path, data: str) -> None:
 
 
 def proc_start(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie has exited already
-        return None
-    return int(fields[19])
+    """Start time of a live process in clock ticks since boot (None once it has exited)."""
+    stat = live_stat(pid)
+    return stat.start if stat else None
 
 
 def alive(pid: int | None, start: int | None) -> bool:
     return bool(pid) and start is not None and proc_start(pid) == start
-
-
-def children_map() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(raw[raw.rindex(")") + 2:].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
 
 
 def descendants(pid: int) -> list[int]:

@@ -43,8 +43,8 @@ def test_logs_tail_streams_new_lines(pushd: PushdUnderTest):
 
 def test_interactive_run_gets_a_terminal(pushd: PushdUnderTest):
     deploy(pushd, "console", python_app("c"))
-    result = pushd.ssh("run", "console", "bash", tty=True,
-                       input="echo answer=$((6*7)); [ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 5\n", timeout=60)
+    script = "echo answer=$((6*7)); [ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 5\n"
+    result = pushd.ssh("run", "console", "bash", tty=True, input=script, timeout=60)
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert "answer=42" in result.stdout
     assert "\non-a-tty" in result.stdout.replace("\r", "")
