@@ -31,7 +31,8 @@ def listen_addresses(host: str, port: int, ipv6: bool) -> tuple[str, ...]:
     """The IPv4 address from the settings, plus its IPv6 twin when the host has IPv6."""
     addresses = [f"{host}:{port}"]
     if ipv6 and host == "0.0.0.0":
-        addresses.append(f"[::]:{port} ipv6only=on")
+        addresses.append(f"[::]:{port}")  # ipv6only is nginx's default; options may appear
+        # only once per address, and every app's server block repeats the address
     elif ipv6 and host == "127.0.0.1":
         addresses.append(f"[::1]:{port}")
     return tuple(addresses)

@@ -30,7 +30,7 @@ _HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
 _APP_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _UPSTREAM_HOST_RE = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 _DYNO_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_LISTEN_RE = re.compile(r"([0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}( ipv6only=on)?")
+_LISTEN_RE = re.compile(r"([0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
 _PATH_RE = re.compile(r"/[A-Za-z0-9_./+@:-]*")
 
 
@@ -39,7 +39,7 @@ class RenderOptions:
     """Everything besides the routes that the text depends on."""
 
     nginx_dir: Path  # pid, logs, temp dirs, status socket
-    listen: tuple[str, ...]  # e.g. ("0.0.0.0:8080", "[::]:8080 ipv6only=on")
+    listen: tuple[str, ...]  # e.g. ("0.0.0.0:8080", "[::]:8080")
     standalone: bool = True  # False: an include file for the system's nginx (http level)
     user: str | None = None  # worker user (and group), only when the master runs as root
     workers: int = 2

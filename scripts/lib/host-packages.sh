@@ -23,5 +23,7 @@ pushd_host_packages() {
 pushd_venv() {  # pushd_venv DIR [pip extras]: a venv with pushd installed from this checkout
     local venv=$1 extras=${2:-}
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -e "$PUSHD_SRC$extras"
+    # pip's warnings about this machine's optional local indexes are noise here
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$PUSHD_SRC$extras" 2>&1 \
+        | grep -v "^WARNING: Location" || true
 }

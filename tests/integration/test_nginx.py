@@ -368,3 +368,14 @@ def test_system_nginx_include(state, backend):
         assert not router.conf.exists()
     finally:
         subprocess.run([*argv, "-s", "stop"])
+
+
+def test_all_interfaces_with_ipv6_and_several_apps_is_valid_nginx(state):
+    """The default bring-up (0.0.0.0 plus [::]) with more than one app must pass nginx -t:
+    every server block repeats the listen address, so no per-address options may repeat."""
+    settings, paths, _ = state
+    wide = NginxRouter(Settings(state_dir=settings.state_dir, http_host="0.0.0.0",
+                                http_port=settings.http_port), paths, TEMPLATES, ipv6=True)
+    routes = [Route(name, (f"{name}.localhost",), (("127.0.0.1", 9, "web.1"),))
+              for name in ("one", "two", "three")]
+    wide.check(routes)  # raises RouterError with nginx's message if nginx refuses it

@@ -149,7 +149,7 @@ def test_nginx_quote():
 
 
 def test_listen_addresses():
-    assert listen_addresses("0.0.0.0", 80, ipv6=True) == ("0.0.0.0:80", "[::]:80 ipv6only=on")
+    assert listen_addresses("0.0.0.0", 80, ipv6=True) == ("0.0.0.0:80", "[::]:80")
     assert listen_addresses("127.0.0.1", 80, ipv6=True) == ("127.0.0.1:80", "[::1]:80")
     assert listen_addresses("127.0.0.1", 80, ipv6=False) == ("127.0.0.1:80",)
     assert listen_addresses("10.0.0.5", 80, ipv6=True) == ("10.0.0.5:80",)
