@@ -123,15 +123,11 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
     else:
         said.append("pushd is not running")
     if everything:
+        from .dynospec import stop_app_dynos
+
         runtime = platform.runtime
-        for dyno in runtime.list():
-            if dyno.running:
-                runtime.stop(dyno.spec.id)
-        deadline = time.monotonic() + platform.settings.stop_timeout + 5
-        while any(d.running for d in runtime.list()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for dyno in runtime.list():
-            runtime.remove(dyno.spec.id)
+        for app_id in sorted({d.spec.app_id for d in runtime.list()}):
+            stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5)
         platform.router.stop()
         said.append("stopped every dyno and the router")
     return "; ".join(said)

@@ -56,16 +56,6 @@ class Platform:
 
         return NginxRouter(self.settings, self.paths, TEMPLATES)
 
-    def control(self) -> Any:
-        """The daemon's supervisor, or an offline one (not looping) for work that needs only
-        the store and the runtime: one-off specs, stopping an app's dynos."""
-        if self.supervisor is not None:
-            return self.supervisor
-        from .supervisor import Supervisor
-
-        return Supervisor(self.store, self.runtime, None, self.settings, self.paths,
-                          write_snapshot=False)
-
     def daemon_pid(self) -> int | None:
         """The running daemon's pid, or None."""
         from .procs import live_stat

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .dynospec import dyno_env, oneoff_spec, stop_app_dynos
 from .dynostatus import DynoStatus, write_status
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
@@ -27,7 +28,6 @@ from .settings import Settings, app_uid
 
 log = logging.getLogger("pushd.supervisor")
 
-DYNO_PATH = "/app/.venv/bin:/app/node_modules/.bin:/app/bin:/usr/local/bin:/usr/bin:/bin"
 Slot = tuple[int, int, str, int]  # app id, release version, process type, index
 
 
@@ -59,16 +59,6 @@ class Crash:
     due: float
     since: float
     command: str
-
-
-def dyno_env(settings: Settings, release: Release, dyno: str, port: int | None) -> dict[str, str]:
-    env = dict(release.config)
-    env.update({"DYNO": dyno, "PS": dyno, "HOME": "/app", "PATH": DYNO_PATH,
-                "STACK": settings.stack, "SOURCE_VERSION": release.commit,
-                "PUSHD_RELEASE_VERSION": release.name})
-    if port is not None:
-        env["PORT"] = str(port)
-    return env
 
 
 class Supervisor:
@@ -134,42 +124,14 @@ class Supervisor:
         raise RuntimeFailure("Timed out waiting for the dynos to stop")
 
     def _stop_all_now(self, app_id: int, timeout: float) -> None:
-        mine = [i for i in self.runtime.list() if i.spec.app_id == app_id]
-        for info in mine:
-            if info.running:
-                self.runtime.stop(info.spec.id)
-        deadline = time.monotonic() + timeout
-        ids = {i.spec.id for i in mine}
-        while ids and time.monotonic() < deadline:
-            running = {i.spec.id for i in self.runtime.list() if i.running}
-            for dyno_id in ids - running:
-                self.runtime.remove(dyno_id)
-            ids &= running
-            if ids:
-                time.sleep(0.1)
-        for dyno_id in ids:
-            self.runtime.remove(dyno_id)
+        stop_app_dynos(self.runtime, app_id, timeout)
 
     def wait_release(self, app_id: int, version: int, timeout: float) -> Release:
         return _wait_release(self.store, app_id, version, timeout)
 
     def oneoff_spec(self, app_id: int, command: str, env: dict[str, str] | None = None
                     ) -> DynoSpec:
-        """A `run.N` dyno of the app's current release (N random, like Heroku's run.1234)."""
-        app = self.store.app_by_id(app_id)
-        release = self.store.current_release(app_id)
-        if app is None or release is None or not release.slug_id:
-            raise RuntimeFailure("The app has no release to run yet; deploy it first")
-        used = {d.name.split("-")[1] for d in self.paths.dynos_dir.glob(f"{app_id}-run.*")}
-        index = random.choice([n for n in range(1000, 10000) if f"run.{n}" not in used])
-        name = f"run.{index}"
-        return DynoSpec(
-            id=f"{app_id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
-            app_id=app_id, app=app.name, release=release.version, process_type="run",
-            index=index, command=command,
-            env={**dyno_env(self.settings, release, name, None), **(env or {})},
-            slug_dir=self.store.slug(release.slug_id).dir, uid=app_uid(self.settings, app_id),
-            memory_mb=self.settings.memory_for("run"), stop_timeout=self.settings.stop_timeout)
+        return oneoff_spec(self.store, self.settings, self.paths, app_id, command, env)
 
     # the loop
     def run(self, stop_event: threading.Event) -> None:

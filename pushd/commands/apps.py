@@ -7,6 +7,7 @@ import shutil
 from dulwich.repo import Repo
 
 from .. import names
+from ..dynospec import stop_app_dynos
 from ..errors import Conflict, UsageError
 from ..models import App, Key
 from ..platform import Platform
@@ -66,7 +67,10 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
     platform = ctx.platform
     platform.store.delete_app(app.id)  # the supervisor stops what no longer has an app
     platform.notify()
-    platform.control().stop_all(app.id)
+    if platform.supervisor is not None:
+        platform.supervisor.stop_all(app.id)
+    else:
+        stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
     shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
     ctx.line("done")
 

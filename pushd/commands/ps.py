@@ -7,6 +7,7 @@ import shlex
 import time
 
 from .. import names
+from ..dynospec import oneoff_spec
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
 from ..models import App
@@ -145,6 +146,7 @@ def run(ctx: Context, app: App, args: list[str]) -> int:
     if release is None or not release.slug_id:
         raise NotFound(f"{app.name} has no release to run; git push first")
     command_text = args[0] if len(args) == 1 else shlex.join(args)
-    spec = ctx.platform.control().oneoff_spec(app.id, command_text)
+    platform = ctx.platform
+    spec = oneoff_spec(platform.store, platform.settings, platform.paths, app.id, command_text)
     ctx.err(f"Running {command_text} on {app.name}... up, {spec.dyno}\n")
-    return ctx.platform.runtime.run(spec, ctx.io)
+    return platform.runtime.run(spec, ctx.io)

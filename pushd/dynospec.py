@@ -1,0 +1,63 @@
+"""What a dyno is given (its environment, a one-off's spec) and stopping an app's dynos
+directly through the runtime: shared by the supervisor loop and by commands run anywhere."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from .errors import RuntimeFailure
+from .models import Release
+from .paths import Paths
+from .runtime.base import DynoSpec, Runtime
+from .settings import Settings, app_uid
+
+DYNO_PATH = "/app/.venv/bin:/app/node_modules/.bin:/app/bin:/usr/local/bin:/usr/bin:/bin"
+
+
+def dyno_env(settings: Settings, release: Release, dyno: str, port: int | None) -> dict[str, str]:
+    env = dict(release.config)
+    env.update({"DYNO": dyno, "PS": dyno, "HOME": "/app", "PATH": DYNO_PATH,
+                "STACK": settings.stack, "SOURCE_VERSION": release.commit,
+                "PUSHD_RELEASE_VERSION": release.name})
+    if port is not None:
+        env["PORT"] = str(port)
+    return env
+
+
+def oneoff_spec(store, settings: Settings, paths: Paths, app_id: int, command: str,  # noqa: ANN001
+                env: dict[str, str] | None = None) -> DynoSpec:
+    """A `run.N` dyno of the app's current release (N random, like Heroku's run.1234)."""
+    app = store.app_by_id(app_id)
+    release = store.current_release(app_id)
+    if app is None or release is None or not release.slug_id:
+        raise RuntimeFailure("The app has no release to run yet; deploy it first")
+    used = {d.name.split("-")[1] for d in paths.dynos_dir.glob(f"{app_id}-run.*")}
+    index = random.choice([n for n in range(1000, 10000) if f"run.{n}" not in used])
+    name = f"run.{index}"
+    return DynoSpec(
+        id=f"{app_id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
+        app_id=app_id, app=app.name, release=release.version, process_type="run",
+        index=index, command=command,
+        env={**dyno_env(settings, release, name, None), **(env or {})},
+        slug_dir=store.slug(release.slug_id).dir, uid=app_uid(settings, app_id),
+        memory_mb=settings.memory_for("run"), stop_timeout=settings.stop_timeout)
+
+
+def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float) -> None:
+    """Stop every dyno of the app through the runtime and return once they are gone."""
+    mine = [i for i in runtime.list() if i.spec.app_id == app_id]
+    for info in mine:
+        if info.running:
+            runtime.stop(info.spec.id)
+    deadline = time.monotonic() + timeout
+    ids = {i.spec.id for i in mine}
+    while ids and time.monotonic() < deadline:
+        running = {i.spec.id for i in runtime.list() if i.running}
+        for dyno_id in ids - running:
+            runtime.remove(dyno_id)
+        ids &= running
+        if ids:
+            time.sleep(0.1)
+    for dyno_id in ids:
+        runtime.remove(dyno_id)
