@@ -11,7 +11,7 @@ from ..dynospec import stop_app_dynos
 from ..errors import Conflict, UsageError
 from ..models import App, Key
 from ..platform import Platform
-from .registry import Context, command, parse_options
+from .registry import Context, command, no_more, parse_options
 
 
 def create_app(platform: Platform, name: str, owner: Key) -> App:
@@ -56,8 +56,7 @@ def apps_create(ctx: Context, args: list[str]) -> None:
          "config and logs")
 def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {"--confirm": "confirm", "-c": "confirm"}, {})
-    if rest:
-        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    no_more(rest)
     if opts.get("confirm") != app.name:
         raise UsageError(f"This destroys {app.name} and everything in it. To proceed, "
                          f"type: apps:destroy {app.name} --confirm {app.name}")
@@ -77,8 +76,7 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
 
 @command("apps:info", "APP", "Show an app's details")
 def apps_info(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     store = ctx.store
     current = store.current_release(app.id)
     rows = [("Owner", app.owner),

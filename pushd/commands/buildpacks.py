@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from ..models import App
-from .registry import Context, command, parse_options
+from .registry import Context, command, no_more, parse_options
 
 
 def check_reference(ref: str) -> str:
@@ -24,8 +24,7 @@ def _show(ctx: Context, app: App, buildpacks: list[str]) -> None:
 
 @command("buildpacks", "APP", "List the app's buildpacks")
 def buildpacks_list(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     _show(ctx, app, list(app.buildpacks))
 
 
@@ -88,7 +87,6 @@ def buildpacks_remove(ctx: Context, app: App, args: list[str]) -> None:
 
 @command("buildpacks:clear", "APP", "Remove every buildpack: detection decides again")
 def buildpacks_clear(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     ctx.store.set_buildpacks(app.id, [])
     ctx.line(f"Buildpacks cleared. Next release on {app.name} will detect buildpacks normally.")

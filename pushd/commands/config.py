@@ -10,7 +10,7 @@ import shlex
 from .. import deploy, names
 from ..errors import NotFound, UsageError
 from ..models import App
-from .registry import Context, command, parse_options
+from .registry import Context, command, no_more, parse_options
 
 
 def show_vars(ctx: Context, values: dict[str, str]) -> None:
@@ -23,8 +23,7 @@ def show_vars(ctx: Context, values: dict[str, str]) -> None:
 def config_show(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {}, {"-s": "shell", "--shell": "shell", "-j": "json",
                                           "--json": "json"})
-    if rest:
-        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    no_more(rest)
     values = ctx.store.config(app.id)
     if opts.get("json"):
         ctx.line(json.dumps(values, indent=2, ensure_ascii=False))

@@ -6,13 +6,12 @@ from .. import names
 from ..errors import Conflict, UsageError
 from ..models import App
 from ..router.base import Route
-from .registry import Context, command
+from .registry import Context, command, no_more
 
 
 @command("domains", "APP", "List the host names the app answers on")
 def domains_list(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     ctx.line(f"=== {app.name} Default Domain")
     ctx.line(f"{app.name}.{ctx.platform.settings.domain}")
     custom = ctx.store.domains(app.id)

@@ -6,7 +6,7 @@ from .. import names
 from ..errors import Forbidden, NotFound, UsageError
 from ..models import App, Key
 from ..sshkeys import parse_public_key
-from .registry import Context, command, parse_options
+from .registry import Context, command, no_more, parse_options
 
 ROLES = ("admin", "user")
 
@@ -61,8 +61,7 @@ def _owner_or_admin(ctx: Context, app: App) -> None:
 
 @command("access", "APP", "List who can act on the app")
 def access_list(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     ctx.line(f"=== {app.name} Access")
     ctx.line(f"{app.owner}  owner")
     for name in ctx.store.collaborators(app.id):

@@ -6,7 +6,7 @@ from .. import deploy, names
 from ..errors import UsageError
 from ..logs import LogFilter
 from ..models import App
-from .registry import Context, command, parse_options
+from .registry import Context, command, no_more, parse_options
 
 
 @command("logs", "APP [-n NUM] [-t|--tail] [-p TYPE] [-d DYNO] [-s app|pushd]",
@@ -17,8 +17,7 @@ def logs(ctx: Context, app: App, args: list[str]) -> None:
         {"-n": "num", "--num": "num", "-p": "ptype", "--process-type": "ptype",
          "-d": "dyno", "--dyno": "dyno", "-s": "source", "--source": "source"},
         {"-t": "tail", "--tail": "tail"})
-    if rest:
-        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    no_more(rest)
     try:
         num = int(opts.get("num", 100))
     except ValueError:

@@ -11,7 +11,7 @@ from ..dynospec import oneoff_spec
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
 from ..models import App
-from .registry import Context, command
+from .registry import Context, command, no_more
 
 SCALE_RE = re.compile(r"([A-Za-z0-9_-]+)(=|\+|-)([0-9]{1,3})")
 MAX_DYNOS = 100
@@ -49,8 +49,7 @@ def dyno_lines(ctx: Context, app: App) -> list[str]:
 
 @command("ps", "APP", "List the app's dynos")
 def ps(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     lines = dyno_lines(ctx, app)
     if app.stopped:
         ctx.line(f"{app.name} is stopped (ps:start to run it again)")
@@ -119,8 +118,7 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
 
 
 def _set_stopped(ctx: Context, app: App, args: list[str], stopped: bool) -> None:
-    if args:
-        raise UsageError(f"Unexpected argument {args[0]!r}")
+    no_more(args)
     ctx.out(f"{'Stopping' if stopped else 'Starting'} {app.name}... ")
     ctx.store.set_stopped(app.id, stopped)
     ctx.platform.notify()

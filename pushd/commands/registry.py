@@ -99,6 +99,12 @@ def split_app(args: Sequence[str], raw: bool) -> tuple[str | None, list[str]]:
     return None, items
 
 
+def no_more(args: Sequence[str]) -> None:
+    """Refuse leftover arguments: a typo must not be silently ignored."""
+    if args:
+        raise UsageError(f"Unexpected argument {args[0]!r}")
+
+
 def parse_options(args: Sequence[str], options: dict[str, str], flags: dict[str, str]
                   ) -> tuple[dict[str, Any], list[str]]:
     """Tiny option parser: `options` take a value (`-n 10`, `--num=10`), `flags` don't.

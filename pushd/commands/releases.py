@@ -8,7 +8,7 @@ from .. import deploy, names
 from ..errors import NotFound, UsageError
 from ..models import App, Release
 from .config import show_vars
-from .registry import Context, command, parse_options
+from .registry import Context, command, no_more, parse_options
 
 
 def when(ts: float) -> str:
@@ -22,8 +22,7 @@ def status_note(release: Release) -> str:
 @command("releases", "APP [-n NUM]", "List the app's releases, newest first")
 def releases_list(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {"-n": "num", "--num": "num"}, {})
-    if rest:
-        raise UsageError(f"Unexpected argument {rest[0]!r}")
+    no_more(rest)
     try:
         limit = int(opts.get("num", 15))
     except ValueError:
