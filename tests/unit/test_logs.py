@@ -1,0 +1,56 @@
+import threading
+import time
+from pathlib import Path
+
+from pushd.logs import LINE_RE, AppLog, format_line
+
+
+def test_line_format_is_herokus():
+    line = format_line("app", "web.1", "hello\n", now=1795678585.123456)
+    assert line == "2026-11-26T07:36:25.123456+00:00 app[web.1]: hello\n"
+    assert LINE_RE.match(line).groups()[1:] == ("app", "web.1", "hello")
+
+
+def test_rotation_keeps_size_bounded_and_recent_lines_readable(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log", max_bytes=2000)
+    for i in range(500):
+        log.write("app", "web.1", f"line {i}")
+    files = sorted((tmp_path / "logs").iterdir())
+    assert [f.name for f in files] == ["app.log", "app.log.1"]
+    assert all(f.stat().st_size <= 2000 + 200 for f in files)
+    last = log.read(5)
+    assert [line.rsplit(" ", 1)[1].strip() for line in last] == ["495", "496", "497", "498",
+                                                                 "499"]
+
+
+def test_follow_sees_new_lines_across_rotation(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log", max_bytes=300)
+    log.write("pushd", "api", "before")
+    seen: list[str] = []
+    done = threading.Event()
+
+    def follow():
+        for line in log.follow(stop=done.is_set, poll=0.01):
+            seen.append(line)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    time.sleep(0.1)
+    for i in range(20):
+        log.write("app", "web.1", f"after {i}")
+        time.sleep(0.01)
+    deadline = time.monotonic() + 5
+    while not any("after 19" in s for s in seen) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    done.set()
+    thread.join()
+    assert not any("before" in s for s in seen)
+    assert any("after 19" in s for s in seen)
+
+
+def test_a_destroyed_apps_log_is_not_recreated(tmp_path: Path):
+    log = AppLog(tmp_path / "gone" / "logs" / "app.log")
+    log.write("pushd", "web.1", "late line")
+    assert not (tmp_path / "gone").exists()
