@@ -30,7 +30,6 @@ from pushd.settings import Settings
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx")
 
 
 def free_port() -> int:
