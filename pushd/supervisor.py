@@ -12,9 +12,9 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .dynospec import dyno_env, oneoff_spec, stop_app_dynos
+from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
 from .dynostatus import DynoStatus, write_status
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
@@ -27,39 +27,6 @@ from .runtime.base import DynoInfo, DynoSpec
 from .settings import Settings, app_uid
 
 log = logging.getLogger("pushd.supervisor")
-
-Slot = tuple[int, int, str, int]  # app id, release version, process type, index
-
-
-@dataclass
-class Dyno:
-    spec: DynoSpec
-    state: str  # starting | up | crashed
-    since: float
-    started: float
-    stopping: bool = False
-    replace: bool = False  # ps:restart: start a successor, then retire this one
-    retire_at: float | None = None  # stop once drained (out of the router already)
-    pid: int | None = None
-    ever_up: bool = False
-
-    @property
-    def slot(self) -> Slot:
-        s = self.spec
-        return (s.app_id, s.release, s.process_type, s.index)
-
-    @property
-    def routable(self) -> bool:
-        return self.state == "up" and not self.stopping and self.retire_at is None
-
-
-@dataclass
-class Crash:
-    count: int
-    due: float
-    since: float
-    command: str
-
 
 class Supervisor:
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
@@ -398,18 +365,10 @@ class Supervisor:
 
     # router, status, logs
     def _build_routes(self, serving: dict[int, int] | None = None) -> list[Route]:
-        routes = []
-        for app in sorted(self._apps.values(), key=lambda a: a.name):
-            release = self._serving.get(app.id)
-            version = (serving or {}).get(app.id, release.version if release else None)
-            upstreams = sorted(
-                ("127.0.0.1", d.spec.port, d.spec.dyno) for d in self.dynos.values()
-                if d.spec.app_id == app.id and d.spec.release == version
-                and d.spec.process_type == "web" and d.routable and d.spec.port
-                and app.id not in self.halted)
-            hosts = (f"{app.name}.{self.settings.domain}", *self.store.domains(app.id))
-            routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams)))
-        return routes
+        versions = {app_id: r.version for app_id, r in self._serving.items()}
+        versions.update(serving or {})
+        return build_routes(self._apps.values(), versions, self.dynos.values(), self.halted,
+                            self.settings.domain, self.store.domains)
 
     def _apply_routes(self, routes: list[Route]) -> None:
         if routes == self._routes:
@@ -424,20 +383,7 @@ class Supervisor:
         self._routes, self._router_error = routes, None
 
     def status(self) -> dict[int, list[DynoStatus]]:
-        by_app: dict[int, list[DynoStatus]] = {}
-        for dyno in self.dynos.values():
-            s = dyno.spec
-            if dyno.stopping and dyno.state != "crashed":
-                continue
-            by_app.setdefault(s.app_id, []).append(DynoStatus(
-                s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release, s.port,
-                dyno.pid, s.id))
-        shown = {(app_id, d.dyno) for app_id, rows in by_app.items() for d in rows}
-        for (app_id, version, kind, index), crash in self.crashes.items():
-            if (app_id, f"{kind}.{index}") not in shown:
-                by_app.setdefault(app_id, []).append(DynoStatus(
-                    f"{kind}.{index}", kind, "crashed", crash.since, crash.command, version))
-        return by_app
+        return status_rows(self.dynos.values(), self.crashes)
 
     def _write_status(self, now: float) -> None:
         by_app = self.status()

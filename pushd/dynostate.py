@@ -1,0 +1,80 @@
+"""The supervisor's view of one dyno, and what it derives from all of them: the router's
+routes and the `ps` snapshot. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .dynostatus import DynoStatus
+from .models import App
+from .router.base import Route
+from .runtime.base import DynoSpec
+
+Slot = tuple[int, int, str, int]  # app id, release version, process type, index
+
+
+@dataclass
+class Dyno:
+    spec: DynoSpec
+    state: str  # starting | up | crashed
+    since: float
+    started: float
+    stopping: bool = False
+    replace: bool = False  # ps:restart: start a successor, then retire this one
+    retire_at: float | None = None  # stop once drained (out of the router already)
+    pid: int | None = None
+    ever_up: bool = False
+
+    @property
+    def slot(self) -> Slot:
+        s = self.spec
+        return (s.app_id, s.release, s.process_type, s.index)
+
+    @property
+    def routable(self) -> bool:
+        return self.state == "up" and not self.stopping and self.retire_at is None
+
+
+@dataclass
+class Crash:
+    count: int
+    due: float
+    since: float
+    command: str
+
+
+def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[Dyno],
+                 halted: set[int], domain: str,
+                 domains_of: Callable[[int], list[str]]) -> list[Route]:
+    """One route per app: its hosts, and the up web dynos of the release that serves."""
+    dynos = list(dynos)
+    routes = []
+    for app in sorted(apps, key=lambda a: a.name):
+        version = versions.get(app.id)
+        upstreams = sorted(
+            ("127.0.0.1", d.spec.port, d.spec.dyno) for d in dynos
+            if d.spec.app_id == app.id and d.spec.release == version
+            and d.spec.process_type == "web" and d.routable and d.spec.port
+            and app.id not in halted)
+        hosts = (f"{app.name}.{domain}", *domains_of(app.id))
+        routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams)))
+    return routes
+
+
+def status_rows(dynos: Iterable[Dyno], crashes: dict[Slot, Crash]) -> dict[int, list[DynoStatus]]:
+    """What `ps` shows: running dynos, and crashed slots waiting for their restart."""
+    by_app: dict[int, list[DynoStatus]] = {}
+    for dyno in dynos:
+        s = dyno.spec
+        if dyno.stopping and dyno.state != "crashed":
+            continue
+        by_app.setdefault(s.app_id, []).append(DynoStatus(
+            s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release, s.port,
+            dyno.pid, s.id))
+    shown = {(app_id, d.dyno) for app_id, rows in by_app.items() for d in rows}
+    for (app_id, version, kind, index), crash in crashes.items():
+        if (app_id, f"{kind}.{index}") not in shown:
+            by_app.setdefault(app_id, []).append(DynoStatus(
+                f"{kind}.{index}", kind, "crashed", crash.since, crash.command, version))
+    return by_app
