@@ -3,7 +3,7 @@ routes and the `ps` snapshot. Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .dynostatus import DynoStatus
@@ -46,7 +46,7 @@ class Crash:
 
 def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[Dyno],
                  halted: set[int], domain: str,
-                 domains_of: Callable[[int], list[str]]) -> list[Route]:
+                 custom_domains: dict[int, list[str]]) -> list[Route]:
     """One route per app: its hosts, and the up web dynos of the release that serves."""
     dynos = list(dynos)
     routes = []
@@ -57,7 +57,7 @@ def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[
             if d.spec.app_id == app.id and d.spec.release == version
             and d.spec.process_type == "web" and d.routable and d.spec.port
             and app.id not in halted)
-        hosts = (f"{app.name}.{domain}", *domains_of(app.id))
+        hosts = (f"{app.name}.{domain}", *custom_domains.get(app.id, ()))
         routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams)))
     return routes
 

@@ -333,6 +333,13 @@ class Store:
                               (domain, app_id)).rowcount:
                 raise NotFound(f"Domain {domain} is not attached to this app")
 
+    def domains_by_app(self) -> dict[int, list[str]]:
+        """Every custom domain, in one query (the supervisor asks on every pass)."""
+        found: dict[int, list[str]] = {}
+        for row in self._all("SELECT app_id, domain FROM domains ORDER BY domain"):
+            found.setdefault(row[0], []).append(row[1])
+        return found
+
     def domains(self, app_id: int) -> list[str]:
         return [r[0] for r in self._all(
             "SELECT domain FROM domains WHERE app_id=? ORDER BY domain", app_id)]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from ..errors import RouterError
+from .. import names
+from ..errors import InvalidName, RouterError
 from .base import Route
 
 MAIN_TEMPLATE = "nginx.conf.j2"
@@ -26,8 +28,6 @@ PAGES = {
 
 # Names are validated upstream (pushd.names); these checks only keep a bad value from ever
 # becoming nginx syntax.
-_HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
-_APP_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _UPSTREAM_HOST_RE = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 _DYNO_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _LISTEN_RE = re.compile(r"([0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
@@ -47,6 +47,15 @@ class RenderOptions:
     @property
     def status_socket(self) -> Path:
         return self.nginx_dir / "status.sock"
+
+
+def _valid(check: Callable[[str], object], value: str) -> str:
+    """The same validation as at the boundary (pushd.names), as a RouterError here."""
+    try:
+        check(value)
+    except InvalidName as err:
+        raise RouterError(f"Refusing to route: {err}") from None
+    return value
 
 
 def _checked(regex: re.Pattern[str], value: object, what: str) -> str:
@@ -82,11 +91,11 @@ def _clean_routes(routes: list[Route]) -> list[Route]:
     clean: list[Route] = []
     seen: set[str] = set()
     for route in sorted(routes, key=lambda r: r.app):
-        app = _checked(_APP_RE, route.app, "app name")
+        app = _valid(names.app_name, route.app)
         if app in seen:
             raise RouterError(f"Two routes for app {app!r}")
         seen.add(app)
-        hosts = tuple(_checked(_HOST_RE, h, "host name") for h in route.hosts)
+        hosts = tuple(_valid(names.domain, h) for h in route.hosts)
         if not hosts:
             raise RouterError(f"App {app!r} has no host name to route")
         upstreams = tuple(
