@@ -23,6 +23,9 @@ class SlugFiles:
 
 
 def size_text(size: int) -> str:
+    """Heroku's slug size shape: `4.2M`; under 100 KB in kilobytes (`12K`) rather than `0.0M`."""
+    if size < 100 * 1024:
+        return f"{max(1, round(size / 1024))}K"
     return f"{size / (1024 * 1024):.1f}M"
 
 

@@ -11,7 +11,7 @@ from ..dynospec import stop_app_dynos
 from ..errors import Conflict, UsageError
 from ..models import App, Key
 from ..platform import Platform
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, one_arg, parse_options
 
 
 def create_app(platform: Platform, name: str, owner: Key) -> App:
@@ -110,9 +110,7 @@ def apps_info(ctx: Context, app: App, args: list[str]) -> None:
 
 @command("apps:rename", "OLD NEW", "Rename an app (its URL changes with it)")
 def apps_rename(ctx: Context, app: App, args: list[str]) -> None:
-    if len(args) != 1:
-        raise UsageError("apps:rename needs the new name")
-    new = names.app_name(args[0])
+    new = names.app_name(one_arg(args, "apps:rename", "the new name"))
     if new == app.name:
         raise Conflict(f"{app.name} is already called {new}")
     ctx.out(f"Renaming {app.name} to {new}... ")

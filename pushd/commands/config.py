@@ -10,7 +10,7 @@ import shlex
 from .. import deploy, names
 from ..errors import NotFound, UsageError
 from ..models import App
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, one_arg, parse_options
 
 
 def show_vars(ctx: Context, values: dict[str, str]) -> None:
@@ -37,9 +37,7 @@ def config_show(ctx: Context, app: App, args: list[str]) -> None:
 
 @command("config:get", "APP KEY", "Print one config var's value, exactly as stored")
 def config_get(ctx: Context, app: App, args: list[str]) -> None:
-    if len(args) != 1:
-        raise UsageError("config:get needs one KEY")
-    key = names.config_key(args[0])
+    key = names.config_key(one_arg(args, "config:get", "one KEY"))
     values = ctx.store.config(app.id)
     if key not in values:
         raise NotFound(f"{key} is not set on {app.name}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .. import names
-from ..errors import Conflict, UsageError
+from ..errors import Conflict
 from ..models import App
 from ..router.base import Route
-from .registry import Context, command, no_more
+from .registry import Context, command, no_more, one_arg
 
 
 @command("domains", "APP", "List the host names the app answers on")
@@ -24,9 +24,7 @@ def domains_list(ctx: Context, app: App, args: list[str]) -> None:
 
 @command("domains:add", "APP HOST", "Route another host name to the app")
 def domains_add(ctx: Context, app: App, args: list[str]) -> None:
-    if len(args) != 1:
-        raise UsageError("domains:add needs one host name")
-    host = names.domain(args[0])
+    host = names.domain(one_arg(args, "domains:add", "one host name"))
     settings = ctx.platform.settings
     if host.endswith("." + settings.domain) or host == settings.domain:
         owner = host[: -len(settings.domain) - 1]
@@ -43,9 +41,7 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
 
 @command("domains:remove", "APP HOST", "Stop routing a host name to the app")
 def domains_remove(ctx: Context, app: App, args: list[str]) -> None:
-    if len(args) != 1:
-        raise UsageError("domains:remove needs one host name")
-    host = names.domain(args[0])
+    host = names.domain(one_arg(args, "domains:remove", "one host name"))
     ctx.out(f"Removing {host} from {app.name}... ")
     ctx.store.remove_domain(app.id, host)
     ctx.platform.notify()

@@ -6,7 +6,7 @@ from .. import names
 from ..errors import Forbidden, NotFound, UsageError
 from ..models import App, Key
 from ..sshkeys import parse_public_key
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, one_arg, parse_options
 
 ROLES = ("admin", "user")
 
@@ -36,18 +36,15 @@ def add_key(store, name: str, role: str, line: str) -> Key:  # noqa: ANN001
          "Register an SSH public key", app=False, admin=True)
 def keys_add(ctx: Context, args: list[str]) -> None:
     opts, rest = parse_options(args, {"--role": "role", "-r": "role"}, {})
-    if len(rest) != 1:
-        raise UsageError("keys:add needs a NAME")
+    name = one_arg(rest, "keys:add", "a NAME")
     line = ctx.read_stdin().decode("utf-8", "replace")
-    key = add_key(ctx.store, rest[0], opts.get("role", "user"), line)
+    key = add_key(ctx.store, name, opts.get("role", "user"), line)
     ctx.line(f"Added key {key.name} ({key.role}) {key.fingerprint}")
 
 
 @command("keys:remove", "NAME", "Remove an SSH key", app=False, admin=True)
 def keys_remove(ctx: Context, args: list[str]) -> None:
-    if len(args) != 1:
-        raise UsageError("keys:remove needs a NAME")
-    name = names.key_name(args[0])
+    name = names.key_name(one_arg(args, "keys:remove", "a NAME"))
     if name == ctx.user.name:
         raise UsageError("You cannot remove the key you are using")
     ctx.store.remove_key(name)
@@ -71,9 +68,7 @@ def access_list(ctx: Context, app: App, args: list[str]) -> None:
 @command("access:add", "APP KEYNAME", "Let another key act on the app")
 def access_add(ctx: Context, app: App, args: list[str]) -> None:
     _owner_or_admin(ctx, app)
-    if len(args) != 1:
-        raise UsageError("access:add needs a key name")
-    name = names.key_name(args[0])
+    name = names.key_name(one_arg(args, "access:add", "a key name"))
     if name not in {k.name for k in ctx.store.keys()}:
         raise NotFound(f"No key named {name}")
     ctx.store.grant(app.id, name)
@@ -83,7 +78,6 @@ def access_add(ctx: Context, app: App, args: list[str]) -> None:
 @command("access:remove", "APP KEYNAME", "Take a key's access to the app away")
 def access_remove(ctx: Context, app: App, args: list[str]) -> None:
     _owner_or_admin(ctx, app)
-    if len(args) != 1:
-        raise UsageError("access:remove needs a key name")
-    ctx.store.revoke(app.id, names.key_name(args[0]))
-    ctx.line(f"Removing {args[0]} access from {app.name}... done")
+    name = names.key_name(one_arg(args, "access:remove", "a key name"))
+    ctx.store.revoke(app.id, name)
+    ctx.line(f"Removing {name} access from {app.name}... done")

@@ -105,6 +105,13 @@ def no_more(args: Sequence[str]) -> None:
         raise UsageError(f"Unexpected argument {args[0]!r}")
 
 
+def one_arg(args: Sequence[str], command: str, what: str) -> str:
+    """The single argument a command takes, or a usage error naming what it needs."""
+    if len(args) != 1:
+        raise UsageError(f"{command} needs {what}")
+    return args[0]
+
+
 def parse_options(args: Sequence[str], options: dict[str, str], flags: dict[str, str]
                   ) -> tuple[dict[str, Any], list[str]]:
     """Tiny option parser: `options` take a value (`-n 10`, `--num=10`), `flags` don't.

@@ -20,7 +20,7 @@ def test_python_app_push_builds_releases_and_serves(pushd: PushdUnderTest):
     lines = [line for line in result.stderr.splitlines() if line.startswith("remote:")]
     text = "\n".join(lines)
     assert "-----> Python app detected" in text
-    assert re.search(r"Compiled slug size: [0-9.]+M", text)
+    assert re.search(r"Compiled slug size: [0-9.]+[KM]\b", text)
     assert "Released v1" in text
     assert pushd.http("pyweb").body.startswith("hello from v1 dyno=web.1")
     releases = pushd.ssh("releases", "pyweb")

@@ -43,3 +43,6 @@ def test_too_large_leaves_nothing(tmp_path):
 def test_size_text():
     assert size_text(4_404_020) == "4.2M"
     assert size_text(524_392_448) == "500.1M"
+    assert size_text(12_600) == "12K"
+    assert size_text(10) == "1K"
+    assert size_text(200 * 1024) == "0.2M"
