@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -18,7 +19,12 @@ LOCAL_ADMIN = Key(name="local-admin", role="admin", public_key="", fingerprint="
 
 
 def platform_for(**flags: object) -> Platform:
-    return Platform(load(flags))
+    """The platform for these flags; a bad pushd.yaml or flag ends the CLI with one line."""
+    try:
+        return Platform(load(flags))
+    except PushdError as err:
+        _fail(err)
+        raise  # not reached: _fail exits
 
 
 class PushdGroup(click.Group):
@@ -84,9 +90,18 @@ def main(ctx: click.Context, state_dir: str | None) -> None:
     ctx.obj = {"state_dir": state_dir}
 
 
-def _fail(err: PushdError) -> None:
+def _fail(err: PushdError) -> NoReturn:
     click.echo(f" !    {err}", err=True)
     sys.exit(err.exit_code)
+
+
+def daemon_argv(platform: Platform) -> list[str]:
+    """`pushd up` arguments that give a detached daemon exactly these settings, whatever its
+    working directory (absolute state dir; the admin key was registered by the caller)."""
+    s = platform.settings
+    argv = ["--state-dir", str(s.state_dir), "up", "--ssh-port", str(s.ssh_port),
+            "--http-port", str(s.http_port), "--domain", s.domain, "--runtime", s.runtime]
+    return [*argv, "--system-nginx"] if s.system_nginx else argv
 
 
 @main.command()
@@ -115,8 +130,7 @@ def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | 
         if not platform.store.keys():
             click.echo("warning: no SSH key is registered yet; use --admin-key FILE", err=True)
         if detach:
-            argv = [a for a in sys.argv[1:] if a != "--detach"]
-            pid = daemon.start_detached(platform, argv)
+            pid = daemon.start_detached(platform, daemon_argv(platform))
             s = platform.settings
             click.echo(f"pushd is up (pid {pid}): ssh on port {s.ssh_port}, "
                        f"http on port {s.http_port}, state in {s.state_dir}")
@@ -133,7 +147,10 @@ def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | 
 def down(obj: dict, state_dir: str | None, everything: bool) -> None:
     """Stop the daemon (dynos keep serving unless --all)."""
     platform = platform_for(state_dir=state_dir or obj.get("state_dir"))
-    click.echo(daemon.stop(platform, everything))
+    try:
+        click.echo(daemon.stop(platform, everything))
+    except PushdError as err:
+        _fail(err)
 
 
 @main.command()
@@ -148,6 +165,7 @@ def status(obj: dict, state_dir: str | None) -> None:
     click.echo(f"Daemon:     {'running, pid ' + str(pid) if pid else 'not running'}")
     click.echo(f"SSH:        port {s.ssh_port}")
     click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")
+    click.echo(f"Router:     {platform.router.describe()}")
     click.echo(f"Runtime:    {s.runtime}")
     dynos = [d for d in platform.runtime.list() if d.running]
     click.echo(f"Dynos:      {len(dynos)} running")

@@ -92,8 +92,8 @@ def wait_for_port(host: str, port: int, timeout: float, alive: callable) -> bool
 
 
 def start_detached(platform: Platform, argv: list[str]) -> int:
-    """Start `pushd up` (argv without --detach) in its own session; return once it accepts
-    SSH connections."""
+    """Start `pushd ARGV` (an `up` without --detach) in its own session; return once that very
+    process has written its pid file (after binding its ports) and accepts SSH connections."""
     pid = platform.daemon_pid()
     if pid is not None:
         raise Conflict(f"pushd is already running (pid {pid})")
@@ -104,7 +104,14 @@ def start_detached(platform: Platform, argv: list[str]) -> int:
                                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                                 start_new_session=True, cwd="/")
     settings = platform.settings
-    if not wait_for_port(settings.ssh_host, settings.ssh_port, 60, lambda: proc.poll() is None):
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and platform.daemon_pid() != proc.pid:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    ours = platform.daemon_pid() == proc.pid
+    if not ours or not wait_for_port(settings.ssh_host, settings.ssh_port, 60,
+                                     lambda: proc.poll() is None):
         tail = paths.daemon_log.read_text(errors="replace").strip().splitlines()[-1:]
         reason = tail[0] if tail else f"see {paths.daemon_log}"
         raise PushdError(f"pushd did not come up: {reason}")
@@ -119,6 +126,9 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         deadline = time.monotonic() + timeout
         while platform.daemon_pid() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
+        if platform.daemon_pid() is not None:
+            raise PushdError(f"pushd (pid {pid}) is still running {timeout:.0f} s after SIGTERM; "
+                             f"see {platform.paths.daemon_log}")
         said.append(f"Stopped pushd (pid {pid})")
     else:
         said.append("pushd is not running")

@@ -26,3 +26,6 @@ class Router(Protocol):
         """Validate without applying (raise RouterError on a config nginx refuses)."""
 
     def stop(self) -> None: ...
+
+    def describe(self) -> str:
+        """One line for `pushd status`: what runs and where (or that it does not)."""

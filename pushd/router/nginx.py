@@ -356,6 +356,13 @@ class NginxRouter:
                 raise
             self.reloads += 1
 
+    def describe(self) -> str:
+        if self.system:
+            state = "included" if self.system_include.exists() else "not included"
+            return f"system nginx, {state} ({self.system_include})"
+        master = self.master_pid()
+        return f"nginx, pid {master}" if master else "nginx, not running"
+
     def stop(self) -> None:
         with self._lock:
             if self.system:

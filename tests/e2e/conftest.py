@@ -12,8 +12,9 @@ from .harness import PushdUnderTest
 @pytest.fixture(scope="session")
 def pushd(tmp_path_factory: pytest.TempPathFactory):
     """One real pushd daemon for the end-to-end tests, with short timeouts."""
-    # not under pytest's 0700 tmp dirs: the apps' uids must be able to reach their slugs
-    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-"))
+    # not under pytest's 0700 tmp dirs (the apps' uids must reach their slugs), nor under /tmp,
+    # which every sandbox hides behind its own: isolation tests must see a real leak
+    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-", dir="/var/tmp"))
     root.chmod(0o711)
     platform = PushdUnderTest(root, settings={
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5,
