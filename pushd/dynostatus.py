@@ -39,14 +39,23 @@ def write_status(paths: Paths, by_app: dict[int, list[DynoStatus]]) -> None:
     os.replace(tmp, path)
 
 
+def _read_all(paths: Paths) -> dict[str, list[dict]]:
+    try:
+        return json.loads(status_file(paths).read_text()).get("apps", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def read_status(paths: Paths, app_id: int) -> list[DynoStatus]:
     """The dynos of one app as the supervisor last saw them, sorted by type and index."""
-    try:
-        data = json.loads(status_file(paths).read_text())
-    except (OSError, ValueError):
-        return []
-    rows = [DynoStatus(**row) for row in data.get("apps", {}).get(str(app_id), [])]
+    rows = [DynoStatus(**row) for row in _read_all(paths).get(str(app_id), [])]
     return sorted(rows, key=lambda s: (s.type, int(s.dyno.rpartition(".")[2] or 0)))
+
+
+def last_states(paths: Paths) -> dict[str, str]:
+    """Runtime dyno id -> the state the previous supervisor last recorded (for adoption)."""
+    return {row.get("id", ""): row.get("state", "")
+            for rows in _read_all(paths).values() for row in rows}
 
 
 def wait_release(store, app_id: int, version: int, timeout: float,

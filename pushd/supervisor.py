@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from .dynospec import dyno_env, oneoff_spec, stop_app_dynos
 from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
-from .dynostatus import DynoStatus, write_status
+from .dynostatus import DynoStatus, last_states, write_status
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
 from .logs import AppLog
@@ -134,6 +134,7 @@ class Supervisor:
     # steps
     def _adopt(self, infos: dict[str, DynoInfo], now: float) -> None:
         self._adopted = True
+        known = last_states(self.paths)
         for info in infos.values():
             spec = info.spec
             if spec.process_type == "run":
@@ -142,9 +143,13 @@ class Supervisor:
                 self.dynos[spec.id] = Dyno(spec, "up", now, info.started_at,
                                            stopping=info.stopping, pid=info.pid, ever_up=True)
                 continue  # _observe handles the exit: a crash, or a finished stop
+            # up before (or answering now) stays up: a busy dyno missing one probe must not be
+            # R10-killed by a daemon restart; any other gets a fresh boot window from now
             web = spec.process_type == "web" and spec.port is not None
-            state = "up" if not web or self.probe(spec.port) else "starting"
-            self.dynos[spec.id] = Dyno(spec, state, info.started_at or now, info.started_at,
+            was_up = known.get(spec.id) == "up"
+            state = "up" if not web or was_up or self.probe(spec.port) else "starting"
+            began = info.started_at or now
+            self.dynos[spec.id] = Dyno(spec, state, began, began if state == "up" else now,
                                        stopping=info.stopping, pid=info.pid,
                                        ever_up=state == "up")
 

@@ -319,6 +319,30 @@ def test_adoption_without_duplicates_and_same_routes(w):
     assert len(w.router.applied) == applied + 1 and w.router.applied[-1] == routes
 
 
+def test_adopted_web_dyno_that_was_up_survives_a_missed_probe(w):
+    deploy_live(w)
+    web = w.runtime.running("web")[0]
+    w.runtime.infos[web.id].started_at = w.clock.now - 3600  # up for an hour
+    w.bound.clear()  # busy: the first probes after the restart fail
+    w.sup = w.make()
+    w.tick(w.settings.boot_timeout + 1)
+    assert web.id in [s.id for s in w.runtime.running("web")]
+    assert "R10" not in w.log()
+    assert w.router.applied[-1][0].upstreams  # still routed
+
+
+def test_adopted_web_dyno_still_booting_gets_a_fresh_boot_window(w):
+    w.deploy({"web": "python app.py"})
+    w.tick()  # started, never bound
+    web = w.runtime.running("web")[0]
+    w.runtime.infos[web.id].started_at = w.clock.now - 3600
+    w.sup = w.make()
+    w.tick(1)
+    assert "R10" not in w.log()  # not killed for time spent before the restart
+    w.tick(w.settings.boot_timeout)
+    assert "Error R10 (Boot timeout)" in w.log()
+
+
 def test_adoption_handles_exits_while_down(w):
     deploy_live(w)
     worker = w.runtime.running("worker")[0]
