@@ -48,4 +48,9 @@ class RouterError(PushdError):
 
 
 class ReleaseFailed(PushdError):
-    """A new release did not come up; the previous release keeps serving."""
+    """A new release did not come up; the previous release keeps serving. `output` holds the
+    failing dyno's last lines, for the push to show under the one-line reason."""
+
+    def __init__(self, message: str, output: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.output = output or []

@@ -90,6 +90,8 @@ class DeployingReceivePack(ReceivePackHandler):
             return b"build failed"  # the builder has already said why, line by line
         except PushdError as err:
             self.progress(f" !     {err}\n")
+            for line in getattr(err, "output", []):
+                self.progress(f"       {line}\n")
             return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
         return None
 

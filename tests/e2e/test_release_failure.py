@@ -1,0 +1,33 @@
+"""A release whose web dynos never come up: the push says why, and shows the dyno's output."""
+
+from __future__ import annotations
+
+from .harness import PushdUnderTest, python_app
+
+
+def test_crashing_release_tells_the_pusher_why(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("crashy", python_app("good build"))
+    assert pushd.push(repo).returncode == 0
+    pushd.commit(repo, {"boot.py": "import sys\nprint('connecting to the database')\n"
+                                   "sys.exit('boom: DATABASE_URL is not set')\n",
+                        "Procfile": "web: python3 boot.py\n"})
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    remote = [line.removeprefix("remote: ").rstrip() for line in result.stderr.splitlines()]
+    failed = [line for line in remote if "Release v2 failed:" in line]
+    assert failed and "web.1 exited with status 1" in failed[0], result.stderr
+    assert "the previous release keeps serving" in failed[0]
+    assert any(line.endswith("app[web.1]: boom: DATABASE_URL is not set") for line in remote)
+    assert any(line.endswith("app[web.1]: connecting to the database") for line in remote)
+    assert pushd.http("crashy").body.startswith("good build")
+
+
+def test_a_release_that_never_binds_reports_r10(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("sleeper", python_app("awake"))
+    assert pushd.push(repo).returncode == 0
+    pushd.commit(repo, {"Procfile": "web: sleep 1000\n"})
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    assert "Release v2 failed: web.1 did not bind $PORT" in result.stderr
+    assert "R10 Boot timeout" in result.stderr
+    assert pushd.http("sleeper").body.startswith("awake")
