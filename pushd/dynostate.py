@@ -45,9 +45,11 @@ class Crash:
 
 
 def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[Dyno],
-                 halted: set[int], domain: str,
-                 custom_domains: dict[int, list[str]]) -> list[Route]:
-    """One route per app: its hosts, and the up web dynos of the release that serves."""
+                 halted: set[int], domain: str, custom_domains: dict[int, list[str]],
+                 crashes: dict[Slot, Crash] | None = None) -> list[Route]:
+    """One route per app: its hosts, and the up web dynos of the release that serves (none
+    because they crashed shows H10, none at all H14)."""
+    crashed_web = {slot[0] for slot in crashes or {} if slot[2] == "web"}
     dynos = list(dynos)
     routes = []
     for app in sorted(apps, key=lambda a: a.name):
@@ -58,7 +60,9 @@ def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[
             and d.spec.process_type == "web" and d.routable and d.spec.port
             and app.id not in halted)
         hosts = (f"{app.name}.{domain}", *custom_domains.get(app.id, ()))
-        routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams)))
+        crashed = not upstreams and app.id in crashed_web and app.id not in halted
+        routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams),
+                            crashed=crashed))
     return routes
 
 

@@ -373,7 +373,7 @@ class Supervisor:
         versions = {app_id: r.version for app_id, r in self._serving.items()}
         versions.update(serving or {})
         return build_routes(self._apps.values(), versions, self.dynos.values(), self.halted,
-                            self.settings.domain, self.store.domains_by_app())
+                            self.settings.domain, self.store.domains_by_app(), self.crashes)
 
     def _apply_routes(self, routes: list[Route]) -> None:
         if routes == self._routes:

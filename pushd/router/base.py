@@ -12,6 +12,7 @@ class Route:
     hosts: tuple[str, ...]  # "myapp.localhost" first, then custom domains
     upstreams: tuple[tuple[str, int, str], ...]  # (host, port, dyno name) of up web dynos
     maintenance: bool = False
+    crashed: bool = False  # no upstream because the web dynos crashed: H10, not H14
 
 
 class Router(Protocol):

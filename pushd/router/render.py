@@ -109,7 +109,7 @@ def _clean_routes(routes: list[Route]) -> list[Route]:
         for _, port, _ in upstreams:
             if not 0 < port < 65536:
                 raise RouterError(f"Refusing to route invalid upstream port {port}")
-        clean.append(Route(app, hosts, upstreams, bool(route.maintenance)))
+        clean.append(Route(app, hosts, upstreams, bool(route.maintenance), bool(route.crashed)))
     return clean
 
 

@@ -163,7 +163,7 @@ def test_router_headers(pushd: PushdUnderTest):
     generated = pushd.http("headers", "/header/X-Request-Id").body
     assert generated not in ("<none>", "") and len(generated) >= 16
     start = pushd.http("headers", "/header/X-Request-Start").body
-    assert abs(int(start.removeprefix("t=")) - time.time() * 1000) < 60_000
+    assert abs(int(start) - time.time() * 1000) < 60_000
     assert pushd.http("headers", "/header/X-Forwarded-Proto").body == "http"
     assert pushd.http("headers", "/header/X-Forwarded-Port").body == str(pushd.http_port)
 

@@ -66,7 +66,7 @@ def test_request_id_and_start_maps():
     text = render([WEB], OPTIONS, TEMPLATES)
     assert "map $http_x_request_id $pushd_request_id" in text
     assert "default $request_id;" in text
-    assert '"t=$pushd_start_s$pushd_start_ms"' in text
+    assert '"$pushd_start_s$pushd_start_ms"' in text  # plain ms, no "t=" prefix
 
 
 def test_no_web_dyno_is_h14():
@@ -75,6 +75,13 @@ def test_no_web_dyno_is_h14():
     assert "return 503 '" in block and "H14 No web processes running" in block
     assert "proxy_pass" not in block
     assert "upstream pushd_app_idle" not in text
+
+
+def test_crashed_web_dynos_are_h10_not_h14():
+    text = render([Route("boom", ("boom.localhost",), (), crashed=True)], OPTIONS, TEMPLATES)
+    block = server_block(text, "boom.localhost")
+    assert "H10 App crashed" in block and "H14" not in block
+    assert "proxy_pass" not in block
 
 
 def test_maintenance_wins_over_dynos():

@@ -319,6 +319,20 @@ def test_adoption_without_duplicates_and_same_routes(w):
     assert len(w.router.applied) == applied + 1 and w.router.applied[-1] == routes
 
 
+def test_route_of_an_app_whose_web_dynos_crashed_is_h10(w):
+    deploy_live(w, {"web": "python app.py"})
+    assert w.router.applied[-1][0].crashed is False
+    web = w.runtime.running("web")[0]
+    w.runtime.crash(web.id)
+    w.bound.discard(web.port)
+    w.tick()
+    route = w.router.applied[-1][0]
+    assert route.upstreams == () and route.crashed is True
+    w.store.set_formation(w.app.id, {"web": 0})
+    w.tick()
+    assert w.router.applied[-1][0].crashed is False  # scaled to zero: H14 again
+
+
 def test_adopted_web_dyno_that_was_up_survives_a_missed_probe(w):
     deploy_live(w)
     web = w.runtime.running("web")[0]
