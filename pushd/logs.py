@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 LINE_RE = re.compile(r"^(\S+) (app|pushd)\[([^\]]+)\]: ?(.*)$")
 
@@ -28,6 +29,15 @@ def format_line(source: str, dyno: str, message: str, now: float | None = None) 
     """`2026-11-26T07:36:25.123456+00:00 app[web.1]: message`"""
     clean = message.rstrip("\r\n").replace("\n", " ")
     return f"{timestamp(now)} {source}[{dyno}]: {clean}\n"
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """Where a reader stopped in the log: the file (by inode; None if there was none yet) and
+    the byte offset in it."""
+
+    inode: int | None
+    offset: int
 
 
 class AppLog:
@@ -70,47 +80,97 @@ class AppLog:
 
     def read(self, lines: int = 100, match: Callable[[str], bool] | None = None) -> list[str]:
         """The last `lines` lines (after filtering), oldest first."""
+        return self.tail(lines, match)[0]
+
+    def tail(self, lines: int = 100, match: Callable[[str], bool] | None = None
+             ) -> tuple[list[str], LogPosition]:
+        """The last `lines` lines (after filtering), oldest first, and where they end: hand
+        that position to `follow()` so that nothing written in between is lost."""
+        position = LogPosition(None, 0)
         found: list[str] = []
         for path in reversed(self._files()):
-            with open(path, "rb") as fh:
-                chunk = fh.read().decode("utf-8", "replace").splitlines(keepends=True)
-            for line in reversed(chunk):
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                    inode = os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:  # rotated away meanwhile
+                continue
+            complete = data[:data.rfind(b"\n") + 1]  # a line being written is follow()'s
+            if path == self.path:
+                position = LogPosition(inode, len(complete))
+            if len(found) >= lines:
+                continue
+            for line in reversed(complete.decode("utf-8", "replace").splitlines(keepends=True)):
+                if len(found) >= lines:
+                    break
                 if match is None or match(line):
                     found.append(line)
-                    if len(found) >= lines:
-                        return list(reversed(found))
-        return list(reversed(found))
+        return list(reversed(found)), position
+
+    def end(self) -> LogPosition:
+        """The current end of the log: following from here shows only new lines."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return LogPosition(None, 0)
+        return LogPosition(stat.st_ino, stat.st_size)
+
+    def _open_at(self, position: LogPosition) -> BinaryIO | None:
+        """The file `position` points into (app.log, or app.log.1 if it rotated since),
+        positioned there; else the current file from its start, or None if there is none."""
+        if position.inode is not None:
+            for path in (self.path, self.path.with_name(self.path.name + ".1")):
+                try:
+                    handle = open(path, "rb")
+                except FileNotFoundError:
+                    continue
+                if os.fstat(handle.fileno()).st_ino == position.inode:
+                    handle.seek(position.offset)
+                    return handle
+                handle.close()
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:
+            return None
 
     def follow(self, match: Callable[[str], bool] | None = None, stop: Callable[[], bool] =
-               lambda: False, poll: float = 0.1) -> Iterator[str]:
-        """New lines as they are written, across rotation, until `stop()` is true."""
+               lambda: False, poll: float = 0.1, since: LogPosition | None = None
+               ) -> Iterator[str]:
+        """Lines written after `since` (default: from now on), across rotation, until
+        `stop()` is true."""
+        position = since if since is not None else self.end()
         handle = None
-        inode = None
         pending = b""
-        while not stop():
-            if handle is None and self.path.exists():
-                handle = open(self.path, "rb")
-                inode = os.fstat(handle.fileno()).st_ino
-                handle.seek(0, os.SEEK_END)
-            data = handle.read() if handle else b""
-            if data:
-                pending += data
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    line = raw.decode("utf-8", "replace") + "\n"
-                    if match is None or match(line):
-                        yield line
-                continue
-            if handle and (not self.path.exists() or os.stat(self.path).st_ino != inode):
+        try:
+            while not stop():
+                if handle is None:
+                    handle = self._open_at(position)
+                    if handle is None:
+                        time.sleep(poll)
+                        continue
+                data = handle.read()
+                rotated = not data and self._rotated(handle)
+                if rotated:  # a writer that opened the old file may just have added a line
+                    data = handle.read()
+                    handle.close()
+                    handle, position = None, LogPosition(None, 0)  # the new file, from its start
+                if data:
+                    *complete, pending = (pending + data).split(b"\n")
+                    for raw in complete:
+                        line = raw.decode("utf-8", "replace") + "\n"
+                        if match is None or match(line):
+                            yield line
+                elif not rotated:
+                    time.sleep(poll)
+        finally:
+            if handle:
                 handle.close()
-                handle = None  # rotated: continue from the start of the new file
-                if self.path.exists():
-                    handle = open(self.path, "rb")
-                    inode = os.fstat(handle.fileno()).st_ino
-                continue
-            time.sleep(poll)
-        if handle:
-            handle.close()
+
+    def _rotated(self, handle: BinaryIO) -> bool:
+        try:
+            return os.stat(self.path).st_ino != os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            return True
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ def logs(ctx: Context, app: App, args: list[str]) -> None:
         num = int(opts.get("num", 100))
     except ValueError:
         raise UsageError("-n needs a number") from None
+    if num < 0:
+        raise UsageError("-n needs a number of lines, 0 or more")
     source = opts.get("source")
     if source not in (None, "app", "pushd"):
         raise UsageError("-s must be app or pushd")
@@ -30,8 +32,9 @@ def logs(ctx: Context, app: App, args: list[str]) -> None:
         names.process_type(ptype)
     match = LogFilter(process_type=ptype, dyno=opts.get("dyno"), source=source)
     log = deploy.app_log(ctx.platform, app)
-    for line in log.read(num, match):
+    lines, end = log.tail(num, match)
+    for line in lines:
         ctx.out(line)
-    if opts.get("tail"):
-        for line in log.follow(match, stop=ctx.cancelled):
+    if opts.get("tail"):  # from where the lines above end: nothing written since is lost
+        for line in log.follow(match, stop=ctx.cancelled, since=end):
             ctx.out(line)

@@ -54,3 +54,66 @@ def test_a_destroyed_apps_log_is_not_recreated(tmp_path: Path):
     log = AppLog(tmp_path / "gone" / "logs" / "app.log")
     log.write("pushd", "web.1", "late line")
     assert not (tmp_path / "gone").exists()
+
+
+def test_read_zero_lines_is_nothing(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log")
+    for i in range(3):
+        log.write("app", "web.1", f"line {i}")
+    assert log.read(0) == []
+    assert [line.rsplit(" ", 1)[1] for line in log.read(1)] == ["2\n"]
+    assert len(log.read(100)) == 3
+
+
+def _follow_some(log: AppLog, count: int, **kwargs) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + 5
+    for line in log.follow(stop=lambda: len(seen) >= count or time.monotonic() > deadline,
+                           poll=0.01, **kwargs):
+        seen.append(line.rsplit(": ", 1)[1].strip())
+    return seen
+
+
+def test_follow_starts_where_tail_stopped(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log")
+    log.write("app", "web.1", "old")
+    lines, end = log.tail(10)
+    log.write("app", "web.1", "between")  # after the read, before following starts
+    log.write("app", "web.1", "later")
+    assert [line.rsplit(": ", 1)[1] for line in lines] == ["old\n"]
+    assert _follow_some(log, 2, since=end) == ["between", "later"]
+
+
+def test_follow_from_a_position_survives_a_rotation_in_between(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log", max_bytes=300)
+    log.write("app", "web.1", "old")
+    _, end = log.tail(10)
+    for i in range(8):  # enough to rotate once
+        log.write("app", "web.1", f"n{i}")
+    assert (tmp_path / "logs" / "app.log.1").exists()
+    assert _follow_some(log, 8, since=end) == [f"n{i}" for i in range(8)]
+
+
+def test_tail_leaves_a_partial_line_to_follow(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "logs" / "app.log"
+    log = AppLog(path)
+    log.write("app", "web.1", "whole")
+    with open(path, "ab") as fh:
+        fh.write(b"2026-11-26T07:36:25.123456+00:00 app[web.1]: hal")
+    lines, end = log.tail(10)
+    assert len(lines) == 1 and lines[0].endswith("whole\n")
+    with open(path, "ab") as fh:
+        fh.write(b"f\n")
+    assert _follow_some(log, 1, since=end) == ["half"]
+
+
+def test_follow_of_a_log_that_does_not_exist_yet_misses_nothing(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log")
+    _, end = log.tail(10)
+    log.write("app", "web.1", "first ever")
+    assert _follow_some(log, 1, since=end) == ["first ever"]
