@@ -25,26 +25,32 @@ def ago(ts: float) -> str:
     return f"~ {int(delta)}s ago"
 
 
-def dyno_lines(ctx: Context, app: App) -> list[str]:
-    """`=== web (2): python3 app.py` / `web.1: up 2026/11/26 07:36:25 (~ 1h ago)` blocks.
-    Dynos of an older release still draining after a deploy are listed, not counted."""
-    current = ctx.store.current_release(app.id)
-    newest = current.version if current else 0
+def ps_lines(rows: list[DynoStatus], serving: int) -> list[str]:
+    """`=== web (2): python3 app.py` / `web.1: up 2026/11/26 07:36:25 (~ 1h ago)` blocks for
+    the dynos of the serving release. Dynos of an older release still draining after a
+    deploy are listed after them (not counted); those of a release still rolling out are
+    not shown until it serves."""
     lines: list[str] = []
     by_type: dict[str, list[DynoStatus]] = {}
-    for status in read_status(ctx.platform.paths, app.id):
-        by_type.setdefault(status.type, []).append(status)
+    for status in rows:
+        if status.release <= serving:
+            by_type.setdefault(status.type, []).append(status)
     for ptype, group in by_type.items():
-        live = [s for s in group if s.release >= newest]
+        live = [s for s in group if s.release == serving]
+        draining = [s for s in group if s.release < serving]
         if lines:
             lines.append("")
         lines.append(f"=== {ptype} ({len(live)}): {(live or group)[0].command}")
-        for status in live + [s for s in group if s.release < newest]:
-            state = status.state if status.release >= newest else "draining"
+        for status in live + draining:
+            state = status.state if status.release == serving else "draining"
             stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(status.since))
-            lines.append(f"{status.dyno}: {state} {stamp} ({ago(status.since)})"
-                         f"  v{status.release}")
+            lines.append(f"{status.dyno}: {state} {stamp} ({ago(status.since)})")
     return lines
+
+
+def dyno_lines(ctx: Context, app: App) -> list[str]:
+    current = ctx.store.current_release(app.id)
+    return ps_lines(read_status(ctx.platform.paths, app.id), current.version if current else 0)
 
 
 @command("ps", "APP", "List the app's dynos")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from pushd.commands.logs import logs
+from pushd.commands.ps import ps_lines
 from pushd.commands.registry import Context
+from pushd.dynostatus import DynoStatus
 from pushd.errors import UsageError
 from pushd.logs import AppLog
 from pushd.models import Key
@@ -45,3 +48,19 @@ def test_logs_n_zero_prints_nothing_and_negative_is_refused(h: Harness):
     assert [line.rsplit(": ", 1)[1] for line in h.stdout] == ["line 1\n", "line 2\n"]
     with pytest.raises(UsageError):
         logs(h.ctx, h.app, ["-n", "-1"])
+
+
+def test_ps_counts_and_lists_the_serving_release_like_heroku():
+    since = time.time() - 3700
+    rows = [DynoStatus("web.1", "web", "up", since, "gunicorn app:app", 2),
+            DynoStatus("web.1", "web", "starting", since, "gunicorn new:app", 3),  # rolling out
+            DynoStatus("web.1", "web", "up", since, "gunicorn old:app", 1),  # draining
+            DynoStatus("worker.1", "worker", "crashed", since, "python3 worker.py", 2)]
+    lines = ps_lines(rows, serving=2)
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(since))
+    assert lines == ["=== web (1): gunicorn app:app",
+                     f"web.1: up {stamp} (~ 1h ago)",
+                     f"web.1: draining {stamp} (~ 1h ago)",
+                     "",
+                     "=== worker (1): python3 worker.py",
+                     f"worker.1: crashed {stamp} (~ 1h ago)"]
