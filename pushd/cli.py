@@ -166,6 +166,10 @@ def status(obj: dict, state_dir: str | None) -> None:
     click.echo(f"SSH:        port {s.ssh_port}")
     click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")
     click.echo(f"Router:     {platform.router.describe()}")
+    from . import firewall
+
+    private = "private (nft table " + firewall.table_name(s) + ")"
+    click.echo(f"Dyno ports: {private if firewall.installed(s) else 'NOT private (no rules)'}")
     click.echo(f"Runtime:    {s.runtime}")
     dynos = [d for d in platform.runtime.list() if d.running]
     click.echo(f"Dynos:      {len(dynos)} running")

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import firewall
 from .errors import Conflict, PushdError
 from .platform import Platform
 
@@ -49,6 +50,10 @@ def run(platform: Platform) -> None:
     stop = threading.Event()
     ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
     platform.router.start()
+    try:
+        firewall.apply(settings)
+    except PushdError as err:
+        log.warning("dyno ports are NOT private: %s", err)
     supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
     platform.supervisor = supervisor
     paths.pid_file.write_text(f"{os.getpid()}\n")
@@ -139,5 +144,6 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         for app_id in sorted({d.spec.app_id for d in runtime.list()}):
             stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5)
         platform.router.stop()
+        firewall.remove(platform.settings)
         said.append("stopped every dyno and the router")
     return "; ".join(said)

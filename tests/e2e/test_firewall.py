@@ -1,0 +1,40 @@
+"""Dyno ports are private: only the router (and pushd) reach a dyno, never another app."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from .harness import PUSHD, PushdUnderTest, python_app, sh
+
+PROBE = '''\
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
+    print("reached")
+except OSError as err:
+    print("blocked", type(err).__name__)
+'''
+
+
+def test_apps_cannot_call_each_others_dynos_directly(pushd: PushdUnderTest):
+    for name in ("fwa", "fwb"):
+        repo = pushd.new_app_repo(name, python_app(f"I am {name}", {"probe.py": PROBE}))
+        assert pushd.push(repo).returncode == 0
+    port = int(pushd.http("fwb", "/env/PORT").body)
+    # the platform itself (probes, nginx) still reaches the dyno...
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+        assert resp.read().decode().startswith("I am fwb")
+    # ...another app's sandbox does not, and neither does a one-off of the same app
+    result = pushd.ssh("run", "fwa", "python3", "probe.py", str(port))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "blocked ConnectionRefusedError"
+    # through the router, as on Heroku, apps reach each other fine
+    assert pushd.http("fwb").body.startswith("I am fwb")
+
+
+def test_dyno_ports_are_closed_to_other_interfaces(pushd: PushdUnderTest):
+    status = sh([PUSHD, "status"], env=pushd.env())
+    assert "Dyno ports: private (nft table pushd_" in status.stdout, status.stdout
+    table = status.stdout.split("nft table ", 1)[1].split(")", 1)[0]
+    rules = sh(["nft", "list", "table", "inet", table]).stdout
+    assert 'iifname != "lo" tcp dport 20000-29999 drop' in rules, rules
