@@ -69,10 +69,14 @@ def run(platform: Platform) -> None:
              settings.ssh_host, ssh.port, settings.http_host, settings.http_port,
              settings.runtime)
     try:
+        ticks = 0
         while not stop.wait(1.0):
             if not threads[0].is_alive():
                 log.error("supervisor thread ended; shutting down")
                 break
+            ticks += 1
+            if ticks % 30 == 0:
+                housekeeping(platform)
     finally:
         stop.set()
         ssh.stop()
@@ -80,6 +84,24 @@ def run(platform: Platform) -> None:
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)
         log.info("pushd stopped; dynos keep running")
+
+
+def housekeeping(platform: Platform) -> None:
+    """Every half minute: keep the router's and the daemon's own logs bounded."""
+    limit = platform.settings.log_max_bytes
+    try:
+        platform.router.rotate_logs(limit)
+        daemon_log = platform.paths.daemon_log
+        if daemon_log.exists() and daemon_log.stat().st_size > limit:
+            # the daemon's stdout/stderr stay open on the file: copy the tail, then truncate
+            with open(daemon_log, "r+b") as f:
+                f.seek(-limit // 2, os.SEEK_END)
+                tail = f.read()
+                f.seek(0)
+                f.truncate()
+            daemon_log.with_name(daemon_log.name + ".1").write_bytes(tail)
+    except OSError as err:
+        log.warning("log housekeeping failed: %s", err)
 
 
 def wait_for_port(host: str, port: int, timeout: float, alive: callable) -> bool:

@@ -28,5 +28,8 @@ class Router(Protocol):
 
     def stop(self) -> None: ...
 
+    def rotate_logs(self, max_bytes: int) -> None:
+        """Keep the router's own log files bounded (one rotated copy each)."""
+
     def describe(self) -> str:
         """One line for `pushd status`: what runs and where (or that it does not)."""

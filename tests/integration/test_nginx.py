@@ -381,3 +381,25 @@ def test_all_interfaces_with_ipv6_and_several_apps_is_valid_nginx(state):
     routes = [Route(name, (f"{name}.localhost",), (("127.0.0.1", 9, "web.1"),))
               for name in ("one", "two", "three")]
     wide.check(routes)  # raises RouterError with nginx's message if nginx refuses it
+
+
+def test_router_logs_are_rotated_and_reopened(router):
+    router.apply([Route("idle", ("idle.localhost",), ())])
+    access = router.dir / "access.log"
+    for _ in range(5):
+        get(router, "idle.localhost")
+    wait = time.monotonic() + 10
+    while access.stat().st_size == 0 and time.monotonic() < wait:
+        time.sleep(0.05)
+    size = access.stat().st_size
+    assert size > 0
+    router.rotate_logs(size - 1)
+    assert (router.dir / "access.log.1").stat().st_size == size
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # nginx reopens its files: new lines, fresh file
+        get(router, "idle.localhost")
+        if access.exists() and "host=idle.localhost" in access.read_text():
+            break
+        time.sleep(0.05)
+    assert "host=idle.localhost" in access.read_text()
+    assert access.stat().st_size < size
