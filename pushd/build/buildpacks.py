@@ -1,20 +1,25 @@
 """Buildpack references: validation (for `buildpacks:set`), the selection order of a build,
-and turning a reference into a local folder (bundled, local path or cached git clone).
+and turning a reference into a local folder (bundled, local path or a fresh checkout of a git
+buildpack, fetched again on every build into a shared per-URL cache).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError, UsageError
-from .process import run_streaming
+from .process import BuildTimeout, run_streaming
 
 # python before nodejs: a Python app with a package.json for its assets is the common mixed
 # case; nodejs before static because front-end apps carry public/index.html; procfile last.
@@ -23,6 +28,8 @@ URL_RE = re.compile(r"^(https?|git|ssh|file)://[^\s#]+(#[^\s#]+)?$")
 SCP_RE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s#]+(#[^\s#]+)?$")
 REF_RE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
 BUNDLED_PREFIXES = ("pushd/", "heroku/")  # Heroku users type heroku/python from memory
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+HEXISH_RE = re.compile(r"^[0-9a-f]{4,40}$")
 
 
 @dataclass(frozen=True)
@@ -89,14 +96,22 @@ def requested_buildpacks(config: dict[str, str], build_dir: Path,
 
 
 class BuildpackResolver:
-    """Turns references into folders. Git URLs are cloned once into `cache_root/<hash>` and
-    reused by every later build, so a build does not depend on the network twice."""
+    """Turns references into folders.
+
+    A git URL has one bare repository in the shared cache, `cache_root/<hash of the URL>.git`
+    (root's, world-readable), and is fetched again on every build, as Heroku does: a branch
+    moves, HEAD moves, a tag can be re-pointed. Only a full 40-hex commit already in the cache
+    is used without touching the network. The fetch runs as the app uid (`clone_argv_prefix`)
+    in a scratch repository of this build that borrows the cache's objects (alternates), so
+    only new objects travel; root then copies them into the cache under a per-URL flock
+    (`<hash>.lock`) and every build checks its buildpack out into its own scratch folder, so
+    concurrent builds never share a working tree nor half-written cache state."""
 
     def __init__(self, bundled_dir: Path, cache_root: Path,
                  clone_argv_prefix: Sequence[str] = ()) -> None:
         self.bundled_dir = Path(bundled_dir)
         self.cache_root = Path(cache_root)
-        # the receiver runs as root: local paths and clones go through this prefix (setpriv
+        # the receiver runs as root: local paths and fetches go through this prefix (setpriv
         # to the app uid) so a user can only pull in what any unprivileged user may read
         self.clone_argv_prefix = list(clone_argv_prefix)
 
@@ -105,6 +120,8 @@ class BuildpackResolver:
 
     def resolve(self, ref: str, out: Callable[[str], None], deadline: float,
                 timeout_label: str, scratch: Path) -> Buildpack:
+        """A folder for `ref`. A git checkout lives under `scratch`, which the caller removes
+        when the build ends."""
         try:
             value = validate_buildpack(ref)
         except UsageError as err:
@@ -114,58 +131,197 @@ class BuildpackResolver:
             return Buildpack(value, self.bundled_dir / name)
         if value.startswith("/"):
             return Buildpack(value, Path(value))
-        return Buildpack(value, self._clone(value, out, deadline, timeout_label, scratch))
-
-    def _clone(self, value: str, out: Callable[[str], None], deadline: float,
-               timeout_label: str, scratch: Path) -> Path:
-        target = self.cache_root / hashlib.sha256(value.encode()).hexdigest()[:20]
-        if (target / "bin").is_dir():
-            return target
-        url, _, git_ref = value.partition("#")
-        out(f"-----> Fetching buildpack {value}\n")
         scratch.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="clone-", dir=scratch))
-        os.chmod(tmp, 0o777)  # the unprivileged clone writes here; removed right after
-        dest = tmp / "bp"
+        fetch = _GitFetch(self, value, deadline, timeout_label,
+                          Path(tempfile.mkdtemp(prefix="clone-", dir=scratch)))
+        return Buildpack(value, fetch.checkout(out))
+
+    def cache_repo(self, url: str) -> Path:
+        return self.cache_root / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.git"
+
+
+class _GitFetch:
+    """One git buildpack reference resolved for one build."""
+
+    def __init__(self, resolver: BuildpackResolver, value: str, deadline: float,
+                 timeout_label: str, tmp: Path) -> None:
+        self.tmp, self.repo = tmp, tmp / "repo.git"  # this build's own, removed with it
+        self.prefix = resolver.clone_argv_prefix
+        self.cache_root = resolver.cache_root
+        self.value = value
+        self.url, _, self.ref = value.partition("#")
+        self.cache = resolver.cache_repo(self.url)
+        self.deadline, self.timeout_label = deadline, timeout_label
+        self.root_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                         "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+                         "HOME": str(self.cache_root)}
+
+    def checkout(self, out: Callable[[str], None]) -> Path:
+        tmp, dest = self.tmp, self.tmp / "bp"
+        try:
+            os.chmod(tmp, 0o777)  # the unprivileged fetch writes here
+            # file:// sources belong to another user and git 2.39 only reads safe.directory
+            # from the global config: give the app-uid git a throwaway one
+            (tmp / ".gitconfig").write_text("[safe]\n\tdirectory = *\n")
+            os.chmod(tmp / ".gitconfig", 0o644)
+            self._app(["init", "--quiet", "--bare", str(self.repo)], "git init failed")
+            if SHA_RE.match(self.ref) and self._cached(self.ref):
+                sha = self.ref  # a pinned commit never changes: no network
+            else:
+                out(f"-----> Fetching buildpack {self.value}\n")
+                sha = self._fetch()
+                self._store(sha)
+            dest.mkdir()
+            os.chmod(dest, 0o777)
+            self._app(["--git-dir", str(self.repo), "--work-tree", str(dest), "-c",
+                       "advice.detachedHead=false", "checkout", "--quiet", "--force",
+                       "--detach", sha], "git checkout failed")
+            return dest
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _fail(self, lines: list[str], default: str) -> BuildError:
+        """One line: git's first `fatal:`/`error:` line (the cause), else its last line."""
+        said = [line.strip() for line in lines if line.strip()]
+        causes = [line for line in said if line.startswith(("fatal:", "error:"))]
+        detail = (causes or said or [default])[0 if causes else -1]
+        return BuildError(f"Failed to fetch buildpack {self.value}: {detail}", phase="detect")
+
+    def _app_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if k in ("PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO",
                         "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
-        env.update(GIT_TERMINAL_PROMPT="0", HOME=str(tmp), GIT_CONFIG_NOSYSTEM="1")
-        # file:// sources belong to another user and git 2.39 only reads safe.directory
-        # from the global config: give the clone a throwaway one
-        (tmp / ".gitconfig").write_text("[safe]\n\tdirectory = *\n")
-        os.chmod(tmp / ".gitconfig", 0o644)
+        env.update(GIT_TERMINAL_PROMPT="0", HOME=str(self.tmp), GIT_CONFIG_NOSYSTEM="1")
+        if (self.cache / "objects").is_dir():
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(self.cache / "objects")
+        return env
+
+    def _app_run(self, args: list[str], lines: list[str]) -> int:
+        """git as the app uid (network and user-named paths), with the build's deadline."""
+        return run_streaming([*self.prefix, "git", *args], lines.append, self.deadline,
+                             "detect", env=self._app_env(), timeout_label=self.timeout_label)
+
+    def _app(self, args: list[str], default: str) -> list[str]:
         lines: list[str] = []
+        if self._app_run(args, lines) != 0:
+            raise self._fail(lines, default)
+        return lines
 
-        def clone(extra: list[str]) -> int:
-            shutil.rmtree(dest, ignore_errors=True)
-            argv = [*self.clone_argv_prefix, "git", "clone", "--quiet", *extra, "--", url,
-                    str(dest)]
-            return run_streaming(argv, lines.append, deadline, "detect", env=env,
-                                 timeout_label=timeout_label)
+    def _root(self, args: list[str], lines: list[str] | None = None) -> int:
+        """git as root on the cache only (never on a path or repository a user controls)."""
+        return run_streaming(["git", "-C", str(self.cache), *args],
+                             (lines if lines is not None else []).append, self.deadline,
+                             "detect", env=self.root_env, timeout_label=self.timeout_label)
 
+    def _cached(self, sha: str) -> bool:
+        return (self.cache / "objects").is_dir() and self._root(
+            ["cat-file", "-e", f"{sha}^{{commit}}"]) == 0
+
+    def _fetch(self) -> str:
+        """Fetch the ref (HEAD without one) into the scratch repository; its commit sha."""
+        repo = ["-C", str(self.repo)]
+        lines: list[str] = []
+        want = self.ref or "HEAD"
+        if self._app_run([*repo, "fetch", "--quiet", "--no-tags", "--", self.url, want],
+                         lines) == 0:
+            target = "FETCH_HEAD^{commit}"
+        elif HEXISH_RE.match(self.ref):
+            # a commit the server will not hand out by id (old protocol, abbreviated sha):
+            # take every branch and tag and look for it there
+            self._app([*repo, "fetch", "--quiet", "--", self.url, "+refs/heads/*:refs/heads/*",
+                       "+refs/tags/*:refs/tags/*"], "git fetch failed")
+            target = f"{self.ref}^{{commit}}"
+        else:
+            raise self._fail(lines, "git fetch failed")
+        found: list[str] = []
+        if self._app_run([*repo, "rev-parse", "--verify", "--quiet", target], found) != 0:
+            raise self._fail(lines, f"no commit {self.ref} in that repository")
+        sha = found[-1].strip() if found else ""
+        if not SHA_RE.match(sha):
+            raise self._fail(found, "git rev-parse failed")
+        return sha
+
+    def _store(self, sha: str) -> None:
+        """Copy the commit's new objects into the shared cache and keep a ref to it, so the
+        next fetch of this URL negotiates from there (or is skipped for this sha)."""
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            if not (self.cache / "objects").is_dir():
+                self._init_cache()
+            if not self._cached(sha):
+                self._copy_objects(sha)
+            lines: list[str] = []
+            if self._root(["update-ref", f"refs/pushd/{sha}", sha], lines) != 0:
+                raise BuildError(f"Could not cache buildpack {self.value}: "
+                                 f"{(lines or ['git update-ref failed'])[-1].strip()}",
+                                 phase="detect")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.cache.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                     0o644)
         try:
-            if not git_ref:
-                ok = clone(["--depth", "1"]) == 0
-            else:  # a branch or tag clones shallow; a commit sha needs the full history
-                ok = clone(["--depth", "1", "--branch", git_ref]) == 0
-                if not ok:
-                    ok = clone([]) == 0 and run_streaming(
-                        [*self.clone_argv_prefix, "git", "-C", str(dest), "-c",
-                         "advice.detachedHead=false", "checkout", "--quiet", git_ref, "--"],
-                        lines.append, deadline, "detect", env=env,
-                        timeout_label=timeout_label) == 0
-            if not ok:
-                detail = lines[-1].strip() if lines else "git clone failed"
-                raise BuildError(f"Failed to fetch buildpack {value}: {detail}", phase="detect")
-            for path in [dest, *dest.rglob("*")]:
-                os.lchown(path, 0, 0)  # the shared cache belongs to the platform, not one app
-            self.cache_root.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(dest, target)
-            except OSError:  # a concurrent build of another app cloned it first
-                if not (target / "bin").is_dir():
-                    raise
-            return target
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= self.deadline:
+                        raise BuildTimeout(f"Build timed out after {self.timeout_label}",
+                                           phase="detect") from None
+                    time.sleep(0.05)
+            yield
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.close(fd)  # releases the lock
+
+    def _init_cache(self) -> None:
+        """Create the bare repository whole, then rename it in place."""
+        fresh = Path(tempfile.mkdtemp(prefix=".init-", dir=self.cache_root))
+        try:
+            env = self.root_env
+            for argv in (["git", "init", "--quiet", "--bare", "--shared=0644", str(fresh)],
+                         ["git", "-C", str(fresh), "config", "gc.auto", "0"]):
+                if subprocess.run(argv, env=env, capture_output=True).returncode != 0:
+                    raise BuildError(f"Could not cache buildpack {self.value}: git init failed",
+                                     phase="detect")
+            os.chmod(fresh, 0o755)  # app uids read it as an alternate object store
+            os.rename(fresh, self.cache)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+
+    def _copy_objects(self, sha: str) -> None:
+        """The app uid packs what its fetch brought (objects the cache lacks), root indexes
+        that stream into the cache: root only ever reads bytes that git verifies."""
+        pack = subprocess.Popen([*self.prefix, "git", "-C", str(self.repo), "pack-objects",
+                                 "--stdout", "--revs", "--local", "-q"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=self._app_env(),
+                                start_new_session=True)
+        index = subprocess.Popen(["git", "-C", str(self.cache), "index-pack", "--stdin"],
+                                 stdin=pack.stdout, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=self.root_env,
+                                 start_new_session=True)
+        assert pack.stdin is not None and pack.stdout is not None
+        pack.stdout.close()
+        try:
+            try:
+                pack.stdin.write(f"{sha}\n".encode())
+                pack.stdin.close()
+            except BrokenPipeError:
+                pass  # pack-objects already failed: its exit status says so below
+            _, err = index.communicate(timeout=max(self.deadline - time.monotonic(), 0.1))
+            pack.wait(timeout=max(self.deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            raise BuildTimeout(f"Build timed out after {self.timeout_label}",
+                               phase="detect") from None
+        finally:
+            for proc in (pack, index):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        if pack.returncode != 0 or index.returncode != 0 or not self._cached(sha):
+            detail = (err.decode("utf-8", "replace").strip().splitlines()
+                      or ["git index-pack failed"])[0]
+            raise BuildError(f"Could not cache buildpack {self.value}: {detail}",
+                             phase="detect")

@@ -208,21 +208,41 @@ def test_buildpacks_file_chains_exports_and_last_release_counts(env):
     assert not (BUILDPACKS / "first" / "export").exists()
 
 
-def test_git_buildpack_url_is_cloned_and_cached(env):
+def test_git_buildpack_is_fetched_again_on_every_build(env):
     source = env.root / "bp-src"
     shutil.copytree(BUILDPACKS / "second", source)
     git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(source)], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "bp"], check=True)
+    first = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                           text=True).stdout.strip()
     os.chmod(env.root / "bp-src", 0o755)
     url = f"file://{source}#main"
     slug, lines = env.build(env.push(APPS / "procfile-app"), {"BUILDPACK_URL": url})
     assert f"-----> Fetching buildpack {url}\n" in lines
     assert slug.buildpack == "Second"
-    _, again = env.build(env.push(APPS / "procfile-app"), {"BUILDPACK_URL": url})
-    assert f"-----> Fetching buildpack {url}\n" not in again  # reused from the cache
-    assert len(list(env.paths.buildpack_cache.iterdir())) == 1
+    # a new commit on the buildpack's branch is used by the next build, as on Heroku
+    (source / "bin" / "detect").write_text("#!/usr/bin/env bash\necho Second-v2\n")
+    subprocess.run([*git, "commit", "-q", "-am", "v2"], check=True)
+    slug, again = env.build(env.push(APPS / "procfile-app"), {"BUILDPACK_URL": url})
+    assert f"-----> Fetching buildpack {url}\n" in again
+    assert slug.buildpack == "Second-v2"
+    assert len(list(env.paths.buildpack_cache.glob("*.git"))) == 1  # one cache per URL
+    # a pinned commit already in the cache needs no fetch (the source may even be gone)
+    shutil.move(source, env.root / "bp-gone")
+    pinned = f"file://{source}#{first}"
+    slug, lines = env.build(env.push(APPS / "procfile-app"), {"BUILDPACK_URL": pinned})
+    assert not [line for line in lines if line.startswith("-----> Fetching buildpack")]
+    assert slug.buildpack == "Second"
+    shutil.move(env.root / "bp-gone", source)
+    # a ref that does not exist is a one-line error
+    err, lines = env.fail(env.push(APPS / "procfile-app"),
+                          {"BUILDPACK_URL": f"file://{source}#nope"})
+    assert str(err) == (f"Failed to fetch buildpack file://{source}#nope: "
+                        "fatal: couldn't find remote ref nope")
+    assert err.phase == "detect" and f" !     {err}\n" in lines
+    assert list(env.paths.builds(APP_ID).iterdir()) == []
 
 
 def test_failing_compile_leaves_nothing(env):
