@@ -33,11 +33,16 @@ from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
 
 DEFAULT_PATH = "/app/.venv/bin:/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin"
 # .profile.d, then ~/.profile, then the Procfile command (given as $1, never spliced in).
+# Sourced scripts share this shell and may set any variable, `set --` or `shift`: the command
+# is kept in a read-only variable they cannot change, under a name they will not use.
 DYNO_SCRIPT = (
-    'cmd=$1; set --\n'
-    'for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done\n'
+    'readonly PUSHD_DYNO_COMMAND="$1"; set --\n'
+    'for PUSHD_PROFILE_SCRIPT in /app/.profile.d/*.sh; do\n'
+    '  if [ -r "$PUSHD_PROFILE_SCRIPT" ]; then . "$PUSHD_PROFILE_SCRIPT"; fi\n'
+    'done\n'
+    'unset PUSHD_PROFILE_SCRIPT\n'
     'if [ -r "$HOME/.profile" ]; then . "$HOME/.profile"; fi\n'
-    'exec bash -c "$cmd"\n'
+    'exec bash -c "$PUSHD_DYNO_COMMAND"\n'
 )
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
 

@@ -67,6 +67,10 @@ def env():
     (slug / ".profile.d").mkdir(parents=True)
     (slug / "server.py").write_text(SERVER)
     (slug / ".profile.d" / "a.sh").write_text("export FROM_PROFILE_D=yes\n")
+    # a script that happens to use the names a dyno's launcher might hold the command in
+    (slug / ".profile.d" / "b.sh").write_text(
+        "cmd='echo hijacked'; f=/dev/null; command='echo hijacked'\n"
+        "set -- 'echo hijacked' 'echo hijacked'; shift\n")
     (slug / "original.txt").write_text("pristine\n")
     other = root / "otherslug"
     other.mkdir()
@@ -281,3 +285,9 @@ def test_run_on_a_tty(env):
                            "1-run.1235-y"), io)
     assert status == 0, io.out
     assert b"40 100\r\n" in io.out and b"hi\r\n" in io.out
+
+
+def test_profile_d_cannot_replace_the_command(env):
+    io = IO()
+    status = env["runtime"].run(oneoff(env, "echo ran $FROM_PROFILE_D", "1-run.1236-z"), io)
+    assert (status, io.out, io.err) == (0, b"ran yes\n", b"")
