@@ -29,21 +29,35 @@ def status_file(paths: Paths):
     return paths.dynos_dir / "status.json"
 
 
-def write_status(paths: Paths, by_app: dict[int, list[DynoStatus]]) -> None:
+def write_status(paths: Paths, by_app: dict[int, list[DynoStatus]],
+                 router: dict | None = None) -> None:
+    """`router`: {"hosts": [every host the live router config serves], "error": nginx's
+    refusal of the newest config or None}."""
     path = status_file(paths)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"written_at": time.time(),
+    data = {"written_at": time.time(), "router": router or {"hosts": [], "error": None},
             "apps": {str(app): [asdict(s) for s in rows] for app, rows in by_app.items()}}
     tmp = path.with_name(f".status.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, sort_keys=True))
     os.replace(tmp, path)
 
 
-def _read_all(paths: Paths) -> dict[str, list[dict]]:
+def _read(paths: Paths, part: str) -> dict:
     try:
-        return json.loads(status_file(paths).read_text()).get("apps", {})
+        return json.loads(status_file(paths).read_text()).get(part) or {}
     except (OSError, ValueError, AttributeError):
         return {}
+
+
+def _read_all(paths: Paths) -> dict[str, list[dict]]:
+    return _read(paths, "apps")
+
+
+def router_state(paths: Paths) -> tuple[set[str], str | None]:
+    """The hosts the router serves now, and its last refusal (None if the newest config
+    was taken), as the supervisor last recorded them."""
+    router = _read(paths, "router")
+    return set(router.get("hosts", [])), router.get("error")
 
 
 def read_status(paths: Paths, app_id: int) -> list[DynoStatus]:

@@ -49,7 +49,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._routes: list[Route] | None = None
         self._router_error: str | None = None
-        self._snapshot: dict | None = None
+        self._snapshot: tuple | None = None
         self._apps: dict[int, App] = {}
         self._pending: dict[int, Release] = {}
         self._serving: dict[int, Release] = {}
@@ -391,10 +391,11 @@ class Supervisor:
         return status_rows(self.dynos.values(), self.crashes)
 
     def _write_status(self, now: float) -> None:
-        by_app = self.status()
-        if by_app != self._snapshot and self.write_snapshot:
-            write_status(self.paths, by_app)
-        self._snapshot = by_app
+        hosts = sorted(h for route in self._routes or [] for h in route.hosts)
+        snapshot = (self.status(), {"hosts": hosts, "error": self._router_error})
+        if snapshot != self._snapshot and self.write_snapshot:
+            write_status(self.paths, *snapshot)
+        self._snapshot = snapshot
 
     def _sleep_for(self, now: float) -> float:
         timeout = 0.5

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from .. import names
-from ..errors import Conflict
+from ..dynostatus import router_state
+from ..errors import Conflict, RouterError
 from ..models import App
 from ..router.base import Route
 from .registry import Context, command, no_more, one_arg
@@ -34,8 +37,15 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
     # nginx must accept the result before anything is stored
     ctx.platform.router.check([Route(app.name, (f"{app.name}.{settings.domain}", host), ())])
     ctx.out(f"Adding {host} to {app.name}... ")
+    _, before = router_state(ctx.platform.paths)
     ctx.store.add_domain(app.id, host)
     ctx.platform.notify()
+    try:
+        _wait_routed(ctx, host, True, before)
+    except RouterError:
+        ctx.store.remove_domain(app.id, host)  # nothing half-done: the router keeps serving
+        ctx.platform.notify()
+        raise
     ctx.line("done")
 
 
@@ -43,6 +53,26 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
 def domains_remove(ctx: Context, app: App, args: list[str]) -> None:
     host = names.domain(one_arg(args, "domains:remove", "one host name"))
     ctx.out(f"Removing {host} from {app.name}... ")
+    _, before = router_state(ctx.platform.paths)
     ctx.store.remove_domain(app.id, host)
     ctx.platform.notify()
+    _wait_routed(ctx, host, False, before)
     ctx.line("done")
+
+
+def _wait_routed(ctx: Context, host: str, present: bool, before: str | None,
+                 timeout: float = 15.0) -> None:
+    """Return once the running router serves `host` (or has stopped serving it), so the
+    command's "done" means the next request is routed; raise nginx's refusal if a new one
+    (not `before`, the router's state when the change was stored) came."""
+    if not ctx.platform.running:
+        return  # applied when pushd starts
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hosts, error = router_state(ctx.platform.paths)
+        if (host in hosts) == present:
+            return
+        if error and error != before:
+            raise RouterError(f"the router refused the new configuration: {error}")
+        time.sleep(0.05)
+    ctx.out("(the router has not picked it up yet) ")

@@ -1,0 +1,19 @@
+"""`domains:add` and `domains:remove` say done only once the router has switched."""
+
+from __future__ import annotations
+
+from .harness import PushdUnderTest, python_app
+
+
+def test_done_means_the_next_request_is_routed(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("hosted", python_app("custom host works"))
+    assert pushd.push(repo).returncode == 0
+    for round_ in range(3):
+        host = f"www{round_}.hosted.test"
+        added = pushd.ssh("domains:add", "hosted", host)
+        assert added.returncode == 0, added.stderr
+        assert added.stdout.strip() == f"Adding {host} to hosted... done"
+        assert pushd.http("x", host=host).body.startswith("custom host works")  # no retry
+        removed = pushd.ssh("domains:remove", "hosted", host)
+        assert removed.returncode == 0, removed.stderr
+        assert pushd.http("x", host=host).status == 404
