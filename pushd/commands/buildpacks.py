@@ -40,10 +40,13 @@ def _index(opts: dict[str, str], count: int) -> int | None:
     return index
 
 
+INDEX_OPTION = {"-i": "index", "--index": "index"}
+
+
 @command("buildpacks:set", "APP URL [-i|--index N]",
-         "Set the buildpack (or the one at position N)")
+         "Set the buildpack (or the one at position N)", options=INDEX_OPTION)
 def buildpacks_set(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, {"-i": "index", "--index": "index"}, {})
+    opts, rest = parse_options(args, INDEX_OPTION, {})
     if len(rest) != 1:
         raise UsageError("buildpacks:set needs one buildpack")
     url = check_reference(rest[0])
@@ -60,9 +63,10 @@ def buildpacks_set(ctx: Context, app: App, args: list[str]) -> None:
     _show(ctx, app, current)
 
 
-@command("buildpacks:add", "APP URL [-i|--index N]", "Add a buildpack (last, or at N)")
+@command("buildpacks:add", "APP URL [-i|--index N]", "Add a buildpack (last, or at N)",
+         options=INDEX_OPTION)
 def buildpacks_add(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, {"-i": "index", "--index": "index"}, {})
+    opts, rest = parse_options(args, INDEX_OPTION, {})
     if len(rest) != 1:
         raise UsageError("buildpacks:add needs one buildpack")
     url = check_reference(rest[0])

@@ -10,7 +10,8 @@ from .registry import Context, command, no_more, parse_options
 
 
 @command("logs", "APP [-n NUM] [-t|--tail] [-p TYPE] [-d DYNO] [-s app|pushd]",
-         "Show the app's logs; -t keeps streaming until you disconnect")
+         "Show the app's logs; -t keeps streaming until you disconnect",
+         options=("-n", "--num", "-p", "--process-type", "-d", "--dyno", "-s", "--source"))
 def logs(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(
         args,

@@ -7,12 +7,12 @@ from `myapp` (Dokku style, first positional) or `-a myapp` (Heroku style).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import names
-from ..errors import Forbidden, NotFound, PushdError, UsageError
+from ..errors import Forbidden, InvalidName, NotFound, PushdError, UsageError
 from ..models import App, Key
 from ..platform import Platform
 
@@ -59,6 +59,7 @@ class Command:
     takes_app: bool = True
     admin: bool = False
     raw: bool = False  # everything after the app is passed verbatim (run)
+    options: frozenset[str] = frozenset()  # spellings that take a value (`-n 5`)
     topic: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,16 +70,21 @@ COMMANDS: dict[str, Command] = {}
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
-            admin: bool = False, raw: bool = False) -> Callable[[Handler], Handler]:
+            admin: bool = False, raw: bool = False,
+            options: Collection[str] = ()) -> Callable[[Handler], Handler]:
+    """Register a command. `options` lists every spelling of its options that take a value,
+    so that value is never mistaken for the app (`releases -n 5 myapp`)."""
     def deco(func: Handler) -> Handler:
-        COMMANDS[name] = Command(name, func, usage, summary, app, admin, raw)
+        COMMANDS[name] = Command(name, func, usage, summary, app, admin, raw, frozenset(options))
         return func
     return deco
 
 
-def split_app(args: Sequence[str], raw: bool) -> tuple[str | None, list[str]]:
+def split_app(args: Sequence[str], raw: bool, options: Collection[str] = ()
+              ) -> tuple[str | None, list[str]]:
     """Find the app: `-a NAME`/`--app NAME`/`--app=NAME` (anywhere; for raw commands only
-    before the command), else the first positional argument."""
+    before the command), else the first positional argument that is not the value of one of
+    `options` (the command's value-taking options)."""
     items = list(args)
     if raw:
         if items[:1] in (["-a"], ["--app"]) and len(items) > 1:
@@ -93,9 +99,15 @@ def split_app(args: Sequence[str], raw: bool) -> tuple[str | None, list[str]]:
             return items[i + 1], items[:i] + items[i + 2:]
         if item.startswith("--app="):
             return item.split("=", 1)[1], items[:i] + items[i + 1:]
-    for i, item in enumerate(items):
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item in options:
+            i += 2  # skip the option and its value
+            continue
         if not item.startswith("-"):
             return item, items[:i] + items[i + 1:]
+        i += 1
     return None, items
 
 
@@ -165,7 +177,7 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
         if cmd.admin and not ctx.user.is_admin:
             raise Forbidden(f"{cmd.name} is for admins only")
         if cmd.takes_app:
-            app_name, args = split_app(args, cmd.raw)
+            app_name, args = split_app(args, cmd.raw, cmd.options)
             if app_name is None:
                 raise UsageError(f"{cmd.name} needs an app: {cmd.name} APP ... or -a APP")
             try:
@@ -176,6 +188,9 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
         else:
             status = cmd.func(ctx, args)
         return int(status or 0)
+    except InvalidName as err:
+        ctx.err(f" !    {err}\n")  # the message says what a good name is: no usage line
+        return err.exit_code
     except UsageError as err:
         ctx.err(f" !    {err}\n")
         ctx.err(f"{usage_of(cmd)}\n")

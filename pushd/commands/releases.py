@@ -19,9 +19,13 @@ def status_note(release: Release) -> str:
     return {"failed": " (failed)", "pending": " (deploying)"}.get(release.status, "")
 
 
-@command("releases", "APP [-n NUM]", "List the app's releases, newest first")
+NUM_OPTION = {"-n": "num", "--num": "num"}
+
+
+@command("releases", "APP [-n NUM]", "List the app's releases, newest first",
+         options=NUM_OPTION)
 def releases_list(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, {"-n": "num", "--num": "num"}, {})
+    opts, rest = parse_options(args, NUM_OPTION, {})
     no_more(rest)
     try:
         limit = int(opts.get("num", 15))

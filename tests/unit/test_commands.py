@@ -10,8 +10,18 @@ def test_app_positional_or_flag():
     assert split_app(["myapp", "A=1", "B=2"], raw=False) == ("myapp", ["A=1", "B=2"])
     assert split_app(["A=1", "-a", "myapp"], raw=False) == ("myapp", ["A=1"])
     assert split_app(["--app=myapp", "A=1"], raw=False) == ("myapp", ["A=1"])
-    assert split_app(["--confirm", "x"], raw=False) == ("x", ["--confirm"])
     assert split_app([], raw=False) == (None, [])
+
+
+def test_option_values_are_never_the_app():
+    num = {"-n", "--num"}
+    assert split_app(["-n", "5", "myapp"], raw=False, options=num) == ("myapp", ["-n", "5"])
+    assert split_app(["--num", "5", "myapp", "x"], False, num) == ("myapp", ["--num", "5", "x"])
+    assert split_app(["--num=5", "myapp"], False, num) == ("myapp", ["--num=5"])
+    assert split_app(["-n", "5"], raw=False, options=num) == (None, ["-n", "5"])
+    assert split_app(["-n", "5", "-a", "myapp"], False, num) == ("myapp", ["-n", "5"])
+    assert split_app(["--confirm", "x", "myapp"], False, {"--confirm"}) == (
+        "myapp", ["--confirm", "x"])
 
 
 def test_raw_commands_keep_their_arguments():
