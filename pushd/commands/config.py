@@ -66,10 +66,16 @@ def _describe(keys: list[str]) -> str:
     return ", ".join(keys)
 
 
-@command("config:set", "APP KEY=value ... [--encoded] [--no-restart]",
-         "Set config vars (a new release; dynos restart with them)")
+# The dynos restart with the new release either way; these only skip waiting for them.
+# `--no-restart` is accepted because earlier usage text advertised it.
+NO_WAIT = {"--no-wait": "nowait", "--no-restart": "nowait"}
+
+
+@command("config:set", "APP KEY=value ... [--encoded] [--no-wait]",
+         "Set config vars (a new release; waits for the dynos to restart with them, "
+         "--no-wait returns at once)")
 def config_set(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, {}, {"--encoded": "encoded", "--no-wait": "nowait"})
+    opts, rest = parse_options(args, {}, {"--encoded": "encoded", **NO_WAIT})
     if not rest:
         raise UsageError("config:set needs at least one KEY=value")
     values = parse_assignments(rest, bool(opts.get("encoded")))
@@ -81,9 +87,10 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
     show_vars(ctx, values)
 
 
-@command("config:unset", "APP KEY ...", "Remove config vars (a new release)")
+@command("config:unset", "APP KEY ... [--no-wait]",
+         "Remove config vars (a new release; --no-wait as for config:set)")
 def config_unset(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, {}, {"--no-wait": "nowait"})
+    opts, rest = parse_options(args, {}, NO_WAIT)
     if not rest:
         raise UsageError("config:unset needs at least one KEY")
     keys = [names.config_key(k) for k in rest]
