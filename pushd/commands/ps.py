@@ -141,6 +141,44 @@ def ps_start(ctx: Context, app: App, args: list[str]) -> None:
     _set_stopped(ctx, app, args, False)
 
 
+def oneoff_command(args: list[str], command_line: str | None = None) -> str:
+    """The shell command of `run`, from its words (`args`) and, over SSH, the client's whole
+    command line: OpenSSH sends the user's words joined by spaces, for a shell on our side
+    (Heroku runs it with bash), so the text after the app is taken untouched and
+    `run app 'echo $HOME | wc -c'` pipes. From argv alone (the local CLI) the words are
+    joined by spaces as Heroku's CLI does, quoting only those with whitespace (or empty)."""
+    words = _split(command_line) if command_line is not None else None
+    if words is not None and len(words) >= len(args):
+        rest = _text_after(command_line, len(words) - len(args))
+        if rest is not None and _split(rest) == args:
+            return rest
+    if len(args) == 1:
+        return args[0]
+    return " ".join(shlex.quote(w) if not w or any(c.isspace() for c in w) else w
+                    for w in args)
+
+
+def _split(text: str) -> list[str] | None:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return None
+
+
+def _text_after(line: str, words: int) -> str | None:
+    """`line` from its (words+1)-th shell word on, as written; None if it has fewer words."""
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # as shlex.split: '#' is a word like any other
+    try:
+        for _ in range(words):
+            if lexer.get_token() is None:
+                return None
+    except ValueError:
+        return None
+    return line[lexer.instream.tell():].lstrip()
+
+
 @command("run", "APP COMMAND ...", "Run a one-off dyno with the app's current release",
          raw=True)
 def run(ctx: Context, app: App, args: list[str]) -> int:
@@ -149,7 +187,7 @@ def run(ctx: Context, app: App, args: list[str]) -> int:
     release = ctx.store.current_release(app.id)
     if release is None or not release.slug_id:
         raise NotFound(f"{app.name} has no release to run; git push first")
-    command_text = args[0] if len(args) == 1 else shlex.join(args)
+    command_text = oneoff_command(args, getattr(ctx.io, "command_line", None))
     platform = ctx.platform
     spec = oneoff_spec(platform.store, platform.settings, platform.paths, app.id, command_text)
     ctx.err(f"Running {command_text} on {app.name}... up, {spec.dyno}\n")

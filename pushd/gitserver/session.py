@@ -35,6 +35,12 @@ class ChannelIO:
     def term_size(self) -> tuple[int, int] | None:
         return self.session.term_size
 
+    @property
+    def command_line(self) -> str | None:
+        """The exec request as the client sent it: OpenSSH joins the user's words."""
+        raw = self.session.command
+        return raw.decode("utf-8", "replace") if raw is not None else None
+
     def read(self, size: int) -> bytes:
         return self.channel.recv(size)
 

@@ -52,7 +52,11 @@ class DynoInfo:
 
 
 class OneOffIO(Protocol):
-    """The client end of a one-off dyno (an SSH channel, or the local terminal)."""
+    """The client end of a one-off dyno (an SSH channel, or the local terminal).
+
+    Optional, where the client has them: `command_line: str | None`, the client's command
+    line as one string (SSH), which `run` takes its command from.
+    """
 
     tty: bool  # the client asked for a terminal (ssh -t): run the dyno on a pty
     term_size: tuple[int, int] | None  # (columns, rows) when tty

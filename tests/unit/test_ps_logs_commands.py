@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pushd.commands.logs import logs
-from pushd.commands.ps import ps_lines
+from pushd.commands.ps import oneoff_command, ps_lines
 from pushd.commands.registry import Context
 from pushd.dynostatus import DynoStatus
 from pushd.errors import UsageError
@@ -64,3 +64,19 @@ def test_ps_counts_and_lists_the_serving_release_like_heroku():
                      "",
                      "=== worker (1): python3 worker.py",
                      f"worker.1: crashed {stamp} (~ 1h ago)"]
+
+
+@pytest.mark.parametrize("line, args, expected", [
+    # over SSH: the text after the app, as the user wrote it for a shell
+    ("run myapp echo $HOME | wc -c", ["echo", "$HOME", "|", "wc", "-c"], "echo $HOME | wc -c"),
+    ("run myapp python3 -c 'print(6*7)'", ["python3", "-c", "print(6*7)"],
+     "python3 -c 'print(6*7)'"),
+    ("run -a myapp  ls  -l", ["ls", "-l"], "ls  -l"),
+    ("run --app=myapp echo \"a  b\"", ["echo", "a  b"], 'echo "a  b"'),
+    # local CLI (argv only): words joined, those with whitespace or empty quoted
+    (None, ["echo $HOME | wc -c"], "echo $HOME | wc -c"),
+    (None, ["echo", "$HOME"], "echo $HOME"),
+    (None, ["python3", "-c", "print(1, 2)", ""], "python3 -c 'print(1, 2)' ''"),
+])
+def test_run_command_text(line, args, expected):
+    assert oneoff_command(args, line) == expected
