@@ -29,7 +29,7 @@ from .fetch import export_tree
 from .process import BuildTimeout, describe_seconds, run_streaming
 from .release import process_types, run_release
 from .sandbox import BuildSandbox
-from .slug import make_slug, size_text
+from .slug import app_subdir, make_slug, size_text
 
 
 def default_bundled_dir() -> Path:
@@ -80,12 +80,12 @@ class _BuildRun:
         self.sandbox: BuildSandbox | None = None
 
     def execute(self) -> Slug:
-        builds = self.paths.builds(self.app.id)
-        builds.mkdir(parents=True, exist_ok=True)
-        self._remove_leftovers(builds)
-        root = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
-        os.chmod(root, 0o711)  # setpriv'd bwrap must traverse it to bind the pieces
+        root: Path | None = None
         try:
+            builds = app_subdir(self.paths.builds(self.app.id), "fetch")
+            self._remove_leftovers(builds)
+            root = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
+            os.chmod(root, 0o711)  # setpriv'd bwrap must traverse it to bind the pieces
             return self._phases(root)
         except BuildTimeout:
             self.out(f" !     Build timed out after {self.timeout_label} and was stopped.\n")
@@ -100,7 +100,8 @@ class _BuildRun:
                 self.out(" !     Push failed\n")
             raise
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
     def _remove_leftovers(self, builds: Path) -> None:
         """A daemon killed mid-build leaves its build dir; the caller holds the app's deploy
@@ -120,7 +121,7 @@ class _BuildRun:
         export_tree(self.paths.repo(self.app.id), self.commit, app_dir)
         _chown_tree(app_dir, self.uid)
         self._write_env_dir(env_dir)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        app_subdir(cache_dir, "fetch")
         os.chown(cache_dir, self.uid, self.uid)
         os.chmod(cache_dir, 0o700)
 

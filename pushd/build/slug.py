@@ -22,6 +22,16 @@ class SlugFiles:
     size: int
 
 
+def app_subdir(path: Path, phase: str) -> Path:
+    """Make `path`, a folder inside the app's folder, but never the app's folder itself: an
+    app destroyed mid-build must fail the build, not come back as an empty folder."""
+    try:
+        path.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise BuildError("The app was destroyed during the build", phase=phase) from None
+    return path
+
+
 def size_text(size: int) -> str:
     """Heroku's slug size shape: `4.2M`; under 100 KB in kilobytes (`12K`) rather than `0.0M`."""
     if size < 100 * 1024:
@@ -53,7 +63,7 @@ def compress(app_dir: Path, tarball: Path) -> int:
 def make_slug(app_dir: Path, slugs_dir: Path, slug_id: str, limit_mb: int) -> SlugFiles:
     """Tarball + unpacked dir at slugs_dir/<slug_id>{.tgz,/}; on any failure neither exists.
     Raises BuildError(phase="slug") with Heroku's wording when the slug is too large."""
-    slugs_dir.mkdir(parents=True, exist_ok=True)
+    app_subdir(slugs_dir, "slug")
     os.chmod(slugs_dir, 0o711)  # dynos run as the app uid and must reach <slug_id>/
     partial = slugs_dir / f".{slug_id}.tgz.partial"
     tarball = slugs_dir / f"{slug_id}.tgz"

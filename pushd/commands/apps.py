@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import shutil
 
-from dulwich.repo import Repo
-
 from .. import names
 from ..dynospec import stop_app_dynos
-from ..errors import Conflict, UsageError
+from ..errors import Conflict, Forbidden, UsageError
+from ..gitserver.receive import deploy_lock, ensure_repo
 from ..models import App, Key
 from ..platform import Platform
 from .registry import Context, command, no_more, one_arg, parse_options
 
 
 def create_app(platform: Platform, name: str, owner: Key) -> App:
-    """Create an app with its bare repo; the one place apps come into being."""
+    """Create an app with its bare repo; the one place apps come into being. The row comes
+    first: if we die before the repo exists, the first push or clone makes it."""
     names.app_name(name)
     app = platform.store.create_app(name, owner.name)
-    paths = platform.paths
-    app_dir = paths.app_dir(app.id)
-    app_dir.mkdir(parents=True, exist_ok=True)
-    app_dir.chmod(0o711)
-    Repo.init_bare(str(paths.repo(app.id)), mkdir=True)
+    with deploy_lock(platform, app, lambda _text: None):
+        ensure_repo(platform, app)
     return app
 
 
@@ -52,25 +49,30 @@ def apps_create(ctx: Context, args: list[str]) -> None:
     ctx.line(f"{ctx.platform.app_url(app.name)} | {git_url(ctx, app)}")
 
 
+CONFIRM_OPTION = {"--confirm": "confirm", "-c": "confirm"}
+
+
 @command("apps:destroy", "APP --confirm APP", "Destroy an app: dynos, repo, slugs, cache, "
-         "config and logs")
+         "config and logs", options=CONFIRM_OPTION)
 def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, {"--confirm": "confirm", "-c": "confirm"}, {})
+    opts, rest = parse_options(args, CONFIRM_OPTION, {})
     no_more(rest)
+    if app.owner != ctx.user.name and not ctx.user.is_admin:
+        raise Forbidden(f"Only the owner of {app.name} or an admin can destroy it")
     if opts.get("confirm") != app.name:
         raise UsageError(f"This destroys {app.name} and everything in it. To proceed, "
                          f"type: apps:destroy {app.name} --confirm {app.name}")
-    if app.owner != ctx.user.name and not ctx.user.is_admin:
-        raise UsageError("Only the app's owner or an admin can destroy it")
-    ctx.out(f"Destroying {app.name} (including all add-ons)... ")
     platform = ctx.platform
-    platform.store.delete_app(app.id)  # the supervisor stops what no longer has an app
-    platform.notify()
-    if platform.supervisor is not None:
-        platform.supervisor.stop_all(app.id)
-    else:
-        stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
-    shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
+    # a push in progress holds the lock: refuse rather than pull its app from under it
+    with deploy_lock(platform, app, ctx.err, wait=False):
+        ctx.out(f"Destroying {app.name} (including all add-ons)... ")
+        platform.store.delete_app(app.id)  # the supervisor stops what no longer has an app
+        platform.notify()
+        if platform.supervisor is not None:
+            platform.supervisor.stop_all(app.id)
+        else:
+            stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
+        shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
     ctx.line("done")
 
 

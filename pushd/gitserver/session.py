@@ -130,16 +130,17 @@ class Session:
         for prefix in ("~/", "/"):
             path = path.removeprefix(prefix)
         path = path.removesuffix("/").removesuffix(".git")
+        stdin = channel.makefile("rb")
         try:
             app = self.app_for_git(ctx, names.app_name(path), argv[0] == "git-receive-pack")
+            if argv[0] == "git-upload-pack":
+                receive.upload_pack(self.platform, app, stdin, channel.sendall, ctx.err)
+            else:
+                receive.receive_pack(self.platform, app, self.user, stdin, channel.sendall,
+                                     ctx.err)
         except PushdError as err:
             ctx.err(f" !    {err}\n")
             return 1
-        stdin = channel.makefile("rb")
-        if argv[0] == "git-upload-pack":
-            receive.upload_pack(self.platform, app, stdin, channel.sendall)
-        else:
-            receive.receive_pack(self.platform, app, self.user, stdin, channel.sendall, ctx.err)
         return 0
 
     def app_for_git(self, ctx: Context, name: str, pushing: bool) -> App:
