@@ -114,9 +114,17 @@ class Store:
             raise Conflict(f"A key named {key.name} or with the same fingerprint exists") from None
 
     def remove_key(self, name: str) -> None:
+        """Remove a key and its access grants. Refused while it owns apps: ownership is by
+        name, so a new key of the same name would silently inherit them."""
         with self.tx() as db:
-            if not db.execute("DELETE FROM keys WHERE name=?", (name,)).rowcount:
+            if db.execute("SELECT 1 FROM keys WHERE name=?", (name,)).fetchone() is None:
                 raise NotFound(f"No key named {name}")
+            owned = [r[0] for r in db.execute("SELECT name FROM apps WHERE owner=? ORDER BY name",
+                                              (name,))]
+            if owned:
+                raise Conflict(f"{name} still owns {', '.join(owned)}; destroy "
+                               f"{'it' if len(owned) == 1 else 'them'} first")
+            db.execute("DELETE FROM keys WHERE name=?", (name,))
             db.execute("DELETE FROM access WHERE key_name=?", (name,))
 
     def key_by_fingerprint(self, fingerprint: str) -> Key | None:

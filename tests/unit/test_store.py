@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pushd.errors import Conflict, NotFound
-from pushd.models import Slug
+from pushd.models import Key, Slug
 from pushd.store import Store
 
 
@@ -100,3 +100,20 @@ def test_slug_pruning_keeps_recent_and_current(store: Store):
         store.set_release_status(app.id, i, "succeeded" if i == 2 else "failed")
     pruned = {s.id for s in store.slugs_to_prune(app.id, keep_releases=2)}
     assert pruned == {"s1", "s3"}  # s2 serves, s4 and s5 are the newest two
+
+
+def test_a_key_that_owns_apps_is_kept(store: Store):
+    for name in ("alice", "bob"):
+        store.add_key(Key(name, "user", "ssh-ed25519 AAAA", f"SHA256:{name}"))
+    app = store.create_app("myapp", "alice")
+    store.grant(app.id, "bob")
+    with pytest.raises(Conflict, match=r"^alice still owns myapp; destroy it first$"):
+        store.remove_key("alice")
+    assert [k.name for k in store.keys()] == ["alice", "bob"]
+    store.remove_key("bob")  # a collaborator goes, with its grants
+    assert store.collaborators(app.id) == []
+    store.delete_app(app.id)
+    store.remove_key("alice")
+    assert store.keys() == []
+    with pytest.raises(NotFound):
+        store.remove_key("alice")
