@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -88,3 +89,73 @@ def test_keys_can_be_added_and_removed_by_admins(pushd: PushdUnderTest):
     assert garbage.returncode != 0 and "public key" in garbage.stderr
     assert pushd.ssh("keys:remove", "carol").returncode == 0
     assert "carol" not in pushd.ssh("keys").stdout
+
+
+def test_an_options_value_is_not_taken_for_the_app(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "optioned").returncode == 0
+    assert pushd.ssh("config:set", "optioned", "A=1", "--no-restart").returncode == 0
+    releases = pushd.ssh("releases", "-n", "5", "optioned")
+    assert releases.returncode == 0, releases.stderr
+    assert releases.stdout.startswith("=== optioned Releases\nv1  Set A config vars  admin")
+    logs = pushd.ssh("logs", "-n", "100", "optioned")
+    assert logs.returncode == 0, logs.stderr
+    assert "Set A config vars" in logs.stdout
+    added = pushd.ssh("buildpacks:add", "-i", "1", "optioned", "heroku/python")
+    assert added.returncode == 0, added.stderr
+    assert "1. heroku/python" in added.stdout
+
+
+def test_config_views_have_heroku_shapes(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "shapes").returncode == 0
+    assert pushd.ssh("config:set", "shapes", "A=1", "LONG_NAME='two words'").returncode == 0
+    view = pushd.ssh("config", "shapes")
+    assert view.stdout == "=== shapes Config Vars\nA:         1\nLONG_NAME: two words\n"
+    shell = pushd.ssh("config", "shapes", "-s")
+    assert shell.stdout == "A=1\nLONG_NAME='two words'\n"
+
+
+def test_access_lists_and_removes_collaborators(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "crowded", user="alice").returncode == 0
+    added = pushd.ssh("access:add", "crowded", "bob", user="alice")
+    assert added.stdout == "Adding bob access to crowded... done\n"
+    listing = pushd.ssh("access", "crowded", user="bob")
+    assert listing.stdout == "=== crowded Access\nalice  owner\nbob  collaborator\n"
+    removed = pushd.ssh("access:remove", "crowded", "bob", user="alice")
+    assert removed.returncode == 0
+    assert removed.stdout == "Removing bob access from crowded... done\n"
+    assert pushd.ssh("access", "crowded", user="alice").stdout.endswith("alice  owner\n")
+    gone = pushd.ssh("access", "crowded", user="bob")
+    assert gone.returncode == 1 and "do not have access" in gone.stderr
+
+
+def test_releases_info_and_rollback_to_the_previous_release(pushd: PushdUnderTest):
+    deploy(pushd, "versioned", python_app("v1 body"))
+    assert pushd.ssh("config:set", "versioned", "STAGE=two").returncode == 0
+    info = pushd.ssh("releases:info", "versioned", "v1")
+    assert info.returncode == 0, info.stderr
+    lines = info.stdout.splitlines()
+    assert lines[0] == "=== Release v1"
+    fields = dict(line.split(":", 1) for line in lines[1:lines.index("")])
+    assert sorted(fields) == sorted(["Add-ons", "By", "Change", "Commit", "Status", "When",
+                                     "Process types", "Slug"])
+    assert fields["By"].strip() == "admin" and fields["Status"].strip() == "succeeded"
+    assert re.fullmatch(r"Deploy [0-9a-f]{7}", fields["Change"].strip())
+    assert re.fullmatch(r"[0-9a-f]{40}", fields["Commit"].strip())
+    assert fields["Process types"].strip() == "web"
+    assert lines[lines.index("") + 1] == "=== v1 Config vars"
+    rolled = pushd.ssh("rollback", "versioned")
+    assert rolled.returncode == 0, rolled.stderr
+    assert rolled.stdout == "Rolling back versioned to v1... done, v3\n"
+    assert "STAGE" not in pushd.ssh("config", "versioned").stdout
+    newest = pushd.ssh("releases", "versioned").stdout.splitlines()[1]
+    assert re.match(r"v3\s+Rollback to v1\s+admin\s", newest), newest
+
+
+def test_a_key_that_owns_apps_cannot_be_removed(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "alices-own", user="alice").returncode == 0
+    refused = pushd.ssh("keys:remove", "alice")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(" !    alice still owns ")
+    assert "alices-own" in refused.stderr and refused.stderr.endswith(" first\n")
+    assert "alice  user" in pushd.ssh("keys").stdout
+    assert pushd.ssh("apps", user="alice").returncode == 0

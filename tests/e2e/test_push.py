@@ -6,6 +6,8 @@ import re
 import threading
 from pathlib import Path
 
+from pushd.store import Store
+
 from .harness import PushdUnderTest, python_app, sh
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -103,12 +105,54 @@ def test_bad_app_names_are_refused_and_nothing_is_created(pushd: PushdUnderTest)
         result = pushd.ssh("apps:create", bad)
         assert result.returncode != 0, bad
         assert "Invalid app name" in result.stderr, (bad, result.stderr)
-        assert len(result.stderr.strip().splitlines()) <= 2
+        assert len(result.stderr.strip().splitlines()) == 1, (bad, result.stderr)
     nul = pushd.ssh("apps:create", "'a\x01b'")
     assert nul.returncode != 0
     assert sorted(p.name for p in (pushd.state / "apps").iterdir()) == before
     unknown = pushd.ssh("no:such-command")
     assert unknown.returncode != 0 and "Unknown command" in unknown.stderr
+
+
+def test_git_push_to_a_bad_app_name_is_refused(pushd: PushdUnderTest):
+    before = sorted(p.name for p in (pushd.state / "apps").iterdir())
+    repo = pushd.new_app_repo("badpath", python_app("x"))
+    sh(["git", "remote", "set-url", "platform", "ssh://git@platform/../x"], cwd=repo,
+       check=True)
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    assert " !    Invalid app name '../x'" in result.stderr, result.stderr
+    assert sorted(p.name for p in (pushd.state / "apps").iterdir()) == before
+
+
+def test_another_users_app_cannot_be_cloned(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "privy", user="alice").returncode == 0
+    target = pushd.root / "src" / "privy-bob"
+    denied = sh(["git", "clone", "-q", "ssh://git@platform-bob/privy", str(target)],
+                env=pushd.env())
+    assert denied.returncode != 0
+    assert "You do not have access to the app privy" in denied.stderr, denied.stderr
+    assert not target.exists()
+    mine = sh(["git", "clone", "-q", "ssh://git@platform-alice/privy",
+               str(pushd.root / "src" / "privy-alice")], env=pushd.env())
+    assert mine.returncode == 0, mine.stderr  # an empty repo, but hers
+
+
+def test_an_app_whose_creation_was_cut_short_can_still_be_pushed(pushd: PushdUnderTest):
+    # a crash between the app's row and its repo: the row exists, no folder, no repo
+    app = Store(pushd.state / "pushd.db").create_app("halfmade", "admin")
+    assert not (pushd.state / "apps" / str(app.id)).exists()
+    result = pushd.push(pushd.new_app_repo("halfmade", python_app("whole after all")))
+    assert result.returncode == 0, result.stderr
+    pushd.wait_for("halfmade", "whole after all", timeout=30)
+
+
+def test_a_collaborator_cannot_destroy(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "shared", user="alice").returncode == 0
+    assert pushd.ssh("access:add", "shared", "bob", user="alice").returncode == 0
+    result = pushd.ssh("apps:destroy", "shared", "--confirm", "shared", user="bob")
+    assert result.returncode == 1
+    assert result.stderr == " !    Only the owner of shared or an admin can destroy it\n"
+    assert "shared" in pushd.ssh("apps", user="alice").stdout
 
 
 def test_destroy_leaves_nothing_behind(pushd: PushdUnderTest):
