@@ -72,8 +72,7 @@ NO_WAIT = {"--no-wait": "nowait", "--no-restart": "nowait"}
 
 
 @command("config:set", "APP KEY=value ... [--encoded] [--no-wait]",
-         "Set config vars (a new release; waits for the dynos to restart with them, "
-         "--no-wait returns at once)")
+         "Set config vars: a new release (--no-wait: don't wait for its dynos)")
 def config_set(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {}, {"--encoded": "encoded", **NO_WAIT})
     if not rest:
@@ -88,7 +87,7 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
 
 
 @command("config:unset", "APP KEY ... [--no-wait]",
-         "Remove config vars (a new release; --no-wait as for config:set)")
+         "Remove config vars: a new release (--no-wait: don't wait for its dynos)")
 def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {}, NO_WAIT)
     if not rest:

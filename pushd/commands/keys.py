@@ -42,7 +42,8 @@ def keys_add(ctx: Context, args: list[str]) -> None:
     ctx.line(f"Added key {key.name} ({key.role}) {key.fingerprint}")
 
 
-@command("keys:remove", "NAME", "Remove an SSH key", app=False, admin=True)
+@command("keys:remove", "NAME", "Remove an SSH key (refused while it owns apps)", app=False,
+         admin=True)
 def keys_remove(ctx: Context, args: list[str]) -> None:
     name = names.key_name(one_arg(args, "keys:remove", "a NAME"))
     if name == ctx.user.name:
