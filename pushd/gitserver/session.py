@@ -50,6 +50,11 @@ class ChannelIO:
     def write_err(self, data: bytes) -> None:
         self.channel.sendall_stderr(data)
 
+    def gone(self) -> bool:
+        """The client disconnected or closed the channel (not merely its input)."""
+        transport = self.channel.get_transport()
+        return self.channel.closed or transport is None or not transport.is_active()
+
 
 class Session:
     def __init__(self, platform: Platform) -> None:

@@ -55,7 +55,9 @@ class OneOffIO(Protocol):
     """The client end of a one-off dyno (an SSH channel, or the local terminal).
 
     Optional, where the client has them: `command_line: str | None`, the client's command
-    line as one string (SSH), which `run` takes its command from.
+    line as one string (SSH), which `run` takes its command from; `gone() -> bool`, true once
+    the client has disconnected (not merely ended its input), which stops the one-off. A
+    write that fails means the client is gone too.
     """
 
     tty: bool  # the client asked for a terminal (ssh -t): run the dyno on a pty

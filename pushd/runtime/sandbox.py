@@ -20,8 +20,10 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
 from ..errors import RuntimeFailure
 from ..logs import AppLog
@@ -45,6 +47,7 @@ DYNO_SCRIPT = (
     'exec bash -c "$PUSHD_DYNO_COMMAND"\n'
 )
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
+CLIENT_POLL = 0.2  # how often a running one-off checks that its client is still there
 
 
 def exit_status(returncode: int) -> int:
@@ -164,36 +167,54 @@ class SandboxRuntime:
         log = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
         folder.path.mkdir(parents=True, exist_ok=True)
         group = None
+        proc = None
         try:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid)
             group = folder.prepare_cgroup(spec.memory_mb)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
             argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty)
-            status = self._run_tty(argv, io) if io.tty else self._run_pipes(argv, io)
+            client = ClientEnd(io)
+            proc, copiers, close = (self._start_tty if io.tty else self._start_pipes)(
+                argv, client)
+            status = self._wait(proc, client, spec, log)
+            for copier in copiers:  # the dyno's last output reaches the client before its status
+                copier.join()
+            close()
             log.write("pushd", spec.dyno, f"Process exited with status {status}")
             return status
         finally:
+            if proc is not None and proc.poll() is None:  # interrupted: never leave it behind
+                signal_sandbox(proc.pid, signal.SIGKILL)
+                proc.kill()
+                proc.wait()
             folder.release_layer()
             DynoDir.release_cgroup(group)
             shutil.rmtree(folder.path, ignore_errors=True)
 
     @staticmethod
-    def _pump_in(io: OneOffIO, write, done) -> None:
-        while True:
+    def _wait(proc: subprocess.Popen, client: ClientEnd, spec: DynoSpec, log: AppLog) -> int:
+        """The one-off's exit status; if its client goes away first, SIGHUP and SIGTERM every
+        process of it, SIGKILL after the stop timeout."""
+        while not client.gone():
             try:
-                data = io.read(4096)
-            except Exception:
-                data = b""
-            if not data:
-                done()
-                return
-            try:
-                write(data)
-            except OSError:
-                return
+                return exit_status(proc.wait(timeout=CLIENT_POLL))
+            except subprocess.TimeoutExpired:
+                pass
+        log.write("pushd", spec.dyno, "Client disconnected; stopping all processes with SIGHUP")
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal_sandbox(proc.pid, sig)
+        try:
+            return exit_status(proc.wait(timeout=spec.stop_timeout))
+        except subprocess.TimeoutExpired:
+            log.write("pushd", spec.dyno, "Stopping remaining processes with SIGKILL")
+            signal_sandbox(proc.pid, signal.SIGKILL)
+            proc.kill()
+            return exit_status(proc.wait())
 
-    def _run_pipes(self, argv: list[str], io: OneOffIO) -> int:
+    @staticmethod
+    def _start_pipes(argv: list[str], client: ClientEnd
+                     ) -> tuple[subprocess.Popen, list[threading.Thread], Callable[[], None]]:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
                                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
@@ -202,40 +223,96 @@ class SandboxRuntime:
             proc.stdin.write(data)
             proc.stdin.flush()
 
-        def copy(stream, sink) -> None:
+        def copy(stream: IO[bytes], send: Callable[[bytes], None]) -> None:
             for chunk in iter(lambda: stream.read1(65536), b""):
-                sink(chunk)
+                send(chunk)
 
-        threading.Thread(target=self._pump_in, args=(io, write_in, proc.stdin.close),
-                         daemon=True).start()
-        readers = [threading.Thread(target=copy, args=(proc.stdout, io.write), daemon=True),
-                   threading.Thread(target=copy, args=(proc.stderr, io.write_err), daemon=True)]
-        for reader in readers:
-            reader.start()
-        for reader in readers:
-            reader.join()
-        return exit_status(proc.wait())
+        background(client.feed, write_in, proc.stdin.close)
+        copiers = [background(copy, proc.stdout, client.sender(client.io.write)),
+                   background(copy, proc.stderr, client.sender(client.io.write_err))]
+        return proc, copiers, lambda: None
 
-    def _run_tty(self, argv: list[str], io: OneOffIO) -> int:
+    @staticmethod
+    def _start_tty(argv: list[str], client: ClientEnd
+                   ) -> tuple[subprocess.Popen, list[threading.Thread], Callable[[], None]]:
         master, slave = pty.openpty()
-        if io.term_size:
-            cols, rows = io.term_size
+        if client.io.term_size:
+            cols, rows = client.io.term_size
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         # setsid -c: a new session whose controlling terminal is the pty on stdin
         proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
                                 stderr=slave, close_fds=True,
                                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         os.close(slave)
-        threading.Thread(target=self._pump_in,
-                         args=(io, lambda data: os.write(master, data),
-                               lambda: os.write(master, b"\x04")), daemon=True).start()
+        # the input side writes through its own descriptor and closes it when done, so it
+        # never writes to a number the output side has closed (and something else reused)
+        writer = os.dup(master)
+
+        def close_writer() -> None:
+            os.write(writer, b"\x04")  # end of input, as ^D on a terminal
+
+        def feed() -> None:
+            try:
+                client.feed(lambda data: os.write(writer, data), close_writer)
+            finally:
+                os.close(writer)
+
+        def copy() -> None:
+            send = client.sender(client.io.write)
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the slave side is gone
+                    return
+                if not data:
+                    return
+                send(data)
+
+        background(feed)
+        return proc, [background(copy)], lambda: os.close(master)
+
+
+def background(target: Callable[..., None], *args: object) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+class ClientEnd:
+    """A one-off's client, watched: a failed write or a disconnect means it is gone. The end
+    of its input alone does not (`ssh platform run app cmd < /dev/null` runs to its end)."""
+
+    def __init__(self, io: OneOffIO) -> None:
+        self.io = io
+        self.lost = threading.Event()
+
+    def gone(self) -> bool:
+        disconnected = getattr(self.io, "gone", None)  # optional in OneOffIO
+        return self.lost.is_set() or bool(disconnected and disconnected())
+
+    def sender(self, write: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        """`write`, which once the client is lost drops the output: the dyno's pipes keep
+        being drained, so it never blocks on a full one while it is being stopped."""
+        def send(data: bytes) -> None:
+            if self.lost.is_set():
+                return
+            try:
+                write(data)
+            except (OSError, EOFError):
+                self.lost.set()
+        return send
+
+    def feed(self, write: Callable[[bytes], None], done: Callable[[], None]) -> None:
+        """Client input to the dyno until the end of it (then `done()`)."""
         while True:
             try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every holder of the slave side is gone
-                break
-            if not data:
-                break
-            io.write(data)
-        os.close(master)
-        return exit_status(proc.wait())
+                data = self.io.read(4096)
+            except Exception:  # a broken channel is the end of input
+                data = b""
+            try:
+                if not data:
+                    done()
+                    return
+                write(data)
+            except OSError:  # the dyno closed its input or is gone
+                return

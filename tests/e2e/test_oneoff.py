@@ -20,3 +20,44 @@ def test_run_command_goes_to_a_shell_as_typed(pushd: PushdUnderTest):
     quoted = pushd.ssh("run", "shelly", "python3 -c 'print(6*7)'")
     assert quoted.returncode == 0, quoted.stderr
     assert quoted.stdout == "42\n"
+
+
+def pids_running(argv: list[str]) -> list[int]:
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if fh.read() == wanted:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def test_one_off_dies_with_its_client(pushd: PushdUnderTest):
+    deploy(pushd, "hangup", python_app("h"))
+    client = subprocess.Popen(["ssh", "-F", str(pushd.ssh_config), "platform", "run", "hangup",
+                               "sleep", "3001"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=pushd.env())
+    try:
+        wait_until(lambda: pids_running(["sleep", "3001"]), timeout=60)
+        assert list(pushd.state.glob("dynos/*-run.*"))
+    finally:
+        client.send_signal(signal.SIGKILL)  # the client vanishes without a word
+        client.wait()
+    wait_until(lambda: not pids_running(["sleep", "3001"]), timeout=60)
+    wait_until(lambda: not list(pushd.state.glob("dynos/*-run.*")), timeout=30)
+    assert not [line for line in open("/proc/mounts") if str(pushd.state) in line
+                and "-run." in line]
+    logs = pushd.ssh("logs", "hangup", "-s", "pushd").stdout
+    assert "Client disconnected; stopping all processes with SIGHUP" in logs
+
+
+def test_one_off_keeps_running_after_its_input_ends(pushd: PushdUnderTest):
+    deploy(pushd, "eof", python_app("e"))
+    started = time.monotonic()
+    result = pushd.ssh("run", "eof", "sleep 2; echo still here")  # stdin is /dev/null
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "still here\n" and time.monotonic() - started >= 2

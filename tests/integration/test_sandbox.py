@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -291,3 +292,78 @@ def test_profile_d_cannot_replace_the_command(env):
     io = IO()
     status = env["runtime"].run(oneoff(env, "echo ran $FROM_PROFILE_D", "1-run.1236-z"), io)
     assert (status, io.out, io.err) == (0, b"ran yes\n", b"")
+
+
+def sandbox_pids(dyno_id: str) -> list[int]:
+    """Processes still in the one-off's memory cgroup (its whole sandbox)."""
+    procs = Path(f"/sys/fs/cgroup/memory/pushd/{dyno_id}/cgroup.procs")
+    try:
+        return [int(p) for p in procs.read_text().split()]
+    except OSError:
+        return []
+
+
+class LeavingIO(IO):
+    """A client that disconnects once `leave` is set (its channel reports it gone)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leave = threading.Event()
+
+    def read(self, size: int) -> bytes:
+        self.leave.wait()
+        return b""
+
+    def gone(self) -> bool:
+        return self.leave.is_set()
+
+
+class BrokenIO(IO):
+    """A client whose connection breaks after the first write (no gone() to ask)."""
+
+    def write(self, data: bytes) -> None:
+        if self.out:
+            raise OSError("Socket is closed")
+        self.out += data
+
+
+def run_in_thread(rt, dyno_spec, io):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(status=rt.run(dyno_spec, io)),
+                              daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_run_is_stopped_when_its_client_disconnects(env):
+    rt = env["runtime"]
+    io = LeavingIO()
+    s = oneoff(env, "trap 'echo got HUP; exit 129' HUP; sleep 300 & wait", "1-run.1237-a")
+    thread, result = run_in_thread(rt, s, io)
+    wait_for(lambda: sandbox_pids(s.id))
+    time.sleep(0.3)  # the trap is set
+    io.leave.set()
+    thread.join(30)
+    assert not thread.is_alive() and result["status"] == 129
+    assert not sandbox_pids(s.id) and not (env["paths"].dynos_dir / s.id).exists()
+    assert "Client disconnected; stopping all processes with SIGHUP" in log_text(env)
+
+
+def test_run_is_stopped_when_writing_to_its_client_fails(env):
+    rt = env["runtime"]
+    io = BrokenIO()
+    s = oneoff(env, "trap '' HUP TERM; while true; do echo tick; sleep 0.1; done",
+               "1-run.1238-b")
+    s = DynoSpec(**{**s.__dict__, "stop_timeout": 1.0})
+    thread, result = run_in_thread(rt, s, io)
+    thread.join(30)
+    assert not thread.is_alive() and result["status"] == 137  # ignored SIGTERM: SIGKILL
+    assert io.out == b"tick\n"
+    assert not sandbox_pids(s.id) and not (env["paths"].dynos_dir / s.id).exists()
+    assert "Stopping remaining processes with SIGKILL" in log_text(env)
+
+
+def test_run_outlives_the_end_of_its_input(env):
+    io = IO()  # input ends at once, like `ssh platform run app cmd < /dev/null`
+    status = env["runtime"].run(oneoff(env, "sleep 1; echo still here", "1-run.1239-c"), io)
+    assert (status, io.out) == (0, b"still here\n")
