@@ -7,7 +7,7 @@ import shlex
 import time
 
 from .. import names
-from ..dynospec import oneoff_spec
+from ..dynospec import oneoff_spec, request_restart
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
 from ..models import App
@@ -108,19 +108,32 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
     target = args[0] if args else None
     if target:
         names.process_type(target.split(".")[0])
+        if target not in restart_targets(ctx, app):
+            raise NotFound(f"No such process type or dyno: {target}")
     ctx.out(f"Restarting {target or 'all'} dynos on {app.name}... ")
     platform = ctx.platform
     if platform.supervisor is not None:
         platform.supervisor.restart(app.id, target)
-    else:  # from the local CLI: stop them; the daemon's supervisor starts replacements
-        runtime = platform.runtime
-        for info in runtime.list():
-            spec = info.spec
-            if spec.app_id == app.id and info.running and spec.process_type != "run" and (
-                    target in (None, spec.process_type, spec.dyno)):
-                runtime.stop(spec.id)
-        platform.notify()
+        ctx.line("done")
+        return
+    # from the local CLI: the daemon's supervisor replaces them (web: successor first)
+    request_restart(platform.paths, app.id, target)
+    if platform.daemon_pid() is None:
+        ctx.line("queued: pushd is not running; they restart when it starts")
+        return
+    platform.notify()
     ctx.line("done")
+
+
+def restart_targets(ctx: Context, app: App) -> set[str]:
+    """What `ps:restart` accepts: the app's process types and its dynos (by formation, and as
+    `ps` lists them)."""
+    formation = ctx.store.formation(app.id)
+    release = ctx.store.current_release(app.id)
+    types = set(formation) | (set(release.process_types) - {"release"} if release else set())
+    dynos = {f"{t}.{i}" for t, quantity in formation.items() for i in range(1, quantity + 1)}
+    dynos |= {status.dyno for status in read_status(ctx.platform.paths, app.id)}
+    return types | dynos
 
 
 def _set_stopped(ctx: Context, app: App, args: list[str], stopped: bool) -> None:

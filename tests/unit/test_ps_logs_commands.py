@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from pushd.commands.logs import logs
-from pushd.commands.ps import oneoff_command, ps_lines
+from pushd.commands.ps import oneoff_command, ps_lines, ps_restart
 from pushd.commands.registry import Context
+from pushd.dynospec import take_restart_requests
 from pushd.dynostatus import DynoStatus
-from pushd.errors import UsageError
+from pushd.errors import NotFound, UsageError
 from pushd.logs import AppLog
 from pushd.models import Key
 from pushd.platform import Platform
@@ -80,3 +81,39 @@ def test_ps_counts_and_lists_the_serving_release_like_heroku():
 ])
 def test_run_command_text(line, args, expected):
     assert oneoff_command(args, line) == expected
+
+
+class FakeSupervisor:
+    def __init__(self) -> None:
+        self.restarts: list[tuple[int, str | None]] = []
+
+    def restart(self, app_id: int, target: str | None = None) -> None:
+        self.restarts.append((app_id, target))
+
+
+def test_restart_refuses_unknown_types_and_dynos(h: Harness):
+    h.platform.store.set_formation(h.app.id, {"web": 2, "worker": 0})
+    h.platform.supervisor = FakeSupervisor()
+    for target in ("foo", "web.3", "worker.1"):
+        with pytest.raises(NotFound, match=f"^No such process type or dyno: {target}$"):
+            ps_restart(h.ctx, h.app, [target])
+    assert h.platform.supervisor.restarts == []
+    for target in ("web", "web.2", "worker"):
+        ps_restart(h.ctx, h.app, [target])
+    ps_restart(h.ctx, h.app, [])
+    assert h.platform.supervisor.restarts == [(h.app.id, "web"), (h.app.id, "web.2"),
+                                              (h.app.id, "worker"), (h.app.id, None)]
+
+
+def test_restart_from_the_cli_asks_the_daemon_and_stops_nothing(h: Harness, monkeypatch):
+    h.platform.store.set_formation(h.app.id, {"web": 1})
+    woken = []
+    monkeypatch.setattr(h.platform, "daemon_pid", lambda: 4242)
+    monkeypatch.setattr(h.platform, "notify", lambda: woken.append(True))
+    monkeypatch.setattr(Platform, "runtime", property(lambda self: pytest.fail("runtime used")))
+    ps_restart(h.ctx, h.app, ["web"])
+    ps_restart(h.ctx, h.app, [])
+    assert woken == [True, True] and h.stdout[-1] == "done\n"
+    assert take_restart_requests(h.platform.paths) == [(h.app.id, "web"), (h.app.id, None)]
+    assert take_restart_requests(h.platform.paths) == []  # taken once
+    assert [i.name for i in h.platform.paths.dynos_dir.iterdir()] == [".restart-requests"]
