@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .dynospec import dyno_env, oneoff_spec, stop_app_dynos
+from .dynospec import dyno_env, oneoff_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
 from .dynostatus import DynoStatus, last_states, write_status
 from .dynostatus import wait_release as _wait_release
@@ -156,6 +156,9 @@ class Supervisor:
     def _handle_requests(self, now: float) -> None:
         with self._lock:
             requests, self._requests = self._requests, []
+        # ps:restart from the local CLI (another process) is queued in the state dir
+        requests += [("restart", app_id, target)
+                     for app_id, target in take_restart_requests(self.paths)]
         for kind, app_id, target in requests:
             if kind == "halt":
                 self.halted.add(app_id)

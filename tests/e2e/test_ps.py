@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from .harness import PUSHD, PushdUnderTest, python_app, sh
 from .test_dynos import deploy
 
@@ -20,8 +18,6 @@ def test_restart_of_an_unknown_type_or_dyno_is_refused(pushd: PushdUnderTest):
         assert "done" not in result.stdout
 
 
-@pytest.mark.xfail(reason="needs Supervisor._handle_requests to take "
-                   "dynospec.take_restart_requests(self.paths)", strict=False)
 def test_restart_from_the_local_cli_replaces_web_without_downtime(pushd: PushdUnderTest):
     deploy(pushd, "localrestart", python_app("steady"))
     port_before = pushd.http("localrestart", "/env/PORT").body
