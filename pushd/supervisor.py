@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .dynospec import dyno_env, oneoff_spec, stop_app_dynos, take_restart_requests
+from .dynospec import dyno_env, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
 from .dynostatus import DynoStatus, last_states, write_status
 from .dynostatus import wait_release as _wait_release
@@ -27,6 +27,7 @@ from .runtime.base import DynoInfo, DynoSpec
 from .settings import Settings, app_uid
 
 log = logging.getLogger("pushd.supervisor")
+
 
 class Supervisor:
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
@@ -65,17 +66,12 @@ class Supervisor:
             self._requests.append(("restart", app_id, target))
         self.wake()
 
-    def resume(self, app_id: int) -> None:
-        with self._lock:
-            self._requests.append(("resume", app_id, None))
-        self.wake()
-
     def stop_all(self, app_id: int, timeout: float | None = None) -> None:
         """Stop every dyno of the app and return once they are gone. The app stays halted in
-        this supervisor until it leaves the store or `resume()` is called."""
+        this supervisor until it leaves the store (apps:destroy)."""
         timeout = timeout if timeout is not None else self.settings.stop_timeout + 15
         if not self.running:  # no loop to ask: do it here
-            self._stop_all_now(app_id, timeout)
+            stop_app_dynos(self.runtime, app_id, timeout)
             return
         with self._lock:
             self._requests.append(("halt", app_id, None))
@@ -90,15 +86,8 @@ class Supervisor:
             time.sleep(0.05)
         raise RuntimeFailure("Timed out waiting for the dynos to stop")
 
-    def _stop_all_now(self, app_id: int, timeout: float) -> None:
-        stop_app_dynos(self.runtime, app_id, timeout)
-
     def wait_release(self, app_id: int, version: int, timeout: float) -> Release:
         return _wait_release(self.store, app_id, version, timeout)
-
-    def oneoff_spec(self, app_id: int, command: str, env: dict[str, str] | None = None
-                    ) -> DynoSpec:
-        return oneoff_spec(self.store, self.settings, self.paths, app_id, command, env)
 
     # the loop
     def run(self, stop_event: threading.Event) -> None:
@@ -162,8 +151,6 @@ class Supervisor:
         for kind, app_id, target in requests:
             if kind == "halt":
                 self.halted.add(app_id)
-            elif kind == "resume":
-                self.halted.discard(app_id)
             elif kind == "restart":
                 self._restart(app_id, target, now)
 
