@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,40 @@ class PushdUnderTest:
                 last = err
             time.sleep(0.1)
         raise AssertionError(f"{app} never answered with {text!r}; last: {last}")
+
+
+class Poller:
+    """Requests the app every 20 ms while in the `with` block; keeps what was not a 200."""
+
+    def __init__(self, platform: PushdUnderTest, app: str) -> None:
+        self.platform, self.app = platform, app
+        self.failures: list[object] = []
+        self.total = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                status = self.platform.http(self.app, timeout=5).status
+                if status != 200:
+                    self.failures.append(status)
+            except OSError as err:
+                self.failures.append(str(err))
+            self.total += 1
+            time.sleep(0.02)
+
+    def __enter__(self) -> Poller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def write_files(root: Path, files: dict[str, str], executable: tuple[str, ...]) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
-from .harness import PushdUnderTest, python_app
+from .harness import Poller, PushdUnderTest, python_app
 
 
 def deploy(pushd: PushdUnderTest, name: str, files: dict[str, str]):
@@ -172,29 +173,37 @@ def dyno_pids(port: str) -> set[str]:
     return {p for p in os.listdir("/proc") if p.isdigit() and _env_has(p, f"PORT={port}")}
 
 
-def test_daemon_death_keeps_dynos_serving_and_up_adopts_them(pushd: PushdUnderTest):
-    import threading
+def app_web_pids(uid: int, state: Path) -> set[str]:
+    """Every process of the app's uid that runs as a web dyno of this pushd (its /app comes
+    from this state dir), whatever its port: a duplicate on another port would show here."""
+    return {p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == uid
+            and _env_has(p, "DYNO=web.1") and _app_mount_from(p, state)}
 
+
+def _app_mount_from(pid: str, state: Path) -> bool:
+    try:
+        mounts = Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return False
+    return any(" /app " in line and f"={state}/" in line for line in mounts.splitlines())
+
+
+def _uid_of(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def test_daemon_death_keeps_dynos_serving_and_up_adopts_them(pushd: PushdUnderTest):
     deploy(pushd, "survivor", python_app("still here"))
     port = pushd.http("survivor", "/env/PORT").body
     before = dyno_pids(port)
     assert before
-    failures, requests, stop = [], [0], threading.Event()
-
-    def poll():
-        while not stop.is_set():
-            try:
-                response = pushd.http("survivor", timeout=5)
-                if response.status != 200:
-                    failures.append(response.status)
-            except OSError as err:
-                failures.append(str(err))
-            requests[0] += 1
-            time.sleep(0.02)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    uid = _uid_of(next(iter(before)))
+    all_before = app_web_pids(uid, pushd.state)
+    assert all_before == before
+    with Poller(pushd, "survivor") as poll:
         os.kill(pushd.daemon_pid(), signal.SIGKILL)
         time.sleep(1.5)
         assert pushd.http("survivor").body.startswith("still here")
@@ -204,11 +213,17 @@ def test_daemon_death_keeps_dynos_serving_and_up_adopts_them(pushd: PushdUnderTe
         time.sleep(0.5)
         pushd.up()
         time.sleep(1.0)
-    finally:
-        stop.set()
-        poller.join()
-    assert failures == [], failures[:5]
-    assert requests[0] > 50
-    assert dyno_pids(port) == before  # adopted: same processes, no duplicate, no restart
+    assert poll.failures == [], poll.failures[:5]
+    assert poll.total > 50
+    assert dyno_pids(port) == before  # adopted: same processes, no restart
+    assert app_web_pids(uid, pushd.state) == before  # and no duplicate on another port
     ps = pushd.ssh("ps", "survivor").stdout
     assert "=== web (1)" in ps and "web.1: up" in ps
+    # the new daemon supervises the adopted dyno: a crash is restarted
+    for pid in before:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: app_web_pids(uid, pushd.state) - before
+               and pushd.http("survivor").status == 200, timeout=30)

@@ -51,11 +51,16 @@ def paramiko_exec(pushd: PushdUnderTest, command: bytes) -> tuple[int, bytes, by
         client.close()
 
 
-def test_build_output_streams_live(pushd: PushdUnderTest):
+def slow_push(pushd: PushdUnderTest, app: str) -> subprocess.Popen:
+    """A `git push` of a new app whose build takes a few seconds, stderr readable live."""
     bp = slow_buildpack(pushd)
-    repo = pushd.new_app_repo("streamer", python_app("s", {".buildpacks": f"{bp}\n"}))
-    push = subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=pushd.env(),
+    repo = pushd.new_app_repo(app, python_app(app, {".buildpacks": f"{bp}\n"}))
+    return subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=pushd.env(),
                             stderr=subprocess.PIPE, text=True)
+
+
+def test_build_output_streams_live(pushd: PushdUnderTest):
+    push = slow_push(pushd, "streamer")
     seen_one = None
     for line in push.stderr:
         if "step one" in line:
@@ -82,10 +87,7 @@ def test_other_branches_are_stored_not_built(pushd: PushdUnderTest):
 
 
 def test_destroy_is_refused_while_a_push_runs(pushd: PushdUnderTest):
-    bp = slow_buildpack(pushd)
-    repo = pushd.new_app_repo("busy", python_app("busy", {".buildpacks": f"{bp}\n"}))
-    push = subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=pushd.env(),
-                            stderr=subprocess.PIPE, text=True)
+    push = slow_push(pushd, "busy")
     refused = None
     for line in push.stderr:
         if "step one" in line and refused is None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
-from .harness import PUSHD, PushdUnderTest, python_app, sh
+from .harness import PUSHD, Poller, PushdUnderTest, python_app, sh
 from .test_dynos import deploy
 
 
@@ -21,22 +20,7 @@ def test_restart_of_an_unknown_type_or_dyno_is_refused(pushd: PushdUnderTest):
 def test_restart_from_the_local_cli_replaces_web_without_downtime(pushd: PushdUnderTest):
     deploy(pushd, "localrestart", python_app("steady"))
     port_before = pushd.http("localrestart", "/env/PORT").body
-    failures: list[object] = []
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.is_set():
-            try:
-                response = pushd.http("localrestart", timeout=5)
-                if response.status != 200:
-                    failures.append(response.status)
-            except OSError as err:
-                failures.append(str(err))
-            time.sleep(0.02)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with Poller(pushd, "localrestart") as poll:
         result = sh([PUSHD, "ps:restart", "localrestart", "web"], env=pushd.env())
         assert result.returncode == 0, result.stderr
         assert result.stdout.endswith("done\n")
@@ -45,7 +29,5 @@ def test_restart_from_the_local_cli_replaces_web_without_downtime(pushd: PushdUn
             assert time.monotonic() < deadline, "web.1 was not replaced"
             time.sleep(0.2)
         time.sleep(1.0)  # the old dyno drains and stops meanwhile
-    finally:
-        stop.set()
-        poller.join()
-    assert failures == [], failures[:5]
+    assert poll.failures == [], poll.failures[:5]
+    assert poll.total > 20
