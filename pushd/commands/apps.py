@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from .. import names
+from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..errors import Conflict, Forbidden, UsageError
 from ..gitserver.receive import deploy_lock, ensure_repo
@@ -93,7 +94,7 @@ def apps_info(ctx: Context, app: App, args: list[str]) -> None:
             ("Status", "stopped" if app.stopped else "running")]
     if current and current.slug_id:
         slug = store.slug(current.slug_id)
-        rows.append(("Slug size", f"{slug.size / 1024 / 1024:.1f}M"))
+        rows.append(("Slug size", size_text(slug.size)))
     formation = store.formation(app.id)
     rows.append(("Formation", ", ".join(f"{t}={q}" for t, q in formation.items()) or "-"))
     ctx.line(f"=== {app.name}")

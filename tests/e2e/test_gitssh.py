@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -161,6 +162,7 @@ def test_info_commands_and_the_local_cli(pushd: PushdUnderTest):
     info = pushd.ssh("apps:info", "informed").stdout
     assert f"http://informed.localhost:{pushd.http_port}/" in info
     assert "web.1: up" in info
+    assert re.search(r"^Slug size:\s+[1-9][0-9]*K$", info, re.M), info  # tiny app: K, not 0.0M
     release = pushd.ssh("releases:info", "informed", "v1").stdout
     assert "=== Release v1" in release and "Deploy" in release
     local = sh([PUSHD, "config:set", "informed", "FROM_LOCAL=yes"], env=pushd.env())

@@ -25,9 +25,6 @@ BUILDPACKS = FIXTURES / "buildpacks"
 
 APP_ID = 917  # its uid (uid_base + id) is used by nothing else on the test machine
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("bwrap"),
-                                reason="needs root and bubblewrap")
-
 
 @pytest.fixture
 def env():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -21,9 +20,6 @@ from pushd.ports import PortAllocator
 from pushd.runtime.base import DynoSpec
 from pushd.runtime.sandbox import SandboxRuntime
 from pushd.settings import Settings
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("bwrap"),
-                                reason="needs root and bubblewrap")
 
 UID = 40100
 SERVER = r"""

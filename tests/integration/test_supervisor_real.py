@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import subprocess
@@ -12,8 +11,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from pushd.dynostatus import read_status
 from pushd.models import Slug
 from pushd.paths import Paths
@@ -21,9 +18,6 @@ from pushd.runtime.sandbox import SandboxRuntime
 from pushd.settings import Settings, app_uid
 from pushd.store import Store
 from pushd.supervisor import Supervisor
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("bwrap"),
-                                reason="needs root and bubblewrap")
 
 SERVER = """
 import http.server, os
