@@ -5,9 +5,11 @@ that port would answer on every interface, bypassing nginx, and any app could ca
 app's dynos over loopback. One nftables table per state dir (so several pushd instances on a
 host never undo each other's rules) drops:
 
-- traffic to the dyno port range arriving on any interface but loopback;
-- connections from app uids (the sandboxes) to the dyno port range: apps talk to each other
-  through the router, as on Heroku.
+- new connections (SYN without ACK: replies to the host's own outgoing connections pass, and
+  no conntrack is needed) to the dyno port range arriving on any interface but loopback;
+- connections from app uids (the sandboxes) to the dyno port range on this host (loopback,
+  which also carries traffic to the host's own addresses): apps talk to each other through
+  the router, as on Heroku, and still reach outside services on any port.
 
 Root (pushd's probes) and nginx's workers are not app uids, so they still reach every dyno.
 """
@@ -46,11 +48,12 @@ def ruleset(settings: Settings) -> str:
         f"table inet {name} {{\n"
         f"  chain input {{\n"
         f"    type filter hook input priority filter; policy accept;\n"
-        f'    iifname != "lo" tcp dport {low}-{high} drop\n'
+        f'    iifname != "lo" tcp dport {low}-{high} tcp flags & (syn | ack) == syn drop\n'
         f"  }}\n"
         f"  chain output {{\n"
         f"    type filter hook output priority filter; policy accept;\n"
-        f"    tcp dport {low}-{high} meta skuid {first_uid}-{last_uid} reject with tcp reset\n"
+        f'    oifname "lo" tcp dport {low}-{high} meta skuid {first_uid}-{last_uid} '
+        f"reject with tcp reset\n"
         f"  }}\n"
         f"}}\n"
     )

@@ -37,4 +37,7 @@ def test_dyno_ports_are_closed_to_other_interfaces(pushd: PushdUnderTest):
     assert "Dyno ports: private (nft table pushd_" in status.stdout, status.stdout
     table = status.stdout.split("nft table ", 1)[1].split(")", 1)[0]
     rules = sh(["nft", "list", "table", "inet", table]).stdout
-    assert 'iifname != "lo" tcp dport 20000-29999 drop' in rules, rules
+    # new connections only (replies to the host's own connections pass), from outside only
+    assert 'iifname != "lo" tcp dport 20000-29999 tcp flags syn / syn,ack drop' in rules, rules
+    # app uids are refused only towards this host: outside services on any port stay reachable
+    assert 'oifname "lo" tcp dport 20000-29999 meta skuid 40000-59999 reject' in rules, rules
