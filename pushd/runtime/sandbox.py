@@ -144,6 +144,9 @@ class SandboxRuntime:
                     found.append(info)
         return found
 
+    def logs(self, dyno_id: str, lines: int) -> list[str]:
+        return self._dir(dyno_id).read_tail(lines)
+
     def remove(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)
         if not folder.path.exists():
