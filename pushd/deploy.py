@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .dynostatus import wait_release
+from .dynostatus import read_failure, wait_release
 from .errors import ReleaseFailed
 from .logs import AppLog
 from .models import App, Release, Slug
@@ -43,29 +43,15 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     done = wait_release(platform.store, app.id, new.version, rollout_timeout(platform),
                         poll=0.05)
     if done.status == "failed":
-        reason, output = failure_report(app_log(platform, app), new.name)
+        reason, output = read_failure(platform.paths, app.id, new.version) or (
+            "its dynos did not come up (see `logs`)", [])
         raise ReleaseFailed(f"Release {new.name} failed: {reason}; the previous release keeps "
-                            "serving", output)
+                            "serving", [f"app[{reason.split(' ', 1)[0]}]: {line}"
+                                        for line in output])
     if done.status == "pending":
         raise ReleaseFailed(f"Release {new.name} is still starting after "
                             f"{rollout_timeout(platform):.0f}s")
     return done
-
-
-def failure_report(log: AppLog, name: str, tail: int = 8) -> tuple[str, list[str]]:
-    """Why release `name` failed (the supervisor's log line) and the failing dyno's last
-    output lines since the release was created."""
-    lines = log.read(500)
-    start = max((i for i, line in enumerate(lines) if f"Release {name} created" in line),
-                default=0)
-    lines = lines[start:]
-    marker = f"Release {name} failed: "
-    reason = next((line.split(marker, 1)[1].strip() for line in reversed(lines)
-                   if marker in line), "its dynos did not come up (see `logs`)")
-    dyno = reason.split(" ", 1)[0]
-    output = [line.rstrip("\n").split(" ", 1)[-1] for line in lines
-              if f" app[{dyno}]: " in line]
-    return reason, output[-tail:]
 
 
 def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None = None) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from .models import Release
 from .paths import Paths
@@ -25,7 +26,7 @@ class DynoStatus:
     id: str = ""
 
 
-def status_file(paths: Paths):
+def status_file(paths: Paths) -> Path:
     return paths.dynos_dir / "status.json"
 
 
@@ -70,6 +71,32 @@ def last_states(paths: Paths) -> dict[str, str]:
     """Runtime dyno id -> the state the previous supervisor last recorded (for adoption)."""
     return {row.get("id", ""): row.get("state", "")
             for rows in _read_all(paths).values() for row in rows}
+
+
+def _failure_file(paths: Paths, app_id: int) -> Path:
+    return paths.app_dir(app_id) / "release-failure.json"
+
+
+def write_failure(paths: Paths, app_id: int, version: int, reason: str,
+                  output: list[str]) -> None:
+    """Why vN failed and its failing dyno's last output, for the push or command waiting on
+    it. Written before the release is marked failed; never recreates a destroyed app's dir."""
+    path = _failure_file(paths, app_id)
+    if not path.parent.is_dir():
+        return
+    tmp = path.with_name(f".release-failure.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"version": version, "reason": reason, "output": output}))
+    os.replace(tmp, path)
+
+
+def read_failure(paths: Paths, app_id: int, version: int) -> tuple[str, list[str]] | None:
+    try:
+        data = json.loads(_failure_file(paths, app_id).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("version") != version:
+        return None
+    return str(data.get("reason", "")), [str(line) for line in data.get("output", [])]
 
 
 def wait_release(store, app_id: int, version: int, timeout: float,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from .dynospec import dyno_env, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
-from .dynostatus import DynoStatus, last_states, write_status
+from .dynostatus import DynoStatus, last_states, write_failure, write_status
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
 from .logs import AppLog
@@ -196,23 +196,25 @@ class Supervisor:
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         del self.dynos[dyno.spec.id]
-        self.runtime.remove(dyno.spec.id)
-        if dyno.state == "crashed":
-            return  # counted when it crashed (R10)
-        if dyno.stopping or (info is not None and info.stopping):
-            if dyno.spec.app_id in self._apps:
-                self._platform(dyno.spec, f"State changed from {dyno.state} to down")
-            return
-        self._set_state(dyno, "crashed", now)
-        status = info.exit_status if info else None
-        self._crashed(dyno, now, f"exited with status {status} before binding $PORT")
+        try:
+            if dyno.state == "crashed":
+                return  # counted when it crashed (R10)
+            if dyno.stopping or (info is not None and info.stopping):
+                if dyno.spec.app_id in self._apps:
+                    self._platform(dyno.spec, f"State changed from {dyno.state} to down")
+                return
+            self._set_state(dyno, "crashed", now)
+            status = info.exit_status if info else None
+            self._crashed(dyno, now, f"exited with status {status} before binding $PORT")
+        finally:
+            self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
 
     def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
         spec = dyno.spec
         pending = self._pending.get(spec.app_id)
         if (pending is not None and spec.release == pending.version
                 and spec.process_type == "web" and not dyno.ever_up):
-            self._fail_release(pending, f"{spec.dyno} {reason}")
+            self._fail_release(pending, f"{spec.dyno} {reason}", spec.id)
             return
         previous = self.crashes.get(dyno.slot)
         count = previous.count + 1 if previous else 1
@@ -220,7 +222,9 @@ class Supervisor:
             self.settings.crash_backoff_base * 2 ** (count - 2), self.settings.crash_backoff_max)
         self.crashes[dyno.slot] = Crash(count, now + delay, now, spec.command)
 
-    def _fail_release(self, release: Release, reason: str) -> None:
+    def _fail_release(self, release: Release, reason: str, dyno_id: str | None = None) -> None:
+        output = self.runtime.logs(dyno_id, 8) if dyno_id else []
+        write_failure(self.paths, release.app_id, release.version, reason, output)
         self.store.set_release_status(release.app_id, release.version, "failed")
         self._pending.pop(release.app_id, None)
         self._log(release.app_id, "api", f"Release {release.name} failed: {reason}")

@@ -89,6 +89,10 @@ class Runtime(Protocol):
     def remove(self, dyno_id: str) -> None:
         """Forget an exited dyno and free its resources (writable layer, cgroup, state)."""
 
+    def logs(self, dyno_id: str, lines: int) -> list[str]:
+        """The dyno's last output lines (plain text, running or exited-not-removed), for
+        telling a pusher why a release failed. The app log has everything."""
+
     def run(self, spec: DynoSpec, io: OneOffIO) -> int:
         """Run a one-off dyno in the foreground, wired to `io`; returns the exit status."""
 

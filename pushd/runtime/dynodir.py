@@ -101,6 +101,17 @@ class DynoDir:
         except (OSError, ValueError):
             return None
 
+    def write_tail(self, lines: list[str]) -> None:
+        """The dyno's last output lines (plain text), for a failed release's report."""
+        atomic_write(self.path / "output.tail", "".join(f"{line}\n" for line in lines))
+
+    def read_tail(self, lines: int) -> list[str]:
+        try:
+            text = (self.path / "output.tail").read_text(errors="replace")
+        except OSError:
+            return []
+        return text.splitlines()[-lines:] if lines > 0 else []
+
     @property
     def stopping(self) -> bool:
         return (self.path / "stopping").exists()

@@ -8,6 +8,7 @@ cleans up. Because the escalation lives here, a stop completes even if the daemo
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import select
@@ -22,6 +23,11 @@ from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
 from .sandbox import dyno_argv, exit_status
 
+# the last lines of output kept in the dyno's folder (`Runtime.logs`): rewritten on every
+# output while a new release may still fail on this dyno, and once at exit
+TAIL_LINES = 20
+TAIL_WINDOW = 300.0
+
 
 class Shim:
     def __init__(self, folder: DynoDir) -> None:
@@ -31,6 +37,8 @@ class Shim:
             raise SystemExit(f"shim: no spec in {folder.path}")
         self.spec = DynoSpec(**config["spec"])
         self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.tail_until = time.monotonic() + TAIL_WINDOW
         self.term_requested = False
         self.stop_deadline: float | None = None
         self.killed = False
@@ -104,6 +112,7 @@ class Shim:
                 break
         if pending:
             self._emit(pending + b"\n")
+        self.dir.write_tail(list(self.tail))
         status = exit_status(child.returncode)
         oom = DynoDir.oom_killed(group)
         if oom:
@@ -127,9 +136,12 @@ class Shim:
         if len(rest) > 16384:  # an endless line still reaches the log
             complete.append(rest)
             rest = b""
-        lines = [format_line("app", self.spec.dyno, raw.decode("utf-8", "replace").rstrip("\r"))
-                 for raw in complete]
-        self.log.write_lines(lines)
+        texts = [raw.decode("utf-8", "replace").rstrip("\r") for raw in complete]
+        self.log.write_lines([format_line("app", self.spec.dyno, text) for text in texts])
+        if texts:
+            self.tail.extend(texts)
+            if time.monotonic() < self.tail_until:  # while a release may still fail on it
+                self.dir.write_tail(list(self.tail))
         return rest
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .harness import PushdUnderTest, python_app
+from .harness import Poller, PushdUnderTest, python_app
 
 
 def test_crashing_release_tells_the_pusher_why(pushd: PushdUnderTest):
@@ -11,9 +11,11 @@ def test_crashing_release_tells_the_pusher_why(pushd: PushdUnderTest):
     pushd.commit(repo, {"boot.py": "import sys\nprint('connecting to the database')\n"
                                    "sys.exit('boom: DATABASE_URL is not set')\n",
                         "Procfile": "web: python3 boot.py\n"})
-    result = pushd.push(repo)
+    with Poller(pushd, "crashy"):  # the old web.1 logs requests meanwhile, as web.1 too
+        result = pushd.push(repo)
     assert result.returncode != 0
     remote = [line.removeprefix("remote: ").rstrip() for line in result.stderr.splitlines()]
+    assert not [line for line in remote if "GET / HTTP" in line]  # only the new dyno's lines
     failed = [line for line in remote if "Release v2 failed:" in line]
     assert failed and "web.1 exited with status 1" in failed[0], result.stderr
     assert "the previous release keeps serving" in failed[0]

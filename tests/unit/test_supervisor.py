@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pushd.dynostatus import read_status
+from pushd.dynostatus import read_failure, read_status
 from pushd.errors import RouterError
 from pushd.models import Slug
 from pushd.paths import Paths
@@ -33,6 +33,7 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.infos: dict[str, DynoInfo] = {}
         self.events: list[tuple[str, str]] = []
+        self.output: dict[str, list[str]] = {}
 
     def start(self, spec: DynoSpec) -> DynoInfo:
         info = DynoInfo(spec=spec, pid=100 + len(self.events), running=True)
@@ -51,6 +52,9 @@ class FakeRuntime:
     def remove(self, dyno_id: str) -> None:
         self.events.append(("remove", dyno_id))
         self.infos.pop(dyno_id, None)
+
+    def logs(self, dyno_id: str, lines: int) -> list[str]:
+        return [] if dyno_id not in self.infos else self.output.get(dyno_id, [])[-lines:]
 
     def run(self, spec, io) -> int:
         return 0
@@ -276,10 +280,17 @@ def test_rollout_failure_keeps_old_release_serving(w):
     v2 = w.deploy({"web": "broken"})
     w.tick()
     new = [s for s in w.runtime.running("web") if s.release == v2.version][0]
+    w.runtime.output[old.id] = ["GET / 200 (the old release, still serving)"]
+    w.runtime.output[new.id] = ["Traceback (most recent call last):", "KeyError: 'SECRET'"]
     w.runtime.crash(new.id)
     w.tick()
     assert w.store.release(w.app.id, v2.version).status == "failed"
     assert f"pushd[api]: Release v{v2.version} failed: web.1 exited with status 1" in w.log()
+    # the pusher is told why, with the failing dyno's own output (not the old web.1's)
+    assert read_failure(w.paths, w.app.id, v2.version) == (
+        "web.1 exited with status 1 before binding $PORT",
+        ["Traceback (most recent call last):", "KeyError: 'SECRET'"])
+    assert ("remove", new.id) in w.runtime.events
     assert [s.id for s in w.runtime.running()] == [old.id]
     assert w.router.applied[-1] == routes_before
     w.tick(100)
