@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ..appfiles import app_subdir
 from ..errors import BuildError
 from ..models import App, Slug
 from ..names import CONFIG_KEY_RE
@@ -29,7 +30,7 @@ from .fetch import export_tree
 from .process import BuildTimeout, describe_seconds, run_streaming
 from .release import process_types, run_release
 from .sandbox import BuildSandbox
-from .slug import app_subdir, make_slug, size_text
+from .slug import make_slug, size_text
 
 
 def default_bundled_dir() -> Path:

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..appfiles import app_subdir
 from ..errors import BuildError
 
 # gzip -1: on slugs full of wheels and node_modules it is several times faster than the
@@ -20,16 +21,6 @@ class SlugFiles:
     tarball: Path
     dir: Path
     size: int
-
-
-def app_subdir(path: Path, phase: str) -> Path:
-    """Make `path`, a folder inside the app's folder, but never the app's folder itself: an
-    app destroyed mid-build must fail the build, not come back as an empty folder."""
-    try:
-        path.mkdir(exist_ok=True)
-    except FileNotFoundError:
-        raise BuildError("The app was destroyed during the build", phase=phase) from None
-    return path
 
 
 def size_text(size: int) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 
 from .. import names
+from ..appfiles import deploy_lock, ensure_repo
 from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..errors import Conflict, Forbidden, UsageError
-from ..gitserver.receive import deploy_lock, ensure_repo
 from ..models import App, Key
 from ..platform import Platform
 from .registry import Context, command, no_more, one_arg, parse_options

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from dulwich.repo import Repo
 
+from pushd import appfiles
 from pushd.build.builder import BuildpackBuilder
 from pushd.build.slug import make_slug
 from pushd.commands.apps import create_app
@@ -52,7 +53,7 @@ def test_a_crash_while_making_the_repo_leaves_no_half_repo(platform: Platform, m
     def crash(*_args: object) -> None:
         raise KeyboardInterrupt  # the process dies between init and rename
 
-    monkeypatch.setattr(receive.os, "rename", crash)
+    monkeypatch.setattr(appfiles.os, "rename", crash)
     with pytest.raises(KeyboardInterrupt):
         create_app(platform, "myapp", ADMIN)
     app = platform.store.app("myapp")
@@ -68,7 +69,7 @@ def test_a_destroyed_app_gets_no_folder_back(platform: Platform):
     app = platform.store.create_app("myapp", "admin")
     platform.store.delete_app(app.id)
     with pytest.raises(NotFound):
-        with receive.deploy_lock(platform, app, _ignore):
+        with appfiles.deploy_lock(platform, app, _ignore):
             pass
     with pytest.raises(NotFound):
         receive.upload_pack(platform, app, io.BytesIO(FLUSH), [].append, _ignore)
@@ -83,12 +84,12 @@ def test_a_push_waiting_on_a_destroy_fails_and_cleans_up(platform: Platform):
 
     def push() -> None:
         try:
-            with receive.deploy_lock(platform, app, said.append):
+            with appfiles.deploy_lock(platform, app, said.append):
                 pass
         except NotFound as err:
             errors.append(err)
 
-    with receive.deploy_lock(platform, app, _ignore, wait=False):  # the destroy
+    with appfiles.deploy_lock(platform, app, _ignore, wait=False):  # the destroy
         waiter = threading.Thread(target=push)
         waiter.start()
         while not said:
