@@ -51,7 +51,8 @@ class ChannelIO:
         self.channel.sendall_stderr(data)
 
     def gone(self) -> bool:
-        """The client disconnected or closed the channel (not merely its input)."""
+        """The client disconnected or closed the channel. Not merely its input (not
+        eof_received): `ssh platform logs -t < /dev/null` must keep streaming."""
         transport = self.channel.get_transport()
         return self.channel.closed or transport is None or not transport.is_active()
 
@@ -103,15 +104,11 @@ class Session:
                 chunks.append(chunk)
             return b"".join(chunks)
 
-        def cancelled() -> bool:
-            # not eof_received: `ssh platform logs -t < /dev/null` must keep streaming
-            return channel.closed or not channel.get_transport().is_active()
-
+        io = ChannelIO(channel, self)
         target = self.platform.settings.domain
         port = self.platform.settings.ssh_port
-        return Context(self.platform, self.user, out, err, read_stdin, cancelled,
-                       io=ChannelIO(channel, self), ssh_target=f"{target}:{port}" if port != 22
-                       else target)
+        return Context(self.platform, self.user, out, err, read_stdin, io.gone, io=io,
+                       ssh_target=f"{target}:{port}" if port != 22 else target)
 
     def run(self, channel: paramiko.Channel) -> int:
         assert self.user is not None

@@ -117,3 +117,26 @@ def test_restart_from_the_cli_asks_the_daemon_and_stops_nothing(h: Harness, monk
     assert take_restart_requests(h.platform.paths) == [(h.app.id, "web"), (h.app.id, None)]
     assert take_restart_requests(h.platform.paths) == []  # taken once
     assert [i.name for i in h.platform.paths.dynos_dir.iterdir()] == [".restart-requests"]
+
+
+class DroppedChannel:
+    """A channel whose connection is gone: paramiko then has no transport for it."""
+
+    closed = False
+
+    def get_transport(self) -> None:
+        return None
+
+
+def test_logs_tail_ends_when_the_ssh_connection_is_gone(h: Harness):
+    from pushd.gitserver.session import Session
+
+    session = Session(h.platform)
+    session.user = ADMIN
+    ctx = session.context(DroppedChannel())
+    assert ctx.cancelled() is True  # no AttributeError on the missing transport
+    h.log.write("app", "web.1", "hello")
+    out: list[str] = []
+    logs(Context(h.platform, ADMIN, out.append, out.append, cancelled=ctx.cancelled),
+         h.app, ["-t"])  # returns instead of streaming forever
+    assert [line.rsplit(": ", 1)[1] for line in out] == ["hello\n"]
