@@ -8,16 +8,15 @@ from ..logs import LogFilter
 from ..models import App
 from .registry import Context, command, no_more, parse_options
 
+LOGS_OPTIONS = {"-n": "num", "--num": "num", "-p": "ptype", "--process-type": "ptype",
+                "-d": "dyno", "--dyno": "dyno", "-s": "source", "--source": "source"}
+TAIL_FLAG = {"-t": "tail", "--tail": "tail"}
+
 
 @command("logs", "APP [-n NUM] [-t|--tail] [-p TYPE] [-d DYNO] [-s app|pushd]",
-         "Show the app's logs; -t keeps streaming until you disconnect",
-         options=("-n", "--num", "-p", "--process-type", "-d", "--dyno", "-s", "--source"))
+         "Show the app's logs; -t keeps streaming until you disconnect", options=LOGS_OPTIONS)
 def logs(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(
-        args,
-        {"-n": "num", "--num": "num", "-p": "ptype", "--process-type": "ptype",
-         "-d": "dyno", "--dyno": "dyno", "-s": "source", "--source": "source"},
-        {"-t": "tail", "--tail": "tail"})
+    opts, rest = parse_options(args, LOGS_OPTIONS, TAIL_FLAG)
     no_more(rest)
     try:
         num = int(opts.get("num", 100))
