@@ -74,10 +74,6 @@ class AppLog:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _files(self) -> list[Path]:
-        old = self.path.with_name(self.path.name + ".1")
-        return [p for p in (old, self.path) if p.exists()]
-
     def read(self, lines: int = 100, match: Callable[[str], bool] | None = None) -> list[str]:
         """The last `lines` lines (after filtering), oldest first."""
         return self.tail(lines, match)[0]
@@ -85,26 +81,20 @@ class AppLog:
     def tail(self, lines: int = 100, match: Callable[[str], bool] | None = None
              ) -> tuple[list[str], LogPosition]:
         """The last `lines` lines (after filtering), oldest first, and where they end: hand
-        that position to `follow()` so that nothing written in between is lost."""
+        that position to `follow()` so that nothing written in between is lost. app.log.1
+        (up to max_bytes) is read only when app.log alone has too few lines."""
         position = LogPosition(None, 0)
-        found: list[str] = []
-        for path in reversed(self._files()):
-            try:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-                    inode = os.fstat(fh.fileno()).st_ino
-            except FileNotFoundError:  # rotated away meanwhile
-                continue
-            complete = data[:data.rfind(b"\n") + 1]  # a line being written is follow()'s
-            if path == self.path:
-                position = LogPosition(inode, len(complete))
-            if len(found) >= lines:
-                continue
-            for line in reversed(complete.decode("utf-8", "replace").splitlines(keepends=True)):
-                if len(found) >= lines:
-                    break
-                if match is None or match(line):
-                    found.append(line)
+        found: list[str] = []  # newest first
+        current = _complete_lines(self.path)
+        if current is not None:
+            data, inode = current
+            position = LogPosition(inode, len(data))
+            _take_newest(data, lines, match, found)
+        if len(found) < lines:
+            older = _complete_lines(self.path.with_name(self.path.name + ".1"))
+            # if app.log rotated after we read it, the older file is the one we just read
+            if older is not None and older[1] != position.inode:
+                _take_newest(older[0], lines, match, found)
         return list(reversed(found)), position
 
     def end(self) -> LogPosition:
@@ -171,6 +161,28 @@ class AppLog:
             return os.stat(self.path).st_ino != os.fstat(handle.fileno()).st_ino
         except FileNotFoundError:
             return True
+
+
+def _complete_lines(path: Path) -> tuple[bytes, int] | None:
+    """The file's whole lines (a line being written is follow()'s) and its inode; None if it
+    does not exist (or was rotated away meanwhile)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+            inode = os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return None
+    return data[:data.rfind(b"\n") + 1], inode
+
+
+def _take_newest(data: bytes, lines: int, match: Callable[[str], bool] | None,
+                 found: list[str]) -> None:
+    """Append to `found` (newest first) the last lines of `data` that match, up to `lines`."""
+    for line in reversed(data.decode("utf-8", "replace").splitlines(keepends=True)):
+        if len(found) >= lines:
+            return
+        if match is None or match(line):
+            found.append(line)
 
 
 @dataclass(frozen=True)

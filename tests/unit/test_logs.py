@@ -117,3 +117,29 @@ def test_follow_of_a_log_that_does_not_exist_yet_misses_nothing(tmp_path: Path):
     _, end = log.tail(10)
     log.write("app", "web.1", "first ever")
     assert _follow_some(log, 1, since=end) == ["first ever"]
+
+
+def test_tail_reads_the_rotated_file_only_when_it_needs_more_lines(tmp_path: Path,
+                                                                   monkeypatch):
+    import pushd.logs
+
+    (tmp_path / "logs").mkdir()
+    log = AppLog(tmp_path / "logs" / "app.log", max_bytes=2000)
+    for i in range(60):
+        log.write("app", "web.1", f"line {i}")
+    assert (tmp_path / "logs" / "app.log.1").exists()
+    opened: list[str] = []
+
+    def recording_open(path, *args, **kwargs):  # noqa: ANN001, ANN202
+        opened.append(Path(path).name)
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(pushd.logs, "open", recording_open, raising=False)
+    assert [line.rsplit(" ", 1)[1] for line in log.read(3)] == ["57\n", "58\n", "59\n"]
+    assert opened == ["app.log"]
+    opened.clear()
+    current = len((tmp_path / "logs" / "app.log").read_text().splitlines())
+    lines = log.read(current + 2)  # two more than app.log holds
+    assert opened == ["app.log", "app.log.1"]
+    assert [line.rsplit(" ", 1)[1] for line in lines][-1] == "59\n"
+    assert len(lines) == current + 2
