@@ -178,19 +178,15 @@ class SandboxRuntime:
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
             argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty)
             client = ClientEnd(io)
-            proc, copiers, close = (self._start_tty if io.tty else self._start_pipes)(
-                argv, client)
+            proc, copiers = (self._start_tty if io.tty else self._start_pipes)(argv, client)
             status = self._wait(proc, client, spec, log)
             for copier in copiers:  # the dyno's last output reaches the client before its status
                 copier.join()
-            close()
             log.write("pushd", spec.dyno, f"Process exited with status {status}")
             return status
         finally:
             if proc is not None and proc.poll() is None:  # interrupted: never leave it behind
-                signal_sandbox(proc.pid, signal.SIGKILL)
-                proc.kill()
-                proc.wait()
+                kill_sandbox(proc)
             folder.release_layer()
             DynoDir.release_cgroup(group)
             shutil.rmtree(folder.path, ignore_errors=True)
@@ -217,7 +213,7 @@ class SandboxRuntime:
 
     @staticmethod
     def _start_pipes(argv: list[str], client: ClientEnd
-                     ) -> tuple[subprocess.Popen, list[threading.Thread], Callable[[], None]]:
+                     ) -> tuple[subprocess.Popen, list[threading.Thread]]:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
                                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
@@ -233,46 +229,76 @@ class SandboxRuntime:
         background(client.feed, write_in, proc.stdin.close)
         copiers = [background(copy, proc.stdout, client.sender(client.io.write)),
                    background(copy, proc.stderr, client.sender(client.io.write_err))]
-        return proc, copiers, lambda: None
+        return proc, copiers
 
     @staticmethod
     def _start_tty(argv: list[str], client: ClientEnd
-                   ) -> tuple[subprocess.Popen, list[threading.Thread], Callable[[], None]]:
+                   ) -> tuple[subprocess.Popen, list[threading.Thread]]:
+        """The dyno on a new pty. Each descriptor of it has one owner that closes it however
+        the one-off ends (the daemon lives long, a leak per `ssh -t run` adds up): the input
+        thread its own dup of the master, the output thread the master, which it reads until
+        every holder of the slave side is gone (the caller kills the sandbox if it must)."""
         master, slave = pty.openpty()
-        if client.io.term_size:
-            cols, rows = client.io.term_size
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        # setsid -c: a new session whose controlling terminal is the pty on stdin
-        proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
-                                stderr=slave, close_fds=True,
-                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-        os.close(slave)
-        # the input side writes through its own descriptor and closes it when done, so it
-        # never writes to a number the output side has closed (and something else reused)
-        writer = os.dup(master)
+        try:
+            if client.io.term_size:
+                cols, rows = client.io.term_size
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            # setsid -c: a new session whose controlling terminal is the pty on stdin
+            proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
+                                    stderr=slave, close_fds=True,
+                                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        unowned = [master]
+        try:
+            # the input side writes through its own descriptor and closes it when done, so it
+            # never writes to a number the output side has closed (and something else reused)
+            writer = os.dup(master)
+            unowned.append(writer)
 
-        def close_writer() -> None:
-            os.write(writer, b"\x04")  # end of input, as ^D on a terminal
+            def close_writer() -> None:
+                os.write(writer, b"\x04")  # end of input, as ^D on a terminal
 
-        def feed() -> None:
-            try:
-                client.feed(lambda data: os.write(writer, data), close_writer)
-            finally:
-                os.close(writer)
-
-        def copy() -> None:
-            send = client.sender(client.io.write)
-            while True:
+            def feed() -> None:
                 try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: every holder of the slave side is gone
-                    return
-                if not data:
-                    return
-                send(data)
+                    client.feed(lambda data: os.write(writer, data), close_writer)
+                finally:
+                    os.close(writer)
 
-        background(feed)
-        return proc, [background(copy)], lambda: os.close(master)
+            def copy() -> None:
+                send = client.sender(client.io.write)
+                try:
+                    while True:
+                        try:
+                            data = os.read(master, 65536)
+                        except OSError:  # EIO: every holder of the slave side is gone
+                            return
+                        if not data:
+                            return
+                        send(data)
+                finally:
+                    os.close(master)
+
+            background(feed)
+            unowned.remove(writer)
+            copier = background(copy)
+            unowned.remove(master)
+        except BaseException:
+            for fd in unowned:
+                os.close(fd)
+            kill_sandbox(proc)
+            raise
+        return proc, [copier]
+
+
+def kill_sandbox(proc: subprocess.Popen) -> None:
+    """SIGKILL a one-off's sandbox, every process in it, and reap it."""
+    signal_sandbox(proc.pid, signal.SIGKILL)
+    proc.kill()
+    proc.wait()
 
 
 def background(target: Callable[..., None], *args: object) -> threading.Thread:
