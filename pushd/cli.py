@@ -9,11 +9,11 @@ from typing import NoReturn
 
 import click
 
-from . import daemon
+from . import daemon, firewall
 from .errors import PushdError
 from .models import Key
 from .platform import Platform
-from .settings import load
+from .settings import Settings, load
 
 LOCAL_ADMIN = Key(name="local-admin", role="admin", public_key="", fingerprint="local")
 
@@ -153,6 +153,16 @@ def down(obj: dict, state_dir: str | None, everything: bool) -> None:
         _fail(err)
 
 
+def _firewall_state(settings: Settings) -> str:
+    if not settings.firewall:
+        return "NOT private (firewall: false in pushd.yaml)"
+    rules = firewall.installed(settings)
+    if rules is None:
+        return "unknown (reading the rules needs root)"
+    return f"private (nft table {firewall.table_name(settings)})" if rules else (
+        "NOT private (no rules: is pushd running?)")
+
+
 @main.command()
 @click.option("--state-dir", help="State directory")
 @click.pass_obj
@@ -166,10 +176,7 @@ def status(obj: dict, state_dir: str | None) -> None:
     click.echo(f"SSH:        port {s.ssh_port}")
     click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")
     click.echo(f"Router:     {platform.router.describe()}")
-    from . import firewall
-
-    private = "private (nft table " + firewall.table_name(s) + ")"
-    click.echo(f"Dyno ports: {private if firewall.installed(s) else 'NOT private (no rules)'}")
+    click.echo(f"Dyno ports: {_firewall_state(s)}")
     click.echo(f"Runtime:    {s.runtime}")
     dynos = [d for d in platform.runtime.list() if d.running]
     click.echo(f"Dynos:      {len(dynos)} running")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -49,12 +50,17 @@ def run(platform: Platform) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stop = threading.Event()
     ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
+    guard = None
+    if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
+        try:
+            firewall.apply(settings)
+        except PushdError as err:
+            raise PushdError(f"{err} (or set `firewall: false` in pushd.yaml to run without "
+                             "private dyno ports)") from None
+        guard = functools.partial(firewall.apply, settings)
     platform.router.start()
-    try:
-        firewall.apply(settings)
-    except PushdError as err:
-        log.warning("dyno ports are NOT private: %s", err)
-    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
+                            guard=guard)
     platform.supervisor = supervisor
     paths.pid_file.write_text(f"{os.getpid()}\n")
 
@@ -77,6 +83,9 @@ def run(platform: Platform) -> None:
             ticks += 1
             if ticks % 30 == 0:
                 housekeeping(platform)
+            if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
+                log.warning("dyno port rules were removed from outside; putting them back")
+                supervisor.reguard()
     finally:
         stop.set()
         ssh.stop()

@@ -7,9 +7,10 @@ host never undo each other's rules) drops:
 
 - new connections (SYN without ACK: replies to the host's own outgoing connections pass, and
   no conntrack is needed) to the dyno port range arriving on any interface but loopback;
-- connections from app uids (the sandboxes) to the dyno port range on this host (loopback,
-  which also carries traffic to the host's own addresses): apps talk to each other through
-  the router, as on Heroku, and still reach outside services on any port.
+- connections from app uids (the sandboxes) to this instance's web dyno ports on this host
+  (loopback, which also carries traffic to the host's own addresses), except to the app's
+  own web dynos (the `own` and `web` sets, kept current by the supervisor): apps talk to
+  each other through the router, as on Heroku, and still reach outside services on any port.
 
 Root (pushd's probes) and nginx's workers are not app uids, so they still reach every dyno.
 """
@@ -20,15 +21,13 @@ import hashlib
 import logging
 import shutil
 import subprocess
+from collections.abc import Iterable
 
 from .errors import PushdError
-from .settings import Settings
+from .settings import APP_UID_SPAN, Settings
 
 log = logging.getLogger("pushd.firewall")
 
-# app uids are uid_base + app id; the span stops short of nobody (65534), which may run
-# nginx's workers
-APP_UID_SPAN = 20_000
 
 
 def table_name(settings: Settings) -> str:
@@ -36,40 +35,57 @@ def table_name(settings: Settings) -> str:
     return f"pushd_{digest}"
 
 
-def ruleset(settings: Settings) -> str:
-    """The nft script that (re)creates this instance's table atomically."""
+def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> str:
+    """The nft script that (re)creates this instance's table atomically. `own` holds the
+    (port, app uid) of every running web dyno of this instance.
+
+    App uids are refused only this instance's dyno ports (the `web` set), never the whole
+    range: an accept in one table cannot undo a reject in another, so two instances on one
+    host must not refuse each other's ports."""
     low, high = settings.port_range
     first_uid = settings.uid_base
     last_uid = settings.uid_base + APP_UID_SPAN - 1
     name = table_name(settings)
+    pairs = sorted({(int(port), int(uid)) for port, uid in own})
+    own_set = _set("inet_service . uid", [f"{port} . {uid}" for port, uid in pairs])
+    web_set = _set("inet_service", sorted({str(port) for port, _ in pairs}))
     return (
         f"table inet {name}\n"
         f"delete table inet {name}\n"
         f"table inet {name} {{\n"
+        f"  set own {{ {own_set} }}\n"
+        f"  set web {{ {web_set} }}\n"
         f"  chain input {{\n"
         f"    type filter hook input priority filter; policy accept;\n"
         f'    iifname != "lo" tcp dport {low}-{high} tcp flags & (syn | ack) == syn drop\n'
         f"  }}\n"
         f"  chain output {{\n"
         f"    type filter hook output priority filter; policy accept;\n"
-        f'    oifname "lo" tcp dport {low}-{high} meta skuid {first_uid}-{last_uid} '
+        f'    oifname "lo" tcp dport . meta skuid @own accept\n'
+        f'    oifname "lo" tcp dport @web meta skuid {first_uid}-{last_uid} '
         f"reject with tcp reset\n"
         f"  }}\n"
         f"}}\n"
     )
 
 
-def _nft(script: str) -> subprocess.CompletedProcess:
+def _set(kind: str, elements: list[str]) -> str:
+    listed = f" elements = {{ {', '.join(elements)} }}" if elements else ""
+    return f"type {kind};{listed}"
+
+
+def _nft(script: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
                           timeout=30)
 
 
-def apply(settings: Settings) -> None:
-    """Install (or refresh) the rules. Raises PushdError if nft is there but refuses."""
+def apply(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> None:
+    """Install (or refresh, with the current web dynos) the rules. Raises PushdError when
+    nft is missing or refuses."""
     if shutil.which("nft") is None:
         raise PushdError("nft (package nftables) is missing: dyno ports would be reachable "
                          "from outside; install nftables")
-    done = _nft(ruleset(settings))
+    done = _nft(ruleset(settings, own))
     if done.returncode != 0:
         raise PushdError(f"nft refused pushd's dyno rules: {done.stderr.strip()}")
 
@@ -81,10 +97,13 @@ def remove(settings: Settings) -> None:
     _nft(f"table inet {name}\ndelete table inet {name}\n")
 
 
-def installed(settings: Settings) -> str:
-    """The live table as nft prints it ('' when absent): for `pushd status` and tests."""
+def installed(settings: Settings) -> str | None:
+    """The live table as nft prints it, '' when absent, None when it cannot be read (not
+    root): for `pushd status`, the daemon's housekeeping and tests."""
     if shutil.which("nft") is None:
         return ""
     done = subprocess.run(["nft", "list", "table", "inet", table_name(settings)],
                           capture_output=True, text=True, timeout=30)
-    return done.stdout if done.returncode == 0 else ""
+    if done.returncode == 0:
+        return done.stdout
+    return None if "Operation not permitted" in done.stderr else ""

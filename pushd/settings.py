@@ -39,6 +39,7 @@ class Settings:
     crash_backoff_max: float = 300.0
     uid_base: int = 40000
     port_range: tuple[int, int] = (20000, 29999)
+    firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
 
     @property
     def stack(self) -> str:
@@ -98,9 +99,29 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
         if name in known:
             values[name] = _coerce(name, value)
     values["state_dir"] = state_dir
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_ranges(settings)
+    return settings
+
+
+# app uids are uid_base + app id, in a span that stays clear of system users below and of
+# nobody (65534), which may run nginx's workers, above: the firewall refuses the whole span
+APP_UID_SPAN = 20_000
+NOBODY = 65534
+
+
+def _check_ranges(settings: Settings) -> None:
+    low = settings.uid_base
+    if low < 1000 or low + APP_UID_SPAN > NOBODY:
+        raise UsageError(f"uid_base {low} must be between 1000 and {NOBODY - APP_UID_SPAN}: "
+                         f"app uids take {APP_UID_SPAN} from there")
+    first, last = settings.port_range
+    if not 1024 <= first <= last <= 65535:
+        raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")
 
 
 def app_uid(settings: Settings, app_id: int) -> int:
     """Each app builds and runs as its own unprivileged uid (and gid)."""
+    if not 0 < app_id < APP_UID_SPAN:
+        raise UsageError(f"app id {app_id} is outside the {APP_UID_SPAN} app uids")
     return settings.uid_base + app_id

@@ -15,13 +15,14 @@ from collections.abc import Callable
 
 from .dynospec import dyno_env, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
-from .dynostatus import DynoStatus, last_states, write_failure, write_status
+from .dynostatus import DynoStatus, last_states, write_failure
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
 from .logs import AppLog
 from .models import App, Release
 from .paths import Paths
 from .ports import PortAllocator, tcp_accepts
+from .publish import Guard, Publisher
 from .router.base import Route
 from .runtime.base import DynoInfo, DynoSpec
 from .settings import Settings, app_uid
@@ -33,13 +34,13 @@ class Supervisor:
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time, ports: PortAllocator | None = None,
                  probe: Callable[[int], bool] = tcp_accepts, stable_after: float = 10.0,
-                 write_snapshot: bool = True) -> None:
+                 write_snapshot: bool = True, guard: Guard | None = None) -> None:
         self.store, self.runtime, self.router = store, runtime, router
         self.settings, self.paths, self.clock = settings, paths, clock
         self.ports = ports or PortAllocator(settings.port_range)
         self.probe = probe
         self.stable_after = stable_after
-        self.write_snapshot = write_snapshot
+        self.out = Publisher(router, paths, guard=guard, write_snapshot=write_snapshot)
         self.dynos: dict[str, Dyno] = {}
         self.crashes: dict[Slot, Crash] = {}
         self.drain_until: dict[int, float] = {}
@@ -48,9 +49,6 @@ class Supervisor:
         self._lock = threading.Lock()
         self._requests: list[tuple[str, int, str | None]] = []
         self._wake = threading.Event()
-        self._routes: list[Route] | None = None
-        self._router_error: str | None = None
-        self._snapshot: tuple | None = None
         self._apps: dict[int, App] = {}
         self._pending: dict[int, Release] = {}
         self._serving: dict[int, Release] = {}
@@ -116,8 +114,10 @@ class Supervisor:
         desired, pending = self._desired(now)
         self._converge(desired, now)
         self._rollouts(pending, now)
-        self._apply_routes(self._build_routes())
-        self._write_status(now)
+        self.out.routes_changed(self._build_routes())
+        self.out.ports_changed(frozenset((d.spec.port, d.spec.uid)
+                                         for d in self.dynos.values() if d.spec.port))
+        self.out.status_changed(self.status())
         return self._sleep_for(now)
 
     # steps
@@ -316,11 +316,10 @@ class Supervisor:
                 continue
             routes = self._build_routes({app_id: release.version})
             try:
-                self.router.apply(routes)
+                self.out.switch(routes)
             except RouterError as err:
                 self._fail_release(release, f"the router refused the new configuration: {err}")
                 continue
-            self._routes = routes
             self.store.set_release_status(app_id, release.version, "succeeded")
             self._serving[app_id] = release
             del pending[app_id]
@@ -369,27 +368,13 @@ class Supervisor:
         return build_routes(self._apps.values(), versions, self.dynos.values(), self.halted,
                             self.settings.domain, self.store.domains_by_app(), self.crashes)
 
-    def _apply_routes(self, routes: list[Route]) -> None:
-        if routes == self._routes:
-            return
-        try:
-            self.router.apply(routes)
-        except RouterError as err:
-            if str(err) != self._router_error:
-                log.error("router refused the configuration: %s", err)
-            self._router_error = str(err)
-            return
-        self._routes, self._router_error = routes, None
+    def reguard(self) -> None:
+        """Re-send the port rules on the next pass (they were flushed from outside)."""
+        self.out.reguard()
+        self.wake()
 
     def status(self) -> dict[int, list[DynoStatus]]:
         return status_rows(self.dynos.values(), self.crashes)
-
-    def _write_status(self, now: float) -> None:
-        hosts = sorted(h for route in self._routes or [] for h in route.hosts)
-        snapshot = (self.status(), {"hosts": hosts, "error": self._router_error})
-        if snapshot != self._snapshot and self.write_snapshot:
-            write_status(self.paths, *snapshot)
-        self._snapshot = snapshot
 
     def _sleep_for(self, now: float) -> float:
         timeout = 0.5

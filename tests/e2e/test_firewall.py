@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 from .harness import PUSHD, PushdUnderTest, python_app, sh
@@ -24,10 +25,14 @@ def test_apps_cannot_call_each_others_dynos_directly(pushd: PushdUnderTest):
     # the platform itself (probes, nginx) still reaches the dyno...
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
         assert resp.read().decode().startswith("I am fwb")
-    # ...another app's sandbox does not, and neither does a one-off of the same app
+    # ...another app's sandbox does not...
     result = pushd.ssh("run", "fwa", "python3", "probe.py", str(port))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "blocked ConnectionRefusedError"
+    # ...while the app itself may call its own web dyno (a one-off, a worker, the dyno itself)
+    result = pushd.ssh("run", "fwb", "python3", "probe.py", str(port))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "reached"
     # through the router, as on Heroku, apps reach each other fine
     assert pushd.http("fwb").body.startswith("I am fwb")
 
@@ -39,5 +44,19 @@ def test_dyno_ports_are_closed_to_other_interfaces(pushd: PushdUnderTest):
     rules = sh(["nft", "list", "table", "inet", table]).stdout
     # new connections only (replies to the host's own connections pass), from outside only
     assert 'iifname != "lo" tcp dport 20000-29999 tcp flags syn / syn,ack drop' in rules, rules
-    # app uids are refused only towards this host: outside services on any port stay reachable
-    assert 'oifname "lo" tcp dport 20000-29999 meta skuid 40000-59999 reject' in rules, rules
+    # app uids are refused only this instance's dyno ports on this host: outside services on
+    # any port, and other pushd instances' dynos, are not this table's business
+    assert 'oifname "lo" tcp dport @web meta skuid 40000-59999 reject' in rules, rules
+    assert 'oifname "lo" tcp dport . meta skuid @own accept' in rules, rules
+
+
+def test_rules_flushed_from_outside_come_back(pushd: PushdUnderTest):
+    status = sh([PUSHD, "status"], env=pushd.env()).stdout
+    table = status.split("nft table ", 1)[1].split(")", 1)[0]
+    assert sh(["nft", "delete", "table", "inet", table]).returncode == 0
+    deadline = time.monotonic() + 30
+    while "Dyno ports: private" not in sh([PUSHD, "status"], env=pushd.env()).stdout:
+        assert time.monotonic() < deadline, "the daemon never restored its rules"
+        time.sleep(0.5)
+    rules = sh(["nft", "list", "table", "inet", table]).stdout
+    assert "meta skuid @own accept" in rules and "reject with tcp reset" in rules

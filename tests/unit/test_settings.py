@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pushd.errors import UsageError
-from pushd.settings import load
+from pushd.settings import APP_UID_SPAN, Settings, app_uid, load
 
 
 def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path):
@@ -31,3 +31,18 @@ def test_memory_per_process_type(tmp_path: Path):
     settings = load({"state_dir": str(tmp_path)}, env={})
     assert settings.memory_for("web") == 256
     assert settings.memory_for("worker") == 1024
+
+
+@pytest.mark.parametrize("text", ["uid_base: 50000\n", "uid_base: 0\n",
+                                  "port_range: 80-90\n"])
+def test_ranges_that_would_break_isolation_are_refused(tmp_path, text):
+    (tmp_path / "pushd.yaml").write_text(text)
+    with pytest.raises(UsageError):
+        load({"state_dir": str(tmp_path)}, env={})
+
+
+def test_app_uids_stay_in_their_span():
+    settings = Settings(state_dir=Path("/x"))
+    assert app_uid(settings, 1) == 40001
+    with pytest.raises(UsageError):
+        app_uid(settings, APP_UID_SPAN)

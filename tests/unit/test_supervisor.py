@@ -344,6 +344,21 @@ def test_route_of_an_app_whose_web_dynos_crashed_is_h10(w):
     assert w.router.applied[-1][0].crashed is False  # scaled to zero: H14 again
 
 
+def test_port_guard_gets_every_web_dyno_port_and_uid_when_they_change(w):
+    sent: list[frozenset] = []
+    w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
+                       ports=FakePorts(), probe=w.bound.__contains__, guard=sent.append)
+    deploy_live(w, {"web": "python app.py", "worker": "python worker.py"})
+    web = w.runtime.running("web")[0]
+    assert sent[-1] == {(web.port, 40000 + w.app.id)}  # workers have no port
+    count = len(sent)
+    w.tick()
+    assert len(sent) == count  # unchanged: not sent again
+    w.sup.reguard()  # the rules were flushed from outside
+    w.tick()
+    assert len(sent) == count + 1 and sent[-1] == sent[-2]
+
+
 def test_adopted_web_dyno_that_was_up_survives_a_missed_probe(w):
     deploy_live(w)
     web = w.runtime.running("web")[0]
