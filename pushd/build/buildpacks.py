@@ -30,6 +30,9 @@ REF_RE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
 BUNDLED_PREFIXES = ("pushd/", "heroku/")  # Heroku users type heroku/python from memory
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 HEXISH_RE = re.compile(r"^[0-9a-f]{4,40}$")
+OLD_CACHE_RE = re.compile(r"^[0-9a-f]{20}$")  # the earlier layout: a checkout per URL#ref
+LATEST_REF = "refs/pushd/latest"  # the one ref a cache keeps: where the next fetch starts
+PACK_LIMIT = 20  # a cache with more packs than this has them merged into one
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,14 @@ class BuildpackResolver:
         return self.cache_root / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.git"
 
 
+def remove_old_layout(cache_root: Path) -> None:
+    """Drop the checkouts an earlier layout kept (`<hash>/`, beside today's `<hash>.git`):
+    nothing reads them any more."""
+    for entry in cache_root.iterdir():
+        if OLD_CACHE_RE.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 class _GitFetch:
     """One git buildpack reference resolved for one build."""
 
@@ -243,19 +254,46 @@ class _GitFetch:
         return sha
 
     def _store(self, sha: str) -> None:
-        """Copy the commit's new objects into the shared cache and keep a ref to it, so the
-        next fetch of this URL negotiates from there (or is skipped for this sha)."""
+        """Copy the commit's new objects into the shared cache and point its one ref there,
+        so the next fetch of this URL negotiates from it. Objects are never pruned (a pinned
+        commit is served from the cache, and concurrent builds borrow them), so what grows
+        is the buildpack's own history; refs stay at one and packs at PACK_LIMIT."""
         self.cache_root.mkdir(parents=True, exist_ok=True)
+        remove_old_layout(self.cache_root)
         with self._locked():
             if not (self.cache / "objects").is_dir():
                 self._init_cache()
             if not self._cached(sha):
                 self._copy_objects(sha)
-            lines: list[str] = []
-            if self._root(["update-ref", f"refs/pushd/{sha}", sha], lines) != 0:
-                raise BuildError(f"Could not cache buildpack {self.value}: "
-                                 f"{(lines or ['git update-ref failed'])[-1].strip()}",
-                                 phase="detect")
+            self._point_ref(sha)
+            self._merge_packs()
+
+    def _cache_failure(self, lines: list[str], default: str) -> BuildError:
+        return BuildError(f"Could not cache buildpack {self.value}: "
+                          f"{(lines or [default])[-1].strip()}", phase="detect")
+
+    def _point_ref(self, sha: str) -> None:
+        """LATEST_REF at `sha`; any other ref (a ref per fetched commit, as earlier versions
+        kept) is deleted."""
+        lines: list[str] = []
+        if self._root(["update-ref", LATEST_REF, sha], lines) != 0:
+            raise self._cache_failure(lines, "git update-ref failed")
+        refs: list[str] = []
+        if self._root(["for-each-ref", "--format=%(refname)"], refs) != 0:
+            raise self._cache_failure(refs, "git for-each-ref failed")
+        for ref in (line.strip() for line in refs):
+            if ref and ref != LATEST_REF and self._root(["update-ref", "-d", ref], lines) != 0:
+                raise self._cache_failure(lines, "git update-ref -d failed")
+
+    def _merge_packs(self) -> None:
+        """One pack per fetch of a new commit adds up: past PACK_LIMIT they become one,
+        unreachable objects included (never pruned, see `_store`)."""
+        if len(list((self.cache / "objects" / "pack").glob("*.pack"))) <= PACK_LIMIT:
+            return
+        lines: list[str] = []
+        if self._root(["-c", "repack.writeBitmaps=false", "repack", "-a", "-d", "-q",
+                       "--keep-unreachable"], lines) != 0:
+            raise self._cache_failure(lines, "git repack failed")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -279,12 +317,12 @@ class _GitFetch:
         """Create the bare repository whole, then rename it in place."""
         fresh = Path(tempfile.mkdtemp(prefix=".init-", dir=self.cache_root))
         try:
-            env = self.root_env
             for argv in (["git", "init", "--quiet", "--bare", "--shared=0644", str(fresh)],
                          ["git", "-C", str(fresh), "config", "gc.auto", "0"]):
-                if subprocess.run(argv, env=env, capture_output=True).returncode != 0:
-                    raise BuildError(f"Could not cache buildpack {self.value}: git init failed",
-                                     phase="detect")
+                lines: list[str] = []
+                if run_streaming(argv, lines.append, self.deadline, "detect",
+                                 env=self.root_env, timeout_label=self.timeout_label) != 0:
+                    raise self._cache_failure(lines, "git init failed")
             os.chmod(fresh, 0o755)  # app uids read it as an alternate object store
             os.rename(fresh, self.cache)
         finally:

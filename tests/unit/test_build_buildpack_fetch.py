@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pushd.build.buildpacks import BuildpackResolver
+from pushd.build import buildpacks
+from pushd.build.buildpacks import LATEST_REF, BuildpackResolver, _GitFetch
+from pushd.build.process import BuildTimeout
 from pushd.errors import BuildError
 
 
@@ -156,3 +158,45 @@ def test_concurrent_builds_share_the_cache_safely(tmp_path, resolve):
     subprocess.run(["git", "-C", str(cache), "fsck", "--strict"], check=True,
                    capture_output=True)
     assert git(cache, "cat-file", "-p", git(src, "rev-parse", "HEAD")).startswith("tree ")
+
+
+def test_the_cache_keeps_one_ref_and_a_bounded_number_of_packs(tmp_path, resolve, monkeypatch):
+    monkeypatch.setattr(buildpacks, "PACK_LIMIT", 2)
+    src = tmp_path / "bp"
+    first = commit(src, "v1")
+    url = f"file://{src}#main"
+    assert resolve(url)[0] == "v1"
+    cache = BuildpackResolver(tmp_path, resolve.cache).cache_repo(f"file://{src}")
+    git(cache, "update-ref", f"refs/pushd/{first}", first)  # as earlier versions kept them
+    for version in ("v2", "v3", "v4", "v5"):
+        sha = commit(src, version)
+        assert resolve(url)[0] == version
+        assert git(cache, "for-each-ref", "--format=%(refname) %(objectname)") == (
+            f"{LATEST_REF} {sha}")
+        assert len(list((cache / "objects" / "pack").glob("*.pack"))) <= 2
+    shutil.rmtree(src)  # merged packs still hold the older commits: pinned ones need no fetch
+    assert resolve(f"file://{src}#{first}") == ("v1", [])
+    subprocess.run(["git", "-C", str(cache), "fsck", "--strict"], check=True,
+                   capture_output=True)
+
+
+def test_checkouts_of_the_old_cache_layout_are_removed(tmp_path, resolve):
+    old = resolve.cache / "0123456789abcdef0123"
+    (old / "bin").mkdir(parents=True)
+    (old / "bin" / "compile").write_text("#!/bin/sh\n")
+    src = tmp_path / "bp"
+    commit(src, "v1")
+    assert resolve(f"file://{src}#main")[0] == "v1"
+    assert not old.exists()
+    assert sorted(p.suffix for p in resolve.cache.iterdir()) == [".git", ".lock"]
+
+
+def test_making_the_cache_repository_keeps_to_the_build_deadline(tmp_path):
+    resolver = BuildpackResolver(tmp_path / "bundled", tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "tmp").mkdir()
+    fetch = _GitFetch(resolver, "file:///bp#main", time.monotonic() - 1, "60 seconds",
+                      tmp_path / "tmp")
+    with pytest.raises(BuildTimeout, match="Build timed out after 60 seconds"):
+        fetch._init_cache()
+    assert list((tmp_path / "cache").iterdir()) == []
