@@ -148,6 +148,12 @@ def start_detached(platform: Platform, argv: list[str]) -> int:
     ours = platform.daemon_pid() == proc.pid
     if not ours or not wait_for_port(settings.ssh_host, settings.ssh_port, 60,
                                      lambda: proc.poll() is None):
+        if proc.poll() is None:  # never a daemon coming up after we said it failed
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         tail = paths.daemon_log.read_text(errors="replace").strip().splitlines()[-1:]
         reason = tail[0] if tail else f"see {paths.daemon_log}"
         raise PushdError(f"pushd did not come up: {reason}")

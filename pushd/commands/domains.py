@@ -56,7 +56,12 @@ def domains_remove(ctx: Context, app: App, args: list[str]) -> None:
     _, before = router_state(ctx.platform.paths)
     ctx.store.remove_domain(app.id, host)
     ctx.platform.notify()
-    _wait_routed(ctx, host, False, before)
+    try:
+        _wait_routed(ctx, host, False, before)
+    except RouterError:
+        ctx.store.add_domain(app.id, host)  # store and router agree again
+        ctx.platform.notify()
+        raise
     ctx.line("done")
 
 

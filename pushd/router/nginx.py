@@ -3,10 +3,7 @@ daemon, outliving pushd's) or, with `system_nginx`, writes an include file for t
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
-import re
 import signal
 import socket
 import subprocess
@@ -20,65 +17,10 @@ from ..paths import Paths
 from ..procs import children_map, proc_stat
 from ..settings import Settings
 from .base import Route
+from .nginxhost import ipv6_available, listen_addresses, nginx_error, worker_user
 from .render import RenderOptions, generation_of, render
 
 SYSTEM_INCLUDE = Path("/etc/nginx/conf.d/pushd.conf")
-WORKER_USERS = ("nobody", "www-data")
-_LOG_PREFIX = re.compile(r"^[0-9/]{10} [0-9:]{8} (\[[a-z]+\]) [0-9]+#[0-9]+: ")
-
-
-def listen_addresses(host: str, port: int, ipv6: bool) -> tuple[str, ...]:
-    """The IPv4 address from the settings, plus its IPv6 twin when the host has IPv6."""
-    addresses = [f"{host}:{port}"]
-    if ipv6 and host == "0.0.0.0":
-        addresses.append(f"[::]:{port}")  # ipv6only is nginx's default; options may appear
-        # only once per address, and every app's server block repeats the address
-    elif ipv6 and host == "127.0.0.1":
-        addresses.append(f"[::1]:{port}")
-    return tuple(addresses)
-
-
-def ipv6_available(host: str = "::1") -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind((host, 0))
-        return True
-    except OSError:
-        return False
-
-
-def worker_user() -> str | None:
-    """An unprivileged user (and its group) for nginx workers; None unless we are root."""
-    if os.geteuid() != 0:
-        return None
-    for name in WORKER_USERS:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        try:
-            return f"{name} {grp.getgrgid(entry.pw_gid).gr_name}"
-        except KeyError:
-            return name
-    return None
-
-
-def nginx_error(output: str) -> str:
-    """nginx's own complaint, on one line (the first [emerg]/[alert]/[crit] line)."""
-    # "2026/11/26 08:35:01 [emerg] 6032#6032: msg" (error log) or "nginx: [emerg] msg" (stderr)
-    lines = [
-        _LOG_PREFIX.sub(r"\1 ", line.strip()).removeprefix("nginx: ")
-        for line in output.splitlines()
-        if line.strip()
-    ]
-    for line in lines:
-        if any(level in line for level in ("[emerg]", "[alert]", "[crit]")):
-            return line
-    return lines[-1] if lines else "nginx failed without a message"
-
-
 def _proc_title(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -359,19 +301,20 @@ class NginxRouter:
     def rotate_logs(self, max_bytes: int) -> None:
         """access.log and error.log over max_bytes become .1 (replacing the previous .1), and
         nginx reopens its files (SIGUSR1): bounded disk use however busy the apps are."""
-        master = None if self.system else self.master_pid()
-        if master is None:
-            return
-        rotated = False
-        for path in (self.dir / "access.log", self.error_log):
-            try:
-                if path.stat().st_size > max_bytes:
-                    os.replace(path, path.with_name(path.name + ".1"))
-                    rotated = True
-            except FileNotFoundError:
-                continue
-        if rotated:
-            os.kill(master, signal.SIGUSR1)
+        with self._lock:  # never while a reload watches error.log from an offset
+            master = None if self.system else self.master_pid()
+            if master is None:
+                return
+            rotated = False
+            for path in (self.dir / "access.log", self.error_log):
+                try:
+                    if path.stat().st_size > max_bytes:
+                        os.replace(path, path.with_name(path.name + ".1"))
+                        rotated = True
+                except FileNotFoundError:
+                    continue
+            if rotated:
+                os.kill(master, signal.SIGUSR1)
 
     def describe(self) -> str:
         if self.system:

@@ -9,7 +9,7 @@ import pytest
 
 from pushd.errors import RouterError
 from pushd.router.base import Route
-from pushd.router.nginx import listen_addresses
+from pushd.router.nginxhost import listen_addresses
 from pushd.router.render import RenderOptions, generation_of, nginx_quote, render
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
