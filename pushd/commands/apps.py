@@ -8,7 +8,7 @@ from .. import names
 from ..appfiles import deploy_lock, ensure_repo
 from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
-from ..errors import Conflict, Forbidden, UsageError
+from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
 from ..models import App, Key
 from ..platform import Platform
 from .registry import Context, command, no_more, one_arg, parse_options
@@ -67,14 +67,28 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
     # a push in progress holds the lock: refuse rather than pull its app from under it
     with deploy_lock(platform, app, ctx.err, wait=False):
         ctx.out(f"Destroying {app.name} (including all add-ons)... ")
-        platform.store.delete_app(app.id)  # the supervisor stops what no longer has an app
-        platform.notify()
-        if platform.supervisor is not None:
-            platform.supervisor.stop_all(app.id)
-        else:
-            stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
-        shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
+        _stop_dynos(platform, app)  # first: if they will not stop, the app is still whole
+        platform.store.delete_app(app.id)
+        try:
+            platform.notify()
+        finally:  # the row is gone: nothing would ever remove the folder later
+            shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
     ctx.line("done")
+
+
+def _stop_dynos(platform: Platform, app: App) -> None:
+    """Stop every dyno of the app; RuntimeFailure, with nothing deleted, if they would not."""
+    if platform.supervisor is not None:
+        try:
+            platform.supervisor.stop_all(app.id)
+        except RuntimeFailure:
+            raise RuntimeFailure(f"Timed out stopping the dynos of {app.name}; nothing was "
+                                 f"deleted: run apps:destroy {app.name} again") from None
+        return
+    # from the local CLI: a running daemon must not replace what we stop here
+    platform.store.set_stopped(app.id, True)
+    platform.notify()
+    stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
 
 
 @command("apps:info", "APP", "Show an app's details")

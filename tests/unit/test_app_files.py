@@ -16,7 +16,8 @@ from pushd import appfiles
 from pushd.build.builder import BuildpackBuilder
 from pushd.build.slug import make_slug
 from pushd.commands.apps import create_app
-from pushd.errors import BuildError, NotFound
+from pushd.commands.registry import Context, dispatch
+from pushd.errors import BuildError, NotFound, RuntimeFailure
 from pushd.gitserver import receive
 from pushd.models import Key
 from pushd.platform import BUNDLED_BUILDPACKS, Platform
@@ -119,3 +120,76 @@ def test_a_slug_is_not_written_into_a_destroyed_app(tmp_path: Path):
     assert err.value.phase == "slug"
     assert not (tmp_path / "apps").exists()
     assert os.listdir(app_dir) == ["x"]
+
+
+class StubbornSupervisor:
+    """The daemon's supervisor, whose dynos take too long to stop the first time."""
+
+    def __init__(self) -> None:
+        self.stops = 0
+
+    def stop_all(self, app_id: int, timeout: float | None = None) -> None:
+        self.stops += 1
+        if self.stops == 1:
+            raise RuntimeFailure("Timed out waiting for the dynos to stop")
+
+    def wake(self) -> None:
+        pass
+
+
+def _destroy(platform: Platform, name: str) -> tuple[int, list[str]]:
+    said: list[str] = []
+    ctx = Context(platform, ADMIN, said.append, said.append)
+    return dispatch(ctx, ["apps:destroy", name, "--confirm", name]), said
+
+
+def test_a_destroy_whose_dynos_do_not_stop_deletes_nothing_and_can_be_run_again(
+        platform: Platform):
+    app = create_app(platform, "myapp", ADMIN)
+    platform.supervisor = StubbornSupervisor()
+    status, said = _destroy(platform, "myapp")
+    assert status == 1
+    assert said[-1] == (" !    Timed out stopping the dynos of myapp; nothing was deleted: "
+                        "run apps:destroy myapp again\n")
+    assert platform.store.app_by_id(app.id) is not None
+    assert platform.paths.repo(app.id).is_dir()
+    status, said = _destroy(platform, "myapp")
+    assert status == 0 and said[-1] == "done\n"
+    assert platform.store.app_by_id(app.id) is None
+    assert not platform.paths.app_dir(app.id).exists()
+
+
+def test_a_destroyed_apps_folder_goes_even_if_waking_the_supervisor_fails(
+        platform: Platform, monkeypatch):
+    app = create_app(platform, "myapp", ADMIN)
+    platform.supervisor = StubbornSupervisor()
+    platform.supervisor.stops = 1  # they stop at once
+
+    def broken_notify() -> None:
+        raise OSError("the supervisor could not be woken")
+
+    monkeypatch.setattr(platform, "notify", broken_notify)
+    with pytest.raises(OSError):
+        _destroy(platform, "myapp")
+    assert platform.store.app_by_id(app.id) is None
+    assert not platform.paths.app_dir(app.id).exists()
+
+
+class NoDynos:
+    def list(self) -> list:
+        return []
+
+
+def test_a_local_destroy_stops_the_app_before_deleting_it(platform: Platform, monkeypatch):
+    app = create_app(platform, "myapp", ADMIN)
+    seen: list[bool] = []
+
+    def runtime(self: Platform) -> NoDynos:
+        seen.append(self.store.app_by_id(app.id).stopped)
+        return NoDynos()
+
+    monkeypatch.setattr(Platform, "runtime", property(runtime))
+    assert _destroy(platform, "myapp")[0] == 0
+    assert seen == [True]  # a running daemon would not start what the CLI stops
+    assert platform.store.app_by_id(app.id) is None
+    assert not platform.paths.app_dir(app.id).exists()
