@@ -8,6 +8,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 
 from .errors import RuntimeFailure
 from .models import Release
@@ -50,12 +51,14 @@ def oneoff_spec(store, settings: Settings, paths: Paths, app_id: int, command: s
         memory_mb=settings.memory_for("run"), stop_timeout=settings.stop_timeout)
 
 
-def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float) -> None:
-    """Stop every dyno of the app through the runtime and return once they are gone."""
-    mine = [i for i in runtime.list() if i.spec.app_id == app_id]
-    for info in mine:
-        if info.running:
-            runtime.stop(info.spec.id)
+def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float,
+                   match: Callable[[DynoSpec], bool] = lambda spec: True) -> list[DynoSpec]:
+    """Stop every dyno of the app (that `match`) through the runtime and return once they
+    are gone (SIGKILLed past `timeout`): the specs of those that were running."""
+    mine = [i for i in runtime.list() if i.spec.app_id == app_id and match(i.spec)]
+    stopped = [info.spec for info in mine if info.running]
+    for spec in stopped:
+        runtime.stop(spec.id)
     deadline = time.monotonic() + timeout
     ids = {i.spec.id for i in mine}
     while ids and time.monotonic() < deadline:
@@ -67,6 +70,7 @@ def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float) -> None:
             time.sleep(0.1)
     for dyno_id in ids:
         runtime.remove(dyno_id)
+    return stopped
 
 
 def request_restart(paths: Paths, app_id: int, target: str | None) -> None:

@@ -7,7 +7,7 @@ import shlex
 import time
 
 from .. import names
-from ..dynospec import oneoff_spec, request_restart
+from ..dynospec import oneoff_spec, request_restart, stop_app_dynos
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
 from ..models import App
@@ -116,11 +116,23 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
         platform.supervisor.restart(app.id, target)
         ctx.line("done")
         return
+    if platform.daemon_pid() is None:
+        # no supervisor to hand it to, and a request left for it would fire whenever pushd
+        # next starts: stop them now; pushd starts them again when it starts
+        stopped = stop_app_dynos(
+            platform.runtime, app.id, platform.settings.stop_timeout + 15,
+            lambda spec: spec.process_type != "run" and target in (None, spec.process_type,
+                                                                   spec.dyno))
+        dynos = list(dict.fromkeys(  # a web.1 still draining an older release is one more
+            spec.dyno for spec in sorted(stopped, key=lambda s: (s.process_type, s.index))))
+        if dynos:
+            ctx.line(f"pushd is not running: stopped {', '.join(dynos)}; "
+                     f"{'it starts' if len(dynos) == 1 else 'they start'} again with pushd up")
+        else:
+            ctx.line("pushd is not running and none of them runs; they start with pushd up")
+        return
     # from the local CLI: the daemon's supervisor replaces them (web: successor first)
     request_restart(platform.paths, app.id, target)
-    if platform.daemon_pid() is None:
-        ctx.line("queued: pushd is not running; they restart when it starts")
-        return
     platform.notify()
     ctx.line("done")
 

@@ -16,6 +16,7 @@ from pushd.errors import NotFound, UsageError
 from pushd.logs import AppLog
 from pushd.models import Key
 from pushd.platform import Platform
+from pushd.runtime.base import DynoInfo, DynoSpec
 from pushd.settings import Settings
 
 ADMIN = Key(name="admin", role="admin", public_key="", fingerprint="")
@@ -140,3 +141,50 @@ def test_logs_tail_ends_when_the_ssh_connection_is_gone(h: Harness):
     logs(Context(h.platform, ADMIN, out.append, out.append, cancelled=ctx.cancelled),
          h.app, ["-t"])  # returns instead of streaming forever
     assert [line.rsplit(": ", 1)[1] for line in out] == ["hello\n"]
+
+
+class StoppableRuntime:
+    """The dynos' own records (what the runtime reads back), with no daemon around."""
+
+    def __init__(self, dynos: list[DynoInfo]) -> None:
+        self.dynos = {info.spec.id: info for info in dynos}
+        self.stopped: list[str] = []
+
+    def list(self) -> list[DynoInfo]:
+        return list(self.dynos.values())
+
+    def stop(self, dyno_id: str) -> None:
+        self.stopped.append(dyno_id)
+        self.dynos[dyno_id].running = False
+
+    def remove(self, dyno_id: str) -> None:
+        self.dynos.pop(dyno_id, None)
+
+
+def _dyno(app_id: int, ptype: str, index: int, release: int = 1) -> DynoInfo:
+    spec = DynoSpec(id=f"{app_id}-{ptype}.{index}-v{release}-abc", app_id=app_id, app="a",
+                    release=release, process_type=ptype, index=index, command="x", env={},
+                    slug_dir="/nowhere", uid=1)
+    return DynoInfo(spec=spec, pid=None, running=True)
+
+
+def test_restart_without_the_daemon_stops_the_dynos_and_queues_nothing(h: Harness,
+                                                                       monkeypatch):
+    h.platform.store.set_formation(h.app.id, {"web": 2, "worker": 1})
+    runtime = StoppableRuntime([_dyno(h.app.id, "web", 2), _dyno(h.app.id, "web", 1),
+                                _dyno(h.app.id, "web", 1, release=0),  # still draining
+                                _dyno(h.app.id, "worker", 1), _dyno(h.app.id + 1, "web", 1)])
+    monkeypatch.setattr(h.platform, "daemon_pid", lambda: None)
+    monkeypatch.setattr(Platform, "runtime", property(lambda self: runtime))
+    ps_restart(h.ctx, h.app, ["web"])
+    assert h.stdout[-1] == ("pushd is not running: stopped web.1, web.2; they start again "
+                            "with pushd up\n")
+    assert sorted(runtime.stopped) == [f"{h.app.id}-web.1-v0-abc", f"{h.app.id}-web.1-v1-abc",
+                                       f"{h.app.id}-web.2-v1-abc"]
+    ps_restart(h.ctx, h.app, ["worker.1"])
+    assert h.stdout[-1] == "pushd is not running: stopped worker.1; it starts again with pushd up\n"
+    assert sorted(runtime.dynos) == [f"{h.app.id + 1}-web.1-v1-abc"]  # another app's: untouched
+    ps_restart(h.ctx, h.app, [])
+    assert h.stdout[-1] == "pushd is not running and none of them runs; they start with pushd up\n"
+    assert take_restart_requests(h.platform.paths) == []
+    assert not (h.platform.paths.dynos_dir / ".restart-requests").exists()
