@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 from .. import names
 from ..appfiles import deploy_lock, ensure_repo
 from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
+from ..dynostatus import router_state
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
 from ..models import App, Key
 from ..platform import Platform
@@ -68,12 +70,28 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
     with deploy_lock(platform, app, ctx.err, wait=False):
         ctx.out(f"Destroying {app.name} (including all add-ons)... ")
         _stop_dynos(platform, app)  # first: if they will not stop, the app is still whole
+        hosts = {f"{app.name}.{platform.settings.domain}", *platform.store.domains(app.id)}
         platform.store.delete_app(app.id)
         try:
             platform.notify()
         finally:  # the row is gone: nothing would ever remove the folder later
             shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
+    if not _wait_unrouted(platform, hosts):
+        ctx.out("(the router has not dropped it yet) ")
     ctx.line("done")
+
+
+def _wait_unrouted(platform: Platform, hosts: set[str], timeout: float = 15.0) -> bool:
+    """Wait until the running router serves none of `hosts` (its stopped dynos left them
+    answering 503 until the supervisor saw the app go), so "done" means they are 404 now."""
+    if not platform.running:
+        return True  # nginx drops them when pushd starts
+    deadline = time.monotonic() + timeout
+    while hosts & router_state(platform.paths)[0]:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _stop_dynos(platform: Platform, app: App) -> None:

@@ -193,3 +193,20 @@ def test_a_local_destroy_stops_the_app_before_deleting_it(platform: Platform, mo
     assert seen == [True]  # a running daemon would not start what the CLI stops
     assert platform.store.app_by_id(app.id) is None
     assert not platform.paths.app_dir(app.id).exists()
+
+
+def test_destroy_says_done_once_the_router_no_longer_serves_the_app(platform: Platform):
+    from pushd.dynostatus import write_status
+
+    create_app(platform, "myapp", ADMIN)
+    platform.supervisor = StubbornSupervisor()
+    platform.supervisor.stops = 1  # they stop at once
+    host = f"myapp.{platform.settings.domain}"
+    write_status(platform.paths, {}, {"hosts": [host, "other.example"], "error": None})
+    dropped = threading.Timer(0.3, write_status, (platform.paths, {},
+                                                  {"hosts": ["other.example"], "error": None}))
+    began = time.monotonic()
+    dropped.start()
+    status, said = _destroy(platform, "myapp")
+    assert status == 0 and said[-1] == "done\n"
+    assert time.monotonic() - began >= 0.3
