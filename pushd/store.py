@@ -6,7 +6,9 @@ happens in one transaction, so a crash at any moment leaves either all of it or 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -68,8 +70,13 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        # secrets live here: the file exists 0600 before SQLite opens it, so the -wal and -shm
+        # files it creates take the same mode (and older ones are tightened)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for name in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{name}", 0o600)
         self._conn().executescript(SCHEMA)  # idempotent; executescript commits on its own
-        self.path.chmod(0o600)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

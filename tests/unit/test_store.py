@@ -117,3 +117,17 @@ def test_a_key_that_owns_apps_is_kept(store: Store):
     assert store.keys() == []
     with pytest.raises(NotFound):
         store.remove_key("alice")
+
+
+def test_database_files_are_private_to_root(tmp_path):
+    import os
+    import stat
+
+    store = Store(tmp_path / "pushd.db")
+    app = store.create_app("secretive", "alice")
+    store.create_release(app.id, description="Set", user="alice",
+                         config_set={"SECRET": "s3cret"})
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["pushd.db", "pushd.db-shm", "pushd.db-wal"]
+    for name in files:
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
