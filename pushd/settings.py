@@ -33,6 +33,7 @@ class Settings:
     boot_timeout: float = 60.0
     drain_seconds: float = 1.0
     memory_mb: int = 512
+    pids_max: int = 256  # processes + threads per dyno: a fork bomb stays inside its dyno
     memory_by_type: dict[str, int] = field(default_factory=dict)
     log_max_bytes: int = 5 * 1024 * 1024
     crash_backoff_base: float = 1.0

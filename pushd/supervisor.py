@@ -341,6 +341,7 @@ class Supervisor:
             env=dyno_env(self.settings, release, name, port),
             slug_dir=self.store.slug(release.slug_id).dir, uid=app_uid(self.settings, app_id),
             port=port, memory_mb=self.settings.memory_for(kind),
+            pids_max=self.settings.pids_max,
             stop_timeout=self.settings.stop_timeout)
         if slot in self.crashes:
             self._platform(spec, "State changed from crashed to starting")

@@ -30,6 +30,7 @@ class DynoSpec:
     uid: int  # unprivileged uid for this app
     port: int | None = None  # web dynos only
     memory_mb: int = 512
+    pids_max: int = 256  # processes and threads in the dyno (Heroku's standard dynos: 256)
     stop_timeout: float = 30.0
 
     @property

@@ -26,9 +26,12 @@ from typing import Any
 from ..procs import children_map, live_stat
 
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
-# Put the process into its cgroup, then become the sandbox: no preexec_fn (unsafe in the
-# threaded daemon), and the pid is in the cgroup before anything of the app runs.
-CGROUP_ENTER = 'echo $$ > "$0" && exec "$@"'
+CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
+# Put the process into its cgroups (memory: "$0"; pids: the same path under pids/, when
+# there), then become the sandbox: no preexec_fn (unsafe in the threaded daemon), and the
+# pid is in the cgroups before anything of the app runs.
+CGROUP_ENTER = ('echo $$ > "$0" && pids="${0%%/memory/*}/pids/${0#*/memory/}" && '
+                '{ [ ! -e "$pids" ] || echo $$ > "$pids"; } && exec "$@"')
 
 
 def atomic_write(path: Path, data: str) -> None:
@@ -156,9 +159,14 @@ class DynoDir:
     def cgroup(self) -> Path:
         return CGROUP_MEMORY / "pushd" / self.id
 
-    def prepare_cgroup(self, memory_mb: int) -> Path | None:
-        """A memory cgroup limited to memory_mb, or None where cgroups are unavailable."""
+    def prepare_cgroup(self, memory_mb: int, pids_max: int = 256) -> Path | None:
+        """A memory cgroup limited to memory_mb (and its pids twin limited to pids_max), or
+        None where cgroups are unavailable."""
         group = self.cgroup()
+        with contextlib.suppress(OSError):  # no pids controller: the memory limit still holds
+            pids = CGROUP_PIDS / "pushd" / self.id
+            pids.mkdir(parents=True, exist_ok=True)
+            (pids / "pids.max").write_text(str(pids_max))
         try:
             group.mkdir(parents=True, exist_ok=True)
             limit = str(memory_mb * 1024 * 1024)
@@ -184,8 +192,17 @@ class DynoDir:
 
     @staticmethod
     def release_cgroup(group: Path | None) -> None:
-        if group is None or not group.exists():
+        if group is None:
             return
+        with contextlib.suppress(ValueError):
+            pids = CGROUP_PIDS / group.relative_to(CGROUP_MEMORY)
+            if pids.exists():
+                DynoDir._remove_group(pids)
+        if group.exists():
+            DynoDir._remove_group(group)
+
+    @staticmethod
+    def _remove_group(group: Path) -> None:
         for _ in range(50):  # the last processes may still be leaving
             try:
                 group.rmdir()

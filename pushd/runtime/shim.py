@@ -64,7 +64,7 @@ class Shim:
             return 0
 
         layer = self.dir.prepare_layer(spec.slug_dir, spec.uid)
-        group = self.dir.prepare_cgroup(spec.memory_mb)
+        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max)
         self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         child = subprocess.Popen(
