@@ -3,7 +3,9 @@ rollback, so all three roll out the same (zero-downtime) way."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,8 +32,11 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     """Cut the next release, tell the supervisor, and (if the platform runs) wait for it.
 
     Raises ReleaseFailed when the new release's dynos did not come up: the previous release
-    keeps serving.
+    keeps serving. A release still rolling out for the app is waited for first, so a config
+    change during a deploy lands on top of the new code instead of replacing it.
     """
+    if platform.running:
+        settle(platform, app)
     new = platform.store.create_release(app.id, description=description, user=user, slug=slug,
                                         config_set=config_set, config_unset=config_unset,
                                         base=base)
@@ -45,13 +50,37 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     if done.status == "failed":
         reason, output = read_failure(platform.paths, app.id, new.version) or (
             "its dynos did not come up (see `logs`)", [])
-        raise ReleaseFailed(f"Release {new.name} failed: {reason}; the previous release keeps "
-                            "serving", [f"app[{reason.split(' ', 1)[0]}]: {line}"
-                                        for line in output])
+        successor = _successor_with_same_slug(platform, app, new, reason)
+        if successor is not None:
+            return successor  # a newer release carries this one's code: it is live
+        serving = platform.store.current_release(app.id)
+        after = "the previous release keeps serving" if serving else "nothing was serving before"
+        raise ReleaseFailed(f"Release {new.name} failed: {reason}; {after}",
+                            [f"app[{reason.split(' ', 1)[0]}]: {line}" for line in output])
     if done.status == "pending":
         raise ReleaseFailed(f"Release {new.name} is still starting after "
                             f"{rollout_timeout(platform):.0f}s")
     return done
+
+
+def settle(platform: Platform, app: App) -> None:
+    """Wait (up to a rollout's time) while a release of the app is still rolling out."""
+    deadline = time.monotonic() + rollout_timeout(platform)
+    while platform.store.pending_release(app.id) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _successor_with_same_slug(platform: Platform, app: App, release: Release,
+                              reason: str) -> Release | None:
+    """For a release superseded by a newer one (two changes at once): that newer release,
+    once live, if it runs the same slug (it then holds this release's change too)."""
+    match = re.fullmatch(r"superseded by v(\d+)", reason)
+    if match is None:
+        return None
+    newer = wait_release(platform.store, app.id, int(match[1]), rollout_timeout(platform),
+                         poll=0.05)
+    ok = newer.status == "succeeded" and newer.slug_id == release.slug_id
+    return newer if ok else None
 
 
 def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from .harness import Poller, PushdUnderTest, python_app
 
 
@@ -33,3 +35,21 @@ def test_a_release_that_never_binds_reports_r10(pushd: PushdUnderTest):
     assert "Release v2 failed: web.1 did not bind $PORT" in result.stderr
     assert "R10 Boot timeout" in result.stderr
     assert pushd.http("sleeper").body.startswith("awake")
+
+
+def test_config_change_during_a_rollout_lands_on_the_new_code(pushd: PushdUnderTest):
+    slow = {"Procfile": "web: sleep 3 && python3 app.py\n"}
+    repo = pushd.new_app_repo("racy", python_app("old code", slow))
+    assert pushd.push(repo).returncode == 0
+    pushd.commit(repo, python_app("new code", slow))
+    push = subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=pushd.env(),
+                            stderr=subprocess.PIPE, text=True)
+    for line in push.stderr:  # the new release is rolling out: its dyno is still booting
+        if "Launching" in line:
+            break
+    setting = pushd.ssh("config:set", "racy", "MOOD=calm")
+    rest = push.stderr.read()
+    assert push.wait(120) == 0, rest
+    assert setting.returncode == 0, setting.stderr
+    assert pushd.http("racy").body.startswith("new code")
+    assert pushd.http("racy", "/env/MOOD").body == "calm"
