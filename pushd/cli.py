@@ -18,10 +18,13 @@ from .settings import Settings, load
 LOCAL_ADMIN = Key(name="local-admin", role="admin", public_key="", fingerprint="local")
 
 
-def platform_for(**flags: object) -> Platform:
-    """The platform for these flags; a bad pushd.yaml or flag ends the CLI with one line."""
+def platform_for(live: bool = True, **flags: object) -> Platform:
+    """The platform for these flags; a bad pushd.yaml or flag ends the CLI with one line.
+    `live`: where the daemon runs, the ports and domain it was started with win (`pushd up
+    --http-port 9000` is what `status` and `apps:info` must report)."""
     try:
-        return Platform(load(flags))
+        settings = load(flags)
+        return Platform(daemon.live_settings(settings) if live else settings)
     except PushdError as err:
         _fail(err)
         raise  # not reached: _fail exits
@@ -124,7 +127,7 @@ def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | 
              "http_port": http_port, "domain": domain, "runtime": runtime,
              "system_nginx": system_nginx}
     try:
-        platform = platform_for(**flags)
+        platform = platform_for(live=False, **flags)
         if admin_key:
             click.echo(daemon.register_admin_key(platform, admin_key))
         if not platform.store.keys():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import logging
 import os
 import signal
@@ -16,6 +18,8 @@ from pathlib import Path
 from . import firewall
 from .errors import Conflict, PushdError
 from .platform import Platform
+from .procs import live_stat
+from .settings import Settings
 
 log = logging.getLogger("pushd")
 
@@ -63,6 +67,8 @@ def run(platform: Platform) -> None:
                             guard=guard)
     platform.supervisor = supervisor
     paths.pid_file.write_text(f"{os.getpid()}\n")
+    live_file(paths.root).write_text(json.dumps(
+        {"pid": os.getpid(), **{name: getattr(settings, name) for name in LIVE_SETTINGS}}))
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -93,6 +99,27 @@ def run(platform: Platform) -> None:
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)
         log.info("pushd stopped; dynos keep running")
+
+
+# what `pushd up` flags may set and other commands must then see as the daemon has them
+LIVE_SETTINGS = ("ssh_host", "ssh_port", "http_host", "http_port", "domain", "runtime",
+                 "system_nginx")
+
+
+def live_file(state_dir: Path) -> Path:
+    return state_dir / "daemon.json"
+
+
+def live_settings(settings: Settings) -> Settings:
+    """`settings` with the running daemon's own values for LIVE_SETTINGS (if it runs)."""
+    try:
+        live = json.loads(live_file(settings.state_dir).read_text())
+        running = int((settings.state_dir / "pushd.pid").read_text())
+    except (OSError, ValueError):
+        return settings
+    if not isinstance(live, dict) or live.get("pid") != running or not live_stat(running):
+        return settings
+    return dataclasses.replace(settings, **{k: live[k] for k in LIVE_SETTINGS if k in live})
 
 
 def housekeeping(platform: Platform) -> None:

@@ -62,6 +62,10 @@ def test_up_with_relative_paths_flags_over_file_then_status_and_down(workdir: Pa
     status = sh([PUSHD, "status", "--state-dir", "state"], cwd=workdir, env=clean_env())
     assert status.returncode == 0, status.stderr
     assert f"running, pid {pid}" in status.stdout
+    assert f"SSH:        port {flag_port}\n" in status.stdout  # as started, not pushd.yaml's
+    apps = sh([PUSHD, "--state-dir", "state", "apps:create", "here"], cwd=workdir,
+              env=clean_env())
+    assert f"http://here.localhost:{http_port}/" in apps.stdout, apps.stdout + apps.stderr
     assert "Router:     nginx, pid " in status.stdout
 
     down = sh([PUSHD, "down", "--state-dir", str(workdir / "state")], env=clean_env(),
