@@ -157,11 +157,22 @@ def usage_of(cmd: Command) -> str:
     return f"Usage: {cmd.name} {cmd.usage}".rstrip()
 
 
+def _app_first(argv: list[str]) -> list[str]:
+    """`-a APP COMMAND ...` (the app before the command, as some type it) becomes
+    `COMMAND -a APP ...`."""
+    if len(argv) >= 3 and argv[0] in ("-a", "--app"):
+        return [argv[2], argv[0], argv[1], *argv[3:]]
+    if len(argv) >= 2 and argv[0].startswith("--app="):
+        return [argv[1], argv[0], *argv[2:]]
+    return argv
+
+
 def dispatch(ctx: Context, argv: Sequence[str]) -> int:
     """Run one admin command; returns the exit status. Errors become one line on stderr."""
     from . import load_all
 
     load_all()
+    argv = _app_first(list(argv))
     if not argv or argv[0] in ("help", "--help", "-h"):
         return COMMANDS["help"].func(ctx, list(argv[1:])) or 0
     cmd = COMMANDS.get(argv[0])

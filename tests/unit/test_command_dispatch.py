@@ -61,6 +61,14 @@ def test_an_options_value_is_not_taken_for_the_app(h: Harness):
     assert h.platform.store.app("myapp").buildpacks == ("heroku/python", "heroku/nodejs")
 
 
+def test_the_app_may_come_before_the_command(h: Harness):
+    assert h.run("config:set", "myapp", "A=1") == 0
+    assert h.run("-a", "myapp", "config") == 0, h.err
+    assert "A: 1" in h.out
+    assert h.run("--app=myapp", "config:get", "A") == 0, h.err
+    assert h.out == "1\n"
+
+
 def test_config_set_no_wait_and_no_restart_mean_the_same(h: Harness, monkeypatch):
     waits = []
     real = deploy.release
