@@ -158,12 +158,15 @@ def usage_of(cmd: Command) -> str:
 
 
 def _app_first(argv: list[str]) -> list[str]:
-    """`-a APP COMMAND ...` (the app before the command, as some type it) becomes
-    `COMMAND -a APP ...`."""
+    """The app before the command, as some type it, goes after it: `-a APP COMMAND ...`, and
+    `APP COMMAND ...` (what is left of `ssh platform -a APP COMMAND`: OpenSSH takes the `-a`
+    as its own option, no agent forwarding) become `COMMAND -a APP ...`."""
     if len(argv) >= 3 and argv[0] in ("-a", "--app"):
         return [argv[2], argv[0], argv[1], *argv[3:]]
     if len(argv) >= 2 and argv[0].startswith("--app="):
         return [argv[1], argv[0], *argv[2:]]
+    if len(argv) >= 2 and argv[0] not in COMMANDS and argv[1] in COMMANDS:
+        return [argv[1], "-a", argv[0], *argv[2:]]
     return argv
 
 
