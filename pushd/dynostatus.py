@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .errors import RouterError
 from .models import Release
 from .paths import Paths
 
@@ -71,6 +73,22 @@ def last_states(paths: Paths) -> dict[str, str]:
     """Runtime dyno id -> the state the previous supervisor last recorded (for adoption)."""
     return {row.get("id", ""): row.get("state", "")
             for rows in _read_all(paths).values() for row in rows}
+
+
+def wait_router(paths: Paths, done: Callable[[set[str]], bool], before: str | None,
+                timeout: float = 15.0) -> bool:
+    """Poll the supervisor's snapshot until `done(hosts the router serves)` (True) or timeout
+    (False), so a command's "done" means the next request is routed. A refusal other than
+    `before` (the router's state when the change was stored) raises RouterError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hosts, error = router_state(paths)
+        if done(hosts):
+            return True
+        if error and error != before:
+            raise RouterError(f"the router refused the new configuration: {error}")
+        time.sleep(0.05)
+    return False
 
 
 def _failure_file(paths: Paths, app_id: int) -> Path:

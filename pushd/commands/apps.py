@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 from .. import names
 from ..appfiles import deploy_lock, ensure_repo
 from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
-from ..dynostatus import router_state
+from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
 from ..models import App, Key
 from ..platform import Platform
@@ -81,17 +80,13 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
     ctx.line("done")
 
 
-def _wait_unrouted(platform: Platform, hosts: set[str], timeout: float = 15.0) -> bool:
+def _wait_unrouted(platform: Platform, hosts: set[str]) -> bool:
     """Wait until the running router serves none of `hosts` (its stopped dynos left them
     answering 503 until the supervisor saw the app go), so "done" means they are 404 now."""
     if not platform.running:
         return True  # nginx drops them when pushd starts
-    deadline = time.monotonic() + timeout
-    while hosts & router_state(platform.paths)[0]:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    _, before = router_state(platform.paths)
+    return wait_router(platform.paths, lambda served: not hosts & served, before)
 
 
 def _stop_dynos(platform: Platform, app: App) -> None:
@@ -149,7 +144,14 @@ def apps_rename(ctx: Context, app: App, args: list[str]) -> None:
     if new == app.name:
         raise Conflict(f"{app.name} is already called {new}")
     ctx.out(f"Renaming {app.name} to {new}... ")
+    domain = ctx.platform.settings.domain
+    _, before = router_state(ctx.platform.paths)
     ctx.store.rename_app(app.id, new)
     ctx.platform.notify()
+    # "done" means the new URL answers and the old one no longer does
+    if ctx.platform.running and not wait_router(
+            ctx.platform.paths, lambda hosts: f"{new}.{domain}" in hosts
+            and f"{app.name}.{domain}" not in hosts, before):
+        ctx.out("(the router has not picked it up yet) ")
     ctx.line("done")
     ctx.line(f"{ctx.platform.app_url(new)} | ssh://git@{ctx.ssh_target}/{new}")

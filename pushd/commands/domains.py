@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from .. import names
-from ..dynostatus import router_state
+from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, RouterError
 from ..models import App
 from ..router.base import Route
@@ -65,19 +63,9 @@ def domains_remove(ctx: Context, app: App, args: list[str]) -> None:
     ctx.line("done")
 
 
-def _wait_routed(ctx: Context, host: str, present: bool, before: str | None,
-                 timeout: float = 15.0) -> None:
-    """Return once the running router serves `host` (or has stopped serving it), so the
-    command's "done" means the next request is routed; raise nginx's refusal if a new one
-    (not `before`, the router's state when the change was stored) came."""
-    if not ctx.platform.running:
-        return  # applied when pushd starts
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hosts, error = router_state(ctx.platform.paths)
-        if (host in hosts) == present:
-            return
-        if error and error != before:
-            raise RouterError(f"the router refused the new configuration: {error}")
-        time.sleep(0.05)
-    ctx.out("(the router has not picked it up yet) ")
+def _wait_routed(ctx: Context, host: str, present: bool, before: str | None) -> None:
+    """Return once the running router serves `host` (or no longer does); RouterError if
+    nginx refused the change."""
+    if ctx.platform.running and not wait_router(
+            ctx.platform.paths, lambda hosts: (host in hosts) == present, before):
+        ctx.out("(the router has not picked it up yet) ")

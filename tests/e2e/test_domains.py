@@ -17,3 +17,13 @@ def test_done_means_the_next_request_is_routed(pushd: PushdUnderTest):
         removed = pushd.ssh("domains:remove", "hosted", host)
         assert removed.returncode == 0, removed.stderr
         assert pushd.http("x", host=host).status == 404
+
+
+def test_rename_is_done_when_the_new_url_answers(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("before", python_app("renamed app"))
+    assert pushd.push(repo).returncode == 0
+    renamed = pushd.ssh("apps:rename", "before", "after")
+    assert renamed.returncode == 0, renamed.stderr
+    assert renamed.stdout.startswith("Renaming before to after... done\n"), renamed.stdout
+    assert pushd.http("after").body.startswith("renamed app")  # no retry
+    assert pushd.http("before").status == 404
