@@ -62,6 +62,11 @@ class DeployingReceivePack(ReceivePackHandler):
             self.repo.refs.set_symbolic_ref(b"HEAD", ref_name)
             deploy_ref = ref_name
         if ref_name != deploy_ref:
+            if ref_name.startswith(b"refs/heads/") and new_sha != ZERO:
+                # said, so nobody takes a stored branch for a deploy
+                branch = ref_name.decode(errors="replace").removeprefix("refs/heads/")
+                self.progress(f"-----> Stored {branch}; only {app.deploy_branch} deploys "
+                              f"(git push platform {branch}:{app.deploy_branch} to deploy it)\n")
             return None
         if new_sha == ZERO:
             return b"the deploy branch cannot be deleted"

@@ -81,6 +81,8 @@ def test_other_branches_are_stored_not_built(pushd: PushdUnderTest):
     result = pushd.push(repo, branch="feature")
     assert result.returncode == 0, result.stderr
     assert "Building" not in result.stderr
+    assert ("remote: -----> Stored feature; only main deploys "
+            "(git push platform feature:main to deploy it)") in result.stderr
     assert "v2" not in pushd.ssh("releases", "branchy").stdout
     remote = sh(["git", "ls-remote", "platform"], cwd=repo, env=pushd.env()).stdout
     assert "refs/heads/feature" in remote
