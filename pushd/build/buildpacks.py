@@ -63,8 +63,10 @@ def validate_buildpack(ref: str) -> str:
     if bundled_name(value):
         return value
     if value.startswith("/"):
-        if not (Path(value) / "bin" / "compile").is_file():
-            raise UsageError(f"Invalid buildpack {value!r}: no bin/compile in that folder")
+        # whether it holds bin/compile is checked at build time as the app's uid: asked here
+        # (as root) the answer would tell any user what exists anywhere on the host
+        if "/../" in f"{value}/" or "/./" in f"{value}/":
+            raise UsageError(f"Invalid buildpack {value!r}: use a plain absolute path")
         return value
     if URL_RE.match(value) or SCP_RE.match(value):
         _, _, git_ref = value.partition("#")
@@ -133,6 +135,12 @@ class BuildpackResolver:
         if name:
             return Buildpack(value, self.bundled_dir / name)
         if value.startswith("/"):
+            compile_script = str(Path(value) / "bin" / "compile")
+            probe = subprocess.run([*self.clone_argv_prefix, "test", "-f", compile_script],
+                                   capture_output=True, timeout=30)
+            if probe.returncode != 0:
+                raise BuildError(f"Invalid buildpack {value!r}: no bin/compile there that the "
+                                 "app's user can read", phase="detect")
             return Buildpack(value, Path(value))
         scratch.mkdir(parents=True, exist_ok=True)
         fetch = _GitFetch(self, value, deadline, timeout_label,

@@ -4,13 +4,14 @@ import pytest
 
 from pushd.build.buildpacks import (
     BUNDLED_ORDER,
+    BuildpackResolver,
     bundled_name,
     parse_buildpacks_file,
     requested_buildpacks,
     validate_buildpack,
 )
 from pushd.build.detect import first_detected
-from pushd.errors import UsageError
+from pushd.errors import BuildError, UsageError
 
 
 @pytest.mark.parametrize("ref", [
@@ -24,12 +25,19 @@ def test_valid_references(ref):
     assert validate_buildpack(f"  {ref} ") == ref
 
 
-def test_local_path_needs_bin_compile(tmp_path):
-    with pytest.raises(UsageError, match="no bin/compile"):
-        validate_buildpack(str(tmp_path))
+def test_local_path_is_checked_at_build_time_as_the_app_user(tmp_path):
+    # validation (as root) says nothing about what exists on the host...
+    assert validate_buildpack(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(UsageError, match="plain absolute path"):
+        validate_buildpack(f"{tmp_path}/../etc")
+    # ...the resolver asks as the app's user (here: whoever runs the test, no prefix)
+    resolver = BuildpackResolver(tmp_path, tmp_path / "cache")
+    with pytest.raises(BuildError, match="no bin/compile there that the app's user can read"):
+        resolver.resolve(str(tmp_path), print, 0, "", tmp_path / "scratch")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "compile").write_text("#!/bin/sh\n")
-    assert validate_buildpack(str(tmp_path)) == str(tmp_path)
+    found = resolver.resolve(str(tmp_path), print, 0, "", tmp_path / "scratch")
+    assert found.path == tmp_path
 
 
 @pytest.mark.parametrize("ref", [
