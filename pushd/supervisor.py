@@ -181,7 +181,10 @@ class Supervisor:
                 continue
             if dyno.state == "starting":
                 spec = dyno.spec
-                if spec.process_type != "web" or spec.port is None or self.probe(spec.port):
+                if spec.process_type != "web" or spec.port is None:
+                    if info.pid is not None:  # its process runs (after "Starting process")
+                        self._set_state(dyno, "up", now)
+                elif self.probe(spec.port):
                     self._set_state(dyno, "up", now)
                 elif now - dyno.started >= self.settings.boot_timeout:
                     self._platform(spec, f"Error R10 (Boot timeout) -> Web process failed to "
@@ -354,8 +357,8 @@ class Supervisor:
             return
         dyno.pid = info.pid
         self.dynos[spec.id] = dyno
-        if kind != "web" or port is None:
-            self._set_state(dyno, "up", now)  # nothing to probe: up once started
+        if (kind != "web" or port is None) and info.pid is not None:
+            self._set_state(dyno, "up", now)  # nothing to probe: up once its process runs
 
     def _stop(self, dyno: Dyno) -> None:
         if not dyno.stopping:
