@@ -47,7 +47,7 @@ def release(platform: Platform, app: App, *, description: str, user: str,
         return new
     done = wait_release(platform.store, app.id, new.version, rollout_timeout(platform),
                         poll=0.05)
-    if done.status == "failed":
+    if done.status in ("failed", "superseded"):
         reason, output = read_failure(platform.paths, app.id, new.version) or (
             "its dynos did not come up (see `logs`)", [])
         successor = _successor_with_same_slug(platform, app, new, reason)

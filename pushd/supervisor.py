@@ -225,10 +225,11 @@ class Supervisor:
             self.settings.crash_backoff_base * 2 ** (count - 2), self.settings.crash_backoff_max)
         self.crashes[dyno.slot] = Crash(count, now + delay, now, spec.command)
 
-    def _fail_release(self, release: Release, reason: str, dyno_id: str | None = None) -> None:
+    def _fail_release(self, release: Release, reason: str, dyno_id: str | None = None,
+                      status: str = "failed") -> None:
         output = self.runtime.logs(dyno_id, 8) if dyno_id else []
         write_failure(self.paths, release.app_id, release.version, reason, output)
-        self.store.set_release_status(release.app_id, release.version, "failed")
+        self.store.set_release_status(release.app_id, release.version, status)
         self._pending.pop(release.app_id, None)
         self._log(release.app_id, "api", f"Release {release.name} failed: {reason}")
         for dyno in self.dynos.values():
@@ -274,7 +275,8 @@ class Supervisor:
     def _supersede_older(self, app_id: int, pending: Release) -> None:
         for release in self.store.releases(app_id, limit=20):
             if release.status == "pending" and release.version < pending.version:
-                self._fail_release(release, f"superseded by {pending.name}")
+                self._fail_release(release, f"superseded by {pending.name}",
+                                   status="superseded")
                 self._pending[app_id] = pending
 
     def _converge(self, desired: dict[Slot, Release], now: float) -> None:

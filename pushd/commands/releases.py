@@ -16,7 +16,8 @@ def when(ts: float) -> str:
 
 
 def status_note(release: Release) -> str:
-    return {"failed": " (failed)", "pending": " (deploying)"}.get(release.status, "")
+    return {"failed": " (failed)", "pending": " (deploying)",
+            "superseded": " (superseded)"}.get(release.status, "")
 
 
 NUM_OPTION = {"-n": "num", "--num": "num"}

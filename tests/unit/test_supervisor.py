@@ -298,6 +298,19 @@ def test_rollout_failure_keeps_old_release_serving(w):
     assert w.sup.wait_release(w.app.id, v2.version, 0).status == "failed"
 
 
+def test_a_newer_release_supersedes_one_still_rolling_out(w):
+    deploy_live(w, {"web": "v1"})
+    v2 = w.deploy({"web": "v2"})
+    w.tick()  # v2's dyno boots
+    v3 = w.deploy({"web": "v3"})
+    w.tick()
+    assert w.store.release(w.app.id, v2.version).status == "superseded"  # not "failed"
+    assert read_failure(w.paths, w.app.id, v2.version) == (f"superseded by v{v3.version}", [])
+    w.bind_all()
+    w.tick()
+    assert w.store.release(w.app.id, v3.version).status == "succeeded"
+
+
 def test_rollout_failure_on_boot_timeout(w):
     deploy_live(w, {"web": "v1"})
     old = w.runtime.running("web")[0]
