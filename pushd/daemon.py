@@ -42,9 +42,11 @@ def register_admin_key(platform: Platform, key_file: Path) -> str:
 
 def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
+    from .commands import load_all
     from .gitserver.ssh import SSHServer
     from .supervisor import Supervisor
 
+    load_all()  # all code loaded now: an upgrade under a running daemon waits for its restart
     settings, paths = platform.settings, platform.paths
     pid = platform.daemon_pid()
     if pid is not None and pid != os.getpid():
