@@ -23,8 +23,8 @@ DYNO_PATH = "/app/.venv/bin:/app/node_modules/.bin:/app/bin:/usr/local/bin:/usr/
 
 
 def dyno_env(settings: Settings, release: Release, dyno: str, port: int | None) -> dict[str, str]:
-    env = dict(release.config)
-    env.update({"DYNO": dyno, "PS": dyno, "HOME": "/app", "PATH": DYNO_PATH,
+    env = {"PATH": DYNO_PATH, **release.config}  # a PATH config var wins, as on Heroku
+    env.update({"DYNO": dyno, "PS": dyno, "HOME": "/app",
                 "STACK": settings.stack, "SOURCE_VERSION": release.commit,
                 "PUSHD_RELEASE_VERSION": release.name})
     if port is not None:
