@@ -24,11 +24,14 @@ class Bind:
 
 def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str], command: Sequence[str],
                cwd: str = "/app", die_with_parent: bool = False,
-               hostname: str = "pushd", new_session: bool = True) -> list[str]:
+               hostname: str = "pushd", new_session: bool = True,
+               info_fd: int | None = None) -> list[str]:
     """argv for: setpriv (drop to uid) -> bwrap (namespaces, binds) -> command.
 
     The environment is cleared and replaced by `env` entirely. /usr, /etc and /opt come from
     the host read-only; nothing else of the host (no /root, /home, /var, state dir) is visible.
+    `info_fd` (inherited by bwrap) receives bwrap's JSON about the sandbox: the pid of its
+    pid-1 init and the pid namespace (see `sandbox.SandboxInfo`).
     """
     argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--", "bwrap", "--unshare-user", "--unshare-pid",
@@ -38,6 +41,8 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str], command: Se
         argv.append("--new-session")
     if die_with_parent:
         argv.append("--die-with-parent")
+    if info_fd is not None:
+        argv += ["--info-fd", str(info_fd)]
     for path in SYSTEM_RO:
         argv += ["--ro-bind-try", path, path]
     for target, link in MERGED_USR_LINKS:
