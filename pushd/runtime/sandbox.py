@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import shutil
@@ -48,6 +49,9 @@ DYNO_SCRIPT = (
 )
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
 CLIENT_POLL = 0.2  # how often a running one-off checks that its client is still there
+# a one-off ends with its main process, as on Heroku: what it left running gets this long to
+# finish its output, then the rest of the dyno is killed
+DRAIN_AFTER_EXIT = 0.5
 
 
 def exit_status(returncode: int) -> int:
@@ -55,7 +59,7 @@ def exit_status(returncode: int) -> int:
 
 
 def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
-              new_session: bool = True) -> list[str]:
+              new_session: bool = True, info_fd: int | None = None) -> list[str]:
     """The full argv of a dyno: (enter cgroup) -> setpriv -> bwrap -> bash -> command."""
     env = dict(spec.env)
     env.setdefault("HOME", "/app")
@@ -63,7 +67,8 @@ def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
     env.setdefault("DYNO", spec.dyno)
     argv = bwrap_argv(spec.uid, [Bind(app_dir, "/app", writable=True)], env,
                       ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
-                      hostname=spec.dyno.replace("_", "-"), new_session=new_session)
+                      hostname=spec.dyno.replace("_", "-"), new_session=new_session,
+                      info_fd=info_fd)
     if cgroup is not None:
         argv = ["sh", "-c", CGROUP_ENTER, str(cgroup / "cgroup.procs"), *argv]
     return argv
@@ -171,22 +176,37 @@ class SandboxRuntime:
         folder.path.mkdir(parents=True, exist_ok=True)
         group = None
         proc = None
+        sandbox = SandboxInfo()
         try:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid)
             group = folder.prepare_cgroup(spec.memory_mb)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
-            argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty)
+            argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty,
+                             info_fd=sandbox.writer)
             client = ClientEnd(io)
-            proc, copiers = (self._start_tty if io.tty else self._start_pipes)(argv, client)
+            start = self._start_tty if io.tty else self._start_pipes
+            try:
+                proc, copiers = start(argv, client, pass_fds=(sandbox.writer,))
+            finally:
+                sandbox.close_writer()  # bwrap has its own copy now
             status = self._wait(proc, client, spec, log)
+            # bwrap's init outlives the main process while anything it started still runs,
+            # and holds the output open: a moment to finish, then the rest of the dyno goes
+            deadline = time.monotonic() + DRAIN_AFTER_EXIT
+            for copier in copiers:
+                copier.join(max(0.0, deadline - time.monotonic()))
+            sandbox.kill_all(group)
             for copier in copiers:  # the dyno's last output reaches the client before its status
                 copier.join()
             log.write("pushd", spec.dyno, f"Process exited with status {status}")
             return status
         finally:
-            if proc is not None and proc.poll() is None:  # interrupted: never leave it behind
-                kill_sandbox(proc)
+            if proc is not None:  # interrupted: never leave any of it behind
+                if proc.poll() is None:
+                    kill_sandbox(proc)
+                sandbox.kill_all(group)
+            sandbox.close()
             folder.release_layer()
             DynoDir.release_cgroup(group)
             shutil.rmtree(folder.path, ignore_errors=True)
@@ -212,11 +232,11 @@ class SandboxRuntime:
             return exit_status(proc.wait())
 
     @staticmethod
-    def _start_pipes(argv: list[str], client: ClientEnd
+    def _start_pipes(argv: list[str], client: ClientEnd, pass_fds: tuple[int, ...] = ()
                      ) -> tuple[subprocess.Popen, list[threading.Thread]]:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
-                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                                pass_fds=pass_fds, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
 
         def write_in(data: bytes) -> None:
             proc.stdin.write(data)
@@ -232,7 +252,7 @@ class SandboxRuntime:
         return proc, copiers
 
     @staticmethod
-    def _start_tty(argv: list[str], client: ClientEnd
+    def _start_tty(argv: list[str], client: ClientEnd, pass_fds: tuple[int, ...] = ()
                    ) -> tuple[subprocess.Popen, list[threading.Thread]]:
         """The dyno on a new pty. Each descriptor of it has one owner that closes it however
         the one-off ends (the daemon lives long, a leak per `ssh -t run` adds up): the input
@@ -245,7 +265,7 @@ class SandboxRuntime:
                 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             # setsid -c: a new session whose controlling terminal is the pty on stdin
             proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
-                                    stderr=slave, close_fds=True,
+                                    stderr=slave, close_fds=True, pass_fds=pass_fds,
                                     env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         except BaseException:
             os.close(master)
@@ -292,6 +312,58 @@ class SandboxRuntime:
             kill_sandbox(proc)
             raise
         return proc, [copier]
+
+
+class SandboxInfo:
+    """What bwrap tells about a sandbox on its --info-fd: the pid of its pid-1 init, which
+    outlives the main process while anything else in the sandbox runs, and the pid namespace
+    that names it for sure (a recycled pid lives in another namespace). SIGKILL to that init
+    takes every process of the namespace down, whether or not there is a cgroup."""
+
+    def __init__(self) -> None:
+        self.reader, self.writer = os.pipe()
+        os.set_blocking(self.reader, False)
+        self.data = b""
+
+    def close_writer(self) -> None:
+        if self.writer >= 0:
+            os.close(self.writer)
+            self.writer = -1
+
+    def close(self) -> None:
+        self.close_writer()
+        if self.reader >= 0:
+            os.close(self.reader)
+            self.reader = -1
+
+    def init_pid(self) -> int | None:
+        """The sandbox's init while it still runs (bwrap wrote this as the sandbox began)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(self.reader, 4096):
+                self.data += chunk
+        try:
+            info = json.loads(self.data)
+            pid, namespace = int(info["child-pid"]), int(info["pid-namespace"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        try:
+            same = os.readlink(f"/proc/{pid}/ns/pid") == f"pid:[{namespace}]"
+        except OSError:  # gone (a zombie has no namespace left either)
+            return None
+        return pid if same else None
+
+    def kill_all(self, group: Path | None) -> None:
+        """SIGKILL whatever is left of the sandbox: its init (the whole pid namespace), and
+        every process in its cgroup where there is one."""
+        init = self.init_pid() if self.reader >= 0 else None
+        if init is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(init, signal.SIGKILL)
+        if group is not None:
+            with contextlib.suppress(OSError):
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
 
 
 def kill_sandbox(proc: subprocess.Popen) -> None:

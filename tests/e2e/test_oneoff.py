@@ -61,3 +61,26 @@ def test_one_off_keeps_running_after_its_input_ends(pushd: PushdUnderTest):
     result = pushd.ssh("run", "eof", "sleep 2; echo still here")  # stdin is /dev/null
     assert result.returncode == 0, result.stderr
     assert result.stdout == "still here\n" and time.monotonic() - started >= 2
+
+
+def test_one_off_ends_with_its_main_process(pushd: PushdUnderTest):
+    """As on Heroku: `run` returns when its command does; what it left running is killed."""
+    deploy(pushd, "forker", python_app("f"))
+    started = time.monotonic()
+    result = pushd.ssh("run", "forker", "nohup sleep 3002 >/dev/null 2>&1 & echo forked",
+                       timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "forked\n"
+    assert time.monotonic() - started < 20
+    wait_until(lambda: not pids_running(["sleep", "3002"]), timeout=10)
+    leftover = pushd.ssh("run", "forker", "sleep 3003 & echo one; echo two >&2; exit 7",
+                         timeout=60)
+    assert leftover.returncode == 7  # the main command's status, not the killed sleep's
+    assert leftover.stdout == "one\n" and leftover.stderr.endswith("two\n")
+    on_tty = pushd.ssh("run", "forker", "sleep 3004 & echo forked", tty=True, timeout=60)
+    assert on_tty.returncode == 0, on_tty.stderr
+    assert "forked" in on_tty.stdout
+    wait_until(lambda: not pids_running(["sleep", "3003"]) and not pids_running(
+        ["sleep", "3004"]), timeout=10)
+    wait_until(lambda: not list(pushd.state.glob("dynos/*-run.*")), timeout=10)
+
