@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
 
 
 class TerminalIO:
     def __init__(self) -> None:
         self.tty = sys.stdin.isatty() and sys.stdout.isatty()
+        self.term = os.environ.get("TERM") if self.tty else None
+        self.term_size: tuple[int, int] | None = None
+        if self.tty:
+            self._measure()
+            with contextlib.suppress(ValueError):  # not the main thread: the size stays
+                signal.signal(signal.SIGWINCH, lambda *_: self._measure())
+
+    def _measure(self) -> None:
+        """The terminal's size now (the one-off's pty follows it)."""
         size = shutil.get_terminal_size()
-        self.term_size = (size.columns, size.lines) if self.tty else None
+        self.term_size = (size.columns, size.lines)
 
     def read(self, size: int) -> bytes:
         return os.read(sys.stdin.fileno(), size)

@@ -214,6 +214,9 @@ def run(ctx: Context, app: App, args: list[str]) -> int:
         raise NotFound(f"{app.name} has no release to run; git push first")
     command_text = oneoff_command(args, getattr(ctx.io, "command_line", None))
     platform = ctx.platform
-    spec = oneoff_spec(platform.store, platform.settings, platform.paths, app.id, command_text)
+    # on a terminal the dyno gets the client's TERM (Heroku's CLI passes it on too)
+    term = getattr(ctx.io, "term", None) if getattr(ctx.io, "tty", False) else None
+    spec = oneoff_spec(platform.store, platform.settings, platform.paths, app.id, command_text,
+                       env={"TERM": term} if term else None)
     ctx.err(f"Running {command_text} on {app.name}... up, {spec.dyno}\n")
     return platform.runtime.run(spec, ctx.io)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import threading
 
@@ -20,6 +21,16 @@ log = logging.getLogger("pushd.ssh")
 GIT_COMMANDS = ("git-receive-pack", "git-upload-pack")
 
 
+TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def terminal_name(raw: bytes | str | None) -> str | None:
+    """A TERM value fit for the dyno's environment (`xterm-256color`), else None."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    return raw if raw and TERM_RE.fullmatch(raw) else None
+
+
 class ChannelIO:
     """A channel seen as the client end of a one-off dyno (OneOffIO)."""
 
@@ -32,8 +43,13 @@ class ChannelIO:
         return self.session.tty
 
     @property
+    def term(self) -> str | None:
+        """The client's TERM, from its pty request, if it is a plausible terminal name."""
+        return terminal_name(self.session.term)
+
+    @property
     def term_size(self) -> tuple[int, int] | None:
-        return self.session.term_size
+        return self.session.term_size  # follows the client's window-change requests
 
     @property
     def command_line(self) -> str | None:
@@ -65,6 +81,7 @@ class Session:
         self.request = threading.Event()
         self.channel_opened = False
         self.tty = False
+        self.term: bytes | str | None = None
         self.term_size: tuple[int, int] | None = None
 
     def serve(self, channel: paramiko.Channel) -> None:

@@ -72,6 +72,7 @@ class ConnectionPolicy(paramiko.ServerInterface):
                                   height: int, pixelwidth: int, pixelheight: int,
                                   modes: bytes) -> bool:
         self.session.tty = True
+        self.session.term = term
         self.session.term_size = (width, height)
         return True
 

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import pty
+import select
 import shutil
 import signal
 import struct
@@ -48,10 +49,11 @@ DYNO_SCRIPT = (
     'exec bash -c "$PUSHD_DYNO_COMMAND"\n'
 )
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
-CLIENT_POLL = 0.2  # how often a running one-off checks that its client is still there
+CLIENT_POLL = 0.2  # how often a running one-off checks that its client (and its size) changed
 # a one-off ends with its main process, as on Heroku: what it left running gets this long to
 # finish its output, then the rest of the dyno is killed
 DRAIN_AFTER_EXIT = 0.5
+DEFAULT_TERM_SIZE = (80, 24)  # (columns, rows) for a client that sent none (ssh -tt in a pipe)
 
 
 def exit_status(returncode: int) -> int:
@@ -257,12 +259,12 @@ class SandboxRuntime:
         """The dyno on a new pty. Each descriptor of it has one owner that closes it however
         the one-off ends (the daemon lives long, a leak per `ssh -t run` adds up): the input
         thread its own dup of the master, the output thread the master, which it reads until
-        every holder of the slave side is gone (the caller kills the sandbox if it must)."""
+        every holder of the slave side is gone (the caller kills the sandbox if it must), and
+        resizes when the client's window does."""
         master, slave = pty.openpty()
+        size = client.term_size()
         try:
-            if client.io.term_size:
-                cols, rows = client.io.term_size
-                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            set_winsize(slave, size)
             # setsid -c: a new session whose controlling terminal is the pty on stdin
             proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
                                     stderr=slave, close_fds=True, pass_fds=pass_fds,
@@ -290,8 +292,19 @@ class SandboxRuntime:
 
             def copy() -> None:
                 send = client.sender(client.io.write)
+                shown = size
+                poller = select.poll()  # not select(): the daemon's descriptors pass 1024
+                poller.register(master, select.POLLIN)
                 try:
                     while True:
+                        ready = poller.poll(CLIENT_POLL * 1000)
+                        wanted = client.term_size()
+                        if wanted != shown:  # the kernel tells the foreground job (SIGWINCH)
+                            with contextlib.suppress(OSError):
+                                set_winsize(master, wanted)
+                            shown = wanted
+                        if not ready:
+                            continue
                         try:
                             data = os.read(master, 65536)
                         except OSError:  # EIO: every holder of the slave side is gone
@@ -312,6 +325,11 @@ class SandboxRuntime:
             kill_sandbox(proc)
             raise
         return proc, [copier]
+
+
+def set_winsize(fd: int, size: tuple[int, int]) -> None:
+    cols, rows = size
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 class SandboxInfo:
@@ -390,6 +408,12 @@ class ClientEnd:
     def gone(self) -> bool:
         disconnected = getattr(self.io, "gone", None)  # optional in OneOffIO
         return self.lost.is_set() or bool(disconnected and disconnected())
+
+    def term_size(self) -> tuple[int, int]:
+        """The client's (columns, rows) now; a dimension it sent as 0 (ssh -tt without a
+        terminal of its own) gets the usual 80x24's."""
+        cols, rows = getattr(self.io, "term_size", None) or (0, 0)
+        return (cols or DEFAULT_TERM_SIZE[0], rows or DEFAULT_TERM_SIZE[1])
 
     def sender(self, write: Callable[[bytes], None]) -> Callable[[bytes], None]:
         """`write`, which once the client is lost drops the output: the dyno's pipes keep

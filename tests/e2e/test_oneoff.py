@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from .harness import PushdUnderTest, python_app
+from .harness import PushdUnderTest, python_app, sh
 from .test_dynos import deploy, wait_until
 
 
@@ -84,3 +84,13 @@ def test_one_off_ends_with_its_main_process(pushd: PushdUnderTest):
         ["sleep", "3004"]), timeout=10)
     wait_until(lambda: not list(pushd.state.glob("dynos/*-run.*")), timeout=10)
 
+
+def test_one_off_on_a_terminal_gets_the_clients_term_and_a_size(pushd: PushdUnderTest):
+    deploy(pushd, "termy", python_app("t"))
+    argv = ["ssh", "-F", str(pushd.ssh_config), "-tt", "platform", "run", "termy",
+            "echo $TERM; stty size"]
+    result = sh(argv, stdin=subprocess.DEVNULL, timeout=60,
+                env={**pushd.env(), "TERM": "xterm-256color"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.replace("\r", "").splitlines()
+    assert lines[-2:] == ["xterm-256color", "24 80"]  # ssh -tt in a pipe sends no size
