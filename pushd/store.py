@@ -325,9 +325,33 @@ class Store:
 
     # formation
     def formation(self, app_id: int) -> dict[str, int]:
-        rows = self._all("SELECT type, quantity FROM formation WHERE app_id=? ORDER BY type",
-                         app_id)
-        return {r[0]: r[1] for r in rows}
+        """The wanted count of each process type the app's releases in play declare (the
+        serving one and the one rolling out). As on Heroku, a type no longer declared leaves
+        the formation: its entry is dropped here, so adding it back later starts afresh."""
+        rows = {r[0]: r[1] for r in self._all(
+            "SELECT type, quantity FROM formation WHERE app_id=? ORDER BY type", app_id)}
+        declared = self._declared_types(self._conn(), app_id)
+        if declared is None:  # no release yet: nothing to judge the entries by
+            return rows
+        if set(rows) - declared:
+            with self.tx() as db:  # under the write lock: a release cut meanwhile counts too
+                declared = self._declared_types(db, app_id) or set()
+                db.executemany("DELETE FROM formation WHERE app_id=? AND type=?",
+                               [(app_id, t) for t in rows if t not in declared])
+        return {t: q for t, q in rows.items() if t in declared}
+
+    @classmethod
+    def _declared_types(cls, db: sqlite3.Connection, app_id: int) -> set[str] | None:
+        """Process types of the current release and of a newer one rolling out (None when
+        the app has neither)."""
+        current = cls._current(db, app_id)
+        row = db.execute("SELECT * FROM releases WHERE app_id=? AND status='pending' AND "
+                         "version>? ORDER BY version DESC LIMIT 1",
+                         (app_id, current.version if current else 0)).fetchone()
+        releases = [r for r in (current, _release(row) if row else None) if r is not None]
+        if not releases:
+            return None
+        return {t for r in releases for t in r.process_types if t != "release"}
 
     def set_formation(self, app_id: int, quantities: dict[str, int]) -> None:
         with self.tx() as db:

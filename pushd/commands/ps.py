@@ -88,13 +88,14 @@ def parse_scale(args: list[str], current: dict[str, int], known: set[str]) -> di
 
 @command("ps:scale", "APP TYPE=N ...", "Scale process types (web=3 worker+1)")
 def ps_scale(ctx: Context, app: App, args: list[str]) -> None:
-    if not args:
-        formation = ctx.store.formation(app.id)
-        ctx.line(" ".join(f"{t}={q}" for t, q in formation.items()) or "No process types")
-        return
     release = ctx.store.current_release(app.id)
     known = set(release.process_types) - {"release"} if release else set()
-    wanted = parse_scale(args, ctx.store.formation(app.id), known)
+    # the serving release's types only: not those of one still rolling out, nor removed ones
+    formation = {t: q for t, q in ctx.store.formation(app.id).items() if t in known}
+    if not args:
+        ctx.line(" ".join(f"{t}={q}" for t, q in formation.items()) or "No process types")
+        return
+    wanted = parse_scale(args, formation, known)
     ctx.out("Scaling dynos... ")
     ctx.store.set_formation(app.id, wanted)
     ctx.platform.notify()

@@ -131,3 +131,30 @@ def test_database_files_are_private_to_root(tmp_path):
     assert files == ["pushd.db", "pushd.db-shm", "pushd.db-wal"]
     for name in files:
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+
+
+def deploy_types(store: Store, app_id: int, name: str, types: dict[str, str],
+                 status: str = "succeeded") -> int:
+    store.add_slug(Slug(name, app_id, f"/s/{name}.tgz", f"/s/{name}", 10, "abc1234def", types,
+                        "Python"))
+    release = store.create_release(app_id, description="Deploy", user="alice",
+                                   slug=store.slug(name))
+    store.set_release_status(app_id, release.version, status)
+    return release.version
+
+
+def test_formation_drops_types_the_releases_no_longer_declare(store: Store):
+    app = store.create_app("myapp", "alice")
+    store.set_formation(app.id, {"web": 2, "worker": 3})
+    assert store.formation(app.id) == {"web": 2, "worker": 3}  # no release: nothing to judge
+    deploy_types(store, app.id, "s1", {"web": "a", "worker": "b"})
+    # a release dropping worker, still rolling out: the serving one runs worker meanwhile
+    v2 = deploy_types(store, app.id, "s2", {"web": "a"}, status="pending")
+    assert store.formation(app.id) == {"web": 2, "worker": 3}
+    store.set_release_status(app.id, v2, "failed")  # a failed one changes nothing
+    assert store.formation(app.id) == {"web": 2, "worker": 3}
+    deploy_types(store, app.id, "s3", {"web": "a", "release": "migrate"})
+    assert store.formation(app.id) == {"web": 2}
+    # as on Heroku, the entry is gone: adding the type back starts it afresh
+    deploy_types(store, app.id, "s4", {"web": "a", "worker": "b"}, status="pending")
+    assert store.formation(app.id) == {"web": 2}
