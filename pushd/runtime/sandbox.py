@@ -53,6 +53,7 @@ CLIENT_POLL = 0.2  # how often a running one-off checks that its client (and its
 # a one-off ends with its main process, as on Heroku: what it left running gets this long to
 # finish its output, then the rest of the dyno is killed
 DRAIN_AFTER_EXIT = 0.5
+HANGUP_GRACE = 1.0  # a one-off whose client left: SIGHUP, then SIGTERM if it ignored that
 DEFAULT_TERM_SIZE = (80, 24)  # (columns, rows) for a client that sent none (ssh -tt in a pipe)
 
 
@@ -223,8 +224,11 @@ class SandboxRuntime:
             except subprocess.TimeoutExpired:
                 pass
         log.write("pushd", spec.dyno, "Client disconnected; stopping all processes with SIGHUP")
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            signal_sandbox(proc.pid, sig)
+        signal_sandbox(proc.pid, signal.SIGHUP)  # a hangup first: its handlers get to run
+        try:
+            return exit_status(proc.wait(timeout=HANGUP_GRACE))
+        except subprocess.TimeoutExpired:
+            signal_sandbox(proc.pid, signal.SIGTERM)
         try:
             return exit_status(proc.wait(timeout=spec.stop_timeout))
         except subprocess.TimeoutExpired:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..logs import AppLog, format_line
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .sandbox import dyno_argv, exit_status
+from .sandbox import DRAIN_AFTER_EXIT, SandboxInfo, dyno_argv, exit_status
 
 # the last lines of output kept in the dyno's folder (`Runtime.logs`): rewritten on every
 # output while a new release may still fail on this dyno, and once at exit
@@ -67,11 +67,15 @@ class Shim:
         group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max)
         self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
+        sandbox = SandboxInfo()
         child = subprocess.Popen(
-            dyno_argv(spec, str(self.dir.app_dir), group, new_session=True),
+            dyno_argv(spec, str(self.dir.app_dir), group, new_session=True,
+                      info_fd=sandbox.writer),
             stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, close_fds=True,
-            process_group=0, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            pass_fds=(sandbox.writer,), process_group=0,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         os.close(out_w)
+        sandbox.close_writer()
         self.dir.write_json("child.json", {"pid": child.pid, "start": proc_start(child.pid),
                                            "started_at": time.time(), "layer": layer,
                                            "cgroup": str(group or "")})
@@ -80,12 +84,20 @@ class Shim:
 
         pending = b""
         eof = False
+        main_exited: float | None = None  # what it left running holds the output open
         while True:
             if self.term_requested and self.stop_deadline is None:
                 self._begin_stop(child.pid)
             timeout = None
             if self.stop_deadline is not None and not self.killed:
                 timeout = max(0.0, self.stop_deadline - time.monotonic())
+            if not eof and child.poll() is not None:
+                # the main process is gone (the dyno ends with it, as on Heroku): a moment
+                # for the last output, then the rest of the sandbox goes
+                main_exited = main_exited or time.monotonic()
+                if time.monotonic() - main_exited >= DRAIN_AFTER_EXIT:
+                    sandbox.kill_all(group)
+                timeout = 0.1 if timeout is None else min(timeout, 0.1)
             if eof:
                 timeout = 0.2 if timeout is None else min(timeout, 0.2)
             watch = [wake_r] if eof else [wake_r, out_r]
@@ -110,6 +122,7 @@ class Shim:
                 self.killed = True
             if eof and child.poll() is not None:
                 break
+        sandbox.close()
         if pending:
             self._emit(pending + b"\n")
         self.dir.write_tail(list(self.tail))

@@ -22,3 +22,17 @@ def test_worker_lines_come_in_lifecycle_order(pushd: PushdUnderTest):
     starting = next(i for i, line in enumerate(lines) if "Starting process with command" in line)
     up = next(i for i, line in enumerate(lines) if "State changed from starting to up" in line)
     assert starting < up, lines
+
+
+def test_a_dyno_ends_with_its_main_process_even_if_it_left_one_running(pushd: PushdUnderTest):
+    worker = {"Procfile": "web: python3 app.py\n"
+                          "worker: nohup sleep 600 >/dev/null 2>&1 & echo started; exit 3\n"}
+    repo = pushd.new_app_repo("leaver", python_app("leaver", worker))
+    assert pushd.push(repo).returncode == 0
+    deadline = time.monotonic() + 30
+    while True:  # seen to exit (and restarted), not "up" forever with nothing of it running
+        logs = pushd.ssh("logs", "leaver", "-d", "worker.1", "-n", "100").stdout
+        if "Process exited with status 3" in logs and logs.count("app[worker.1]: started") > 1:
+            break
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.3)
