@@ -57,6 +57,9 @@ class Shim:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # a handler (doing nothing) makes SIGCHLD write to the wakeup fd: the loop notices the
+        # main process's exit even when what it left running keeps the output open
+        signal.signal(signal.SIGCHLD, lambda *_: None)
         self.dir.write_json("shim.json", {"pid": os.getpid(), "start": proc_start(os.getpid())})
         if self.dir.stopping:  # stopped before we even started
             self.dir.write_json("exit.json", {"status": 0, "oom": False, "never_started": True,
