@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from .errors import RuntimeFailure
-from .models import Release
+from .models import App, Release
 from .paths import Paths
 from .runtime.base import DynoSpec, Runtime
 from .runtime.dynodir import atomic_write
@@ -41,14 +41,22 @@ def oneoff_spec(store, settings: Settings, paths: Paths, app_id: int, command: s
         raise RuntimeFailure("The app has no release to run yet; deploy it first")
     used = {d.name.split("-")[1] for d in paths.dynos_dir.glob(f"{app_id}-run.*")}
     index = random.choice([n for n in range(1000, 10000) if f"run.{n}" not in used])
-    name = f"run.{index}"
+    return dyno_spec(store, settings, app, release, "run", index, command, extra_env=env)
+
+
+def dyno_spec(store, settings: Settings, app: App, release: Release, kind: str,  # noqa: ANN001
+              index: int, command: str, port: int | None = None,
+              extra_env: dict[str, str] | None = None) -> DynoSpec:
+    """Everything a runtime needs to start dyno KIND.INDEX of `release` (a fresh id each)."""
+    name = f"{kind}.{index}"
     return DynoSpec(
-        id=f"{app_id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
-        app_id=app_id, app=app.name, release=release.version, process_type="run",
+        id=f"{app.id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
+        app_id=app.id, app=app.name, release=release.version, process_type=kind,
         index=index, command=command,
-        env={**dyno_env(settings, release, name, None), **(env or {})},
-        slug_dir=store.slug(release.slug_id).dir, uid=app_uid(settings, app_id),
-        memory_mb=settings.memory_for("run"), stop_timeout=settings.stop_timeout)
+        env={**dyno_env(settings, release, name, port), **(extra_env or {})},
+        slug_dir=store.slug(release.slug_id).dir, uid=app_uid(settings, app.id), port=port,
+        memory_mb=settings.memory_for(kind), pids_max=settings.pids_max,
+        stop_timeout=settings.stop_timeout)
 
 
 def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float,

@@ -8,12 +8,11 @@ the constructor, so the logic is tested by replaying scripted histories with fak
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 
-from .dynospec import dyno_env, stop_app_dynos, take_restart_requests
+from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
 from .dynostatus import DynoStatus, last_states, write_failure
 from .dynostatus import wait_release as _wait_release
@@ -25,7 +24,7 @@ from .ports import PortAllocator, tcp_accepts
 from .publish import Guard, Publisher
 from .router.base import Route
 from .runtime.base import DynoInfo, DynoSpec
-from .settings import Settings, app_uid
+from .settings import Settings
 
 log = logging.getLogger("pushd.supervisor")
 
@@ -332,22 +331,13 @@ class Supervisor:
             self._log(app_id, "api", f"Release {release.name} is live")
 
     def _start(self, slot: Slot, release: Release, now: float) -> None:
-        app_id, version, kind, index = slot
-        app = self._apps[app_id]
-        name = f"{kind}.{index}"
+        app_id, _, kind, index = slot
         port = None
         if kind == "web":
             port = self.ports.allocate({d.spec.port for d in self.dynos.values()
                                         if d.spec.port})
-        spec = DynoSpec(
-            id=f"{app_id}-{name}-v{version}-{random.getrandbits(24):06x}", app_id=app_id,
-            app=app.name, release=version, process_type=kind, index=index,
-            command=release.process_types[kind],
-            env=dyno_env(self.settings, release, name, port),
-            slug_dir=self.store.slug(release.slug_id).dir, uid=app_uid(self.settings, app_id),
-            port=port, memory_mb=self.settings.memory_for(kind),
-            pids_max=self.settings.pids_max,
-            stop_timeout=self.settings.stop_timeout)
+        spec = dyno_spec(self.store, self.settings, self._apps[app_id], release, kind, index,
+                         release.process_types[kind], port)
         if slot in self.crashes:
             self._platform(spec, "State changed from crashed to starting")
         dyno = Dyno(spec, "starting", now, now)
