@@ -58,8 +58,9 @@ def run(platform: Platform) -> None:
     ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
     guard = None
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
-        try:
-            firewall.apply(settings)
+        try:  # the dynos this daemon will adopt keep reaching their own ports meanwhile
+            firewall.apply(settings, {(i.spec.port, i.spec.uid) for i in platform.runtime.list()
+                                      if i.running and i.spec.port})
         except PushdError as err:
             raise PushdError(f"{err} (or set `firewall: false` in pushd.yaml to run without "
                              "private dyno ports)") from None
@@ -89,11 +90,14 @@ def run(platform: Platform) -> None:
                 log.error("supervisor thread ended; shutting down")
                 break
             ticks += 1
-            if ticks % 30 == 0:
-                housekeeping(platform)
-            if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
-                log.warning("dyno port rules were removed from outside; putting them back")
-                supervisor.reguard()
+            try:  # housekeeping must never take the daemon down
+                if ticks % 30 == 0:
+                    housekeeping(platform)
+                if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
+                    log.warning("dyno port rules were removed from outside; putting them back")
+                    supervisor.reguard()
+            except Exception:
+                log.exception("housekeeping failed")
     finally:
         stop.set()
         ssh.stop()

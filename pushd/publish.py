@@ -47,11 +47,12 @@ class Publisher:
     def ports_changed(self, own: frozenset[tuple[int, int]]) -> None:
         if self.guard is None or own == self._own:
             return
-        self._own = own
         try:
             self.guard(own)
-        except Exception as err:  # the dynos run either way; the operator sees why
+        except Exception as err:  # the dynos run either way; tried again next pass
             log.error("dyno port rules not updated: %s", err)
+            return
+        self._own = own
 
     def reguard(self) -> None:
         """Send the port rules again on the next pass (they were flushed from outside)."""

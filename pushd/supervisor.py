@@ -76,11 +76,15 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                left = [d for d in self.dynos.values() if d.spec.app_id == app_id]
                 queued = any(r[0] == "halt" and r[1] == app_id for r in self._requests)
+            # the loop thread changes self.dynos as it goes: read a copy, never iterate it
+            left = [d for d in list(self.dynos.values()) if d.spec.app_id == app_id]
             if not left and not queued:
                 return
             time.sleep(0.05)
+        with self._lock:  # given up: the app runs again rather than staying halted for good
+            self._requests.append(("unhalt", app_id, None))
+        self.wake()
         raise RuntimeFailure("Timed out waiting for the dynos to stop")
 
     def wait_release(self, app_id: int, version: int, timeout: float) -> Release:
@@ -150,6 +154,8 @@ class Supervisor:
         for kind, app_id, target in requests:
             if kind == "halt":
                 self.halted.add(app_id)
+            elif kind == "unhalt":
+                self.halted.discard(app_id)
             elif kind == "restart":
                 self._restart(app_id, target, now)
 
@@ -230,7 +236,8 @@ class Supervisor:
         write_failure(self.paths, release.app_id, release.version, reason, output)
         self.store.set_release_status(release.app_id, release.version, status)
         self._pending.pop(release.app_id, None)
-        self._log(release.app_id, "api", f"Release {release.name} failed: {reason}")
+        said = "was" if status == "superseded" else "failed:"
+        self._log(release.app_id, "api", f"Release {release.name} {said} {reason}")
         for dyno in self.dynos.values():
             if dyno.spec.app_id == release.app_id and dyno.spec.release == release.version:
                 self._stop(dyno)

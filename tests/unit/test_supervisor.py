@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from pushd.dynostatus import read_failure, read_status
-from pushd.errors import RouterError
+from pushd.errors import RouterError, RuntimeFailure
 from pushd.models import Slug
 from pushd.paths import Paths
 from pushd.runtime.base import DynoInfo, DynoSpec
@@ -370,6 +370,34 @@ def test_port_guard_gets_every_web_dyno_port_and_uid_when_they_change(w):
     w.sup.reguard()  # the rules were flushed from outside
     w.tick()
     assert len(sent) == count + 1 and sent[-1] == sent[-2]
+
+
+def test_a_failed_port_rule_update_is_tried_again(w):
+    calls: list[frozenset] = []
+
+    def flaky(own: frozenset) -> None:
+        calls.append(own)
+        if len(calls) == 1:
+            raise RuntimeError("nft: resource busy")
+
+    w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
+                       ports=FakePorts(), probe=w.bound.__contains__, guard=flaky)
+    deploy_live(w, {"web": "python app.py"})
+    w.tick()
+    assert len(calls) >= 2 and calls[-1] == calls[0]  # the same rules, sent until taken
+    taken = len(calls)
+    w.tick()
+    assert len(calls) == taken  # then only on change
+
+
+def test_a_stop_all_that_times_out_leaves_the_app_running(w):
+    deploy_live(w, {"web": "python app.py"})
+    w.sup.running = True  # as if its loop ran; nobody serves the request: it times out
+    with pytest.raises(RuntimeFailure):
+        w.sup.stop_all(w.app.id, timeout=0.2)
+    w.tick()
+    assert w.app.id not in w.sup.halted
+    assert names(w.runtime.running()) == ["web.1"]
 
 
 def test_adopted_web_dyno_that_was_up_survives_a_missed_probe(w):
