@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .dynostatus import read_failure, wait_release
+from .dynostatus import read_failure, wait_release, write_failure
 from .errors import ReleaseFailed
 from .logs import AppLog
 from .models import App, Release, Slug
@@ -35,8 +35,9 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     keeps serving. A release still rolling out for the app is waited for first, so a config
     change during a deploy lands on top of the new code instead of replacing it.
     """
-    if platform.running:
-        settle(platform, app)
+    if platform.running and not settle(platform, app):
+        raise ReleaseFailed("A release of this app is still rolling out; try again when it "
+                            "is live (see `ps` and `logs`)")
     new = platform.store.create_release(app.id, description=description, user=user, slug=slug,
                                         config_set=config_set, config_unset=config_unset,
                                         base=base)
@@ -50,37 +51,55 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     if done.status in ("failed", "superseded"):
         reason, output = read_failure(platform.paths, app.id, new.version) or (
             "its dynos did not come up (see `logs`)", [])
-        successor = _successor_with_same_slug(platform, app, new, reason)
+        successor = _carrying_successor(platform, app, new, reason,
+                                        config_only=slug is None and base is None)
         if successor is not None:
-            return successor  # a newer release carries this one's code: it is live
+            return successor  # a newer release carries this one's change: it is live
         serving = platform.store.current_release(app.id)
         after = "the previous release keeps serving" if serving else "nothing was serving before"
         raise ReleaseFailed(f"Release {new.name} failed: {reason}; {after}",
                             [f"app[{reason.split(' ', 1)[0]}]: {line}" for line in output])
     if done.status == "pending":
-        raise ReleaseFailed(f"Release {new.name} is still starting after "
-                            f"{rollout_timeout(platform):.0f}s")
+        # given up: it must not go live later behind the back of a rejected push
+        reason = f"its dynos were still starting after {rollout_timeout(platform):.0f}s"
+        write_failure(platform.paths, app.id, new.version, reason, [])
+        if platform.store.set_release_status(app.id, new.version, "failed", only_if="pending"):
+            platform.notify()
+            raise ReleaseFailed(f"Release {new.name} failed: {reason}")
+        done = platform.store.release(app.id, new.version)  # it went live just now
     return done
 
 
-def settle(platform: Platform, app: App) -> None:
-    """Wait (up to a rollout's time) while a release of the app is still rolling out."""
+def settle(platform: Platform, app: App) -> bool:
+    """Wait (up to a rollout's time) while a release of the app is still rolling out;
+    whether none is any more."""
     deadline = time.monotonic() + rollout_timeout(platform)
-    while platform.store.pending_release(app.id) is not None and time.monotonic() < deadline:
+    while platform.store.pending_release(app.id) is not None:
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
+    return True
 
 
-def _successor_with_same_slug(platform: Platform, app: App, release: Release,
-                              reason: str) -> Release | None:
-    """For a release superseded by a newer one (two changes at once): that newer release,
-    once live, if it runs the same slug (it then holds this release's change too)."""
-    match = re.fullmatch(r"superseded by v(\d+)", reason)
-    if match is None:
-        return None
-    newer = wait_release(platform.store, app.id, int(match[1]), rollout_timeout(platform),
-                         poll=0.05)
-    ok = newer.status == "succeeded" and newer.slug_id == release.slug_id
-    return newer if ok else None
+def _carrying_successor(platform: Platform, app: App, release: Release, reason: str,
+                        config_only: bool) -> Release | None:
+    """For a release superseded by a newer one (two changes at once): the release that
+    finally serves, if it carries this one's change (the same slug; for a config change,
+    its values: the config table is cumulative). Follows chains vN -> vN+1 -> vN+2."""
+    for _ in range(20):
+        match = re.fullmatch(r"superseded by v(\d+)", reason)
+        if match is None:
+            return None
+        newer = wait_release(platform.store, app.id, int(match[1]), rollout_timeout(platform),
+                             poll=0.05)
+        if newer.status == "succeeded":
+            carried = newer.slug_id == release.slug_id or config_only and all(
+                newer.config.get(k) == v for k, v in release.config.items())
+            return newer if carried else None
+        if newer.status != "superseded":
+            return None
+        reason = (read_failure(platform.paths, app.id, newer.version) or ("", []))[0]
+    return None
 
 
 def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None = None) -> None:

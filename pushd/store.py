@@ -286,10 +286,15 @@ class Store:
                          app_id, limit)
         return [_release(r) for r in rows]
 
-    def set_release_status(self, app_id: int, version: int, status: str) -> None:
+    def set_release_status(self, app_id: int, version: int, status: str,
+                           only_if: str | None = None) -> bool:
+        """Set vN's status (only when it is still `only_if`, if given); whether it changed."""
         with self.tx() as db:
-            db.execute("UPDATE releases SET status=? WHERE app_id=? AND version=?",
-                       (status, app_id, version))
+            sql = "UPDATE releases SET status=? WHERE app_id=? AND version=?"
+            args: tuple = (status, app_id, version)
+            if only_if is not None:
+                sql, args = sql + " AND status=?", (*args, only_if)
+            return db.execute(sql, args).rowcount > 0
 
     # slugs
     def add_slug(self, slug: Slug) -> None:
