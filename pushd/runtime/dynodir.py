@@ -105,8 +105,11 @@ class DynoDir:
             return None
 
     def write_tail(self, lines: list[str]) -> None:
-        """The dyno's last output lines (plain text), for a failed release's report."""
-        atomic_write(self.path / "output.tail", "".join(f"{line}\n" for line in lines))
+        """The dyno's last output lines (plain text), for a failed release's report: replaced
+        whole (rename), not synced: a hint, rewritten often, must not stall the dyno."""
+        tmp = self.path / f".output.tail.{os.getpid()}.tmp"
+        tmp.write_text("".join(f"{line}\n" for line in lines))
+        os.replace(tmp, self.path / "output.tail")
 
     def read_tail(self, lines: int) -> list[str]:
         try:
@@ -163,10 +166,15 @@ class DynoDir:
         """A memory cgroup limited to memory_mb (and its pids twin limited to pids_max), or
         None where cgroups are unavailable."""
         group = self.cgroup()
-        with contextlib.suppress(OSError):  # no pids controller: the memory limit still holds
+        if (CGROUP_PIDS / "cgroup.procs").exists():  # a mounted pids controller, not a folder
             pids = CGROUP_PIDS / "pushd" / self.id
-            pids.mkdir(parents=True, exist_ok=True)
-            (pids / "pids.max").write_text(str(pids_max))
+            try:
+                pids.parent.mkdir(exist_ok=True)
+                pids.mkdir(exist_ok=True)
+                (pids / "pids.max").write_text(str(pids_max))
+            except OSError:  # no pids limit here: the memory limit still holds
+                with contextlib.suppress(OSError):
+                    pids.rmdir()
         try:
             group.mkdir(parents=True, exist_ok=True)
             limit = str(memory_mb * 1024 * 1024)

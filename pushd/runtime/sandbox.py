@@ -182,7 +182,7 @@ class SandboxRuntime:
         sandbox = SandboxInfo()
         try:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid)
-            group = folder.prepare_cgroup(spec.memory_mb)
+            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
             argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty,

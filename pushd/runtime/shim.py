@@ -27,6 +27,7 @@ from .sandbox import DRAIN_AFTER_EXIT, SandboxInfo, dyno_argv, exit_status
 # output while a new release may still fail on this dyno, and once at exit
 TAIL_LINES = 20
 TAIL_WINDOW = 300.0
+TAIL_EVERY = 0.25
 
 
 class Shim:
@@ -39,6 +40,7 @@ class Shim:
         self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.tail_until = time.monotonic() + TAIL_WINDOW
+        self.tail_written = 0.0
         self.term_requested = False
         self.stop_deadline: float | None = None
         self.killed = False
@@ -156,8 +158,11 @@ class Shim:
         self.log.write_lines([format_line("app", self.spec.dyno, text) for text in texts])
         if texts:
             self.tail.extend(texts)
-            if time.monotonic() < self.tail_until:  # while a release may still fail on it
+            now = time.monotonic()
+            # while a release may still fail on it, and at most every TAIL_EVERY seconds
+            if now < self.tail_until and now - self.tail_written >= TAIL_EVERY:
                 self.dir.write_tail(list(self.tail))
+                self.tail_written = now
         return rest
 
 
