@@ -59,10 +59,12 @@ def ensure_repo(platform: Platform, app: App) -> Path:
     Call it holding the app's deploy lock (which also makes the app's folder)."""
     repo = platform.paths.repo(app.id)
     if repo.exists():
+        repo.chmod(0o700)  # the app's source: pushd's alone
         return repo
     partial = Path(tempfile.mkdtemp(prefix=".repo-", dir=repo.parent))
     try:
         Repo.init_bare(str(partial)).close()
+        partial.chmod(0o700)
         os.rename(partial, repo)
     finally:
         shutil.rmtree(partial, ignore_errors=True)

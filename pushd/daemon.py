@@ -168,7 +168,9 @@ def start_detached(platform: Platform, argv: list[str]) -> int:
         raise Conflict(f"pushd is already running (pid {pid})")
     paths = platform.paths
     env = dict(os.environ, PUSHD_HOME=str(platform.settings.state_dir))
-    with open(paths.daemon_log, "ab") as logfile:
+    fd = os.open(paths.daemon_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.chmod(paths.daemon_log, 0o600)  # it may quote what users typed
+    with os.fdopen(fd, "ab") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", "pushd.cli", *argv], env=env,
                                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                                 start_new_session=True, cwd="/")

@@ -54,7 +54,7 @@ class AppLog:
         data = "".join(lines).encode("utf-8", "replace")
         try:
             # never parents=True: a late line about a destroyed app must not bring its folder back
-            self.path.parent.mkdir(exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except FileNotFoundError:
             return

@@ -66,3 +66,5 @@ class Paths:
         self.root.chmod(0o711)
         for sub in (self.root / "apps", self.dynos_dir, self.nginx_dir, self.buildpack_cache):
             sub.mkdir(exist_ok=True)
+        for sub in (self.root / "apps", self.dynos_dir):  # app uids traverse, nobody lists
+            sub.chmod(0o711)

@@ -203,7 +203,6 @@ class Supervisor:
                 self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
-        del self.dynos[dyno.spec.id]
         try:
             if dyno.state == "crashed":
                 return  # counted when it crashed (R10)
@@ -216,6 +215,7 @@ class Supervisor:
             self._crashed(dyno, now, f"exited with status {status} before binding $PORT")
         finally:
             self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
+            self.dynos.pop(dyno.spec.id, None)  # last: stop_all waits for this
 
     def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
         spec = dyno.spec

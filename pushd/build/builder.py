@@ -84,6 +84,7 @@ class _BuildRun:
         root: Path | None = None
         try:
             builds = app_subdir(self.paths.builds(self.app.id), "fetch")
+            os.chmod(builds, 0o711)  # traversable to this build's root, never listable
             self._remove_leftovers(builds)
             root = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
             os.chmod(root, 0o711)  # setpriv'd bwrap must traverse it to bind the pieces

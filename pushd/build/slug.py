@@ -66,6 +66,7 @@ def make_slug(app_dir: Path, slugs_dir: Path, slug_id: str, limit_mb: int) -> Sl
                 f"Compiled slug size: {size_text(size)} is too large (max is {limit_mb}M).",
                 phase="slug")
         os.rename(app_dir, target)  # same filesystem: a move, the slug is not copied
+        os.chmod(target, 0o700)  # the app's uid (its owner) only: other apps read nothing
         os.rename(partial, tarball)
     except BaseException:
         partial.unlink(missing_ok=True)

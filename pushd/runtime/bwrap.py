@@ -7,6 +7,7 @@ setpriv, then bwrap makes unprivileged namespaces: the host's system files read-
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,21 +23,32 @@ class Bind:
     writable: bool = False
 
 
-def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str], command: Sequence[str],
+# by absolute path: the chain may start with an app's own PATH in its environment
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+SETPRIV = shutil.which("setpriv", path=SYSTEM_PATH) or "/usr/bin/setpriv"
+BWRAP = shutil.which("bwrap", path=SYSTEM_PATH) or "/usr/bin/bwrap"
+
+
+def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
+               command: Sequence[str],
                cwd: str = "/app", die_with_parent: bool = False,
                hostname: str = "pushd", new_session: bool = True,
                info_fd: int | None = None) -> list[str]:
     """argv for: setpriv (drop to uid) -> bwrap (namespaces, binds) -> command.
 
-    The environment is cleared and replaced by `env` entirely. /usr, /etc and /opt come from
+    The environment is cleared and replaced by `env` entirely; with `env=None` the sandbox
+    inherits the environment the chain is started with, which keeps the values (an app's
+    config vars) off the command line, where every local user can read them. /usr, /etc and
+    /opt come from
     the host read-only; nothing else of the host (no /root, /home, /var, state dir) is visible.
     `info_fd` (inherited by bwrap) receives bwrap's JSON about the sandbox: the pid of its
     pid-1 init and the pid namespace (see `sandbox.SandboxInfo`).
     """
-    argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--", "bwrap", "--unshare-user", "--unshare-pid",
-            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname,
-            "--clearenv"]
+    argv = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--", BWRAP, "--unshare-user", "--unshare-pid",
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname]
+    if env is not None:
+        argv.append("--clearenv")
     if new_session:  # a one-off on a terminal keeps its controlling tty
         argv.append("--new-session")
     if die_with_parent:
@@ -50,7 +62,7 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str], command: Se
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
     for bind in binds:
         argv += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.dest]
-    for key, value in env.items():
+    for key, value in (env or {}).items():
         argv += ["--setenv", key, value]
     argv += ["--chdir", cwd, "--", *command]
     return argv

@@ -35,8 +35,9 @@ CGROUP_ENTER = ('echo $$ > "$0" && pids="${0%%/memory/*}/pids/${0#*/memory/}" &&
 
 
 def atomic_write(path: Path, data: str) -> None:
+    """Replace `path` whole; root-only (0600): specs hold the app's config vars."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -108,7 +109,8 @@ class DynoDir:
         """The dyno's last output lines (plain text), for a failed release's report: replaced
         whole (rename), not synced: a hint, rewritten often, must not stall the dyno."""
         tmp = self.path / f".output.tail.{os.getpid()}.tmp"
-        tmp.write_text("".join(f"{line}\n" for line in lines))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            fh.write("".join(f"{line}\n" for line in lines))
         os.replace(tmp, self.path / "output.tail")
 
     def read_tail(self, lines: int) -> list[str]:

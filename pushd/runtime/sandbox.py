@@ -32,7 +32,7 @@ from ..logs import AppLog
 from ..paths import Paths
 from ..settings import Settings
 from .base import DynoInfo, DynoSpec, OneOffIO, register
-from .bwrap import Bind, bwrap_argv
+from .bwrap import SYSTEM_PATH, Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
 
 DEFAULT_PATH = "/app/.venv/bin:/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin"
@@ -48,6 +48,7 @@ DYNO_SCRIPT = (
     'if [ -r "$HOME/.profile" ]; then . "$HOME/.profile"; fi\n'
     'exec bash -c "$PUSHD_DYNO_COMMAND"\n'
 )
+SETSID = shutil.which("setsid", path=SYSTEM_PATH) or "/usr/bin/setsid"
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
 CLIENT_POLL = 0.2  # how often a running one-off checks that its client (and its size) changed
 # a one-off ends with its main process, as on Heroku: what it left running gets this long to
@@ -61,19 +62,26 @@ def exit_status(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode
 
 
-def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
-              new_session: bool = True, info_fd: int | None = None) -> list[str]:
-    """The full argv of a dyno: (enter cgroup) -> setpriv -> bwrap -> bash -> command."""
+def dyno_environ(spec: DynoSpec) -> dict[str, str]:
+    """The environment to start `dyno_argv` with: it passes through to the dyno, and never
+    appears on a command line."""
     env = dict(spec.env)
     env.setdefault("HOME", "/app")
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("DYNO", spec.dyno)
-    argv = bwrap_argv(spec.uid, [Bind(app_dir, "/app", writable=True)], env,
+    return env
+
+
+def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
+              new_session: bool = True, info_fd: int | None = None) -> list[str]:
+    """The full argv of a dyno: (enter cgroup) -> setpriv -> bwrap -> bash -> command. Start
+    it with `dyno_environ(spec)` as its environment."""
+    argv = bwrap_argv(spec.uid, [Bind(app_dir, "/app", writable=True)], None,
                       ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
                       hostname=spec.dyno.replace("_", "-"), new_session=new_session,
                       info_fd=info_fd)
     if cgroup is not None:
-        argv = ["sh", "-c", CGROUP_ENTER, str(cgroup / "cgroup.procs"), *argv]
+        argv = ["/bin/sh", "-c", CGROUP_ENTER, str(cgroup / "cgroup.procs"), *argv]
     return argv
 
 
@@ -190,7 +198,8 @@ class SandboxRuntime:
             client = ClientEnd(io)
             start = self._start_tty if io.tty else self._start_pipes
             try:
-                proc, copiers = start(argv, client, pass_fds=(sandbox.writer,))
+                proc, copiers = start(argv, client, dyno_environ(spec),
+                                      pass_fds=(sandbox.writer,))
             finally:
                 sandbox.close_writer()  # bwrap has its own copy now
             status = self._wait(proc, client, spec, log)
@@ -238,11 +247,12 @@ class SandboxRuntime:
             return exit_status(proc.wait())
 
     @staticmethod
-    def _start_pipes(argv: list[str], client: ClientEnd, pass_fds: tuple[int, ...] = ()
+    def _start_pipes(argv: list[str], client: ClientEnd, env: dict[str, str],
+                     pass_fds: tuple[int, ...] = ()
                      ) -> tuple[subprocess.Popen, list[threading.Thread]]:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
-                                pass_fds=pass_fds, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                                pass_fds=pass_fds, env=env)
 
         def write_in(data: bytes) -> None:
             proc.stdin.write(data)
@@ -258,7 +268,8 @@ class SandboxRuntime:
         return proc, copiers
 
     @staticmethod
-    def _start_tty(argv: list[str], client: ClientEnd, pass_fds: tuple[int, ...] = ()
+    def _start_tty(argv: list[str], client: ClientEnd, env: dict[str, str],
+                   pass_fds: tuple[int, ...] = ()
                    ) -> tuple[subprocess.Popen, list[threading.Thread]]:
         """The dyno on a new pty. Each descriptor of it has one owner that closes it however
         the one-off ends (the daemon lives long, a leak per `ssh -t run` adds up): the input
@@ -270,9 +281,8 @@ class SandboxRuntime:
         try:
             set_winsize(slave, size)
             # setsid -c: a new session whose controlling terminal is the pty on stdin
-            proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
-                                    stderr=slave, close_fds=True, pass_fds=pass_fds,
-                                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            proc = subprocess.Popen([SETSID, "-c", *argv], stdin=slave, stdout=slave,
+                                    stderr=slave, close_fds=True, pass_fds=pass_fds, env=env)
         except BaseException:
             os.close(master)
             raise

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..logs import AppLog, format_line
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .sandbox import DRAIN_AFTER_EXIT, SandboxInfo, dyno_argv, exit_status
+from .sandbox import DRAIN_AFTER_EXIT, SandboxInfo, dyno_argv, dyno_environ, exit_status
 
 # the last lines of output kept in the dyno's folder (`Runtime.logs`): rewritten on every
 # output while a new release may still fail on this dyno, and once at exit
@@ -77,8 +77,7 @@ class Shim:
             dyno_argv(spec, str(self.dir.app_dir), group, new_session=True,
                       info_fd=sandbox.writer),
             stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, close_fds=True,
-            pass_fds=(sandbox.writer,), process_group=0,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            pass_fds=(sandbox.writer,), process_group=0, env=dyno_environ(spec))
         os.close(out_w)
         sandbox.close_writer()
         self.dir.write_json("child.json", {"pid": child.pid, "start": proc_start(child.pid),

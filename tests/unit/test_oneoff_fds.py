@@ -58,7 +58,7 @@ def test_a_failing_popen_closes_the_pty(monkeypatch):
     monkeypatch.setattr(sandbox.subprocess, "Popen", refuse)
     before = open_fds()
     with pytest.raises(OSError):
-        SandboxRuntime._start_tty(["true"], ClientEnd(TerminalClient()))
+        SandboxRuntime._start_tty(["true"], ClientEnd(TerminalClient()), {})
     assert open_fds() - before == set()
 
 

@@ -35,7 +35,8 @@ def test_the_pty_starts_at_80x24_without_a_size_and_follows_the_window():
     client = ResizingClient()
     # the window changes while the command sleeps, between its two `stty size`
     proc, copiers = SandboxRuntime._start_tty(
-        ["bash", "-c", "stty size; sleep 1; stty size"], ClientEnd(client))
+        ["bash", "-c", "stty size; sleep 1; stty size"], ClientEnd(client),
+        {"PATH": "/usr/bin:/bin"})
     try:
         deadline = time.monotonic() + 5
         while b"24 80" not in b"".join(client.output) and time.monotonic() < deadline:
