@@ -63,6 +63,7 @@ def domain(value: str) -> str:
         0 < len(host) <= 253
         and len(labels) >= 2
         and all(DOMAIN_LABEL_RE.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()  # 127.0.0.1 is an address, not a name to claim
     )
     if not ok:
         raise InvalidName(

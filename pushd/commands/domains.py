@@ -28,10 +28,9 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
     host = names.domain(one_arg(args, "domains:add", "one host name"))
     settings = ctx.platform.settings
     if host.endswith("." + settings.domain) or host == settings.domain:
-        owner = host[: -len(settings.domain) - 1]
-        if owner != app.name:
-            raise Conflict(f"{host} is inside the platform's own domain; it belongs to the app "
-                           f"named {owner}")
+        # APP.DOMAIN names come with the apps (and go with a rename): none can be claimed
+        raise Conflict(f"{host} is inside the platform's own domain {settings.domain}: every "
+                       f"app answers at APP.{settings.domain} already")
     # nginx must accept the result before anything is stored
     ctx.platform.router.check([Route(app.name, (f"{app.name}.{settings.domain}", host), ())])
     ctx.out(f"Adding {host} to {app.name}... ")

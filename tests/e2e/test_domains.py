@@ -27,3 +27,13 @@ def test_rename_is_done_when_the_new_url_answers(pushd: PushdUnderTest):
     assert renamed.stdout.startswith("Renaming before to after... done\n"), renamed.stdout
     assert pushd.http("after").body.startswith("renamed app")  # no retry
     assert pushd.http("before").status == 404
+
+
+def test_platform_hosts_and_addresses_cannot_be_claimed(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("claimer", python_app("claimer"))
+    assert pushd.push(repo).returncode == 0
+    for host in ("claimer.localhost", "other.localhost", "127.0.0.1"):
+        refused = pushd.ssh("domains:add", "claimer", host)
+        assert refused.returncode != 0, host
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "Custom Domains" not in pushd.ssh("domains", "claimer").stdout  # nothing was added

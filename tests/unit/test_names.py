@@ -27,7 +27,7 @@ def test_valid_domains(good):
 
 @pytest.mark.parametrize("bad", ["", "localhost", "-a.com", "a..b", "bad_name.com",
                                  "a.com;", "a.com\n", "exa mple.com", "a" * 64 + ".com",
-                                 "x.com/evil", "{x}.com"])
+                                 "x.com/evil", "{x}.com", "127.0.0.1", "10.0.0.8"])
 def test_invalid_domains(bad):
     with pytest.raises(InvalidName):
         names.domain(bad)
