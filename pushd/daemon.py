@@ -66,6 +66,7 @@ def run(platform: Platform) -> None:
                              "private dyno ports)") from None
         guard = functools.partial(firewall.apply, settings)
     platform.router.start()
+    abandon_rollouts(platform)
     supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
                             guard=guard)
     platform.supervisor = supervisor
@@ -126,6 +127,24 @@ def live_settings(settings: Settings) -> Settings:
     if not isinstance(live, dict) or live.get("pid") != running or not live_stat(running):
         return settings
     return dataclasses.replace(settings, **{k: live[k] for k in LIVE_SETTINGS if k in live})
+
+
+def abandon_rollouts(platform: Platform) -> None:
+    """Releases still rolling out when the last daemon stopped lost the push (or command)
+    that waited on them, whose git ref never moved: they fail, the serving one stays, and
+    the branch and the running code agree. Pushing again retries."""
+    from .deploy import app_log
+    from .dynostatus import write_failure
+
+    reason = "pushd stopped during its rollout; push (or change) again"
+    store = platform.store
+    for app in store.apps():
+        for release in store.releases(app.id, limit=20):
+            if release.status == "pending" and store.set_release_status(
+                    app.id, release.version, "failed", only_if="pending"):
+                write_failure(platform.paths, app.id, release.version, reason, [])
+                app_log(platform, app).write("pushd", "api",
+                                             f"Release {release.name} failed: {reason}")
 
 
 def housekeeping(platform: Platform) -> None:

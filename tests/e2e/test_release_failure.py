@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 
-from .harness import Poller, PushdUnderTest, python_app
+from .harness import Poller, PushdUnderTest, python_app, sh
 
 
 def test_crashing_release_tells_the_pusher_why(pushd: PushdUnderTest):
@@ -53,3 +56,25 @@ def test_config_change_during_a_rollout_lands_on_the_new_code(pushd: PushdUnderT
     assert setting.returncode == 0, setting.stderr
     assert pushd.http("racy").body.startswith("new code")
     assert pushd.http("racy", "/env/MOOD").body == "calm"
+
+
+def test_a_rollout_cut_short_by_a_daemon_crash_fails_and_git_agrees(pushd: PushdUnderTest):
+    slow = {"Procfile": "web: sleep 4 && python3 app.py\n"}
+    repo = pushd.new_app_repo("crashmid", python_app("v1 body", slow))
+    assert pushd.push(repo).returncode == 0
+    first = sh(["git", "ls-remote", "platform", "main"], cwd=repo, env=pushd.env()).stdout
+    pushd.commit(repo, python_app("v2 body", slow))
+    push = subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=pushd.env(),
+                            stderr=subprocess.PIPE, text=True)
+    for line in push.stderr:
+        if "Launching" in line:
+            break
+    os.kill(pushd.daemon_pid(), signal.SIGKILL)  # mid-rollout
+    push.stderr.read()
+    assert push.wait(60) != 0
+    pushd.up()
+    assert "v2  Deploy" in pushd.ssh("releases", "crashmid").stdout
+    assert "(failed)" in pushd.ssh("releases", "crashmid").stdout.splitlines()[1]
+    time.sleep(5)  # v2's dyno would be up by now, had it been kept
+    assert pushd.http("crashmid").body.startswith("v1 body")
+    assert sh(["git", "ls-remote", "platform", "main"], cwd=repo, env=pushd.env()).stdout == first
