@@ -69,6 +69,13 @@ def _describe(keys: list[str]) -> str:
 # The dynos restart with the new release either way; these only skip waiting for them.
 # `--no-restart` is accepted because earlier usage text advertised it.
 NO_WAIT = {"--no-wait": "nowait", "--no-restart": "nowait"}
+# Heroku's limit for all of an app's config vars together; it also keeps every value well
+# below what one environment string may hold when a dyno starts (128 KB)
+CONFIG_LIMIT = 32 * 1024
+
+
+def config_size(config: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
 
 
 @command("config:set", "APP KEY=value ... [--encoded] [--no-wait]",
@@ -79,6 +86,10 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
         raise UsageError("config:set needs at least one KEY=value")
     values = parse_assignments(rest, bool(opts.get("encoded")))
     keys = list(values)
+    total = config_size({**ctx.store.config(app.id), **values})
+    if total > CONFIG_LIMIT:
+        raise UsageError(f"Config vars would take {total // 1024} KB; the limit is "
+                         f"{CONFIG_LIMIT // 1024} KB for all of an app's vars together")
     ctx.out(f"Setting {_describe(keys)} and restarting {app.name}... ")
     new = deploy.release(ctx.platform, app, description=f"Set {_describe(keys)} config vars",
                          user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))

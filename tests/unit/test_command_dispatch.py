@@ -124,3 +124,11 @@ def test_a_key_that_owns_apps_cannot_be_removed(h: Harness):
     assert h.err == " !    alice still owns myapp, other; destroy them first\n"
     assert "alice" in {k.name for k in h.platform.store.keys()}
     assert h.run("keys:remove", "bob") == 0
+
+
+def test_config_vars_are_limited_to_32_kb_in_all(h: Harness):
+    assert h.run("config:set", "myapp", "A=" + "x" * 20_000) == 0, h.err
+    assert h.run("config:set", "myapp", "B=" + "y" * 20_000) == 2
+    assert "the limit is 32 KB" in h.err
+    assert "B" not in h.platform.store.config(h.app.id)  # nothing stored, no release cut
+    assert h.run("config:set", "myapp", "A=small", "B=" + "y" * 20_000) == 0, h.err
