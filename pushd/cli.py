@@ -45,6 +45,14 @@ class PushdGroup(click.Group):
             return None
         return admin_command(name, COMMANDS[name].summary)
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PermissionError as err:  # one line, not a traceback
+            click.echo(f" !    {err.strerror}: {err.filename or ''} (pushd's state belongs to "
+                       "root: run this as root)", err=True)
+            sys.exit(1)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         from .commands import load_all
         from .commands.registry import COMMANDS

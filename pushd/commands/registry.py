@@ -157,7 +157,7 @@ def usage_of(cmd: Command) -> str:
     return f"Usage: {cmd.name} {cmd.usage}".rstrip()
 
 
-def _app_first(argv: list[str]) -> list[str]:
+def _app_first(argv: list[str], is_app: Callable[[str], bool]) -> list[str]:
     """The app before the command, as some type it, goes after it: `-a APP COMMAND ...`, and
     `APP COMMAND ...` (what is left of `ssh platform -a APP COMMAND`: OpenSSH takes the `-a`
     as its own option, no agent forwarding) become `COMMAND -a APP ...`."""
@@ -165,7 +165,8 @@ def _app_first(argv: list[str]) -> list[str]:
         return [argv[2], argv[0], argv[1], *argv[3:]]
     if len(argv) >= 2 and argv[0].startswith("--app="):
         return [argv[1], argv[0], *argv[2:]]
-    if len(argv) >= 2 and argv[0] not in COMMANDS and argv[1] in COMMANDS:
+    if (len(argv) >= 2 and argv[0] not in COMMANDS and argv[1] in COMMANDS
+            and is_app(argv[0])):  # an app's name, not a mistyped command (`destory logs`)
         return [argv[1], "-a", argv[0], *argv[2:]]
     return argv
 
@@ -175,7 +176,7 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
     from . import load_all
 
     load_all()
-    argv = _app_first(list(argv))
+    argv = _app_first(list(argv), lambda name: name in {a.name for a in ctx.store.apps()})
     if not argv or argv[0] in ("help", "--help", "-h"):
         return COMMANDS["help"].func(ctx, list(argv[1:])) or 0
     cmd = COMMANDS.get(argv[0])

@@ -70,6 +70,7 @@ def test_the_app_may_come_before_the_command(h: Harness):
     assert h.run("myapp", "config:get", "A") == 0, h.err  # `ssh platform -a myapp ...`
     assert h.out == "1\n"
     assert h.run("nosuch", "config") != 0 and "nosuch" in h.err
+    assert h.run("destory", "logs") == 2 and "Unknown command: 'destory'" in h.err
 
 
 def test_config_set_no_wait_and_no_restart_mean_the_same(h: Harness, monkeypatch):
