@@ -42,7 +42,7 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
     /opt come from
     the host read-only; nothing else of the host (no /root, /home, /var, state dir) is visible.
     `info_fd` (inherited by bwrap) receives bwrap's JSON about the sandbox: the pid of its
-    pid-1 init and the pid namespace (see `sandbox.SandboxInfo`).
+    pid-1 init and the pid namespace (see `sandboxio.SandboxInfo`).
     """
     argv = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--", BWRAP, "--unshare-user", "--unshare-pid",

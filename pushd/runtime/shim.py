@@ -21,7 +21,8 @@ from pathlib import Path
 from ..logs import AppLog, format_line
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .sandbox import DRAIN_AFTER_EXIT, SandboxInfo, dyno_argv, dyno_environ, exit_status
+from .sandbox import DRAIN_AFTER_EXIT, dyno_argv, dyno_environ, exit_status
+from .sandboxio import SandboxInfo
 
 # the last lines of output kept in the dyno's folder (`Runtime.logs`): rewritten on every
 # output while a new release may still fail on this dyno, and once at exit

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from pushd.paths import Paths
-from pushd.runtime import sandbox
+from pushd.runtime import sandbox, sandboxio
 from pushd.runtime.base import DynoSpec
 from pushd.runtime.dynodir import DynoDir
-from pushd.runtime.sandbox import ClientEnd, SandboxRuntime
+from pushd.runtime.sandbox import SandboxRuntime
+from pushd.runtime.sandboxio import ClientEnd, start_tty
 from pushd.settings import Settings
 
 
@@ -55,10 +56,10 @@ def test_a_failing_popen_closes_the_pty(monkeypatch):
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(sandbox.subprocess, "Popen", refuse)
+    monkeypatch.setattr(sandboxio.subprocess, "Popen", refuse)
     before = open_fds()
     with pytest.raises(OSError):
-        SandboxRuntime._start_tty(["true"], ClientEnd(TerminalClient()), {})
+        start_tty(["true"], ClientEnd(TerminalClient()), {})
     assert open_fds() - before == set()
 
 

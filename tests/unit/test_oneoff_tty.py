@@ -7,7 +7,7 @@ import threading
 import time
 
 from pushd.gitserver.session import terminal_name
-from pushd.runtime.sandbox import ClientEnd, SandboxRuntime
+from pushd.runtime.sandboxio import ClientEnd, start_tty
 
 
 class ResizingClient:
@@ -34,7 +34,7 @@ class ResizingClient:
 def test_the_pty_starts_at_80x24_without_a_size_and_follows_the_window():
     client = ResizingClient()
     # the window changes while the command sleeps, between its two `stty size`
-    proc, copiers = SandboxRuntime._start_tty(
+    proc, copiers = start_tty(
         ["bash", "-c", "stty size; sleep 1; stty size"], ClientEnd(client),
         {"PATH": "/usr/bin:/bin"})
     try:
