@@ -67,6 +67,8 @@ def run(platform: Platform) -> None:
         guard = functools.partial(firewall.apply, settings)
     platform.router.start()
     abandon_rollouts(platform)
+    for dyno_id in platform.runtime.sweep():
+        log.info("removed one-off %s left by a stopped pushd", dyno_id)
     supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
                             guard=guard)
     platform.supervisor = supervisor
@@ -234,6 +236,7 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         runtime = platform.runtime
         for app_id in sorted({d.spec.app_id for d in runtime.list()}):
             stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5)
+        runtime.sweep()  # one-offs the stopped daemon was running
         platform.router.stop()
         firewall.remove(platform.settings)
         said.append("stopped every dyno and the router")

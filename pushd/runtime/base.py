@@ -90,6 +90,9 @@ class Runtime(Protocol):
     def remove(self, dyno_id: str) -> None:
         """Forget an exited dyno and free its resources (writable layer, cgroup, state)."""
 
+    def sweep(self) -> list[str]:
+        """At daemon start: free what one-offs of a dead process left (their ids)."""
+
     def logs(self, dyno_id: str, lines: int) -> list[str]:
         """The dyno's last output lines (plain text, running or exited-not-removed), for
         telling a pusher why a release failed. The app log has everything."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import RuntimeFailure
 from ..logs import AppLog
 from ..paths import Paths
+from ..procs import live_stat
 from ..settings import Settings
 from .base import DynoInfo, DynoSpec, OneOffIO, register
 from .bwrap import Bind, bwrap_argv
@@ -168,6 +169,23 @@ class SandboxRuntime:
         folder.release_layer()
         DynoDir.release_cgroup(folder.cgroup())
         shutil.rmtree(folder.path, ignore_errors=True)
+
+    def sweep(self) -> list[str]:
+        """Remove what one-offs left when the process running them (a daemon, a local
+        `pushd run`) died: their processes (via the cgroup), overlay mount and folder."""
+        swept = []
+        if not self.paths.dynos_dir.exists():
+            return swept
+        for entry in self.paths.dynos_dir.iterdir():
+            folder = DynoDir(entry)
+            owner = folder.read_json("oneoff.json") if entry.is_dir() else None
+            if owner is None or live_stat(int(owner.get("pid", 0))):
+                continue
+            DynoDir.release_cgroup(folder.cgroup())  # kills what still runs in it
+            folder.release_layer()
+            shutil.rmtree(entry, ignore_errors=True)
+            swept.append(entry.name)
+        return swept
 
     # one-off dynos
     def run(self, spec: DynoSpec, io: OneOffIO) -> int:

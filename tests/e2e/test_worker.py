@@ -5,6 +5,15 @@ from __future__ import annotations
 import time
 
 from .harness import PushdUnderTest, python_app
+from .test_dynos import _app_mount_from
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
 
 
 def test_worker_lines_come_in_lifecycle_order(pushd: PushdUnderTest):
@@ -36,3 +45,28 @@ def test_a_dyno_ends_with_its_main_process_even_if_it_left_one_running(pushd: Pu
             break
         assert time.monotonic() < deadline, logs
         time.sleep(0.3)
+
+
+def test_one_offs_of_a_killed_daemon_are_cleaned_up_at_the_next_start(pushd: PushdUnderTest):
+    import os
+    import signal
+    import subprocess
+
+    repo = pushd.new_app_repo("orphans", python_app("orphans"))
+    assert pushd.push(repo).returncode == 0
+    client = subprocess.Popen(["ssh", "-F", str(pushd.ssh_config), "platform", "run",
+                               "orphans", "echo running; sleep 300"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert client.stdout.readline().strip() == "running"
+    folders = [p for p in (pushd.state / "dynos").glob("*-run.*")]
+    assert len(folders) == 1
+    os.kill(pushd.daemon_pid(), signal.SIGKILL)
+    client.wait(30)
+    pushd.up()
+    assert not folders[0].exists()  # swept: processes, overlay mount and folder
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit()
+            and _app_mount_from(pid, pushd.state) and b"sleep\x00300" in _cmdline(pid)]
+    assert left == []
+    mounts = open("/proc/self/mountinfo").read()
+    assert str(folders[0]) not in mounts
+    assert pushd.http("orphans").body.startswith("orphans")  # the app itself kept serving
