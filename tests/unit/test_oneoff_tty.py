@@ -3,32 +3,20 @@ window (ssh window-change requests, the local terminal's SIGWINCH)."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 from pushd.gitserver.session import terminal_name
 from pushd.runtime.sandboxio import ClientEnd, start_tty
 
+from .test_oneoff_fds import TerminalClient
 
-class ResizingClient:
+
+class ResizingClient(TerminalClient):
     """`ssh -tt` from a pipe: no size at first (0x0), a window-change later."""
 
-    tty = True
-
     def __init__(self) -> None:
+        super().__init__()
         self.term_size = (0, 0)
-        self.done = threading.Event()
-        self.output: list[bytes] = []
-
-    def read(self, size: int) -> bytes:
-        self.done.wait(10)
-        return b""
-
-    def write(self, data: bytes) -> None:
-        self.output.append(data)
-
-    def write_err(self, data: bytes) -> None:
-        self.output.append(data)
 
 
 def test_the_pty_starts_at_80x24_without_a_size_and_follows_the_window():
@@ -46,7 +34,7 @@ def test_the_pty_starts_at_80x24_without_a_size_and_follows_the_window():
         for copier in copiers:
             copier.join(5)
     finally:
-        client.done.set()
+        client.hangup.set()
         if proc.poll() is None:
             proc.kill()
     text = b"".join(client.output).decode().replace("\r", "")
