@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -67,6 +68,7 @@ def run(platform: Platform) -> None:
         guard = functools.partial(firewall.apply, settings)
     platform.router.start()
     abandon_rollouts(platform)
+    tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
     supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
@@ -147,6 +149,17 @@ def abandon_rollouts(platform: Platform) -> None:
                 write_failure(platform.paths, app.id, release.version, reason, [])
                 app_log(platform, app).write("pushd", "api",
                                              f"Release {release.name} failed: {reason}")
+
+
+def tighten(platform: Platform) -> None:
+    """State written by older versions gets today's modes: slugs and repos are the app's or
+    pushd's alone, logs root's (what new code creates is born that way)."""
+    for app_dir in (platform.paths.root / "apps").glob("*"):
+        for path, mode in [*((slug, 0o700) for slug in app_dir.glob("slugs/*") if slug.is_dir()),
+                           (app_dir / "repo.git", 0o700), (app_dir / "logs", 0o700)]:
+            with contextlib.suppress(OSError):
+                if path.exists():
+                    path.chmod(mode)
 
 
 def housekeeping(platform: Platform) -> None:
