@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from ..models import App
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, one_arg, parse_options
 
 
 def check_reference(ref: str) -> str:
@@ -43,15 +43,18 @@ def _index(opts: dict[str, str], count: int) -> int | None:
 INDEX_OPTION = {"-i": "index", "--index": "index"}
 
 
+def _reference_at(args: list[str], command: str, app: App) -> tuple[str, int | None]:
+    """`URL [-i N]`: the checked reference and the 1-based position asked for (or None)."""
+    opts, rest = parse_options(args, INDEX_OPTION, {})
+    url = check_reference(one_arg(rest, command, "one buildpack"))
+    return url, _index(opts, len(app.buildpacks))
+
+
 @command("buildpacks:set", "APP URL [-i|--index N]",
          "Set the buildpack (or the one at position N)", options=INDEX_OPTION)
 def buildpacks_set(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, INDEX_OPTION, {})
-    if len(rest) != 1:
-        raise UsageError("buildpacks:set needs one buildpack")
-    url = check_reference(rest[0])
+    url, index = _reference_at(args, "buildpacks:set", app)
     current = list(app.buildpacks)
-    index = _index(opts, len(current))
     if index is None:
         current = [url]
     elif index > len(current):
@@ -66,14 +69,10 @@ def buildpacks_set(ctx: Context, app: App, args: list[str]) -> None:
 @command("buildpacks:add", "APP URL [-i|--index N]", "Add a buildpack (last, or at N)",
          options=INDEX_OPTION)
 def buildpacks_add(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, INDEX_OPTION, {})
-    if len(rest) != 1:
-        raise UsageError("buildpacks:add needs one buildpack")
-    url = check_reference(rest[0])
+    url, index = _reference_at(args, "buildpacks:add", app)
     current = list(app.buildpacks)
     if url in current:
         raise UsageError(f"{url} is already set on {app.name}")
-    index = _index(opts, len(current))
     current.insert(len(current) if index is None else index - 1, url)
     ctx.store.set_buildpacks(app.id, current)
     ctx.line(f"Buildpack added. Next release on {app.name} will use:")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import names
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, RouterError
@@ -34,15 +36,8 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
     # nginx must accept the result before anything is stored
     ctx.platform.router.check([Route(app.name, (f"{app.name}.{settings.domain}", host), ())])
     ctx.out(f"Adding {host} to {app.name}... ")
-    _, before = router_state(ctx.platform.paths)
-    ctx.store.add_domain(app.id, host)
-    ctx.platform.notify()
-    try:
-        _wait_routed(ctx, host, True, before)
-    except RouterError:
-        ctx.store.remove_domain(app.id, host)  # nothing half-done: the router keeps serving
-        ctx.platform.notify()
-        raise
+    _switch(ctx, host, True, lambda: ctx.store.add_domain(app.id, host),
+            lambda: ctx.store.remove_domain(app.id, host))
     ctx.line("done")
 
 
@@ -50,21 +45,26 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
 def domains_remove(ctx: Context, app: App, args: list[str]) -> None:
     host = names.domain(one_arg(args, "domains:remove", "one host name"))
     ctx.out(f"Removing {host} from {app.name}... ")
-    _, before = router_state(ctx.platform.paths)
-    ctx.store.remove_domain(app.id, host)
-    ctx.platform.notify()
-    try:
-        _wait_routed(ctx, host, False, before)
-    except RouterError:
-        ctx.store.add_domain(app.id, host)  # store and router agree again
-        ctx.platform.notify()
-        raise
+    _switch(ctx, host, False, lambda: ctx.store.remove_domain(app.id, host),
+            lambda: ctx.store.add_domain(app.id, host))
     ctx.line("done")
 
 
-def _wait_routed(ctx: Context, host: str, present: bool, before: str | None) -> None:
-    """Return once the running router serves `host` (or no longer does); RouterError if
-    nginx refused the change."""
-    if ctx.platform.running and not wait_router(
-            ctx.platform.paths, lambda hosts: (host in hosts) == present, before):
+def _switch(ctx: Context, host: str, present: bool, change: Callable[[], None],
+            undo: Callable[[], None]) -> None:
+    """Store `change`, wake the supervisor and return once the running router serves `host`
+    (or no longer does). If nginx refuses, `undo` it: store and router agree again."""
+    _, before = router_state(ctx.platform.paths)
+    change()
+    ctx.platform.notify()
+    if not ctx.platform.running:
+        return  # applied when pushd starts
+    try:
+        routed = wait_router(ctx.platform.paths, lambda hosts: (host in hosts) == present,
+                             before)
+    except RouterError:
+        undo()
+        ctx.platform.notify()
+        raise
+    if not routed:
         ctx.out("(the router has not picked it up yet) ")

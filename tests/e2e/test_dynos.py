@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+from ..polling import wait_until
 from .harness import Poller, PushdUnderTest, python_app
 
 
@@ -23,16 +24,6 @@ def dynos_seen(pushd: PushdUnderTest, app: str, tries: int = 60) -> set[str]:
         body = pushd.http(app).body
         seen.add(body.split("dyno=")[-1])
     return seen
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def test_push_serves_new_code_and_scale_spreads_requests(pushd: PushdUnderTest):

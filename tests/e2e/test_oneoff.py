@@ -8,8 +8,9 @@ import signal
 import subprocess
 import time
 
+from ..polling import wait_until
 from .harness import PushdUnderTest, python_app, sh
-from .test_dynos import deploy, wait_until
+from .test_dynos import deploy
 
 
 def test_run_command_goes_to_a_shell_as_typed(pushd: PushdUnderTest):

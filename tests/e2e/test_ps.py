@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
+from ..polling import wait_until
 from .harness import PUSHD, Poller, PushdUnderTest, python_app, sh
-from .test_dynos import deploy, wait_until
+from .test_dynos import deploy
 
 
 def test_restart_of_an_unknown_type_or_dyno_is_refused(pushd: PushdUnderTest):

@@ -21,6 +21,8 @@ from pushd.runtime.base import DynoSpec
 from pushd.runtime.sandbox import SandboxRuntime
 from pushd.settings import Settings
 
+from ..polling import wait_until
+
 UID = 40100
 SERVER = r"""
 import http.server, json, os, sys
@@ -40,16 +42,6 @@ class H(http.server.BaseHTTPRequestHandler):
 print("booting", flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
-
-
-def wait_for(check, timeout=20.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {check}")
 
 
 @pytest.fixture
@@ -110,7 +102,7 @@ def up(port):
             return get(port, "env")
         except OSError:
             return None
-    return wait_for(check)
+    return wait_until(check)
 
 
 def log_text(env):
@@ -142,7 +134,7 @@ def test_web_dyno_isolation_env_and_layer(env):
     assert get(s.port, "app/original.txt") == (200, "pristine\n")
     # writes go to the dyno's own layer, never to the slug
     rt.stop(s.id)
-    wait_for(lambda: not info_of(rt, s.id).running)
+    wait_until(lambda: not info_of(rt, s.id).running)
     rt.remove(s.id)
     assert not (env["paths"].dynos_dir / s.id).exists()
     writer = spec(env, "echo changed > /app/original.txt && echo new > /app/new.txt && "
@@ -153,7 +145,7 @@ def test_web_dyno_isolation_env_and_layer(env):
     assert (env["slug"] / "original.txt").read_text() == "pristine\n"
     assert info_of(rt, writer.id).extra["layer"] == "overlay"
     rt.stop(writer.id)
-    wait_for(lambda: not info_of(rt, writer.id).running)
+    wait_until(lambda: not info_of(rt, writer.id).running)
     rt.remove(writer.id)
     again = spec(env, "python3 /app/server.py", "1-web.1-c")
     rt.start(again)
@@ -171,10 +163,10 @@ def test_stop_terms_the_whole_group_and_logs_status(env):
                "trap 'echo main got TERM; exit 143' TERM; sleep 300 & wait")
     s = spec(env, command, "1-worker.1-a", kind="worker")
     rt.start(s)
-    wait_for(lambda: (env["paths"].dynos_dir / s.id / "child.json").exists())
+    wait_until(lambda: (env["paths"].dynos_dir / s.id / "child.json").exists())
     time.sleep(0.5)  # let both traps get installed
     rt.stop(s.id)
-    info = wait_for(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
     assert info.exit_status == 143 and info.stopping
     log = log_text(env)
     assert "app[worker.1]: helper got TERM" in log and "app[worker.1]: main got TERM" in log
@@ -189,9 +181,9 @@ def test_stop_escalates_to_sigkill_r12(env):
     s = spec(env, "trap '' TERM; echo ignoring; sleep 300", "1-worker.1-k", kind="worker",
              stop_timeout=1.0)
     rt.start(s)
-    wait_for(lambda: "ignoring" in log_text(env))
+    wait_until(lambda: "ignoring" in log_text(env))
     rt.stop(s.id)
-    info = wait_for(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
     assert info.exit_status == 137
     assert "Error R12 (Exit timeout)" in log_text(env)
 
@@ -220,7 +212,7 @@ def test_dyno_survives_its_starter_and_is_adopted(env):
     infos = [i for i in fresh.list() if i.spec.id == s.id]
     assert len(infos) == 1 and infos[0].running and infos[0].spec == s
     fresh.stop(s.id)
-    wait_for(lambda: not info_of(fresh, s.id).running)
+    wait_until(lambda: not info_of(fresh, s.id).running)
 
 
 def test_memory_hog_is_killed_with_r15(env):
@@ -230,7 +222,7 @@ def test_memory_hog_is_killed_with_r15(env):
     hog = "python3 -c 'x = []\nwhile True: x.append(bytearray(16 << 20))'"
     s = spec(env, hog, "1-worker.1-hog", kind="worker", memory_mb=64)
     rt.start(s)
-    info = wait_for(lambda: (i := info_of(rt, s.id)) and not i.running and i, timeout=60)
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i, timeout=60)
     assert info.oom_killed and info.exit_status == 137
     log = log_text(env)
     assert "pushd[worker.1]: Error R15 (Memory quota vastly exceeded)" in log
@@ -336,7 +328,7 @@ def test_run_is_stopped_when_its_client_disconnects(env):
     io = LeavingIO()
     s = oneoff(env, "trap 'echo got HUP; exit 129' HUP; sleep 300 & wait", "1-run.1237-a")
     thread, result = run_in_thread(rt, s, io)
-    wait_for(lambda: sandbox_pids(s.id))
+    wait_until(lambda: sandbox_pids(s.id))
     time.sleep(0.3)  # the trap is set
     io.leave.set()
     thread.join(30)
