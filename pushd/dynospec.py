@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 
 from .errors import RuntimeFailure
+from .files import replace_file
 from .models import App, Release
 from .paths import Paths
 from .runtime.base import DynoSpec, Runtime
-from .runtime.dynodir import atomic_write
 from .settings import Settings, app_uid
 
 # under dynos/, whose dot-named entries the runtime never takes for dynos
@@ -88,7 +88,7 @@ def request_restart(paths: Paths, app_id: int, target: str | None) -> None:
     folder = paths.dynos_dir / RESTART_REQUESTS
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{time.time_ns():020d}-{os.getpid()}-{random.getrandbits(32):08x}.json"
-    atomic_write(folder / name, json.dumps({"app_id": app_id, "target": target}))
+    replace_file(folder / name, json.dumps({"app_id": app_id, "target": target}), sync=True)
 
 
 def take_restart_requests(paths: Paths) -> list[tuple[int, str | None]]:

@@ -4,13 +4,13 @@ waiting for a release's outcome through the store."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import RouterError
+from .files import replace_file
 from .models import Release
 from .paths import Paths
 
@@ -40,9 +40,7 @@ def write_status(paths: Paths, by_app: dict[int, list[DynoStatus]],
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"written_at": time.time(), "router": router or {"hosts": [], "error": None},
             "apps": {str(app): [asdict(s) for s in rows] for app, rows in by_app.items()}}
-    tmp = path.with_name(f".status.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
+    replace_file(path, json.dumps(data, sort_keys=True), mode=0o644)
 
 
 def _read(paths: Paths, part: str) -> dict:
@@ -102,9 +100,7 @@ def write_failure(paths: Paths, app_id: int, version: int, reason: str,
     path = _failure_file(paths, app_id)
     if not path.parent.is_dir():
         return
-    tmp = path.with_name(f".release-failure.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": version, "reason": reason, "output": output}))
-    os.replace(tmp, path)
+    replace_file(path, json.dumps({"version": version, "reason": reason, "output": output}))
 
 
 def read_failure(paths: Paths, app_id: int, version: int) -> tuple[str, list[str]] | None:

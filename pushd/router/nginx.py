@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import RouterError
+from ..files import replace_file
 from ..paths import Paths
 from ..procs import children_map, proc_stat
 from ..settings import Settings
@@ -109,10 +110,7 @@ class NginxRouter:
     def _write(path: Path, text: str) -> None:
         """Atomically, so nginx never reads half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
+        replace_file(path, text, mode=0o644)
 
     # -- running nginx ---------------------------------------------------------------------
 

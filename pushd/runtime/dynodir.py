@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..files import replace_file
 from ..procs import children_map, live_stat
 
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
@@ -32,16 +33,6 @@ CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
 # pid is in the cgroups before anything of the app runs.
 CGROUP_ENTER = ('echo $$ > "$0" && pids="${0%%/memory/*}/pids/${0#*/memory/}" && '
                 '{ [ ! -e "$pids" ] || echo $$ > "$pids"; } && exec "$@"')
-
-
-def atomic_write(path: Path, data: str) -> None:
-    """Replace `path` whole; root-only (0600): specs hold the app's config vars."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def proc_start(pid: int) -> int | None:
@@ -97,7 +88,7 @@ class DynoDir:
         return self.path / "app"
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
-        atomic_write(self.path / name, json.dumps(data, sort_keys=True))
+        replace_file(self.path / name, json.dumps(data, sort_keys=True), sync=True)
 
     def read_json(self, name: str) -> dict[str, Any] | None:
         try:
@@ -108,10 +99,7 @@ class DynoDir:
     def write_tail(self, lines: list[str]) -> None:
         """The dyno's last output lines (plain text), for a failed release's report: replaced
         whole (rename), not synced: a hint, rewritten often, must not stall the dyno."""
-        tmp = self.path / f".output.tail.{os.getpid()}.tmp"
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-            fh.write("".join(f"{line}\n" for line in lines))
-        os.replace(tmp, self.path / "output.tail")
+        replace_file(self.path / "output.tail", "".join(f"{line}\n" for line in lines))
 
     def read_tail(self, lines: int) -> list[str]:
         try:
