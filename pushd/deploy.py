@@ -3,7 +3,6 @@ rollback, so all three roll out the same (zero-downtime) way."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -51,8 +50,8 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     if done.status in ("failed", "superseded"):
         reason, output = read_failure(platform.paths, app.id, new.version) or (
             "its dynos did not come up (see `logs`)", [])
-        successor = _carrying_successor(platform, app, new, reason,
-                                        config_only=slug is None and base is None)
+        successor = None if done.status != "superseded" else _carrying_successor(
+            platform, app, new, config_only=slug is None and base is None)
         if successor is not None:
             return successor  # a newer release carries this one's change: it is live
         serving = platform.store.current_release(app.id)
@@ -81,25 +80,18 @@ def settle(platform: Platform, app: App) -> bool:
     return True
 
 
-def _carrying_successor(platform: Platform, app: App, release: Release, reason: str,
+def _carrying_successor(platform: Platform, app: App, release: Release,
                         config_only: bool) -> Release | None:
-    """For a release superseded by a newer one (two changes at once): the release that
-    finally serves, if it carries this one's change (the same slug; for a config change,
-    its values: the config table is cumulative). Follows chains vN -> vN+1 -> vN+2."""
-    for _ in range(20):
-        match = re.fullmatch(r"superseded by v(\d+)", reason)
-        if match is None:
-            return None
-        newer = wait_release(platform.store, app.id, int(match[1]), rollout_timeout(platform),
-                             poll=0.05)
-        if newer.status == "succeeded":
-            carried = newer.slug_id == release.slug_id or config_only and all(
-                newer.config.get(k) == v for k, v in release.config.items())
-            return newer if carried else None
-        if newer.status != "superseded":
-            return None
-        reason = (read_failure(platform.paths, app.id, newer.version) or ("", []))[0]
-    return None
+    """For a release superseded by newer ones (changes at once): the release serving once
+    nothing newer rolls out, if it carries this one's change (the same slug; for a config
+    change, its values: the config table is cumulative)."""
+    settle(platform, app)
+    serving = platform.store.current_release(app.id)
+    if serving is None or serving.version < release.version:
+        return None
+    carried = serving.slug_id == release.slug_id or config_only and all(
+        serving.config.get(k) == v for k, v in release.config.items())
+    return serving if carried else None
 
 
 def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None = None) -> None:

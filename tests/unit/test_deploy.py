@@ -49,3 +49,26 @@ def test_a_change_waits_for_a_rollout_and_refuses_if_it_never_ends(platform):
         deploy.release(platform, app, description="Set A", user="alice",
                        config_set={"A": "1"})
     assert [r.version for r in platform.store.releases(app.id)] == [1]  # nothing cut
+
+
+def test_a_superseded_config_change_is_live_in_the_release_that_serves(platform):
+    import threading
+
+    app = platform.store.create_app("twice", "alice")
+    platform.paths.app_dir(app.id).mkdir(parents=True)
+    first = platform.store.create_release(app.id, description="Deploy", user="alice",
+                                          slug=slug(platform, app.id))
+    platform.store.set_release_status(app.id, first.version, "succeeded")
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(deploy.release(
+        platform, app, description="Set A", user="alice", config_set={"A": "1"})))
+    worker.start()
+    while platform.store.pending_release(app.id) is None:  # A's release is rolling out
+        pass
+    mine = platform.store.pending_release(app.id)
+    newer = platform.store.create_release(app.id, description="Set B", user="bob",
+                                          config_set={"B": "2"})
+    platform.store.set_release_status(app.id, mine.version, "superseded")
+    platform.store.set_release_status(app.id, newer.version, "succeeded")
+    worker.join(5)
+    assert [r.version for r in result] == [newer.version]  # A is live, in B's release
