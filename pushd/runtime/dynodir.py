@@ -45,21 +45,11 @@ def alive(pid: int | None, start: int | None) -> bool:
     return bool(pid) and start is not None and proc_start(pid) == start
 
 
-def descendants(pid: int) -> list[int]:
-    tree = children_map()
-    found: list[int] = []
-    todo = list(tree.get(pid, []))
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo.extend(tree.get(child, []))
-    return found
-
-
 def signal_sandbox(monitor_pid: int, sig: int) -> int:
     """Signal every process of the app inside a bwrap sandbox whose outer bwrap is
     `monitor_pid`. bwrap's own monitor and its pid-1 init are skipped for SIGTERM (they would
-    die without passing the exit status on; the init exits when the app's main process does).
+    die without passing the exit status on; the init stays while anything in the sandbox
+    runs, see `sandboxio.SandboxInfo`).
     SIGKILL goes to the init too, which takes the whole pid namespace down. Returns the count."""
     tree = children_map()
     inits = tree.get(monitor_pid, [])
