@@ -252,6 +252,7 @@ class Store:
             db.execute("INSERT INTO releases VALUES (?,?,?,?,?,?,?,?,?,?)",
                        (app_id, version, slug_id, json.dumps(config), json.dumps(types),
                         description, user, now, status, commit))
+            self._prune_formation(db, app_id)
         return Release(app_id, version, slug_id, config, types, description, user, now, status,
                        commit)
 
@@ -294,7 +295,9 @@ class Store:
             args: tuple = (status, app_id, version)
             if only_if is not None:
                 sql, args = sql + " AND status=?", (*args, only_if)
-            return db.execute(sql, args).rowcount > 0
+            changed = db.execute(sql, args).rowcount > 0
+            self._prune_formation(db, app_id)
+            return changed
 
     # slugs
     def add_slug(self, slug: Slug) -> None:
@@ -332,18 +335,18 @@ class Store:
     def formation(self, app_id: int) -> dict[str, int]:
         """The wanted count of each process type the app's releases in play declare (the
         serving one and the one rolling out). As on Heroku, a type no longer declared leaves
-        the formation: its entry is dropped here, so adding it back later starts afresh."""
-        rows = {r[0]: r[1] for r in self._all(
+        the formation (`_prune_formation`), so adding it back later starts afresh."""
+        return {r[0]: r[1] for r in self._all(
             "SELECT type, quantity FROM formation WHERE app_id=? ORDER BY type", app_id)}
-        declared = self._declared_types(self._conn(), app_id)
-        if declared is None:  # no release yet: nothing to judge the entries by
-            return rows
-        if set(rows) - declared:
-            with self.tx() as db:  # under the write lock: a release cut meanwhile counts too
-                declared = self._declared_types(db, app_id) or set()
-                db.executemany("DELETE FROM formation WHERE app_id=? AND type=?",
-                               [(app_id, t) for t in rows if t not in declared])
-        return {t: q for t, q in rows.items() if t in declared}
+
+    @classmethod
+    def _prune_formation(cls, db: sqlite3.Connection, app_id: int) -> None:
+        """Drop entries of types neither the serving release nor one rolling out declares:
+        done wherever those change (a release cut, a status set), so reading is only a read."""
+        declared = cls._declared_types(db, app_id)
+        if declared is not None:  # no release yet: nothing to judge the entries by
+            db.execute(f"DELETE FROM formation WHERE app_id=? AND type NOT IN "
+                       f"({','.join('?' * len(declared)) or 'NULL'})", (app_id, *declared))
 
     @classmethod
     def _declared_types(cls, db: sqlite3.Connection, app_id: int) -> set[str] | None:
