@@ -107,10 +107,6 @@ class Store:
     def _one(self, sql: str, *args: object) -> sqlite3.Row | None:
         return self._conn().execute(sql, args).fetchone()
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits: a cheap 'anything new?' probe."""
-        return self._one("PRAGMA data_version")[0]
-
     # keys
     def add_key(self, key: Key) -> None:
         try:
