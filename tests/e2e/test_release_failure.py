@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+from ..polling import wait_until
 from .harness import Poller, PushdUnderTest, python_app, sh
 
 
@@ -66,10 +67,9 @@ def test_a_rollout_cut_short_by_a_daemon_crash_fails_and_git_agrees(pushd: Pushd
     pushd.commit(repo, python_app("v2 body", slow))
     push = subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=pushd.env(),
                             stderr=subprocess.PIPE, text=True)
-    for line in push.stderr:
-        if "Launching" in line:
-            break
-    os.kill(pushd.daemon_pid(), signal.SIGKILL)  # mid-rollout
+    # v2 is cut (its dyno boots for 4 s): kill the daemon mid-rollout
+    wait_until(lambda: "v2  Deploy" in pushd.ssh("releases", "crashmid").stdout, interval=0.05)
+    os.kill(pushd.daemon_pid(), signal.SIGKILL)
     push.stderr.read()
     assert push.wait(60) != 0
     pushd.up()
