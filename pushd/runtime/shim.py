@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..logs import AppLog, format_line
+from ..logs import AppLog, escape, format_line
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
 from .sandbox import DRAIN_AFTER_EXIT, dyno_argv, dyno_environ, exit_status
@@ -154,7 +154,9 @@ class Shim:
         if len(rest) > 16384:  # an endless line still reaches the log
             complete.append(rest)
             rest = b""
-        texts = [raw.decode("utf-8", "replace").rstrip("\r") for raw in complete]
+        # lines end at "\n" only; any other break or control character in them (\r, \x1e,
+        # U+2028, ESC) is escaped here, so it never forges a line nor reaches a terminal
+        texts = [escape(raw.decode("utf-8", "replace").rstrip("\r")) for raw in complete]
         self.log.write_lines([format_line("app", self.spec.dyno, text) for text in texts])
         if texts:
             self.tail.extend(texts)

@@ -1,0 +1,53 @@
+"""Logs and names between tenants, over real OpenSSH: forged log lines and terminal escapes
+from a hostile app, app id reuse, apps:rename rules, domain claims, weak RSA keys."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+from tests.polling import wait_until
+
+from .harness import PushdUnderTest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
+
+
+def deploy_fixture(pushd: PushdUnderTest, name: str, fixture: str, user: str = "admin") -> None:
+    files = {path.name: path.read_text() for path in (FIXTURES / fixture).iterdir()}
+    result = pushd.push(pushd.new_app_repo(name, files, user=user))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_hostile_app_cannot_forge_platform_lines_nor_send_escapes(pushd: PushdUnderTest):
+    deploy_fixture(pushd, "forger", "log-forger")
+    wait_until(lambda: "forged-boot" in pushd.ssh("logs", "forger").stdout, timeout=60)
+    tail = subprocess.Popen(["ssh", "-F", str(pushd.ssh_config), "platform", "logs", "forger",
+                             "-t", "-n", "1"], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=pushd.env())
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(tail.stdout.readline, b"")))
+    reader.start()
+    try:
+        wait_until(lambda: chunks)  # the one old line: the stream is open
+        assert pushd.http("forger", "/forge?live").status == 200
+        wait_until(lambda: b"forged-live" in b"".join(chunks))
+    finally:
+        tail.terminate()
+        tail.wait(10)
+        reader.join()
+    streamed = b"".join(chunks)
+
+    platform_lines = pushd.ssh("logs", "forger", "-s", "pushd", "-n", "1000").stdout
+    assert "FORGED" not in platform_lines
+    assert "Starting process" in platform_lines  # the filter shows the platform's own lines
+    everything = pushd.ssh("logs", "forger", "-n", "1000")
+    for shown in (everything.stdout.encode(), streamed):
+        text = shown.decode()
+        assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+        assert "\r" not in text and "\u2028" not in text and "\x1e" not in text
+        forged = [line for line in text.split("\n") if "FORGED" in line]
+        assert forged and all(" app[web.1]: " in line for line in forged), forged
+    assert r"\x1b]0;owned-title\x07\x1b[2J" in everything.stdout
+    assert r"before-live\u2028" in streamed.decode()
