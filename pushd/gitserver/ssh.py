@@ -16,7 +16,7 @@ from pathlib import Path
 import paramiko
 
 from ..platform import Platform
-from ..sshkeys import fingerprint
+from ..sshkeys import fingerprint, weakness
 from .session import Session
 
 log = logging.getLogger("pushd.ssh")
@@ -33,15 +33,23 @@ def load_host_key(path: Path) -> paramiko.PKey:
 class ConnectionPolicy(paramiko.ServerInterface):
     """Decides; never blocks. Records what the client asked for on `session`."""
 
-    def __init__(self, platform: Platform, session: Session) -> None:
+    def __init__(self, platform: Platform, session: Session,
+                 transport: paramiko.Transport | None = None) -> None:
         self.platform = platform
         self.session = session
+        self.transport = transport
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         # called twice per login (probe, then signed): no side effects beyond remembering
+        weak = weakness(key)
+        if weak is not None:  # even a registered one (added before keys were checked)
+            log.warning("refused a key %s: %s", fingerprint(key), weak)
+            if self.transport is not None:  # OpenSSH prints the reason of a disconnect
+                refuse(self.transport, weak)
+            return paramiko.AUTH_FAILED
         found = self.platform.store.key_by_fingerprint(fingerprint(key))
         if found is None:
             return paramiko.AUTH_FAILED
@@ -103,6 +111,17 @@ class ConnectionPolicy(paramiko.ServerInterface):
         return False
 
 
+def refuse(transport: paramiko.Transport, reason: str) -> None:
+    """Tell the client why it is refused: a disconnect (by protocol, the last message)
+    carries the reason, which `ssh` prints. Sending one message does not block."""
+    message = paramiko.Message()
+    message.add_byte(paramiko.common.cMSG_DISCONNECT)
+    message.add_int(paramiko.common.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE)
+    message.add_string(reason)
+    message.add_string("en")
+    transport._send_message(message)  # no public API sends a disconnect with a reason
+
+
 class SSHServer:
     def __init__(self, platform: Platform, host: str, port: int) -> None:
         self.platform = platform
@@ -138,7 +157,7 @@ class SSHServer:
         transport.add_server_key(self.host_key)
         session = Session(self.platform)
         try:
-            transport.start_server(server=ConnectionPolicy(self.platform, session))
+            transport.start_server(server=ConnectionPolicy(self.platform, session, transport))
             channel = transport.accept(30)
             if channel is None or not session.request.wait(30):
                 return

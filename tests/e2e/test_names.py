@@ -3,13 +3,17 @@ from a hostile app, app id reuse, apps:rename rules, domain claims, weak RSA key
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import threading
 from pathlib import Path
 
+from pushd.models import Key
+from pushd.sshkeys import fingerprint_blob
+from pushd.store import Store
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest
+from .harness import PushdUnderTest, sh
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
 
@@ -51,3 +55,28 @@ def test_a_hostile_app_cannot_forge_platform_lines_nor_send_escapes(pushd: Pushd
         assert forged and all(" app[web.1]: " in line for line in forged), forged
     assert r"\x1b]0;owned-title\x07\x1b[2J" in everything.stdout
     assert r"before-live\u2028" in streamed.decode()
+
+
+def test_weak_rsa_keys_are_refused_when_added_and_at_login(pushd: PushdUnderTest):
+    weak = pushd.root / "keys" / "weak-rsa"
+    sh(["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-C", "weak", "-f", str(weak)],
+       check=True)
+    public = (weak.parent / "weak-rsa.pub").read_text()
+    added = pushd.ssh("keys:add", "weakling", "--role", "user", input=public)
+    assert added.returncode == 1
+    assert added.stderr.strip() == ("!    RSA keys under 2048 bits are refused (this one has "
+                                    "1024): make a new one with ssh-keygen -t ed25519")
+    # a key registered before keys were checked is refused at login, with the same line
+    line, fingerprint = parse_public_key_unchecked(public)
+    Store(pushd.state / "pushd.db").add_key(Key("legacy", "user", line, fingerprint, 0.0))
+    login = sh(["ssh", "-i", str(weak), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-p", str(pushd.ssh_port), "git@127.0.0.1", "apps"],
+               stdin=subprocess.DEVNULL)
+    assert login.returncode == 255 and login.stdout == ""
+    assert "RSA keys under 2048 bits are refused (this one has 1024)" in login.stderr
+
+
+def parse_public_key_unchecked(text: str) -> tuple[str, str]:
+    kind, blob = text.split()[:2]
+    return f"{kind} {blob}", fingerprint_blob(base64.b64decode(blob))
