@@ -12,12 +12,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
+from .settings import APP_UID_SPAN
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -138,11 +139,22 @@ class Store:
         return [Key(**dict(r)) for r in self._all("SELECT * FROM keys ORDER BY name")]
 
     # apps
-    def create_app(self, name: str, owner: str) -> App:
+    def create_app(self, name: str, owner: str,
+                   usable: Callable[[int], bool] = lambda _id: True) -> App:
+        """The app gets the lowest id no app has and `usable` accepts (the id is its uid:
+        `appids.reusable` refuses one while anything of a destroyed app that had it remains)."""
         try:
             with self.tx() as db:
-                db.execute("INSERT INTO apps (name, owner, created_at) VALUES (?,?,?)",
-                           (name, owner, time.time()))
+                taken = {row[0] for row in db.execute("SELECT id FROM apps")}
+                if db.execute("SELECT 1 FROM apps WHERE name=?", (name,)).fetchone():
+                    raise sqlite3.IntegrityError(name)
+                app_id = next((i for i in range(1, APP_UID_SPAN)
+                               if i not in taken and usable(i)), None)
+                if app_id is None:
+                    raise Conflict(f"No app ids left: all {APP_UID_SPAN - 1} are in use or "
+                                   "still held by destroyed apps")
+                db.execute("INSERT INTO apps (id, name, owner, created_at) VALUES (?,?,?,?)",
+                           (app_id, name, owner, time.time()))
         except sqlite3.IntegrityError:
             raise Conflict(f"Name {name} is already taken") from None
         return self.app(name)

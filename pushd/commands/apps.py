@@ -6,6 +6,7 @@ import shutil
 
 from .. import names
 from ..appfiles import deploy_lock, ensure_repo
+from ..appids import reusable
 from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
@@ -19,7 +20,8 @@ def create_app(platform: Platform, name: str, owner: Key) -> App:
     """Create an app with its bare repo; the one place apps come into being. The row comes
     first: if we die before the repo exists, the first push or clone makes it."""
     names.app_name(name)
-    app = platform.store.create_app(name, owner.name)
+    app = platform.store.create_app(name, owner.name,
+                                    usable=reusable(platform.settings, platform.paths))
     with deploy_lock(platform, app, lambda _text: None):
         ensure_repo(platform, app)
     return app

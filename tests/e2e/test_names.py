@@ -4,16 +4,23 @@ from a hostile app, app id reuse, apps:rename rules, domain claims, weak RSA key
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from pushd.appids import remains, running_uids
 from pushd.models import Key
+from pushd.paths import Paths
 from pushd.sshkeys import fingerprint_blob
 from pushd.store import Store
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest, sh
+from .harness import PushdUnderTest, python_app, sh
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
 
@@ -80,3 +87,62 @@ def test_weak_rsa_keys_are_refused_when_added_and_at_login(pushd: PushdUnderTest
 def parse_public_key_unchecked(text: str) -> tuple[str, str]:
     kind, blob = text.split()[:2]
     return f"{kind} {blob}", fingerprint_blob(base64.b64decode(blob))
+
+
+@pytest.fixture(scope="module")
+def own_uids() -> Iterator[PushdUnderTest]:
+    """A daemon of its own, with uids no other pushd on this machine uses: a process of
+    another instance's app with the same uid rightly keeps an id from being reused."""
+    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-ids-", dir="/var/tmp"))
+    root.chmod(0o711)
+    platform = PushdUnderTest(root, settings={"uid_base": 31000, "boot_timeout": 8,
+                                              "stop_timeout": 5, "drain_seconds": 0.5})
+    platform.start()
+    yield platform
+    platform.stop(everything=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def app_id(pushd: PushdUnderTest, name: str) -> int:
+    return Store(pushd.state / "pushd.db").app(name).id
+
+
+def what_remains(pushd: PushdUnderTest, app: int) -> list[str]:
+    return remains(Paths(pushd.state), app, 31000 + app, running_uids())
+
+
+def destroy(pushd: PushdUnderTest, name: str, user: str = "admin") -> None:
+    result = pushd.ssh("apps:destroy", name, "--confirm", name, user=user)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_destroyed_apps_id_and_uid_go_to_the_next_app(own_uids: PushdUnderTest):
+    pushd = own_uids
+    assert pushd.ssh("apps:create", "cycle", user="alice").returncode == 0
+    first = app_id(pushd, "cycle")
+    for _ in range(3):  # ids ran out after ~73 minutes of this; now they come back
+        destroy(pushd, "cycle", user="alice")
+        assert pushd.ssh("apps:create", "cycle", user="alice").returncode == 0
+        assert app_id(pushd, "cycle") == first
+    destroy(pushd, "cycle", user="alice")
+
+
+def test_a_new_app_never_sees_what_the_old_app_with_its_id_left(own_uids: PushdUnderTest):
+    pushd = own_uids
+    old = pushd.new_app_repo("previous", python_app("previous", {"old-secret.txt": "s3cret"}),
+                             user="alice")
+    assert pushd.push(old).returncode == 0
+    uid = pushd.ssh("run", "previous", "id", "-u", user="alice").stdout.strip()
+    reused = app_id(pushd, "previous")
+    destroy(pushd, "previous", user="alice")
+    wait_until(lambda: not what_remains(pushd, reused))  # the id goes only once it is clean
+    new = pushd.new_app_repo("successor", python_app("successor"), user="bob")
+    pushed = pushd.push(new)
+    assert pushed.returncode == 0, pushed.stderr
+    assert app_id(pushd, "successor") == reused
+    assert pushd.ssh("run", "successor", "id", "-u", user="bob").stdout.strip() == uid
+    listing = pushd.ssh("run", "successor", "ls", "-a", "/app", "/app/..", user="bob").stdout
+    assert "old-secret.txt" not in listing and "app.py" in listing
+    assert "previous" not in pushd.ssh("logs", "successor", "-n", "1000", user="bob").stdout
+    assert "s3cret" not in pushd.ssh("run", "successor", "grep", "-r", "s3cret", "/app",
+                                     "/tmp", user="bob").stdout

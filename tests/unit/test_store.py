@@ -27,9 +27,22 @@ def test_versions_are_never_reused(store: Store):
     assert (first.version, second.version) == (1, 2)
     assert second.config == {}
     store.delete_app(app.id)
+    assert store.releases(app.id) == []  # nothing of the old app survives
     again = store.create_app("myapp", "alice")
     assert store.create_release(again.id, description="x", user="a").version == 1
-    assert store.releases(app.id) == []  # nothing of the old app survives
+
+
+def test_a_new_app_takes_the_lowest_id_that_is_free_and_usable(store: Store):
+    first, second, third = (store.create_app(n, "alice") for n in ("one", "two", "three"))
+    assert (first.id, second.id, third.id) == (1, 2, 3)
+    store.delete_app(first.id)
+    store.delete_app(second.id)
+    assert store.create_app("four", "bob").id == 1
+    # id 2 is not usable (something of the app that had it remains): the next free one
+    assert store.create_app("five", "bob", usable=lambda i: i != 2).id == 4
+    assert store.create_app("six", "bob").id == 2
+    with pytest.raises(Conflict, match="^No app ids left"):
+        store.create_app("seven", "bob", usable=lambda i: False)
 
 
 def test_deploy_release_is_pending_until_marked(store: Store):
