@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..logs import AppLog, escape, format_line
+from . import seccomp
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
 from .sandbox import DRAIN_AFTER_EXIT, dyno_argv, dyno_environ, exit_status
@@ -74,12 +75,14 @@ class Shim:
         self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
+        denylist = seccomp.program_fd()
         child = subprocess.Popen(
             dyno_argv(spec, str(self.dir.app_dir), group, new_session=True,
-                      info_fd=sandbox.writer),
+                      info_fd=sandbox.writer, seccomp_fd=denylist),
             stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, close_fds=True,
-            pass_fds=(sandbox.writer,), process_group=0, env=dyno_environ(spec))
+            pass_fds=(sandbox.writer, denylist), process_group=0, env=dyno_environ(spec))
         os.close(out_w)
+        os.close(denylist)
         sandbox.close_writer()
         self.dir.write_json("child.json", {"pid": child.pid, "start": proc_start(child.pid),
                                            "started_at": time.time(), "layer": layer,
