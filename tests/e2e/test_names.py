@@ -146,3 +146,27 @@ def test_a_new_app_never_sees_what_the_old_app_with_its_id_left(own_uids: PushdU
     assert "previous" not in pushd.ssh("logs", "successor", "-n", "1000", user="bob").stdout
     assert "s3cret" not in pushd.ssh("run", "successor", "grep", "-r", "s3cret", "/app",
                                      "/tmp", user="bob").stdout
+
+
+def test_only_the_owner_renames_and_the_old_name_stays_theirs(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "brand", user="alice").returncode == 0
+    assert pushd.ssh("access:add", "brand", "bob", user="alice").returncode == 0
+    by_collaborator = pushd.ssh("apps:rename", "brand", "bobs-brand", user="bob")
+    assert by_collaborator.returncode == 1
+    assert by_collaborator.stderr.strip() == "!    Only the owner of brand or an admin can " \
+                                             "rename it"
+    assert pushd.ssh("apps:rename", "brand", "brand-new", user="alice").returncode == 0
+    # the name alice gave up is not bob's to take: not by apps:create, a push or a rename
+    taken = pushd.ssh("apps:create", "brand", user="bob")
+    assert taken.returncode == 1
+    assert taken.stderr.strip().startswith("!    Name brand was just given up by a rename and is held "
+                                   "for its previous owner until ")
+    pushed = pushd.push(pushd.new_app_repo("brand", python_app("squatter"), user="bob"))
+    assert pushed.returncode != 0 and "Name brand was just given up" in pushed.stderr
+    assert pushd.ssh("apps:create", "bobs-own", user="bob").returncode == 0
+    renamed = pushd.ssh("apps:rename", "bobs-own", "brand", user="bob")
+    assert renamed.returncode == 1 and "held for its previous owner" in renamed.stderr
+    # alice takes it back
+    back = pushd.ssh("apps:rename", "brand-new", "brand", user="alice")
+    assert back.returncode == 0, back.stderr
+    assert "brand" in pushd.ssh("apps", user="alice").stdout.split("\n")

@@ -1,4 +1,5 @@
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,25 @@ def test_formation_drops_types_the_releases_no_longer_declare(store: Store):
     # as on Heroku, the entry is gone: adding the type back starts it afresh
     deploy_types(store, app.id, "s4", {"web": "a", "worker": "b"}, status="pending")
     assert store.formation(app.id) == {"web": 2}
+
+
+def test_a_renamed_apps_old_name_is_held_for_its_owner(store: Store):
+    app = store.create_app("first", "alice")
+    store.rename_app(app.id, "second", by="alice", hold_seconds=3600)
+    with pytest.raises(Conflict, match="^Name first was just given up by a rename and is held "
+                                       "for its previous owner until 20"):
+        store.create_app("first", "bob")
+    other = store.create_app("other", "bob")
+    with pytest.raises(Conflict, match="^Name first was just given up"):
+        store.rename_app(other.id, "first", by="bob", hold_seconds=3600)
+    store.rename_app(app.id, "first", by="alice", hold_seconds=3600)  # the owner takes it back
+    assert store.app("first").id == app.id
+    store.rename_app(app.id, "third", by="alice", hold_seconds=3600)
+    assert store.create_app("first", "root", admin=True).owner == "root"  # admins may
+
+
+def test_a_hold_ends_when_its_time_is_up(store: Store):
+    app = store.create_app("first", "alice")
+    store.rename_app(app.id, "second", by="alice", hold_seconds=0.01)
+    time.sleep(0.05)  # not an assertion on time: the hold is made to have ended
+    assert store.create_app("first", "bob").owner == "bob"
