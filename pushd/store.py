@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
+from .names import domains_overlap
 from .settings import APP_UID_SPAN
 
 SCHEMA = """
@@ -403,8 +404,16 @@ class Store:
 
     # domains
     def add_domain(self, app_id: int, domain: str) -> None:
+        """Attach `domain` (validated by names.domain); Conflict if another app serves it or
+        a name it overlaps (a wildcard over theirs, or theirs over it)."""
         try:
             with self.tx() as db:
+                others = [row[0] for row in db.execute(
+                    "SELECT domain FROM domains WHERE app_id!=? ORDER BY domain", (app_id,))]
+                for other in [] if domain in others else others:  # the same: already in use
+                    if domains_overlap(domain, other):
+                        raise Conflict(f"Domain {domain} overlaps {other}, which another app "
+                                       "serves")
                 db.execute("INSERT INTO domains VALUES (?,?)", (domain, app_id))
         except sqlite3.IntegrityError:
             raise Conflict(f"Domain {domain} is already in use") from None

@@ -159,8 +159,8 @@ def test_only_the_owner_renames_and_the_old_name_stays_theirs(pushd: PushdUnderT
     # the name alice gave up is not bob's to take: not by apps:create, a push or a rename
     taken = pushd.ssh("apps:create", "brand", user="bob")
     assert taken.returncode == 1
-    assert taken.stderr.strip().startswith("!    Name brand was just given up by a rename and is held "
-                                   "for its previous owner until ")
+    assert taken.stderr.strip().startswith("!    Name brand was just given up by a rename and "
+                                           "is held for its previous owner until ")
     pushed = pushd.push(pushd.new_app_repo("brand", python_app("squatter"), user="bob"))
     assert pushed.returncode != 0 and "Name brand was just given up" in pushed.stderr
     assert pushd.ssh("apps:create", "bobs-own", user="bob").returncode == 0
@@ -170,3 +170,26 @@ def test_only_the_owner_renames_and_the_old_name_stays_theirs(pushd: PushdUnderT
     back = pushd.ssh("apps:rename", "brand-new", "brand", user="alice")
     assert back.returncode == 0, back.stderr
     assert "brand" in pushd.ssh("apps", user="alice").stdout.split("\n")
+
+
+def test_a_tenant_cannot_claim_a_wildcard_over_anothers_domain(pushd: PushdUnderTest):
+    alice = pushd.new_app_repo("shop", python_app("alice's shop"), user="alice")
+    assert pushd.push(alice).returncode == 0
+    assert pushd.ssh("apps:create", "grabber", user="bob").returncode == 0
+    added = pushd.ssh("domains:add", "shop", "www.example.test", user="alice")
+    assert added.returncode == 0, added.stderr
+    assert pushd.ssh("domains:add", "grabber", "*.blog.test", user="bob").returncode == 0
+    refusals = {"*.example.test": "overlaps www.example.test, which another app serves",
+                "www.example.test": "is already in use"}
+    for host, reason in refusals.items():
+        refused = pushd.ssh("domains:add", "grabber", host, user="bob")
+        assert refused.returncode == 1, host
+        assert refused.stderr.strip() == f"!    Domain {host} {reason}", refused.stderr
+    # the other way round: an exact name (or narrower wildcard) under bob's wildcard
+    for host in ("news.blog.test", "a.b.blog.test", "*.news.blog.test"):
+        refused = pushd.ssh("domains:add", "shop", host, user="alice")
+        assert refused.returncode == 1, host
+        assert refused.stderr.strip() == (f"!    Domain {host} overlaps *.blog.test, which "
+                                          "another app serves")
+    assert pushd.http("x", host="www.example.test").body.startswith("alice's shop")
+    assert pushd.ssh("domains", "grabber", user="bob").stdout.split("\n")[-2] == "*.blog.test"
