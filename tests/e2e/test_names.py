@@ -4,6 +4,7 @@ from a hostile app, app id reuse, apps:rename rules, domain claims, weak RSA key
 from __future__ import annotations
 
 import base64
+import errno
 import shutil
 import subprocess
 import tempfile
@@ -196,3 +197,17 @@ def test_a_tenant_cannot_claim_a_wildcard_over_anothers_domain(pushd: PushdUnder
                                           "another app serves")
     assert pushd.http("x", host="www.example.test").body.startswith("alice's shop")
     assert pushd.ssh("domains", "grabber", user="bob").stdout.split("\n")[-2] == "*.blog.test"
+
+
+def test_a_build_runs_under_the_same_seccomp_filter(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "prober").returncode == 0
+    probe = FIXTURES.parent / "buildpacks" / "syscall-probe"
+    assert pushd.ssh("config:set", "prober", f"BUILDPACK_URL={probe}").returncode == 0
+    pushed = pushd.push(pushd.new_app_repo("prober", python_app("probed")))
+    assert pushed.returncode == 0, pushed.stderr
+    answers = dict(line.split()[2:4] for line in pushed.stderr.splitlines()
+                   if line.startswith("remote: probe "))
+    assert answers == {"unshare-U": "1", "io_uring_setup": str(errno.EPERM),
+                       "keyctl": str(errno.EPERM), "ptrace": str(errno.EPERM),
+                       "bpf": str(errno.EPERM), "userfaultfd": str(errno.EPERM)}, pushed.stderr
+    assert pushd.http("prober").body.startswith("probed")  # and the app it built runs
