@@ -44,14 +44,14 @@ class ConnectionPolicy(paramiko.ServerInterface):
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         # called twice per login (probe, then signed): no side effects beyond remembering
-        weak = weakness(key)
-        if weak is not None:  # even a registered one (added before keys were checked)
-            log.warning("refused a key %s: %s", fingerprint(key), weak)
-            if self.transport is not None:  # OpenSSH prints the reason of a disconnect
-                refuse(self.transport, weak)
-            return paramiko.AUTH_FAILED
         found = self.platform.store.key_by_fingerprint(fingerprint(key))
         if found is None:
+            return paramiko.AUTH_FAILED  # the client may go on with its next key
+        weak = weakness(key)
+        if weak is not None:  # registered before keys were checked: say why, and end
+            log.warning("refused key %s (%s): %s", found.name, found.fingerprint, weak)
+            if self.transport is not None:  # OpenSSH prints the reason of a disconnect
+                refuse(self.transport, weak)
             return paramiko.AUTH_FAILED
         self.session.user = found
         return paramiko.AUTH_SUCCESSFUL
