@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 LINE_RE = re.compile(r"^(\S+) (app|pushd)\[([^\]]+)\]: ?(.*)$")
-# C0 controls but tab, DEL, C1 controls (0x85 is a line break to str.splitlines; 0x9b is a CSI)
-# and the Unicode line and paragraph separators: everything that ends a line for some reader
-# or that a terminal acts on
-UNSAFE_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 controls but tab, DEL, C1 controls (0x85 is a line break to str.splitlines; 0x9b is a CSI),
+# the Unicode line and paragraph separators and the bidi controls: everything that ends a line
+# for some reader, that a terminal acts on, or that shows a line's text in another order
+UNSAFE_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e"
+                       "\u2066-\u2069]")
 
 
 def _escaped(match: re.Match[str]) -> str:

@@ -167,6 +167,8 @@ def test_terminal_escapes_are_shown_escaped():
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
     assert line.endswith(r": \x1b]0;owned\x07\x1b[2J\x9b31m\x00bye" + "\n")
     assert format_line("app", "web.1", "tab\tstays").endswith(": tab\tstays\n")
+    assert format_line("app", "web.1", "\u202eevil\u2066").endswith(r": \u202eevil\u2066" + "\n")
+    assert format_line("app", "web.1", "caf\u00e9 \u2603").endswith(": caf\u00e9 \u2603\n")
 
 
 def test_raw_lines_already_in_a_log_are_split_at_newlines_and_shown_escaped(tmp_path: Path):
