@@ -9,8 +9,15 @@ import pytest
 
 from pushd.errors import Refused, UsageError
 from pushd.governance import quotas
-from pushd.governance.policies import (AppState, PolicyError, check_all, host_of, judge, parse,
-                                       source_allowed)
+from pushd.governance.policies import (
+    AppState,
+    PolicyError,
+    check_all,
+    host_of,
+    judge,
+    parse,
+    source_allowed,
+)
 from pushd.governance.policyfile import PolicyFile
 
 POLICIES = """\
