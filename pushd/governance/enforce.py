@@ -20,7 +20,7 @@ from .policyfile import FILE_NAME, Policies, PolicyFile
 if TYPE_CHECKING:
     from dulwich.repo import Repo
 
-    from ..models import App, Key, Slug
+    from ..models import App, Key, Release, Slug
     from ..paths import Paths
     from ..platform import Platform
 
@@ -143,11 +143,27 @@ def building(platform: Platform, app: App) -> Iterator[None]:
 def check_release(platform: Platform, app: App, repo: Repo, sha: str, slug: Slug) -> None:
     """After the build: its code (app.json) and the formation its release would start."""
     types = [t for t in slug.process_types if t != "release"]
+    state = AppState(app.name, app.owner, process_types=types,
+                     app_json=tree_file(repo, sha, "app.json"))
+    judge(rules(platform), state, {"code"})
+    _check_started(platform, app, types)
+
+
+def check_rollback(platform: Platform, app: App, target: Release) -> None:
+    """A rollback: the config vars it brings back and the formation it would start."""
+    config = platform.store.config(app.id)
+    restored = {k: v for k, v in target.config.items() if config.get(k) != v}
+    judge(rules(platform), AppState(app.name, app.owner, config=restored), {"config"})
+    if target.slug_id:
+        _check_started(platform, app, [t for t in target.process_types if t != "release"])
+
+
+def _check_started(platform: Platform, app: App, types: Sequence[str]) -> None:
+    """The formation a release of `types` would start: the current quantities, 1 for a new
+    type (as the supervisor does)."""
     current = platform.store.formation(app.id)
     formation = {t: current.get(t, 1) for t in types}
-    state = AppState(app.name, app.owner, formation=formation, process_types=types,
-                     app_json=tree_file(repo, sha, "app.json"))
-    judge(rules(platform), state, {"code", "formation"})
+    judge(rules(platform), AppState(app.name, app.owner, formation=formation), {"formation"})
     memory_for = platform.settings.memory_for
     quotas.check_formation(app.owner, platform.store.quotas(app.owner),
                            usage(platform, app.owner),

@@ -159,3 +159,37 @@ def test_an_invalid_policies_file_refuses_changes_and_says_so(h: Harness):
     assert h.run("ps", "myapp", user=ALICE) == 0  # reading still works
     write_policies(h, POLICIES)  # fixed in place: no restart
     assert h.run("ps:scale", "myapp", "web=2", user=ALICE) == 0, h.err
+
+
+def test_a_rollback_is_judged_on_what_it_brings_back(h: Harness):
+    store = h.platform.store
+    store.create_release(h.app.id, description="Set", user="alice", config_set={"DEBUG": "1"})
+    store.create_release(h.app.id, description="Remove", user="alice", config_unset=["DEBUG"])
+    write_policies(h, POLICIES)
+    assert h.run("rollback", "myapp", "v2", user=ALICE) == 1
+    assert "Refused by policy no-debug: DEBUG is not allowed (DEBUG is set)" in h.err
+    assert "DEBUG" not in store.config(h.app.id)
+    assert h.run("rollback", "myapp", "v1", user=ALICE) == 0, h.err
+
+
+def test_builds_at_once_are_admitted_in_one_transaction(h: Harness):
+    from pushd.errors import Refused
+    from pushd.governance import quotas
+
+    store = h.platform.store
+    live = {os.getpid()}
+
+    def start(build_id: str, pid: int) -> None:
+        store.start_build(build_id, h.app.id, "alice", pid, live.__contains__,
+                          lambda running: quotas.check("alice", "builds", {"builds": 2},
+                                                       running, 1))
+
+    start("a", os.getpid())
+    start("b", os.getpid())
+    with pytest.raises(Refused, match="Quota exceeded: builds 2 of 2 in use"):
+        start("c", os.getpid())
+    store.end_build("a")
+    start("c", os.getpid())
+    live.clear()  # the daemon that ran them died: its rows count no more
+    start("d", 12345)
+    assert store.running_builds("alice") == [12345]
