@@ -135,6 +135,7 @@ class Store:
                                f"{'it' if len(owned) == 1 else 'them'} first")
             db.execute("DELETE FROM keys WHERE name=?", (name,))
             db.execute("DELETE FROM access WHERE key_name=?", (name,))
+            db.execute("DELETE FROM quotas WHERE key_name=?", (name,))  # a new alice starts afresh
 
     def key_by_fingerprint(self, fingerprint: str) -> Key | None:
         row = self._one("SELECT * FROM keys WHERE fingerprint=?", fingerprint)

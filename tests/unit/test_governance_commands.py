@@ -55,6 +55,10 @@ def test_a_user_cannot_set_quotas_an_admin_can(h: Harness):
     assert h.platform.store.quotas("alice") == {"apps": 10, "memory": 4096}
     assert h.run("quotas:set", "nobody", "apps=1") == 1 and "No key named nobody" in h.err
     assert h.run("quotas:set", "alice", "cpus=1") == 2 and "Unknown quota 'cpus'" in h.err
+    assert h.run("quotas:set", "bob", "apps=0") == 0
+    assert h.run("keys:remove", "bob") == 0
+    h.platform.store.add_key(BOB)
+    assert h.platform.store.quotas("bob") == {}  # a new key of the same name starts afresh
 
 
 def test_quotas_show_limits_and_usage_to_the_user_and_admins(h: Harness):
