@@ -18,8 +18,8 @@ def _known_user(ctx: Context, name: str) -> str:
     return name
 
 
-@command("quotas", "[USER]", "Show a user's quotas and what their apps use (add-ons: stored "
-         "and shown, enforced once add-ons exist)", app=False)
+@command("quotas", "[USER]", "Show a user's quotas and use (addons: shown, enforced once "
+         "add-ons exist)", app=False)
 def quotas_show(ctx: Context, args: list[str]) -> None:
     if len(args) > 1:
         raise UsageError("quotas takes at most one USER")
@@ -53,8 +53,8 @@ def quotas_set(ctx: Context, args: list[str]) -> None:
     ctx.line(f"Quotas of {user} set: {text}")
 
 
-@command("policies", "", f"List the platform's policies ({FILE_NAME} in the state dir; "
-         "changes apply at once)", app=False)
+@command("policies", "", f"List the policies ({FILE_NAME} in the state dir, read on change)",
+         app=False)
 def policies_list(ctx: Context, args: list[str]) -> int:
     no_more(args)
     current = ctx.platform.policies.current()
