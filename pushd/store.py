@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS name_holds (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS domains (
     domain TEXT PRIMARY KEY, app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS quotas (
+    key_name TEXT NOT NULL, kind TEXT NOT NULL, quantity INTEGER NOT NULL,
+    PRIMARY KEY (key_name, kind));
+CREATE TABLE IF NOT EXISTS builds (
+    id TEXT PRIMARY KEY, app_id INTEGER NOT NULL, owner TEXT NOT NULL, pid INTEGER NOT NULL,
+    started_at REAL NOT NULL);
 """
 
 
@@ -133,6 +139,7 @@ class Store:
                                f"{'it' if len(owned) == 1 else 'them'} first")
             db.execute("DELETE FROM keys WHERE name=?", (name,))
             db.execute("DELETE FROM access WHERE key_name=?", (name,))
+            db.execute("DELETE FROM quotas WHERE key_name=?", (name,))  # a new alice starts afresh
 
     def key_by_fingerprint(self, fingerprint: str) -> Key | None:
         row = self._one("SELECT * FROM keys WHERE fingerprint=?", fingerprint)
@@ -143,12 +150,17 @@ class Store:
 
     # apps
     def create_app(self, name: str, owner: str,
-                   usable: Callable[[int], bool] = lambda _id: True, admin: bool = False) -> App:
+                   usable: Callable[[int], bool] = lambda _id: True, admin: bool = False,
+                   admit: Callable[[int], None] | None = None) -> App:
         """The app gets the lowest id no app has and `usable` accepts (the id is its uid:
         `appids.reusable` refuses one while anything of a destroyed app that had it remains).
-        A name held after a rename goes only to its holder or an admin."""
+        A name held after a rename goes only to its holder or an admin. `admit(apps the
+        owner has)` may refuse (raise) in the same transaction."""
         try:
             with self.tx() as db:
+                if admit is not None:
+                    admit(db.execute("SELECT COUNT(*) FROM apps WHERE owner=?",
+                                     (owner,)).fetchone()[0])
                 taken = {row[0] for row in db.execute("SELECT id FROM apps")}
                 if db.execute("SELECT 1 FROM apps WHERE name=?", (name,)).fetchone():
                     raise sqlite3.IntegrityError(name)
@@ -434,3 +446,40 @@ class Store:
     def domains(self, app_id: int) -> list[str]:
         return [r[0] for r in self._all(
             "SELECT domain FROM domains WHERE app_id=? ORDER BY domain", app_id)]
+
+    # quotas (limits per key name; a kind without a row is unlimited) and running builds
+    def quotas(self, key_name: str) -> dict[str, int]:
+        return {r[0]: r[1] for r in self._all(
+            "SELECT kind, quantity FROM quotas WHERE key_name=? ORDER BY kind", key_name)}
+
+    def set_quotas(self, key_name: str, limits: dict[str, int | None]) -> None:
+        """Set limits; None removes one (unlimited)."""
+        with self.tx() as db:
+            for kind, quantity in limits.items():
+                if quantity is None:
+                    db.execute("DELETE FROM quotas WHERE key_name=? AND kind=?",
+                               (key_name, kind))
+                else:
+                    db.execute("INSERT OR REPLACE INTO quotas VALUES (?,?,?)",
+                               (key_name, kind, quantity))
+
+    def start_build(self, build_id: str, app_id: int, owner: str, pid: int,
+                    live: Callable[[int], bool], admit: Callable[[int], None]) -> None:
+        """Record a running build of `owner`'s app. Rows of dead processes (a daemon that
+        died mid-build) are dropped first; `admit(builds still running)` may refuse (raise)
+        in the same transaction, so two pushes never both take the last slot."""
+        with self.tx() as db:
+            rows = db.execute("SELECT id, pid FROM builds WHERE owner=?", (owner,)).fetchall()
+            dead = [r[0] for r in rows if not live(r[1])]
+            db.executemany("DELETE FROM builds WHERE id=?", [(d,) for d in dead])
+            admit(len(rows) - len(dead))
+            db.execute("INSERT INTO builds VALUES (?,?,?,?,?)",
+                       (build_id, app_id, owner, pid, time.time()))
+
+    def end_build(self, build_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM builds WHERE id=?", (build_id,))
+
+    def running_builds(self, owner: str) -> list[int]:
+        """The pids recorded for `owner`'s running builds (the caller judges which live)."""
+        return [r[0] for r in self._all("SELECT pid FROM builds WHERE owner=?", owner)]

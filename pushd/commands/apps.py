@@ -11,6 +11,7 @@ from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
+from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
 from .registry import Context, command, no_more, one_arg, parse_options
@@ -22,7 +23,8 @@ def create_app(platform: Platform, name: str, owner: Key) -> App:
     names.app_name(name)
     app = platform.store.create_app(name, owner.name,
                                     usable=reusable(platform.settings, platform.paths),
-                                    admin=owner.is_admin)
+                                    admin=owner.is_admin,
+                                    admit=enforce.admit_app(platform, owner))
     with deploy_lock(platform, app, lambda _text: None):
         ensure_repo(platform, app)
     return app
