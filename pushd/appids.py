@@ -4,9 +4,11 @@ Ids are few (`APP_UID_SPAN`) and each is an app's unix uid, so a new app takes t
 one; but never while anything of an app that had it remains: its folder (repo, slugs, cache,
 logs), its dyno or one-off folders (with their layers), or a process running as its uid (in a
 dyno's cgroups, in a build, anywhere). Otherwise the new app could read the old one's files or
-signal its processes as their owner. A dyno's cgroups hold nothing but its processes (counted
-by uid): an empty one left behind is named by a dyno id with a random part, which no new
-dyno takes, and on a host running more than one pushd it may be another instance's.
+signal its processes as their owner.
+
+A dyno's cgroups are released before its folder goes (shim exit, `SandboxRuntime.remove`), so
+the folder stands for them; and what they hold is processes, counted by uid. The cgroup tree
+itself is not looked at: names in it are dyno ids, shared by every pushd on the host.
 """
 
 from __future__ import annotations
