@@ -85,7 +85,7 @@ class DeployingReceivePack(ReceivePackHandler):
         platform = self.platform
         out = self.progress
         config = platform.store.config(app.id)
-        slug = platform.builder.build(app, sha, config, out)
+        slug = platform.builder.build(app, sha, config, out, admin=self.user.is_admin)
         platform.store.add_slug(slug)
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
