@@ -5,7 +5,9 @@ sparse files, cache quota)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -117,6 +119,15 @@ def test_admin_keys_and_operator_allowed_folders_keep_host_buildpacks(limited: P
 
 
 # (a) a racing buildpack folder
+LIBC = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (renameat2): both always exist, as one or the other."""
+    LIBC.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+
+
 def test_a_racing_buildpack_folder_reads_nothing_outside_the_build(limited: PushdUnderTest):
     # bob's running app: its source is in a dyno folder on the host
     victim = limited.new_app_repo("victim", python_app(VICTIM_SECRET), user="bob")
@@ -124,52 +135,58 @@ def test_a_racing_buildpack_folder_reads_nothing_outside_the_build(limited: Push
     limited.wait_for("victim", VICTIM_SECRET)
     dyno_sources = sorted(limited.state.glob("dynos/*/app/app.py"))
     assert any(VICTIM_SECRET in p.read_text() for p in dyno_sources)
-    targets = [limited.state / "dynos", limited.state / "nginx", limited.state / "apps",
-               *(p.parent for p in dyno_sources)]
-    nginx_conf = limited.state / "nginx" / "nginx.conf"
-    # alice's buildpack: an operator-allowed folder she can change while it is copied
+    # and a folder any local user may read, outside every build
+    decoy = limited.root / "elsewhere"
+    decoy.mkdir()
+    (decoy / "secret.txt").write_text(f"{VICTIM_SECRET}-world-readable\n")
+    sh(["chmod", "-R", "a+rX", str(decoy)], check=True)
+    folders = [decoy, limited.state / "nginx", *(p.parent for p in dyno_sources)]
+    files = [decoy / "secret.txt", limited.state / "nginx" / "nginx.conf", *dyno_sources]
+    # alice's buildpack: an operator-allowed folder she changes while it is copied, each
+    # part swapped with a symlink to something of the host's and back, atomically
     pack = limited.root / "packs" / "racy"
     shutil.copytree(HOSTILE, pack)
-    for index in range(120):
+    links = pack / ".links"
+    links.mkdir()
+    for index in range(60):
         (pack / f"d{index:03}").mkdir()
         (pack / f"d{index:03}" / "note.txt").write_text("harmless\n")
         (pack / f"f{index:03}.txt").write_text("harmless\n")
+        (links / f"d{index:03}").symlink_to(folders[index % len(folders)])
+        (links / f"f{index:03}.txt").symlink_to(files[index % len(files)])
     sh(["chmod", "-R", "a+rX", str(pack)], check=True)
     stop = threading.Event()
 
     def race() -> None:
-        while not stop.is_set():
-            for index in range(120):
-                folder, file = pack / f"d{index:03}", pack / f"f{index:03}.txt"
-                target = targets[index % len(targets)]
-                try:
-                    os.rename(folder, pack / "moved")
-                    os.symlink(target, folder)
-                    os.rename(file, pack / "moved.txt")
-                    os.symlink(nginx_conf, file)
-                    os.unlink(folder)
-                    os.rename(pack / "moved", folder)
-                    os.unlink(file)
-                    os.rename(pack / "moved.txt", file)
-                except OSError:
-                    pass
+        names = sorted(p.name for p in links.iterdir())
+        while not stop.is_set():  # all swapped, a moment, all back, a moment
+            for name in names:
+                exchange(pack / name, links / name)
+            stop.wait(0.002)
 
     assert limited.ssh("apps:create", "racer", user="alice").returncode == 0
     assert limited.ssh("config:set", "racer", f"BUILDPACK_URL={pack}", "ATTACK=readall",
                        user="alice").returncode == 0
     repo = limited.new_app_repo("racer", python_app("racer"), user="alice")
+    calm = limited.push(repo)  # without the race, the buildpack prints all it holds
+    assert calm.returncode == 0, calm.stderr
+    assert "harmless" in calm.stderr and "read all" in calm.stderr
     racer = threading.Thread(target=race)
     racer.start()
     try:
-        results = [limited.push(repo, "--force")]
-        for attempt in range(3):
+        results = []
+        for attempt in range(6):
             limited.commit(repo, {"n.txt": str(attempt)})
             results.append(limited.push(repo))
     finally:
         stop.set()
         racer.join()
     output = "\n".join(r.stderr for r in results)
-    assert "read all" in output  # the builds ran and printed what their buildpack held
+    assert "Using buildpack" in output
+    # nothing of what the symlinks point at: no content, and not even a name from inside
+    # (a copy that followed one and then failed names what it found there: `d007/Procfile`)
+    inside = set(re.findall(r"/d\d{3}/([^'’\s]+)", output))
+    assert inside <= {"note.txt"}, inside
     assert VICTIM_SECRET not in output
     assert "worker_processes" not in output and "server_name" not in output
     assert str(limited.state) not in output
