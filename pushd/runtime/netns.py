@@ -15,6 +15,9 @@ bwrap nests its user namespaces; the network namespace belongs to the outer one,
 must join (`NS_GET_USERNS` finds it). pasta is told to die with its parent (the shim, or the
 thread running a one-off or a build), and `detach` stops it explicitly.
 
+pasta opens /dev/net/tun as the app's uid: the device must be 0666, as Debian's udev leaves
+it; a host without udev (a container) may have it 0600, which `attach` corrects.
+
 `pasta_argv` builds the command line only; `attach`/`detach` run it.
 """
 
@@ -40,6 +43,7 @@ NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: the user namespace that owns 
 READY_TIMEOUT = 5.0
 STOP_TIMEOUT = 2.0
 TCP_LISTEN = "0A"
+TUN = "/dev/net/tun"
 
 
 class NetnsError(RuntimeFailure):
@@ -80,6 +84,7 @@ def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
     """Start pasta for the network namespace of process `pid`, as `uid`; return once its
     forwards accept on the host (and its interface is configured). Raises NetnsError with
     pasta's own reason when it exits instead (a host port already taken, say)."""
+    _open_tun()
     try:
         net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
@@ -116,6 +121,14 @@ def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
         errors.close()
         if proc is not None:
             _end(proc.pid, None, proc)
+
+
+def _open_tun() -> None:
+    try:
+        if os.stat(TUN).st_mode & 0o666 != 0o666:
+            os.chmod(TUN, 0o666)
+    except OSError as err:
+        raise NetnsError(f"{TUN} must be usable by app uids (mode 0666): {err}") from None
 
 
 def detach(handle: Attachment | None) -> None:
