@@ -33,7 +33,7 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
                command: Sequence[str],
                cwd: str = "/app", die_with_parent: bool = False,
                hostname: str = "pushd", new_session: bool = True,
-               info_fd: int | None = None) -> list[str]:
+               info_fd: int | None = None, unshare_net: bool = False) -> list[str]:
     """argv for: setpriv (drop to uid) -> bwrap (namespaces, binds) -> command.
 
     The environment is cleared and replaced by `env` entirely; with `env=None` the sandbox
@@ -42,11 +42,14 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
     /opt come from
     the host read-only; nothing else of the host (no /root, /home, /var, state dir) is visible.
     `info_fd` (inherited by bwrap) receives bwrap's JSON about the sandbox: the pid of its
-    pid-1 init and the pid namespace (see `sandboxio.SandboxInfo`).
+    pid-1 init and the pid namespace (see `sandboxio.SandboxInfo`). `unshare_net` gives the
+    sandbox a network namespace of its own (see `netns.attach` for its way out).
     """
     argv = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--", BWRAP, "--unshare-user", "--unshare-pid",
             "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname]
+    if unshare_net:
+        argv.append("--unshare-net")
     if env is not None:
         argv.append("--clearenv")
     if new_session:  # a one-off on a terminal keeps its controlling tty
