@@ -22,14 +22,17 @@ from ..models import App, Slug
 from ..names import CONFIG_KEY_RE
 from ..paths import Paths
 from ..runtime.bwrap import Bind
+from ..runtime.netns import NetnsError
 from ..settings import Settings, app_uid
 from .base import Output
-from .buildpacks import Buildpack, BuildpackResolver, HostPaths, requested_buildpacks
+from .buildpacks import BuildpackResolver, requested_buildpacks
 from .cachefs import BuildCache, unmount
-from .cgroup import BuildCgroup, BuildLimits
+from .cgroup import BuildCgroup, BuildLimits, group_prefix, remove_stale
 from .compile import CompileFailed, compile_one
 from .detect import detect as detect_one
 from .detect import first_detected
+from .hostpaths import Buildpack, HostPaths
+from .network import BuildNetwork
 from .process import BuildTimeout, Collected, describe_seconds, run_streaming, run_to_file
 from .release import process_types, run_release
 from .sandbox import APP_DIR, BuildSandbox
@@ -79,6 +82,7 @@ class _BuildRun:
         self.limits = BuildLimits(settings.build_memory_mb, settings.build_pids_max,
                                   settings.build_cpu_percent)
         self.cgroup: BuildCgroup | None = None
+        self.network = BuildNetwork(self.uid)
         self.cache = BuildCache(self.paths.app_dir(app.id), settings.build_cache_mb, self.uid)
 
     def execute(self) -> Slug:
@@ -89,11 +93,20 @@ class _BuildRun:
             self._remove_leftovers(builds)
             root = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
             os.chmod(root, 0o711)  # setpriv'd bwrap must traverse it to bind the pieces
-            self.cgroup = BuildCgroup(f"build-{self.app.id}-{root.name[6:]}", self.limits)
+            prefix = group_prefix(self.paths.root, self.app.id)
+            remove_stale(prefix)
+            self.cgroup = BuildCgroup(prefix + root.name[6:], self.limits)
             missing = self.cgroup.create()
             if missing:
                 self.out(f" !     Warning: this host has no {', '.join(missing)} cgroup: the "
                          "build runs without that limit\n")
+            try:
+                offline = self.network.start(self.cgroup.enter_argv())
+            except NetnsError as err:
+                raise BuildError(f"Could not set up the build's network: {err}",
+                                 phase="fetch") from None
+            if offline:
+                self.out(f" !     Warning: this build has no network access ({offline})\n")
             return self._phases(root)
         except BuildTimeout:
             self.out(f" !     Build timed out after {self.timeout_label} and was stopped.\n")
@@ -108,6 +121,7 @@ class _BuildRun:
                 self.out(" !     Push failed\n")
             raise
         finally:
+            self.network.stop()
             if self.cgroup is not None:
                 self.cgroup.kill_all()
             self.cache.close(self.out)
@@ -191,10 +205,15 @@ class _BuildRun:
     def _limited(self, argv: Sequence[str], on_line: Callable[[str], None],
                  env: dict[str, str] | None = None) -> int:
         assert self.cgroup is not None
-        status = run_streaming([*self.cgroup.enter_argv(), *argv], on_line, self.deadline,
+        status = run_streaming([*self._enter(), *argv], on_line, self.deadline,
                                self.phase, env=env, timeout_label=self.timeout_label)
         self._check_limits(status)
         return status
+
+    def _enter(self) -> list[str]:
+        """What every step starts with (as root): into the build's cgroup and network."""
+        assert self.cgroup is not None
+        return [*self.cgroup.enter_argv(), *self.network.enter_argv()]
 
     def _check_limits(self, status: int) -> None:
         assert self.cgroup is not None
@@ -209,14 +228,14 @@ class _BuildRun:
         """A git step of a buildpack fetch: in the cgroup and a sandbox showing only `binds`;
         the environment is the one run_streaming gives it."""
         assert self.sandbox is not None and self.cgroup is not None
-        return [*self.cgroup.enter_argv(), *self.sandbox.step_argv(argv, binds, env=False)]
+        return [*self._enter(), *self.sandbox.step_argv(argv, binds, env=False)]
 
     def _compress(self, command: Sequence[str], fd: int, limit: int) -> tuple[int, int]:
         assert self.sandbox is not None and self.cgroup is not None
         argv = self.sandbox.step_argv(command, [Bind(str(self.sandbox.build_dir), APP_DIR)],
                                       host_env=self.host_env)
         lines = Collected()
-        status, size = run_to_file([*self.cgroup.enter_argv(), *argv], fd, limit,
+        status, size = run_to_file([*self._enter(), *argv], fd, limit,
                                    lines.append, self.deadline, "slug", self.timeout_label)
         if status >= 0:
             self._check_limits(status)

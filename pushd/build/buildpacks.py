@@ -15,11 +15,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError, UsageError
 from ..runtime.bwrap import Bind
+from .hostpaths import Buildpack, HostPaths, host_folder, host_path_of
 from .process import BuildTimeout, run_streaming
 from .steps import read_small, same_folder_argv
 
@@ -38,43 +38,6 @@ HEXISH_RE = re.compile(r"^[0-9a-f]{4,40}$")
 OLD_CACHE_RE = re.compile(r"^[0-9a-f]{20}$")  # the earlier layout: a checkout per URL#ref
 LATEST_REF = "refs/pushd/latest"  # the one ref a cache keeps: where the next fetch starts
 PACK_LIMIT = 20  # a cache with more packs than this has them merged into one
-
-
-@dataclass(frozen=True)
-class Buildpack:
-    """A buildpack ready to copy into a build: where it lives and how it was asked for."""
-
-    ref: str
-    path: Path
-    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of a host folder, when named
-
-
-@dataclass(frozen=True)
-class HostPaths:
-    """Which host folders (`/path`, `file://`) a push may name as a buildpack: any for admin
-    keys; for user keys only folders under one of `allowed` (the operator's
-    `allowed_buildpack_paths`). Checked on the real path, symlinks resolved."""
-
-    admin: bool
-    allowed: tuple[str, ...] = ()
-
-    def permits(self, real: str) -> bool:
-        if self.admin:
-            return True
-        for root in self.allowed:
-            top = os.path.realpath(root)
-            if real == top or real.startswith(top.rstrip("/") + "/"):
-                return True
-        return False
-
-
-def host_path_of(ref: str) -> str | None:
-    """The host folder a reference names (`/srv/bp`, `file:///srv/bp.git#v1`), else None."""
-    if ref.startswith("/"):
-        return ref
-    if ref.startswith("file://"):
-        return ref[len("file://"):].partition("#")[0] or "/"
-    return None
 
 
 def bundled_name(ref: str) -> str | None:
@@ -148,13 +111,13 @@ class BuildpackResolver:
 
     def __init__(self, bundled_dir: Path, cache_root: Path,
                  sandbox: SandboxWrap | None = None,
-                 host_paths: HostPaths = HostPaths(admin=True)) -> None:
+                 host_paths: HostPaths | None = None) -> None:
         self.bundled_dir = Path(bundled_dir)
         self.cache_root = Path(cache_root)
         # the receiver runs as root: fetches run through this wrapper (the build's sandbox, as
         # the app uid) so a user can only pull in what the sandbox shows and the uid may read
         self.sandbox = sandbox or (lambda argv, binds: list(argv))
-        self.host_paths = host_paths
+        self.host_paths = host_paths or HostPaths(admin=True)
 
     def bundled(self) -> list[Buildpack]:
         return [Buildpack(name, self.bundled_dir / name) for name in BUNDLED_ORDER]
@@ -173,7 +136,7 @@ class BuildpackResolver:
         local = None
         host_path = host_path_of(value)
         if host_path is not None:
-            local = self.host_folder(value, host_path)
+            local = host_folder(self.host_paths, value, host_path)
             if value.startswith("/"):
                 if local is None:
                     raise BuildError(f"Invalid buildpack {value!r}: no folder there",
@@ -184,35 +147,8 @@ class BuildpackResolver:
                           Path(tempfile.mkdtemp(prefix="clone-", dir=scratch)), local)
         return Buildpack(value, fetch.checkout(out))
 
-    def host_folder(self, ref: str, path: str) -> Buildpack | None:
-        """The folder `path` names, refused unless `host_paths` permits its real path. What it
-        holds is read later, in the sandbox, as the app's uid, and only if it is still the
-        same folder (`identity`): swapping it for a symlink meanwhile gains nothing. None if
-        nothing is there (a pinned commit of a file:// buildpack may be in the cache)."""
-        try:
-            fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            fd = None
-        if fd is None:
-            if not self.host_paths.permits(os.path.normpath(path)):
-                raise BuildError(refusal(ref), phase="detect")  # nor what exists there
-            return None
-        try:
-            real = os.readlink(f"/proc/self/fd/{fd}")
-            info = os.fstat(fd)
-        finally:
-            os.close(fd)
-        if not self.host_paths.permits(real):
-            raise BuildError(refusal(ref), phase="detect")
-        return Buildpack(ref, Path(real), (info.st_dev, info.st_ino))
-
     def cache_repo(self, url: str) -> Path:
         return self.cache_root / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.git"
-
-
-def refusal(ref: str) -> str:
-    return (f"Buildpack {ref} refused: a path on the platform's host is for admin keys and "
-            "the operator's allowed_buildpack_paths only")
 
 
 def remove_old_layout(cache_root: Path) -> None:

@@ -10,6 +10,7 @@ included where accounted), processes + threads, and a CPU quota. The build's dea
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import time
@@ -23,6 +24,21 @@ CPU_PERIOD_US = 100_000
 # become the command. No preexec_fn (unsafe in the threaded daemon).
 ENTER_SCRIPT = ('while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; '
                 'exec "$@"')
+
+
+def group_prefix(state_dir: Path, app_id: int) -> str:
+    """`build-<state dir hash>-<app id>-`: the groups of one app's builds on one pushd (other
+    pushd instances on the host have their own app ids)."""
+    token = hashlib.sha256(str(state_dir).encode()).hexdigest()[:8]
+    return f"build-{token}-{app_id}-"
+
+
+def remove_stale(prefix: str, root: Path = CGROUP_ROOT) -> None:
+    """Groups a crashed daemon left (the caller holds the app's deploy lock: no build of
+    this app runs), with whatever still runs in them."""
+    for ctrl in ("memory", "pids", "cpu"):
+        for group in (root / ctrl / "pushd").glob(f"{prefix}*"):
+            BuildCgroup._remove_group(group)
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,18 @@ import ctypes
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
+from pushd.build.cgroup import group_prefix
+from pushd.store import Store
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest, python_app, sh
+from .harness import PushdUnderTest, free_port, python_app, sh
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 HOSTILE = FIXTURES / "buildpacks" / "hostile"
@@ -45,11 +48,13 @@ def limited():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def hostile_app(pushd: PushdUnderTest, name: str, attack: str, user: str = "alice") -> str:
+def hostile_app(pushd: PushdUnderTest, name: str, attack: str, *config: str,
+                user: str = "alice", create: bool = True) -> str:
     """Create `name` as `user` with the hostile buildpack doing `attack`; push; the output."""
-    assert pushd.ssh("apps:create", name, user=user).returncode == 0
+    if create:
+        assert pushd.ssh("apps:create", name, user=user).returncode == 0
     assert pushd.ssh("config:set", name, f"BUILDPACK_URL={pushd.root / 'packs' / 'hostile'}",
-                     f"ATTACK={attack}", user=user).returncode == 0
+                     f"ATTACK={attack}", *config, user=user).returncode == 0
     return pushd.push(pushd.new_app_repo(name, python_app(name), user=user))
 
 
@@ -60,6 +65,10 @@ def said(result) -> list[str]:
 
 def remote_lines(result) -> list[str]:
     return [line for line in said(result) if line.startswith("remote:")]
+
+
+def app_id(pushd: PushdUnderTest, name: str) -> int:
+    return Store(pushd.state / "pushd.db").app(name).id
 
 
 def high_water_kb(pid: int) -> int:
@@ -192,6 +201,53 @@ def test_a_racing_buildpack_folder_reads_nothing_outside_the_build(limited: Push
     assert str(limited.state) not in output
 
 
+# the build's own network
+def test_a_build_cannot_reach_the_hosts_loopback(limited: PushdUnderTest):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    bind_port = free_port()
+    reached_bound: list[int] = []
+
+    def probe_bound() -> None:  # whether the build's own listener shows up on the host
+        while not stop.is_set():
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", bind_port)) == 0:
+                    reached_bound.append(bind_port)
+            stop.wait(0.02)
+
+    threads = [threading.Thread(target=serve), threading.Thread(target=probe_bound)]
+    for thread in threads:
+        thread.start()
+    try:
+        ports = f"'HOSTPORTS={port} {limited.ssh_port}'"
+        result = hostile_app(limited, "netprobe", "loopback", ports, f"BINDPORT={bind_port}")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        listener.close()
+    assert result.returncode == 0, result.stderr
+    lines = remote_lines(result)
+    assert f"remote:        no way to 127.0.0.1:{port}" in lines, lines
+    assert f"remote:        no way to 127.0.0.1:{limited.ssh_port}" in lines, lines
+    assert accepted == []
+    assert f"remote:        bound 127.0.0.1:{bind_port}" in lines  # inside its own network
+    assert reached_bound == []
+
+
 # (c) a zip bomb
 def test_a_small_push_of_a_huge_zero_file_is_refused_before_inflating(limited: PushdUnderTest):
     repo = limited.new_app_repo("bombed", python_app("still serving"), user="alice")
@@ -237,8 +293,10 @@ def test_a_build_that_spins_is_held_to_its_cpu_quota(limited: PushdUnderTest):
     throttled: list[int] = []
 
     def watch() -> None:
+        prefix = group_prefix(limited.state, app_id(limited, "spinner"))
+
         def spinning_group():
-            found = list(Path("/sys/fs/cgroup/cpu/pushd").glob("build-*"))
+            found = list(Path("/sys/fs/cgroup/cpu/pushd").glob(f"{prefix}*"))
             for group in found:
                 try:
                     stat = dict(line.split() for line in
@@ -254,9 +312,10 @@ def test_a_build_that_spins_is_held_to_its_cpu_quota(limited: PushdUnderTest):
 
         wait_until(spinning_group, timeout=60, interval=0.05)
 
+    assert limited.ssh("apps:create", "spinner", user="alice").returncode == 0
     watcher = threading.Thread(target=watch)
     watcher.start()
-    result = hostile_app(limited, "spinner", "cpu")
+    result = hostile_app(limited, "spinner", "cpu", create=False)
     watcher.join()
     assert result.returncode == 0, result.stderr
     assert "spun" in result.stderr

@@ -7,13 +7,13 @@ import pytest
 from pushd.build.buildpacks import (
     BUNDLED_ORDER,
     BuildpackResolver,
-    HostPaths,
     bundled_name,
     parse_buildpacks_file,
     requested_buildpacks,
     validate_buildpack,
 )
 from pushd.build.detect import first_detected
+from pushd.build.hostpaths import HostPaths
 from pushd.errors import BuildError, UsageError
 
 
