@@ -47,7 +47,7 @@ class Settings:
     build_cpu_percent: int = 100  # of one core (cfs quota); 200 = two cores
     build_cache_mb: int = 1024  # per app, a size-limited filesystem mounted during builds
     max_pack_mb: int = 512  # a push's pack on the wire
-    max_object_mb: int = 256  # one object (file) in a push, uncompressed
+    max_object_mb: int = 100  # one object (file) in a push, uncompressed
     # host folders that buildpack paths of `user` keys may name (admins may name any)
     allowed_buildpack_paths: tuple[str, ...] = ()
 

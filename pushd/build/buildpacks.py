@@ -87,7 +87,7 @@ def requested_buildpacks(config: dict[str, str], build_dir: Path,
     BUILDPACK_URL, then `.buildpacks`, then buildpacks:set; empty means detect."""
     if config.get("BUILDPACK_URL", "").strip():
         return [config["BUILDPACK_URL"].strip()], "BUILDPACK_URL"
-    listing = read_small(build_dir / ".buildpacks")
+    listing = read_small(build_dir / ".buildpacks", phase="detect")
     if listing is not None:
         refs = parse_buildpacks_file(listing)
         if refs:

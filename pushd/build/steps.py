@@ -66,7 +66,7 @@ def copy_argv(identity: tuple[int, int] | None) -> list[str]:
     return same_folder_argv(SOURCE_DIR, identity, ["sh", "-c", COPY_SCRIPT])
 
 
-def read_small(path: Path) -> str | None:
+def read_small(path: Path, phase: str = "release") -> str | None:
     """A tenant's file read by root: only a regular file (never through a symlink, never a
     FIFO), at most SMALL_FILE bytes. None if it is not there or not a plain file."""
     try:
@@ -80,5 +80,5 @@ def read_small(path: Path) -> str | None:
     finally:
         os.close(fd)
     if len(data) > SMALL_FILE:
-        raise BuildError(f"{path.name} is larger than {SMALL_FILE // 1024} KB", phase="release")
+        raise BuildError(f"{path.name} is larger than {SMALL_FILE // 1024} KB", phase=phase)
     return data.decode("utf-8", "replace")

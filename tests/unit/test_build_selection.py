@@ -104,6 +104,20 @@ def test_precedence_buildpack_url_then_file_then_app_then_detection(tmp_path):
     assert requested_buildpacks({}, tmp_path, app) == (["python"], "buildpacks:set")
 
 
+def test_a_tenants_buildpacks_file_is_read_only_if_plain_and_small(tmp_path):
+    (tmp_path / "elsewhere").write_text("/etc\n")
+    (tmp_path / ".buildpacks").symlink_to(tmp_path / "elsewhere")
+    assert requested_buildpacks({}, tmp_path, ()) == ([], "detection")  # not followed
+    (tmp_path / ".buildpacks").unlink()
+    os.mkfifo(tmp_path / ".buildpacks")  # would block a reader for ever
+    assert requested_buildpacks({}, tmp_path, ()) == ([], "detection")
+    (tmp_path / ".buildpacks").unlink()
+    (tmp_path / ".buildpacks").write_text("python\n" + "#" * (2 * 1024 * 1024))
+    with pytest.raises(BuildError, match=r"^\.buildpacks is larger than 1024 KB$") as err:
+        requested_buildpacks({}, tmp_path, ())
+    assert err.value.phase == "detect"
+
+
 def test_bundled_order_puts_procfile_last_and_nodejs_before_static():
     assert BUNDLED_ORDER[-1] == "procfile"
     assert BUNDLED_ORDER.index("nodejs") < BUNDLED_ORDER.index("static")
