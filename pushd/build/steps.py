@@ -19,16 +19,20 @@ COPY_DIR = "/buildpack"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 SMALL_FILE = 1024 * 1024  # the most of a tenant's file (Procfile, .buildpacks) root reads
 
-# The commit's tree as files in /app (git archive | tar, both in the sandbox), then
-# `.slugignore` (gitignore syntax; `!` lines dropped, as on Heroku) removes what it matches.
+# The commit's tree as files in /app, checked out by git in the sandbox (as `git checkout`
+# would: not `git archive`, which honours export-ignore), then `.slugignore` (gitignore
+# syntax; `!` lines dropped, as on Heroku) removes what it matches.
 CHECKOUT_SCRIPT = r"""
 set -eo pipefail
-git -c safe.directory='*' --git-dir=/repo archive --format=tar "$1" | tar -x -C /app -f -
+git() { command git -c safe.directory='*' --git-dir=/repo --work-tree=/app "$@"; }
+export GIT_INDEX_FILE=/tmp/index
+git read-tree "$1"
+git checkout-index --all --force
 cd /app
 if [ -f .slugignore ] && [ ! -L .slugignore ]; then
   grep -v '^!' .slugignore > /tmp/slugignore || true
-  git -c safe.directory='*' --git-dir=/repo --work-tree=/app ls-files -z --others \
-    --ignored --directory --exclude-from=/tmp/slugignore | xargs -0 -r rm -rf --
+  GIT_INDEX_FILE=/tmp/none git ls-files -z --others --ignored --directory \
+    --exclude-from=/tmp/slugignore | xargs -0 -r rm -rf --
 fi
 """
 

@@ -90,12 +90,14 @@ def test_checkout_modes_symlinks_submodules_and_slugignore(tmp):
         "big.log": (REG, b"x"),
         "src/deep/trace.log": (REG, b"x"),
         "tests/test_a.py": (REG, b"x"),
+        ".gitattributes": (REG, b"app.py export-ignore\n"),  # a checkout, not an archive
         ".slugignore": (REG, b"# comment\n/docs\n*.log\ntests/\n!big.log\n"),
     })
     status, lines, dest = checkout(tmp, sha)
     assert status == 0, lines
     found = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir())
-    assert found == [".slugignore", "app.py", "bin/run", "link", "src/docs/keep.txt"]
+    assert found == [".gitattributes", ".slugignore", "app.py", "bin/run", "link",
+                     "src/docs/keep.txt"]
     assert os.stat(dest / "bin/run").st_mode & 0o777 == 0o755
     assert os.stat(dest / "app.py").st_mode & 0o777 == 0o644
     assert os.readlink(dest / "link") == "app.py"
