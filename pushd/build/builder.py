@@ -72,7 +72,8 @@ class _BuildRun:
         self.uid = app_uid(self.settings, app.id)
         self.resolver = BuildpackResolver(
             builder.bundled_dir, self.paths.buildpack_cache, self._git_argv,
-            HostPaths(admin, self.settings.allowed_buildpack_paths))
+            HostPaths(admin, self.settings.allowed_buildpack_paths),
+            lambda: self.cgroup.enter_argv() if self.cgroup else [])
         self.deadline = time.monotonic() + self.settings.build_timeout
         self.timeout_label = describe_seconds(self.settings.build_timeout)
         self.phase = "fetch"

@@ -111,12 +111,16 @@ class BuildpackResolver:
 
     def __init__(self, bundled_dir: Path, cache_root: Path,
                  sandbox: SandboxWrap | None = None,
-                 host_paths: HostPaths | None = None) -> None:
+                 host_paths: HostPaths | None = None,
+                 contain: Callable[[], list[str]] | None = None) -> None:
         self.bundled_dir = Path(bundled_dir)
         self.cache_root = Path(cache_root)
         # the receiver runs as root: fetches run through this wrapper (the build's sandbox, as
         # the app uid) so a user can only pull in what the sandbox shows and the uid may read
         self.sandbox = sandbox or (lambda argv, binds: list(argv))
+        # prefix for root's own git reading what a fetch brought (index-pack): the build's
+        # cgroup, so a huge pack costs the build, not the daemon's host
+        self.contain = contain or (lambda: [])
         self.host_paths = host_paths or HostPaths(admin=True)
 
     def bundled(self) -> list[Buildpack]:
@@ -166,6 +170,7 @@ class _GitFetch:
                  timeout_label: str, tmp: Path, local: Buildpack | None = None) -> None:
         self.tmp, self.repo = tmp, tmp / "repo.git"  # this build's own, removed with it
         self.sandbox = resolver.sandbox
+        self.contain = resolver.contain
         self.cache_root = resolver.cache_root
         self.value = value
         self.url, _, self.ref = value.partition("#")
@@ -359,7 +364,8 @@ class _GitFetch:
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=self._app_env(),
                                 start_new_session=True)
-        index = subprocess.Popen(["git", "-C", str(self.cache), "index-pack", "--stdin"],
+        index = subprocess.Popen([*self.contain(), "git", "-C", str(self.cache), "index-pack",
+                                  "--stdin"],
                                  stdin=pack.stdout, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, env=self.root_env,
                                  start_new_session=True)
