@@ -19,6 +19,7 @@ from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 from .. import deploy
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed
+from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
 from .packguard import PackCaps, PackGuard, PackRefused, TrailerWatch
@@ -134,8 +135,11 @@ class DeployingReceivePack(ReceivePackHandler):
         platform = self.platform
         out = self.progress
         config = platform.store.config(app.id)
-        slug = platform.builder.build(app, sha, config, out, admin=self.user.is_admin)
+        enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        with enforce.building(platform, app):
+            slug = platform.builder.build(app, sha, config, out, admin=self.user.is_admin)
         platform.store.add_slug(slug)
+        enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
                                  user=self.user.name, slug=slug)
