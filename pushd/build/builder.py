@@ -282,18 +282,21 @@ class _BuildRun:
         sees, so a symlink in it (or swapped in while it is read) leads nowhere else."""
         bp_root.mkdir()
         os.chown(bp_root, self.uid, self.uid)
-        copies = []
+        copies, binds = [], []
         for index, pack in enumerate(packs):
             dest = bp_root / str(index)
-            lines = Collected()
             dest.mkdir()
             os.chown(dest, self.uid, self.uid)
-            binds = [Bind(str(pack.path), SOURCE_DIR), Bind(str(dest), COPY_DIR, writable=True)]
-            if self._step(copy_argv(pack.identity), binds, lines.append) != 0:
-                said = [line.strip() for line in lines.lines if line.strip()]
-                detail = said[-1] if said else "cannot be read"
-                raise BuildError(f"Invalid buildpack {pack.ref!r}: {detail}", phase="detect")
+            binds += [Bind(str(pack.path), f"{SOURCE_DIR}/{index}"),
+                      Bind(str(dest), f"{COPY_DIR}/{index}", writable=True)]
             copies.append(dest)
+        lines = Collected()
+        if self._step(copy_argv([pack.identity for pack in packs]), binds, lines.append):
+            said = [line.strip() for line in lines.lines if line.strip()]
+            index, _, detail = (said[-1] if said else "0: cannot be read").partition(": ")
+            ref = packs[int(index)].ref if index.isdigit() and int(index) < len(packs) else ""
+            cause = next((line for line in said if line.startswith("cp: ")), detail)
+            raise BuildError(f"Invalid buildpack {ref!r}: {cause}", phase="detect")
         return copies
 
     def _detect(self, packs: list[Buildpack], explicit: bool) -> list[tuple[int, str]]:

@@ -14,8 +14,8 @@ from pathlib import Path
 from ..errors import BuildError
 
 REPO_DIR = "/repo"
-SOURCE_DIR = "/buildpack-src"
-COPY_DIR = "/buildpack"
+SOURCE_DIR = "/buildpack-src"  # /N: the buildpacks to copy, read-only
+COPY_DIR = "/buildpack"  # /N: their copies
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 SMALL_FILE = 1024 * 1024  # the most of a tenant's file (Procfile, .buildpacks) root reads
 
@@ -36,10 +36,22 @@ if [ -f .slugignore ] && [ ! -L .slugignore ]; then
 fi
 """
 
-COPY_SCRIPT = (
-    'test -f /buildpack-src/bin/compile || '
-    '{ echo "no bin/compile there that the app\'s user can read"; exit 2; }; '
-    'exec cp -RP --preserve=mode,timestamps -- /buildpack-src/. /buildpack')
+# Each buildpack ("N" or "N:dev:inode" for a host folder someone else may swap) from
+# /buildpack-src/N into /buildpack/N; a host folder only if it is still the one checked. On
+# a failure the last line is "N: why".
+COPY_SCRIPT = r"""
+for pack in "$@"; do
+  n=${pack%%:*}; want=${pack#*:}; src=/buildpack-src/$n
+  if [ "$want" != "$pack" ] && [ "$(stat -c %d:%i -- "$src" 2>/dev/null)" != "$want" ]; then
+    echo "$n: the buildpack folder changed while it was read"; exit 1
+  fi
+  if [ ! -f "$src/bin/compile" ]; then
+    echo "$n: no bin/compile there that the app's user can read"; exit 1
+  fi
+  cp -RP --preserve=mode,timestamps -- "$src/." "/buildpack/$n" 2>&1 || {
+    echo "$n: could not be copied"; exit 1; }
+done
+"""
 
 
 # Go on only if the folder at $1 is still the one checked ($2, "dev:inode"): a host folder
@@ -64,10 +76,11 @@ def checkout_argv(commit: str) -> list[str]:
     return ["bash", "-c", CHECKOUT_SCRIPT, "pushd-checkout", commit]
 
 
-def copy_argv(identity: tuple[int, int] | None) -> list[str]:
-    """Copy /buildpack-src into /buildpack; first make sure /buildpack-src is still the
-    folder that was checked, when it is a host folder someone else may swap."""
-    return same_folder_argv(SOURCE_DIR, identity, ["sh", "-c", COPY_SCRIPT])
+def copy_argv(identities: Sequence[tuple[int, int] | None]) -> list[str]:
+    """Copy every /buildpack-src/N into /buildpack/N in one step; first make sure a host
+    folder is still the folder that was checked (its identity)."""
+    packs = [f"{n}:{i[0]}:{i[1]}" if i else str(n) for n, i in enumerate(identities)]
+    return ["sh", "-c", COPY_SCRIPT, "pushd-copy", *packs]
 
 
 def read_small(path: Path, phase: str = "release") -> str | None:

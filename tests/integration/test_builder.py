@@ -328,3 +328,31 @@ def test_stale_build_dirs_are_removed(env):
     slug, _ = env.build(env.push(APPS / "procfile-app"))
     assert list(env.paths.builds(APP_ID).iterdir()) == []
     assert sorted(os.listdir(env.paths.slugs(APP_ID))) == sorted([slug.id, slug.id + ".tgz"])
+
+
+def test_a_host_folder_is_read_as_the_app_user_in_the_sandbox(env):
+    sha = env.push(APPS / "procfile-app")
+    empty = env.root / "no-compile"
+    empty.mkdir(mode=0o755)
+    err, lines = env.fail(sha, {"BUILDPACK_URL": str(empty)})
+    assert str(err) == (f"Invalid buildpack {str(empty)!r}: no bin/compile there that the "
+                        "app's user can read")
+    private = env.root / "private-bp"
+    shutil.copytree(BUILDPACKS / "second", private)
+    os.chmod(private, 0o700)  # root's alone: the app's user may not read it
+    err, lines = env.fail(sha, {"BUILDPACK_URL": str(private)})
+    assert err.phase == "detect" and str(err).startswith(f"Invalid buildpack {str(private)!r}")
+    assert "Second app detected\n" not in "".join(lines)
+    assert env.leftovers() == []
+
+
+def test_a_user_key_is_refused_a_host_folder_unless_the_operator_allows_it(env):
+    sha = env.push(APPS / "procfile-app")
+    second = str(BUILDPACKS / "second")
+    err, lines = env.fail(sha, {"BUILDPACK_URL": second}, admin=False)
+    assert lines[-2:] == [
+        f" !     Buildpack {second} refused: a path on the platform's host is for admin keys "
+        "and the operator's allowed_buildpack_paths only\n", " !     Push failed\n"]
+    allowed = dataclasses.replace(env.settings, allowed_buildpack_paths=(str(BUILDPACKS),))
+    slug, lines = env.build(sha, {"BUILDPACK_URL": second}, settings=allowed, admin=False)
+    assert "-----> Second app detected\n" in lines
