@@ -51,6 +51,7 @@ class BuildCache:
         self.size = size_mb * 1024 * 1024
         self.uid = uid
         self.mountpoint: Path | None = None
+        self.plain = False  # the fallback folder is in use
 
     def open(self, mountpoint: Path, out: Output) -> Path:
         """Mount the image at `mountpoint` (made here), creating or resizing it first."""
@@ -86,7 +87,7 @@ class BuildCache:
         if self.mountpoint is not None:
             unmount(self.mountpoint)
             self.mountpoint = None
-        elif self.folder.is_dir() and tree_size(self.folder) > self.size:
+        elif self.plain and tree_size(self.folder) > self.size:
             out(f" !     Warning: the build cache grew past {self.size // (1024 * 1024)} MB "
                 "and was emptied\n")
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -118,4 +119,5 @@ class BuildCache:
             raise BuildError("The app was destroyed during the build", phase="fetch") from None
         os.chown(self.folder, self.uid, self.uid)
         os.chmod(self.folder, 0o700)
+        self.plain = True
         return self.folder
