@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .dynostatus import DynoStatus
 from .models import App
 from .router.base import Route
-from .runtime.base import DynoSpec
+from .runtime.base import DynoSpec, Endpoint
 
 Slot = tuple[int, int, str, int]  # app id, release version, process type, index
 
@@ -25,6 +25,7 @@ class Dyno:
     retire_at: float | None = None  # stop once drained (out of the router already)
     pid: int | None = None
     ever_up: bool = False
+    endpoint: Endpoint | None = None  # where the router reaches it (web), as its runtime says
 
     @property
     def slot(self) -> Slot:
@@ -55,9 +56,9 @@ def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[
     for app in sorted(apps, key=lambda a: a.name):
         version = versions.get(app.id)
         upstreams = sorted(
-            ("127.0.0.1", d.spec.port, d.spec.dyno) for d in dynos
+            (d.endpoint.host, d.endpoint.port, d.spec.dyno) for d in dynos
             if d.spec.app_id == app.id and d.spec.release == version
-            and d.spec.process_type == "web" and d.routable and d.spec.port
+            and d.spec.process_type == "web" and d.routable and d.endpoint
             and app.id not in halted)
         hosts = (f"{app.name}.{domain}", *custom_domains.get(app.id, ()))
         crashed = not upstreams and app.id in crashed_web and app.id not in halted

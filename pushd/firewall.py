@@ -1,16 +1,21 @@
-"""Keep dyno ports private: only the router reaches a dyno.
+"""Keep dyno endpoints private and the host's own services out of the apps' reach.
 
-A web dyno listens on its own port in `port_range`, and most apps bind 0.0.0.0. Without a rule
-that port would answer on every interface, bypassing nginx, and any app could call another
-app's dynos over loopback. One nftables table per state dir (so several pushd instances on a
-host never undo each other's rules) drops:
+Every dyno runs in a network namespace of its own (`runtime/netns.py`): from inside it cannot
+bind a host port nor reach the host's loopback. What is left on the host runs as app uids: each
+dyno's pasta (its endpoint in `port_range` on the host's loopback, and its outbound
+connections) and, until they get their own network too, builds. One nftables table per state
+dir (so several pushd instances on a host never undo each other's rules):
 
-- new connections (SYN without ACK: replies to the host's own outgoing connections pass, and
-  no conntrack is needed) to the dyno port range arriving on any interface but loopback;
-- connections from app uids (the sandboxes) to this instance's web dyno ports on this host
-  (loopback, which also carries traffic to the host's own addresses), except to the app's
-  own web dynos (the `own` and `web` sets, kept current by the supervisor): apps talk to
-  each other through the router, as on Heroku, and still reach outside services on any port.
+- drops new connections (SYN without ACK: replies to the host's own outgoing connections
+  pass, and no conntrack is needed) to the dyno port range arriving on any interface but
+  loopback: endpoints answer the router only;
+- refuses app uids every new connection (TCP, and UDP) to an address of this host (`fib daddr
+  type local`: loopback and the host's other addresses, such as a bridge's), except an app's
+  own web endpoints (the `own` set, kept current by the supervisor). That is what stops a
+  dyno's pasta from carrying it to the host's services, the platform's SSH port and router;
+  outside services on any port stay reachable. Apps talk to each other through the public
+  router, as on Heroku. The `web` set keeps this instance's endpoints off app uids even when
+  their range is shared with another instance.
 
 Root (pushd's probes) and nginx's workers are not app uids, so they still reach every dyno.
 """
@@ -64,6 +69,10 @@ def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> str:
         f'    oifname "lo" tcp dport . meta skuid @own accept\n'
         f'    oifname "lo" tcp dport @web meta skuid {first_uid}-{last_uid} '
         f"reject with tcp reset\n"
+        f"    meta skuid {first_uid}-{last_uid} fib daddr type local "
+        f"tcp flags & (syn | ack) == syn reject with tcp reset\n"
+        f"    meta skuid {first_uid}-{last_uid} fib daddr type local meta l4proto udp "
+        f"reject\n"
         f"  }}\n"
         f"}}\n"
     )

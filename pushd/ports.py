@@ -1,5 +1,6 @@
-"""Loopback ports for web dynos: handed out round-robin from settings.port_range, each checked
-free by binding it, so a port a dyno just released is not reused at once."""
+"""Host loopback ports for web dyno endpoints (pasta binds them, forwarding to $PORT in the
+dyno's own network): handed out round-robin from settings.port_range, each checked free by
+binding it, so a port a dyno just released is not reused at once."""
 
 from __future__ import annotations
 
@@ -16,15 +17,6 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
             sock.bind((host, port))
         except OSError:
             return False
-    return True
-
-
-def tcp_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
-    """True once something accepts TCP connections on host:port (a web dyno is up)."""
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError:
-        return False
     return True
 
 

@@ -42,6 +42,15 @@ class Settings:
     uid_base: int = 40000
     port_range: tuple[int, int] = (20000, 29999)
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
+    # builds: each runs in its own cgroup (memory, pids, CPU) under build_timeout
+    build_memory_mb: int = 2048
+    build_pids_max: int = 512
+    build_cpu_percent: int = 100  # of one core (cfs quota); 200 = two cores
+    build_cache_mb: int = 1024  # per app, a size-limited filesystem mounted during builds
+    max_pack_mb: int = 512  # a push's pack on the wire
+    max_object_mb: int = 100  # one object (file) in a push, uncompressed
+    # host folders that buildpack paths of `user` keys may name (admins may name any)
+    allowed_buildpack_paths: tuple[str, ...] = ()
 
     @property
     def stack(self) -> str:
@@ -61,6 +70,10 @@ def _coerce(name: str, value: Any) -> Any:
             return bool(value)
         if isinstance(default, Path):
             return Path(value).expanduser()
+        if name == "allowed_buildpack_paths":
+            items = value.split(",") if isinstance(value, str) else list(value or ())
+            return tuple(_absolute(name, str(item).strip()) for item in items
+                         if str(item).strip())
         if isinstance(default, tuple):
             low, high = (value.split("-") if isinstance(value, str) else value)
             return (int(low), int(high))
@@ -69,6 +82,12 @@ def _coerce(name: str, value: Any) -> Any:
         return type(default)(value)
     except (TypeError, ValueError) as err:
         raise UsageError(f"Invalid setting {name}={value!r}: {err}") from None
+
+
+def _absolute(name: str, path: str) -> str:
+    if not path.startswith("/") or "/../" in f"{path}/" or "/./" in f"{path}/":
+        raise ValueError(f"{path!r} is not a plain absolute path")
+    return path.rstrip("/") or "/"
 
 
 def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +136,10 @@ def _check_ranges(settings: Settings) -> None:
     if low < 1000 or low + APP_UID_SPAN > NOBODY:
         raise UsageError(f"uid_base {low} must be between 1000 and {NOBODY - APP_UID_SPAN}: "
                          f"app uids take {APP_UID_SPAN} from there")
+    for name in ("build_memory_mb", "build_pids_max", "build_cpu_percent", "build_cache_mb",
+                 "max_pack_mb", "max_object_mb"):
+        if getattr(settings, name) < 1:
+            raise UsageError(f"{name} must be at least 1")
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")

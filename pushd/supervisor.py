@@ -20,7 +20,7 @@ from .errors import RouterError, RuntimeFailure
 from .logs import AppLog
 from .models import App, Release
 from .paths import Paths
-from .ports import PortAllocator, tcp_accepts
+from .ports import PortAllocator
 from .publish import Guard, Publisher
 from .router.base import Route
 from .runtime.base import DynoInfo, DynoSpec
@@ -32,12 +32,12 @@ log = logging.getLogger("pushd.supervisor")
 class Supervisor:
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time, ports: PortAllocator | None = None,
-                 probe: Callable[[int], bool] = tcp_accepts, stable_after: float = 10.0,
+                 probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
                  write_snapshot: bool = True, guard: Guard | None = None) -> None:
         self.store, self.runtime, self.router = store, runtime, router
         self.settings, self.paths, self.clock = settings, paths, clock
         self.ports = ports or PortAllocator(settings.port_range)
-        self.probe = probe
+        self.probe = probe or runtime.probe  # reaches that very dyno, not just its port
         self.stable_after = stable_after
         self.out = Publisher(router, paths, guard=guard, write_snapshot=write_snapshot)
         self.dynos: dict[str, Dyno] = {}
@@ -133,17 +133,18 @@ class Supervisor:
                 continue  # one-offs belong to their caller
             if not info.running:
                 self.dynos[spec.id] = Dyno(spec, "up", now, info.started_at,
-                                           stopping=info.stopping, pid=info.pid, ever_up=True)
+                                           stopping=info.stopping, pid=info.pid, ever_up=True,
+                                           endpoint=info.endpoint)
                 continue  # _observe handles the exit: a crash, or a finished stop
             # up before (or answering now) stays up: a busy dyno missing one probe must not be
             # R10-killed by a daemon restart; any other gets a fresh boot window from now
             web = spec.process_type == "web" and spec.port is not None
             was_up = known.get(spec.id) == "up"
-            state = "up" if not web or was_up or self.probe(spec.port) else "starting"
+            state = "up" if not web or was_up or self.probe(spec) else "starting"
             began = info.started_at or now
             self.dynos[spec.id] = Dyno(spec, state, began, began if state == "up" else now,
                                        stopping=info.stopping, pid=info.pid,
-                                       ever_up=state == "up")
+                                       ever_up=state == "up", endpoint=info.endpoint)
 
     def _handle_requests(self, now: float) -> None:
         with self._lock:
@@ -189,7 +190,7 @@ class Supervisor:
                 if spec.process_type != "web" or spec.port is None:
                     if info.pid is not None:  # its process runs (after "Starting process")
                         self._set_state(dyno, "up", now)
-                elif self.probe(spec.port):
+                elif self.probe(spec):
                     self._set_state(dyno, "up", now)
                 elif now - dyno.started >= self.settings.boot_timeout:
                     self._platform(spec, f"Error R10 (Boot timeout) -> Web process failed to "
@@ -342,8 +343,12 @@ class Supervisor:
         app_id, _, kind, index = slot
         port = None
         if kind == "web":
-            port = self.ports.allocate({d.spec.port for d in self.dynos.values()
-                                        if d.spec.port})
+            try:
+                port = self.ports.allocate({d.spec.port for d in self.dynos.values()
+                                            if d.spec.port})
+            except RuntimeFailure as err:  # this dyno fails; the pass goes on for the others
+                self._no_port(slot, release, now, err)
+                return
         spec = dyno_spec(self.store, self.settings, self._apps[app_id], release, kind, index,
                          release.process_types[kind], port)
         if slot in self.crashes:
@@ -355,10 +360,17 @@ class Supervisor:
             self._platform(spec, f"Failed to start: {err}")
             self._crashed(dyno, now, f"could not start: {err}")
             return
-        dyno.pid = info.pid
+        dyno.pid, dyno.endpoint = info.pid, info.endpoint
         self.dynos[spec.id] = dyno
         if (kind != "web" or port is None) and info.pid is not None:
             self._set_state(dyno, "up", now)  # nothing to probe: up once its process runs
+
+    def _no_port(self, slot: Slot, release: Release, now: float, err: RuntimeFailure) -> None:
+        app_id, _, kind, index = slot
+        spec = dyno_spec(self.store, self.settings, self._apps[app_id], release, kind, index,
+                         release.process_types[kind])
+        self._platform(spec, f"Failed to start: {err}")
+        self._crashed(Dyno(spec, "crashed", now, now), now, f"could not start: {err}")
 
     def _stop(self, dyno: Dyno) -> None:
         if not dyno.stopping:

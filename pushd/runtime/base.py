@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..paths import Paths
 from ..settings import Settings
@@ -28,7 +28,7 @@ class DynoSpec:
     env: dict[str, str]  # config vars + PORT, DYNO, HOME, ... (built by the supervisor)
     slug_dir: str  # compiled app, mounted at /app (each dyno gets its own writable layer)
     uid: int  # unprivileged uid for this app
-    port: int | None = None  # web dynos only
+    port: int | None = None  # web dynos only: $PORT inside the dyno's own network
     memory_mb: int = 512
     pids_max: int = 256  # processes and threads in the dyno (Heroku's standard dynos: 256)
     stop_timeout: float = 30.0
@@ -36,6 +36,13 @@ class DynoSpec:
     @property
     def dyno(self) -> str:
         return f"{self.process_type}.{self.index}"
+
+
+class Endpoint(NamedTuple):
+    """Where the router reaches a web dyno: an address the platform owns, never the dyno."""
+
+    host: str
+    port: int
 
 
 @dataclass
@@ -49,6 +56,7 @@ class DynoInfo:
     started_at: float = 0.0
     stopping: bool = False  # a stop was requested (exit is not a crash)
     oom_killed: bool = False
+    endpoint: Endpoint | None = None  # web dynos: where the router reaches $PORT
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,6 +100,10 @@ class Runtime(Protocol):
 
     def sweep(self) -> list[str]:
         """At daemon start: free what one-offs of a dead process left (their ids)."""
+
+    def probe(self, spec: DynoSpec) -> bool:
+        """True once this very web dyno accepts connections on $PORT (checked inside its own
+        network: the endpoint in front of it may answer before the dyno does)."""
 
     def logs(self, dyno_id: str, lines: int) -> list[str]:
         """The dyno's last output lines (plain text, running or exited-not-removed), for

@@ -24,17 +24,26 @@ from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
 from . import seccomp
-from .base import DynoInfo, DynoSpec, OneOffIO, register
+from .base import DynoInfo, DynoSpec, Endpoint, OneOffIO, register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
+from .netns import Attachment, NetnsError, attach, detach, listening
 from .sandboxio import CLIENT_POLL, ClientEnd, SandboxInfo, kill_sandbox, start_pipes, start_tty
 
 DEFAULT_PATH = "/app/.venv/bin:/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin"
-# .profile.d, then ~/.profile, then the Procfile command (given as $1, never spliced in).
+# Its network, .profile.d, then ~/.profile, then the Procfile command (given as $1, never
+# spliced in).
 # Sourced scripts share this shell and may set any variable, `set --` or `shift`: the command
 # is kept in a read-only variable they cannot change, under a name they will not use.
 DYNO_SCRIPT = (
     'readonly PUSHD_DYNO_COMMAND="$1"; set --\n'
+    # the dyno's own network is set up from outside (netns.attach) as it starts: its
+    # routes appear within milliseconds; a host without any gets it running after 5 s
+    'PUSHD_NET_WAIT=0\n'
+    'while [ $PUSHD_NET_WAIT -lt 500 ] && ! { read -r _ && read -r _; } < /proc/net/route; do\n'
+    '  PUSHD_NET_WAIT=$((PUSHD_NET_WAIT + 1)); sleep 0.01\n'
+    'done\n'
+    'unset PUSHD_NET_WAIT\n'
     'for PUSHD_PROFILE_SCRIPT in /app/.profile.d/*.sh; do\n'
     '  if [ -r "$PUSHD_PROFILE_SCRIPT" ]; then . "$PUSHD_PROFILE_SCRIPT"; fi\n'
     'done\n'
@@ -63,6 +72,11 @@ def dyno_environ(spec: DynoSpec) -> dict[str, str]:
     return env
 
 
+def endpoint(spec: DynoSpec) -> Endpoint | None:
+    """A web dyno's endpoint: the host loopback port its shim's pasta forwards to $PORT."""
+    return Endpoint("127.0.0.1", spec.port) if spec.port else None
+
+
 def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
               new_session: bool = True, info_fd: int | None = None,
               seccomp_fd: int | None = None) -> list[str]:
@@ -71,7 +85,7 @@ def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
     argv = bwrap_argv(spec.uid, [Bind(app_dir, "/app", writable=True)], None,
                       ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
                       hostname=spec.dyno.replace("_", "-"), new_session=new_session,
-                      info_fd=info_fd, seccomp_fd=seccomp_fd)
+                      info_fd=info_fd, seccomp_fd=seccomp_fd, unshare_net=True)
     if cgroup is not None:
         argv = ["/bin/sh", "-c", CGROUP_ENTER, str(cgroup / "cgroup.procs"), *argv]
     return argv
@@ -109,7 +123,8 @@ class SandboxRuntime:
             close_fds=True, env=env, cwd="/")
         if launcher.wait() != 0:  # setsid --fork returns as soon as the shim is forked
             raise RuntimeFailure(f"Could not launch the shim of {spec.id}")
-        return DynoInfo(spec=spec, pid=None, running=True, started_at=time.time())
+        return DynoInfo(spec=spec, pid=None, running=True, started_at=time.time(),
+                        endpoint=endpoint(spec))
 
     def stop(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)
@@ -139,7 +154,7 @@ class SandboxRuntime:
         return DynoInfo(spec=spec, pid=child.get("pid"), running=running, exit_status=status,
                         started_at=child.get("started_at", config["created_at"]),
                         stopping=folder.stopping, oom_killed=bool(done and done.get("oom")),
-                        extra={"layer": child.get("layer", "")})
+                        endpoint=endpoint(spec), extra={"layer": child.get("layer", "")})
 
     def list(self) -> list[DynoInfo]:
         found = []
@@ -154,6 +169,12 @@ class SandboxRuntime:
 
     def logs(self, dyno_id: str, lines: int) -> list[str]:
         return self._dir(dyno_id).read_tail(lines)
+
+    def probe(self, spec: DynoSpec) -> bool:
+        """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
+        net = self._dir(spec.id).read_json("net.json")
+        return bool(net and spec.port and alive(net["pasta"], net["pasta_start"])
+                    and listening(net["init"], spec.port))
 
     def remove(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)
@@ -196,6 +217,7 @@ class SandboxRuntime:
         folder.path.mkdir(parents=True, exist_ok=True)
         group = None
         proc = None
+        network: Attachment | None = None
         sandbox = SandboxInfo()
         try:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid)
@@ -213,6 +235,7 @@ class SandboxRuntime:
             finally:
                 sandbox.close_writer()  # bwrap has its own copy now
                 os.close(denylist)
+            network = self._attach_network(proc, sandbox, spec, log)
             status = self._wait(proc, client, spec, log)
             # bwrap's init outlives the main process while anything it started still runs,
             # and holds the output open: a moment to finish, then the rest of the dyno goes
@@ -229,10 +252,27 @@ class SandboxRuntime:
                 if proc.poll() is None:
                     kill_sandbox(proc)
                 sandbox.kill_all(group)
+            detach(network)
             sandbox.close()
             folder.release_layer()
             DynoDir.release_cgroup(group)
             shutil.rmtree(folder.path, ignore_errors=True)
+
+    @staticmethod
+    def _attach_network(proc: subprocess.Popen, sandbox: SandboxInfo, spec: DynoSpec,
+                        log: AppLog) -> Attachment | None:
+        """A one-off's way out (no ports in): pasta on its own network namespace. Without
+        it the one-off still runs, offline, and the app log says why."""
+        deadline = time.monotonic() + LAUNCH_GRACE
+        while (init := sandbox.init_pid()) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return None
+            time.sleep(0.002)
+        try:
+            return attach(init, spec.uid)
+        except NetnsError as err:
+            log.write("pushd", spec.dyno, f"Error: no network for this dyno: {err}")
+            return None
 
     @staticmethod
     def _wait(proc: subprocess.Popen, client: ClientEnd, spec: DynoSpec, log: AppLog) -> int:

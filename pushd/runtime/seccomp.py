@@ -15,9 +15,11 @@ Built here, in Python, from the numbers of each architecture's syscall table: no
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import platform
 import struct
+from pathlib import Path
 
 from ..errors import RuntimeFailure
 
@@ -78,3 +80,21 @@ def program_fd(machine: str | None = None) -> int:
     finally:
         os.close(write_end)
     return read_end
+
+
+FILTER_DIR = Path("/run/pushd")
+
+
+def program_file(machine: str | None = None, folder: Path = FILTER_DIR) -> str:
+    """The program in a root-owned file (written once, by content), for chains that open it
+    themselves just before bwrap (`bwrap_argv(seccomp_file=...)`): no descriptor to carry
+    through the code that builds and runs a step."""
+    data = program(machine)
+    path = folder / f"seccomp-{hashlib.sha256(data).hexdigest()[:16]}.bpf"
+    if not path.exists():
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+    return str(path)

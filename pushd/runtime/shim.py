@@ -22,6 +22,7 @@ from ..logs import AppLog, escape, format_line
 from . import seccomp
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
+from .netns import Attachment, Forward, NetnsError, attach, detach
 from .sandbox import DRAIN_AFTER_EXIT, dyno_argv, dyno_environ, exit_status
 from .sandboxio import SandboxInfo
 
@@ -30,6 +31,7 @@ from .sandboxio import SandboxInfo
 TAIL_LINES = 20
 TAIL_WINDOW = 300.0
 TAIL_EVERY = 0.25
+SANDBOX_WAIT = 10.0  # for bwrap to tell the sandbox's init (its network namespace)
 
 
 class Shim:
@@ -89,6 +91,7 @@ class Shim:
                                            "cgroup": str(group or "")})
         if self.dir.stopping:
             self.term_requested = True
+        network = self._attach_network(child, sandbox, group)
 
         pending = b""
         eof = False
@@ -130,6 +133,7 @@ class Shim:
                 self.killed = True
             if eof and child.poll() is not None:
                 break
+        detach(network)
         sandbox.close()
         if pending:
             self._emit(pending + b"\n")
@@ -145,6 +149,30 @@ class Shim:
         self.dir.write_json("exit.json", {"status": status, "oom": oom,
                                           "finished_at": time.time()})
         return 0
+
+    def _attach_network(self, child: subprocess.Popen, sandbox: SandboxInfo,
+                        group: Path | None) -> Attachment | None:
+        """pasta on the sandbox's own network namespace: its way out, and for a web dyno the
+        host loopback port the platform routes to (forwarded to $PORT inside). Without it the
+        dyno cannot serve: it is stopped, with the reason in the app log."""
+        spec = self.spec
+        deadline = time.monotonic() + SANDBOX_WAIT
+        while (init := sandbox.init_pid()) is None:
+            if child.poll() is not None or time.monotonic() > deadline:
+                return None  # ended at once (or bwrap failed): the loop reports its status
+            time.sleep(0.002)
+        forwards = [Forward(spec.port, spec.port)] if spec.port else []
+        try:
+            network = attach(init, spec.uid, forwards)
+        except NetnsError as err:
+            where = f" on port {spec.port}" if spec.port else ""
+            self.platform(f"Error: the dyno's network could not be set up{where}: {err}")
+            sandbox.kill_all(group)
+            signal_sandbox(child.pid, signal.SIGKILL)
+            return None
+        self.dir.write_json("net.json", {"init": init, "pasta": network.pid,
+                                         "pasta_start": network.start})
+        return network
 
     def _begin_stop(self, pid: int) -> None:
         self.dir.mark_stopping()

@@ -1,4 +1,4 @@
-"""Dyno ports are private: only the router (and pushd) reach a dyno, never another app."""
+"""Dyno endpoints are private: only the router (and pushd) reach a dyno, never an app."""
 
 from __future__ import annotations
 
@@ -25,14 +25,12 @@ def test_apps_cannot_call_each_others_dynos_directly(pushd: PushdUnderTest):
     # the platform itself (probes, nginx) still reaches the dyno...
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
         assert resp.read().decode().startswith("I am fwb")
-    # ...another app's sandbox does not...
-    result = pushd.ssh("run", "fwa", "python3", "probe.py", str(port))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "blocked ConnectionRefusedError"
-    # ...while the app itself may call its own web dyno (a one-off, a worker, the dyno itself)
-    result = pushd.ssh("run", "fwb", "python3", "probe.py", str(port))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "reached"
+    # ...no sandbox does, not even the app's own: each has a network of its own, where the
+    # host's loopback is not
+    for app in ("fwa", "fwb"):
+        result = pushd.ssh("run", app, "python3", "probe.py", str(port))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "blocked ConnectionRefusedError"
     # through the router, as on Heroku, apps reach each other fine
     assert pushd.http("fwb").body.startswith("I am fwb")
 
@@ -48,6 +46,10 @@ def test_dyno_ports_are_closed_to_other_interfaces(pushd: PushdUnderTest):
     # any port, and other pushd instances' dynos, are not this table's business
     assert 'oifname "lo" tcp dport @web meta skuid 40000-59999 reject' in rules, rules
     assert 'oifname "lo" tcp dport . meta skuid @own accept' in rules, rules
+    # app uids (each dyno's pasta) open nothing to the host's own addresses
+    assert ("meta skuid 40000-59999 fib daddr type local tcp flags syn / syn,ack reject "
+            "with tcp reset") in rules, rules
+    assert "meta skuid 40000-59999 fib daddr type local meta l4proto udp reject" in rules
 
 
 def test_rules_flushed_from_outside_come_back(pushd: PushdUnderTest):

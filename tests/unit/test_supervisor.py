@@ -10,7 +10,7 @@ from pushd.dynostatus import read_failure, read_status
 from pushd.errors import RouterError, RuntimeFailure
 from pushd.models import Slug
 from pushd.paths import Paths
-from pushd.runtime.base import DynoInfo, DynoSpec
+from pushd.runtime.base import DynoInfo, DynoSpec, Endpoint
 from pushd.settings import Settings
 from pushd.store import Store
 from pushd.supervisor import Supervisor
@@ -34,9 +34,13 @@ class FakeRuntime:
         self.infos: dict[str, DynoInfo] = {}
         self.events: list[tuple[str, str]] = []
         self.output: dict[str, list[str]] = {}
+        self.endpoint_host, self.endpoint_shift = "127.0.0.1", 0  # where $PORT is published
 
     def start(self, spec: DynoSpec) -> DynoInfo:
-        info = DynoInfo(spec=spec, pid=100 + len(self.events), running=True)
+        endpoint = None
+        if spec.port:
+            endpoint = Endpoint(self.endpoint_host, spec.port + self.endpoint_shift)
+        info = DynoInfo(spec=spec, pid=100 + len(self.events), running=True, endpoint=endpoint)
         self.infos[spec.id] = info
         self.events.append(("start", spec.id))
         return info
@@ -111,7 +115,7 @@ class World:
 
     def make(self) -> Supervisor:
         return Supervisor(self.store, self.runtime, self.router, self.settings, self.paths,
-                          clock=self.clock, ports=FakePorts(), probe=self.bound.__contains__)
+                          clock=self.clock, ports=FakePorts(), probe=self.probe)
 
     def deploy(self, types: dict[str, str], config: dict[str, str] | None = None):
         slug = Slug(id=f"s{len(self.store.slugs(self.app.id))}", app_id=self.app.id,
@@ -119,6 +123,9 @@ class World:
         self.store.add_slug(slug)
         return self.store.create_release(self.app.id, description="Deploy", user="alice",
                                          slug=slug, config_set=config)
+
+    def probe(self, spec: DynoSpec) -> bool:
+        return spec.port in self.bound
 
     def bind_all(self) -> None:
         self.bound.update(s.port for s in self.runtime.running("web"))
@@ -168,6 +175,40 @@ def test_first_deploy_gets_one_of_each_type_but_release(w):
     assert "web.1]: State changed from starting to up" in w.log()
     status = read_status(w.paths, w.app.id)
     assert [(s.dyno, s.state) for s in status] == [("web.1", "up"), ("worker.1", "up")]
+
+
+def test_routes_go_to_the_endpoint_the_runtime_reports(w):
+    w.runtime.endpoint_host, w.runtime.endpoint_shift = "127.0.0.2", 7
+    deploy_live(w, {"web": "python app.py"})
+    web = w.runtime.running("web")[0]
+    assert w.router.applied[-1][0].upstreams == (("127.0.0.2", web.port + 7, "web.1"),)
+
+
+class NoPorts:
+    """Every port of the range held by other processes of the host."""
+
+    def allocate(self, exclude: set[int]) -> int:
+        raise RuntimeFailure("No free port left in 20000-29999")
+
+
+def test_no_free_port_fails_that_web_dyno_and_the_pass_goes_on_for_everyone_else(w):
+    other = w.store.create_app("other", "bob")
+    w.paths.app_dir(other.id).mkdir(parents=True)
+    w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
+                       ports=NoPorts(), probe=w.probe)
+    release = w.deploy({"web": "python app.py", "worker": "python worker.py"})
+    slug = Slug(id="o1", app_id=other.id, path="/o.tgz", dir="/slug", size=1,
+                commit="abc1234", process_types={"worker": "python worker.py"})
+    w.store.add_slug(slug)
+    w.store.create_release(other.id, description="Deploy", user="bob", slug=slug)
+    w.tick()  # raises nothing
+    assert "web.1]: Failed to start: No free port left in 20000-29999" in w.log()
+    assert w.store.release(w.app.id, release.version).status == "failed"
+    # the other app's workers (no port needed) run, and the router got this pass's routes
+    assert ("other", "worker.1") in {(s.app, s.dyno) for s in w.runtime.running()}
+    assert [r.app for r in w.router.applied[-1]] == ["myapp", "other"]
+    w.tick(30)  # later passes keep going as well
+    assert ("other", "worker.1") in {(s.app, s.dyno) for s in w.runtime.running()}
 
 
 def test_scale_up_and_down_highest_index_first(w):
@@ -360,7 +401,7 @@ def test_route_of_an_app_whose_web_dynos_crashed_is_h10(w):
 def test_port_guard_gets_every_web_dyno_port_and_uid_when_they_change(w):
     sent: list[frozenset] = []
     w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
-                       ports=FakePorts(), probe=w.bound.__contains__, guard=sent.append)
+                       ports=FakePorts(), probe=w.probe, guard=sent.append)
     deploy_live(w, {"web": "python app.py", "worker": "python worker.py"})
     web = w.runtime.running("web")[0]
     assert sent[-1] == {(web.port, 40000 + w.app.id)}  # workers have no port
@@ -381,7 +422,7 @@ def test_a_failed_port_rule_update_is_tried_again(w):
             raise RuntimeError("nft: resource busy")
 
     w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
-                       ports=FakePorts(), probe=w.bound.__contains__, guard=flaky)
+                       ports=FakePorts(), probe=w.probe, guard=flaky)
     deploy_live(w, {"web": "python app.py"})
     w.tick()
     assert len(calls) >= 2 and calls[-1] == calls[0]  # the same rules, sent until taken

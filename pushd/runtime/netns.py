@@ -1,0 +1,220 @@
+"""A sandbox's own network: pasta (Debian `passt`) attached to its network namespace.
+
+Every dyno, one-off and build runs in a network namespace of its own (`bwrap --unshare-net`):
+it cannot bind host ports nor reach the host's loopback services, the platform's ports or
+other dynos. pasta gives it an interface and routes copied from the host, so it gets outbound
+access wherever the host has it, and forwards a host loopback port (the endpoint the platform
+owns) to $PORT inside for web dynos.
+
+pasta runs as the app's uid, so the firewall (`firewall.py`, on `meta skuid`) refuses its
+outbound connections to any address of this host: that is what keeps a dyno off the host's
+services reached through the host's own non-loopback addresses. `--no-map-gw` stops pasta
+from mapping the gateway address to the host's loopback. The namespaces are handed to pasta as
+inherited descriptors (`/proc/self/fd/N`): nothing is mounted, so nothing is left to unmount.
+bwrap nests its user namespaces; the network namespace belongs to the outer one, which pasta
+must join (`NS_GET_USERNS` finds it). pasta is told to die with its parent (the shim, or the
+thread running a one-off or a build), and `detach` stops it explicitly.
+
+pasta opens /dev/net/tun as the app's uid: the device must be 0666, as Debian's udev leaves
+it; a host without udev (a container) may have it 0600, which `attach` corrects.
+
+`pasta_argv` builds the command line only; `attach`/`detach` run it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import RuntimeFailure
+from ..procs import live_stat
+from .bwrap import SETPRIV, SYSTEM_PATH
+
+PASTA = shutil.which("pasta", path=SYSTEM_PATH) or "/usr/bin/pasta"
+NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: the user namespace that owns it
+READY_TIMEOUT = 5.0
+STOP_TIMEOUT = 2.0
+TCP_LISTEN = "0A"
+TUN = "/dev/net/tun"
+
+
+class NetnsError(RuntimeFailure):
+    """pasta could not be attached (port taken, namespace gone, pasta missing)."""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A host TCP port the platform owns, forwarded to `port` inside the namespace."""
+
+    host_port: int
+    port: int
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The handle `attach` returns: pasta's pid and start time (a recycled pid is not it)."""
+
+    pid: int
+    start: int
+
+
+def pasta_argv(uid: int, netns: str, userns: str, forwards: Sequence[Forward] = ()) -> list[str]:
+    """argv for: setpriv (drop to uid, die with the parent) -> pasta joined to the namespace.
+
+    Only TCP from the host to the forwarded ports comes in; nothing from the namespace reaches
+    the host's loopback (`-T none -U none`, `--no-map-gw`)."""
+    tcp = ",".join(f"{f.host}/{f.host_port}:{f.port}" for f in forwards) or "none"
+    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--pdeathsig=SIGKILL", "--", PASTA, "--foreground", "--quiet",
+            "--netns", netns, "--userns", userns, "--config-net", "--no-map-gw",
+            "-t", tcp, "-u", "none", "-T", "none", "-U", "none"]
+
+
+def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
+           timeout: float = READY_TIMEOUT) -> Attachment:
+    """Start pasta for the network namespace of process `pid`, as `uid`; return once its
+    forwards accept on the host (and its interface is configured). Raises NetnsError with
+    pasta's own reason when it exits instead (a host port already taken, say)."""
+    _open_tun()
+    try:
+        net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetnsError(f"the sandbox is gone before its network was set up ({err})") from None
+    errors = tempfile.TemporaryFile()
+    proc = None
+    try:
+        user = fcntl.ioctl(net, NS_GET_USERNS)
+        try:
+            proc = subprocess.Popen(
+                pasta_argv(uid, f"/proc/self/fd/{net}", f"/proc/self/fd/{user}", forwards),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                pass_fds=(net, user), close_fds=True, cwd="/")
+        finally:
+            os.close(user)
+        handle = Attachment(proc.pid, _start_of(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not _ready(pid, proc.pid, forwards):
+            if proc.poll() is not None:
+                errors.seek(0)
+                reason = errors.read().decode(errors="replace").strip().splitlines()
+                raise NetnsError(reason[-1] if reason else f"pasta exited ({proc.returncode})")
+            if time.monotonic() > deadline:
+                if not forwards:  # a host without routes: no outbound, nothing to wait for
+                    break
+                raise NetnsError("pasta did not come up in time")
+            time.sleep(0.005)
+        proc = None  # keeps running: detach() ends it
+        return handle
+    except OSError as err:
+        raise NetnsError(f"could not start pasta: {err}") from None
+    finally:
+        os.close(net)
+        errors.close()
+        if proc is not None:
+            _end(proc.pid, None, proc)
+
+
+def _open_tun() -> None:
+    try:
+        if os.stat(TUN).st_mode & 0o666 != 0o666:
+            os.chmod(TUN, 0o666)
+    except OSError as err:
+        raise NetnsError(f"{TUN} must be usable by app uids (mode 0666): {err}") from None
+
+
+def detach(handle: Attachment | None) -> None:
+    """Stop pasta (SIGTERM, SIGKILL if it lingers) and reap it when it is our child."""
+    if handle is not None:
+        _end(handle.pid, handle.start, None)
+
+
+def _end(pid: int, start: int | None, proc: subprocess.Popen | None) -> None:
+    if start is not None and _start_of(pid) != start:
+        return  # gone already (and the pid may be someone else's now)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if _reaped(pid, proc):
+            return
+        time.sleep(0.01)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while not _reaped(pid, proc):
+        time.sleep(0.01)
+
+
+def _start_of(pid: int) -> int:
+    stat = live_stat(pid)
+    return stat.start if stat else 0
+
+
+def _reaped(pid: int, proc: subprocess.Popen | None) -> bool:
+    if proc is not None:
+        return proc.poll() is not None
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    return live_stat(pid) is None
+
+
+def _ready(pid: int, pasta: int, forwards: Sequence[Forward]) -> bool:
+    if not forwards:
+        return _routed(pid)
+    return {f.host_port for f in forwards} <= _listening_ports(pasta, _socket_inodes(pasta))
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of process `pid`'s sockets: which listening socket is pasta's own (a port
+    someone else holds answers a connect too)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(entry.path)
+                if target.startswith("socket:["):
+                    found.add(target[8:-1])
+    return found
+
+
+def _listening_ports(pid: int, inodes: set[str] | None = None) -> set[int]:
+    """TCP ports listened on in the network namespace of `pid` (only by sockets in `inodes`,
+    when given)."""
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == TCP_LISTEN and (
+                    inodes is None or fields[9] in inodes):
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _routed(pid: int) -> bool:
+    """pasta has configured the namespace (its default route, or at least an interface up)."""
+    try:
+        with open(f"/proc/{pid}/net/route") as fh:
+            return len(fh.read().splitlines()) > 1
+    except OSError:
+        return True  # the sandbox ended: nothing left to wait for
+
+
+def listening(pid: int, port: int) -> bool:
+    """True when a TCP socket listens on `port` in the network namespace of process `pid`:
+    the probe that a web dyno is up. A connect to the host endpoint cannot tell (pasta accepts
+    first, whether or not anything listens inside)."""
+    return port in _listening_ports(pid)
