@@ -106,17 +106,26 @@ class DynoDir:
         with contextlib.suppress(FileExistsError):
             (self.path / "stopping").touch(exist_ok=False)
 
+    def restrict(self, uid: int) -> None:
+        """The folder is root's; only the app's own uid (as its group) may pass through it to
+        app/, to bind it in the sandbox. Other apps' uids cannot even enter."""
+        if os.geteuid() == 0:
+            os.chown(self.path, 0, uid)
+            self.path.chmod(0o710)
+        else:  # an unprivileged pushd runs every app as itself
+            self.path.chmod(0o700)
+
     # the writable /app layer
     def prepare_layer(self, slug_dir: str, uid: int) -> str:
         """Mount slug + a fresh upper layer at app/; copy the slug if overlayfs is refused."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.path.chmod(0o711)  # the app's uid must reach app/ to bind it, and list nothing
+        self.restrict(uid)
         upper, work = self.path / "layer" / "upper", self.path / "layer" / "work"
         for folder in (upper, work, self.app_dir):
             folder.mkdir(parents=True, exist_ok=True)
         (self.path / "layer").chmod(0o700)
         os.chown(upper, uid, uid)
-        upper.chmod(0o755)
+        upper.chmod(0o700)  # the merged /app takes the upper's owner and mode: the app's alone
         options = f"lowerdir={slug_dir},upperdir={upper},workdir={work}"
         mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options,
                                   str(self.app_dir)], capture_output=True).returncode == 0
@@ -127,6 +136,7 @@ class DynoDir:
         for root, dirs, files in os.walk(self.app_dir):
             for name in (root, *(os.path.join(root, n) for n in dirs + files)):
                 os.lchown(name, uid, uid)
+        self.app_dir.chmod(0o700)
         return "copy"
 
     def release_layer(self) -> None:

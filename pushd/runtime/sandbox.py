@@ -94,7 +94,7 @@ class SandboxRuntime:
             folder.path.mkdir(parents=True)
         except FileExistsError:
             raise RuntimeFailure(f"Dyno {spec.id} exists already") from None
-        folder.path.chmod(0o711)
+        folder.restrict(spec.uid)
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time()})
