@@ -41,6 +41,15 @@ class Settings:
     uid_base: int = 40000
     port_range: tuple[int, int] = (20000, 29999)
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
+    # the router: seconds a client has for its request header, and connections with a
+    # request in progress per client address (slowloris, greedy clients)
+    router_header_timeout: int = 10
+    router_conns_per_client: int = 256
+    # SSH logins not yet authenticated: at most this many at once, this many per source
+    # address, and this long (seconds) from connect to an open session
+    ssh_max_preauth: int = 100
+    ssh_max_preauth_per_source: int = 10
+    ssh_auth_timeout: float = 10.0
 
     @property
     def stack(self) -> str:

@@ -17,6 +17,7 @@ import paramiko
 
 from ..platform import Platform
 from ..sshkeys import fingerprint
+from .admission import PreauthGate
 from .session import Session
 
 log = logging.getLogger("pushd.ssh")
@@ -110,6 +111,9 @@ class SSHServer:
         self.sock = socket.create_server((host, port), reuse_port=False, backlog=128)
         self.sock.settimeout(0.5)
         self._stop = threading.Event()
+        settings = platform.settings
+        self.gate = PreauthGate(settings.ssh_max_preauth, settings.ssh_max_preauth_per_source)
+        self.auth_timeout = float(settings.ssh_auth_timeout)
 
     @property
     def port(self) -> int:
@@ -125,21 +129,39 @@ class SSHServer:
                 if self._stop.is_set():
                     return
                 raise
+            if not self.gate.admit(addr[0]):  # refused before it costs a thread
+                log.warning("refused ssh connection from %s: too many logins in progress",
+                            addr[0])
+                conn.close()
+                continue
             conn.settimeout(None)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True,
+            threading.Thread(target=self._handle, args=(conn, addr[0]), daemon=True,
                              name=f"ssh-{addr[0]}:{addr[1]}").start()
 
     def stop(self) -> None:
         self._stop.set()
         self.sock.close()
 
-    def _handle(self, conn: socket.socket) -> None:
-        transport = paramiko.Transport(conn)
+    def _handle(self, conn: socket.socket, source: str) -> None:
+        preauth = True  # holds one of the gate's slots until the session is open
+        try:
+            transport = paramiko.Transport(conn)
+        except Exception:
+            self.gate.release(source)
+            conn.close()
+            raise
+        for name in ("banner_timeout", "handshake_timeout", "auth_timeout"):
+            setattr(transport, name, self.auth_timeout)
         transport.add_server_key(self.host_key)
         session = Session(self.platform)
         try:
-            transport.start_server(server=ConnectionPolicy(self.platform, session))
-            channel = transport.accept(30)
+            # banner, key exchange, authentication and the session channel, all within the
+            # auth timeout: a client that stalls anywhere before that is cut off
+            transport.start_server(event=threading.Event(),
+                                   server=ConnectionPolicy(self.platform, session))
+            channel = transport.accept(self.auth_timeout)
+            self.gate.release(source)
+            preauth = False
             if channel is None or not session.request.wait(30):
                 return
             session.serve(channel)
@@ -152,4 +174,6 @@ class SSHServer:
         except Exception:  # never let one connection take the server down
             log.exception("ssh session failed")
         finally:
+            if preauth:
+                self.gate.release(source)
             transport.close()

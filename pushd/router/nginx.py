@@ -74,6 +74,8 @@ class NginxRouter:
             standalone=not self.system,
             user=None if self.system else worker_user(),
             workers=workers or max(1, min(os.cpu_count() or 1, 4)),
+            header_timeout=settings.router_header_timeout,
+            conns_per_client=settings.router_conns_per_client,
         )
         self._lock = threading.Lock()
         self.reloads = 0  # how many times the config was switched (tests, status)

@@ -18,7 +18,8 @@ def pushd(tmp_path_factory: pytest.TempPathFactory):
     root.chmod(0o711)
     platform = PushdUnderTest(root, settings={
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5,
-        "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300})
+        "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300,
+        "ssh_auth_timeout": 5, "router_header_timeout": 5})
     platform.start()
     yield platform
     platform.stop(everything=True)
