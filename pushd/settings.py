@@ -34,6 +34,10 @@ class Settings:
     drain_seconds: float = 1.0
     memory_mb: int = 512
     pids_max: int = 256  # processes + threads per dyno: a fork bomb stays inside its dyno
+    cpu_shares: int = 1024  # each dyno's weight for the CPU (cgroup v1 cpu.shares) when busy
+    # size of a dyno's writable layer (on top of its slug): a tmpfs, charged to the dyno's
+    # memory like Heroku's ephemeral filesystem; 0 = no limit (the state dir's disk)
+    dyno_disk_mb: int = 256
     memory_by_type: dict[str, int] = field(default_factory=dict)
     log_max_bytes: int = 5 * 1024 * 1024
     crash_backoff_base: float = 1.0

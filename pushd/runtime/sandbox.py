@@ -196,8 +196,8 @@ class SandboxRuntime:
         proc = None
         sandbox = SandboxInfo()
         try:
-            layer = folder.prepare_layer(spec.slug_dir, spec.uid)
-            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max)
+            layer = folder.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
+            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
             argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty,

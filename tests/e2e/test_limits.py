@@ -4,11 +4,16 @@ its dyno), floods of SSH logins and slow HTTP clients (the platform keeps servin
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import subprocess
 import threading
+from pathlib import Path
 
 from ..polling import wait_until
 from .harness import PushdUnderTest, python_app
+
+CPU = Path("/sys/fs/cgroup/cpu")
 
 SPAWNER = '''\
 import subprocess
@@ -23,6 +28,111 @@ else:
 for child in children:
     child.kill()
 '''
+
+
+FILLER = '''\
+import errno, os
+written = 0
+try:
+    with open("/app/fill", "wb") as out:
+        while written < 128:  # twice the quota: never fills a host disk when it's broken
+            out.write(b"x" * 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+            written += 1
+    print("stopped none", written)
+except OSError as err:
+    print("stopped", errno.errorcode.get(err.errno, err.errno), written)
+fs = os.statvfs("/app")
+print("size", fs.f_blocks * fs.f_frsize // (1024 * 1024))
+'''
+
+BUSY = '''\
+import multiprocessing, time
+def spin():
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pass
+workers = [multiprocessing.Process(target=spin) for _ in range(40)]
+for worker in workers:
+    worker.start()
+print("spinning", flush=True)
+for worker in workers:
+    worker.join()
+'''
+
+
+def dyno_dirs(state: Path, app: str, kind: str) -> list[Path]:
+    found = []
+    for spec_file in sorted((state / "dynos").glob("*/spec.json")):
+        spec = json.loads(spec_file.read_text())["spec"]
+        if spec["app"] == app and spec["process_type"] == kind:
+            found.append(spec_file.parent)
+    return found
+
+
+def cpu_group(dyno: Path) -> Path:
+    return CPU / "pushd" / dyno.name
+
+
+def procs(group: Path) -> list[int]:
+    try:
+        return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_dyno_that_fills_its_disk_gets_enospc_not_the_host(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("filler", python_app("filler", {"fill.py": FILLER}))
+    assert pushd.push(repo).returncode == 0
+    result = pushd.ssh("run", "filler", "python3", "fill.py")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    reason, written = lines["stopped"].split()
+    assert reason == "ENOSPC", result.stdout
+    assert 48 <= int(written) <= 64 and lines["size"] == "64", result.stdout  # 64 MB here
+    assert pushd.http("filler").body.startswith("filler")  # its web dyno has its own layer
+    mounts = Path("/proc/mounts").read_text()
+    web = dyno_dirs(pushd.state, "filler", "web")[0]
+    assert f"pushd-{web.name} " in mounts  # the web dyno's layer is its own tmpfs...
+    app_id = web.name.split("-")[0]
+    assert f"pushd-{app_id}-run." not in mounts  # ...and the one-off's went with it
+
+
+def test_each_dyno_has_its_own_cpu_share_and_a_busy_app_stays_in_its_own(
+        pushd: PushdUnderTest):
+    for name in ("victim", "spinner"):
+        repo = pushd.new_app_repo(name, python_app(name, {"busy.py": BUSY}))
+        assert pushd.push(repo).returncode == 0
+    victim = dyno_dirs(pushd.state, "victim", "web")[0]
+    assert (cpu_group(victim) / "cpu.shares").read_text().strip() == "700"  # cpu_shares
+    assert any("app.py" in cmdline(pid) for pid in procs(cpu_group(victim)))
+    client = subprocess.Popen(
+        ["ssh", "-F", str(pushd.ssh_config), "platform", "run", "spinner", "python3", "busy.py"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=pushd.env())
+    try:
+        assert client.stdout.readline() == b"spinning\n"
+        app_id = dyno_dirs(pushd.state, "spinner", "web")[0].name.split("-")[0]
+        busy = next((pushd.state / "dynos").glob(f"{app_id}-run.*"))  # the one-off's folder
+        spinning = wait_until(lambda: [pid for pid in procs(cpu_group(busy))
+                                       if "busy.py" in cmdline(pid)])
+        assert len(spinning) >= 40  # all of them weigh as one dyno against the others
+        assert (cpu_group(busy) / "cpu.shares").read_text().strip() == "700"
+        assert not set(spinning) & set(procs(cpu_group(victim)))
+        assert not set(spinning) & set(procs(CPU))  # none escaped to the host's own group
+        assert pushd.http("victim").body.startswith("victim")
+    finally:
+        client.kill()
+        client.wait()
+    wait_until(lambda: not procs(cpu_group(busy)))  # gone with its client
 
 
 def test_a_dyno_cannot_start_more_than_its_process_limit(pushd: PushdUnderTest):
