@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS formation (
     type TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (app_id, type));
 CREATE TABLE IF NOT EXISTS domains (
     domain TEXT PRIMARY KEY, app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS quotas (
+    key_name TEXT NOT NULL, kind TEXT NOT NULL, quantity INTEGER NOT NULL,
+    PRIMARY KEY (key_name, kind));
+CREATE TABLE IF NOT EXISTS builds (
+    id TEXT PRIMARY KEY, app_id INTEGER NOT NULL, owner TEXT NOT NULL, pid INTEGER NOT NULL,
+    started_at REAL NOT NULL);
 """
 
 
@@ -129,6 +135,7 @@ class Store:
                                f"{'it' if len(owned) == 1 else 'them'} first")
             db.execute("DELETE FROM keys WHERE name=?", (name,))
             db.execute("DELETE FROM access WHERE key_name=?", (name,))
+            db.execute("DELETE FROM quotas WHERE key_name=?", (name,))  # a new alice starts afresh
 
     def key_by_fingerprint(self, fingerprint: str) -> Key | None:
         row = self._one("SELECT * FROM keys WHERE fingerprint=?", fingerprint)
@@ -138,9 +145,14 @@ class Store:
         return [Key(**dict(r)) for r in self._all("SELECT * FROM keys ORDER BY name")]
 
     # apps
-    def create_app(self, name: str, owner: str) -> App:
+    def create_app(self, name: str, owner: str,
+                   admit: Callable[[int], None] | None = None) -> App:
+        """`admit(apps the owner has)` may refuse (raise) in the same transaction."""
         try:
             with self.tx() as db:
+                if admit is not None:
+                    admit(db.execute("SELECT COUNT(*) FROM apps WHERE owner=?",
+                                     (owner,)).fetchone()[0])
                 db.execute("INSERT INTO apps (name, owner, created_at) VALUES (?,?,?)",
                            (name, owner, time.time()))
         except sqlite3.IntegrityError:
@@ -386,3 +398,40 @@ class Store:
     def domains(self, app_id: int) -> list[str]:
         return [r[0] for r in self._all(
             "SELECT domain FROM domains WHERE app_id=? ORDER BY domain", app_id)]
+
+    # quotas (limits per key name; a kind without a row is unlimited) and running builds
+    def quotas(self, key_name: str) -> dict[str, int]:
+        return {r[0]: r[1] for r in self._all(
+            "SELECT kind, quantity FROM quotas WHERE key_name=? ORDER BY kind", key_name)}
+
+    def set_quotas(self, key_name: str, limits: dict[str, int | None]) -> None:
+        """Set limits; None removes one (unlimited)."""
+        with self.tx() as db:
+            for kind, quantity in limits.items():
+                if quantity is None:
+                    db.execute("DELETE FROM quotas WHERE key_name=? AND kind=?",
+                               (key_name, kind))
+                else:
+                    db.execute("INSERT OR REPLACE INTO quotas VALUES (?,?,?)",
+                               (key_name, kind, quantity))
+
+    def start_build(self, build_id: str, app_id: int, owner: str, pid: int,
+                    live: Callable[[int], bool], admit: Callable[[int], None]) -> None:
+        """Record a running build of `owner`'s app. Rows of dead processes (a daemon that
+        died mid-build) are dropped first; `admit(builds still running)` may refuse (raise)
+        in the same transaction, so two pushes never both take the last slot."""
+        with self.tx() as db:
+            rows = db.execute("SELECT id, pid FROM builds WHERE owner=?", (owner,)).fetchall()
+            dead = [r[0] for r in rows if not live(r[1])]
+            db.executemany("DELETE FROM builds WHERE id=?", [(d,) for d in dead])
+            admit(len(rows) - len(dead))
+            db.execute("INSERT INTO builds VALUES (?,?,?,?,?)",
+                       (build_id, app_id, owner, pid, time.time()))
+
+    def end_build(self, build_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM builds WHERE id=?", (build_id,))
+
+    def running_builds(self, owner: str) -> list[int]:
+        """The pids recorded for `owner`'s running builds (the caller judges which live)."""
+        return [r[0] for r in self._all("SELECT pid FROM builds WHERE owner=?", owner)]

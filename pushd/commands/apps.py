@@ -10,6 +10,7 @@ from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
+from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
 from .registry import Context, command, no_more, one_arg, parse_options
@@ -19,7 +20,7 @@ def create_app(platform: Platform, name: str, owner: Key) -> App:
     """Create an app with its bare repo; the one place apps come into being. The row comes
     first: if we die before the repo exists, the first push or clone makes it."""
     names.app_name(name)
-    app = platform.store.create_app(name, owner.name)
+    app = platform.store.create_app(name, owner.name, admit=enforce.admit_app(platform, owner))
     with deploy_lock(platform, app, lambda _text: None):
         ensure_repo(platform, app)
     return app

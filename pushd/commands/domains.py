@@ -7,6 +7,7 @@ from collections.abc import Callable
 from .. import names
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, RouterError
+from ..governance import enforce
 from ..models import App
 from ..router.base import Route
 from .registry import Context, command, no_more, one_arg
@@ -33,6 +34,7 @@ def domains_add(ctx: Context, app: App, args: list[str]) -> None:
         # APP.DOMAIN names come with the apps (and go with a rename): none can be claimed
         raise Conflict(f"{host} is inside the platform's own domain {settings.domain}: every "
                        f"app answers at APP.{settings.domain} already")
+    enforce.check_domain(ctx.platform, app, host)
     # nginx must accept the result before anything is stored
     ctx.platform.router.check([Route(app.name, (f"{app.name}.{settings.domain}", host), ())])
     ctx.out(f"Adding {host} to {app.name}... ")

@@ -19,6 +19,7 @@ from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 from .. import deploy
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed
+from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
 
@@ -85,8 +86,11 @@ class DeployingReceivePack(ReceivePackHandler):
         platform = self.platform
         out = self.progress
         config = platform.store.config(app.id)
-        slug = platform.builder.build(app, sha, config, out)
+        enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        with enforce.building(platform, app):
+            slug = platform.builder.build(app, sha, config, out)
         platform.store.add_slug(slug)
+        enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
                                  user=self.user.name, slug=slug)
