@@ -189,15 +189,18 @@ def close_all(conns: list[Conn]) -> None:
 def test_an_ssh_connection_flood_leaves_the_control_plane_answering(pushd: PushdUnderTest):
     silent = flood("127.0.0.2", pushd.ssh_port, 300)  # never say a word
     stalled = flood("127.0.0.3", pushd.ssh_port, 30, b"SSH-2.0-stall\r\n")  # then nothing
+    # and from many addresses, more than the whole server's 100 logins in progress
+    spread = [conn for n in range(10, 22) for conn in flood(f"127.0.0.{n}", pushd.ssh_port, 10)]
+    everything = silent + stalled + spread
     try:
         # a real client from elsewhere gets its answer while the flood holds on
         answer = pushd.ssh("apps")
         assert answer.returncode == 0, answer.stderr
         # every flood connection is closed: the few an address may hold once the auth timeout
         # (5 s here) passes, well before paramiko's own (15 s and more)...
-        wait_until(lambda: all_closed(silent + stalled), timeout=13)
+        wait_until(lambda: all_closed(everything), timeout=13)
     finally:
-        close_all(silent + stalled)
+        close_all(everything)
     # ...the rest at once, refused before the server even said hello
     for conns in (silent, stalled):
         refused = [conn for conn in conns if conn.received == 0]
