@@ -29,6 +29,7 @@ class Settings:
     build_timeout: float = 15 * 60.0
     slug_limit_mb: int = 500
     releases_kept: int = 10
+    rename_hold_hours: float = 24.0  # an app's old name stays its owner's this long
     stop_timeout: float = 30.0
     boot_timeout: float = 60.0
     drain_seconds: float = 1.0

@@ -20,6 +20,7 @@ from ..errors import BuildError
 from ..models import App, Slug
 from ..names import CONFIG_KEY_RE
 from ..paths import Paths
+from ..runtime import seccomp
 from ..settings import Settings, app_uid
 from .base import Output
 from .buildpacks import Buildpack, BuildpackResolver, requested_buildpacks
@@ -167,9 +168,13 @@ class _BuildRun:
     def _run(self, command: Sequence[str], extra_env: Mapping[str, str],
              on_line: Callable[[str], None]) -> int:
         assert self.sandbox is not None
-        argv = self.sandbox.argv(command, extra_env, self.host_env)
-        return run_streaming(argv, on_line, self.deadline, self.phase,
-                             timeout_label=self.timeout_label)
+        denylist = seccomp.program_fd()  # the sandbox's seccomp filter, read once by bwrap
+        try:
+            argv = self.sandbox.argv(command, extra_env, self.host_env, seccomp_fd=denylist)
+            return run_streaming(argv, on_line, self.deadline, self.phase,
+                                 timeout_label=self.timeout_label, pass_fds=(denylist,))
+        finally:
+            os.close(denylist)
 
     def _announce(self, refs: list[str], source: str) -> None:
         if len(refs) == 1:

@@ -34,13 +34,13 @@ def describe_seconds(seconds: float) -> str:
 
 def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase: str,
                   env: dict[str, str] | None = None, cwd: str | None = None,
-                  timeout_label: str = "") -> int:
+                  timeout_label: str = "", pass_fds: tuple[int, ...] = ()) -> int:
     """Run argv (stdout+stderr merged), call on_line per complete line as it arrives, return
     the exit status. Past `deadline` (time.monotonic) the process group is killed and
     BuildTimeout is raised."""
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                            start_new_session=True)
+                            start_new_session=True, pass_fds=pass_fds)
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)

@@ -69,7 +69,9 @@ class BuildSandbox:
         return binds
 
     def argv(self, command: Sequence[str], extra_env: Mapping[str, str] | None = None,
-             host_env: Mapping[str, str] | None = None) -> list[str]:
+             host_env: Mapping[str, str] | None = None,
+             seccomp_fd: int | None = None) -> list[str]:
         # die_with_parent: killing the process group on timeout takes the namespace with it
         return bwrap_argv(self.uid, self.binds(), self.env(host_env, extra_env), command,
-                          cwd=APP_DIR, die_with_parent=True, hostname="pushd-build")
+                          cwd=APP_DIR, die_with_parent=True, hostname="pushd-build",
+                          seccomp_fd=seccomp_fd)

@@ -18,7 +18,7 @@ from pathlib import Path
 import paramiko
 
 from ..platform import Platform
-from ..sshkeys import fingerprint
+from ..sshkeys import fingerprint, weakness
 from .admission import PreauthGate, Slot
 from .session import Session
 
@@ -36,9 +36,11 @@ def load_host_key(path: Path) -> paramiko.PKey:
 class ConnectionPolicy(paramiko.ServerInterface):
     """Decides; never blocks. Records what the client asked for on `session`."""
 
-    def __init__(self, platform: Platform, session: Session) -> None:
+    def __init__(self, platform: Platform, session: Session,
+                 transport: paramiko.Transport | None = None) -> None:
         self.platform = platform
         self.session = session
+        self.transport = transport
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -47,6 +49,12 @@ class ConnectionPolicy(paramiko.ServerInterface):
         # called twice per login (probe, then signed): no side effects beyond remembering
         found = self.platform.store.key_by_fingerprint(fingerprint(key))
         if found is None:
+            return paramiko.AUTH_FAILED  # the client may go on with its next key
+        weak = weakness(key)
+        if weak is not None:  # registered before keys were checked: say why, and end
+            log.warning("refused key %s (%s): %s", found.name, found.fingerprint, weak)
+            if self.transport is not None:  # OpenSSH prints the reason of a disconnect
+                refuse(self.transport, weak)
             return paramiko.AUTH_FAILED
         self.session.user = found
         return paramiko.AUTH_SUCCESSFUL
@@ -106,6 +114,17 @@ class ConnectionPolicy(paramiko.ServerInterface):
         return False
 
 
+def refuse(transport: paramiko.Transport, reason: str) -> None:
+    """Tell the client why it is refused: a disconnect (by protocol, the last message)
+    carries the reason, which `ssh` prints. Sending one message does not block."""
+    message = paramiko.Message()
+    message.add_byte(paramiko.common.cMSG_DISCONNECT)
+    message.add_int(paramiko.common.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE)
+    message.add_string(reason)
+    message.add_string("en")
+    transport._send_message(message)  # no public API sends a disconnect with a reason
+
+
 class SSHServer:
     def __init__(self, platform: Platform, host: str, port: int) -> None:
         self.platform = platform
@@ -161,7 +180,7 @@ class SSHServer:
             # banner, key exchange, authentication and the session channel, all within the
             # auth timeout: a client that stalls anywhere before that is cut off
             transport.start_server(event=threading.Event(),
-                                   server=ConnectionPolicy(self.platform, session))
+                                   server=ConnectionPolicy(self.platform, session, transport))
             channel = self._first_channel(transport)
             self.gate.release(slot)
             preauth = False

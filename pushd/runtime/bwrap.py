@@ -33,7 +33,7 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
                command: Sequence[str],
                cwd: str = "/app", die_with_parent: bool = False,
                hostname: str = "pushd", new_session: bool = True,
-               info_fd: int | None = None) -> list[str]:
+               info_fd: int | None = None, seccomp_fd: int | None = None) -> list[str]:
     """argv for: setpriv (drop to uid) -> bwrap (namespaces, binds) -> command.
 
     The environment is cleared and replaced by `env` entirely; with `env=None` the sandbox
@@ -42,11 +42,13 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
     /opt come from
     the host read-only; nothing else of the host (no /root, /home, /var, state dir) is visible.
     `info_fd` (inherited by bwrap) receives bwrap's JSON about the sandbox: the pid of its
-    pid-1 init and the pid namespace (see `sandboxio.SandboxInfo`).
+    pid-1 init and the pid namespace (see `sandboxio.SandboxInfo`). `seccomp_fd` (inherited
+    too, read once) holds the denylist of `seccomp.program_fd()`. No nested user namespaces.
     """
     argv = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--", BWRAP, "--unshare-user", "--unshare-pid",
-            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname]
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--disable-userns",
+            "--hostname", hostname]
     if env is not None:
         argv.append("--clearenv")
     if new_session:  # a one-off on a terminal keeps its controlling tty
@@ -55,6 +57,8 @@ def bwrap_argv(uid: int, binds: Sequence[Bind], env: dict[str, str] | None,
         argv.append("--die-with-parent")
     if info_fd is not None:
         argv += ["--info-fd", str(info_fd)]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     for path in SYSTEM_RO:
         argv += ["--ro-bind-try", path, path]
     for target, link in MERGED_USR_LINKS:
