@@ -35,6 +35,10 @@ class Settings:
     drain_seconds: float = 1.0
     memory_mb: int = 512
     pids_max: int = 256  # processes + threads per dyno: a fork bomb stays inside its dyno
+    cpu_shares: int = 1024  # each dyno's weight for the CPU (cgroup v1 cpu.shares) when busy
+    # size of a dyno's writable layer (on top of its slug): a tmpfs, charged to the dyno's
+    # memory like Heroku's ephemeral filesystem; 0 = no limit (the state dir's disk)
+    dyno_disk_mb: int = 256
     memory_by_type: dict[str, int] = field(default_factory=dict)
     log_max_bytes: int = 5 * 1024 * 1024
     crash_backoff_base: float = 1.0
@@ -51,6 +55,15 @@ class Settings:
     max_object_mb: int = 100  # one object (file) in a push, uncompressed
     # host folders that buildpack paths of `user` keys may name (admins may name any)
     allowed_buildpack_paths: tuple[str, ...] = ()
+    # the router: seconds a client has for its request header, and connections with a
+    # request in progress per client address (slowloris, greedy clients)
+    router_header_timeout: int = 10
+    router_conns_per_client: int = 256
+    # SSH logins not yet authenticated: at most this many at once, this many per source
+    # address, and this long (seconds) from connect to an open session
+    ssh_max_preauth: int = 100
+    ssh_max_preauth_per_source: int = 10
+    ssh_auth_timeout: float = 10.0
 
     @property
     def stack(self) -> str:

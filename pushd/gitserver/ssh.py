@@ -6,6 +6,8 @@ commands, one-off dynos) runs on that connection's own thread.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import paramiko
 
 from ..platform import Platform
 from ..sshkeys import fingerprint, weakness
+from .admission import PreauthGate, Slot
 from .session import Session
 
 log = logging.getLogger("pushd.ssh")
@@ -129,6 +132,9 @@ class SSHServer:
         self.sock = socket.create_server((host, port), reuse_port=False, backlog=128)
         self.sock.settimeout(0.5)
         self._stop = threading.Event()
+        settings = platform.settings
+        self.gate = PreauthGate(settings.ssh_max_preauth, settings.ssh_max_preauth_per_source)
+        self.auth_timeout = float(settings.ssh_auth_timeout)
 
     @property
     def port(self) -> int:
@@ -144,21 +150,40 @@ class SSHServer:
                 if self._stop.is_set():
                     return
                 raise
+            slot = self.gate.admit(addr[0], functools.partial(_cut_off, conn))
+            if slot is None:  # refused before it costs a thread
+                log.warning("refused ssh connection from %s: too many logins in progress",
+                            addr[0])
+                conn.close()
+                continue
             conn.settimeout(None)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True,
+            threading.Thread(target=self._handle, args=(conn, slot), daemon=True,
                              name=f"ssh-{addr[0]}:{addr[1]}").start()
 
     def stop(self) -> None:
         self._stop.set()
         self.sock.close()
 
-    def _handle(self, conn: socket.socket) -> None:
-        transport = paramiko.Transport(conn)
+    def _handle(self, conn: socket.socket, slot: Slot) -> None:
+        preauth = True  # holds one of the gate's slots until the session is open
+        try:
+            transport = paramiko.Transport(conn)
+        except Exception:
+            self.gate.release(slot)
+            conn.close()
+            raise
+        for name in ("banner_timeout", "handshake_timeout", "auth_timeout"):
+            setattr(transport, name, self.auth_timeout)
         transport.add_server_key(self.host_key)
         session = Session(self.platform)
         try:
-            transport.start_server(server=ConnectionPolicy(self.platform, session, transport))
-            channel = transport.accept(30)
+            # banner, key exchange, authentication and the session channel, all within the
+            # auth timeout: a client that stalls anywhere before that is cut off
+            transport.start_server(event=threading.Event(),
+                                   server=ConnectionPolicy(self.platform, session, transport))
+            channel = self._first_channel(transport)
+            self.gate.release(slot)
+            preauth = False
             if channel is None or not session.request.wait(30):
                 return
             session.serve(channel)
@@ -171,4 +196,25 @@ class SSHServer:
         except Exception:  # never let one connection take the server down
             log.exception("ssh session failed")
         finally:
+            if preauth:
+                self.gate.release(slot)
             transport.close()
+
+    def _first_channel(self, transport: paramiko.Transport) -> paramiko.Channel | None:
+        """The session channel, once the client logged in and opened it; None past the auth
+        timeout, or as soon as the connection is gone (cut off for a newcomer, or closed)."""
+        deadline = time.monotonic() + self.auth_timeout
+        while transport.is_active():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            channel = transport.accept(min(left, 0.2))
+            if channel is not None:
+                return channel
+        return None
+
+
+def _cut_off(conn: socket.socket) -> None:
+    """End a login from another thread: its transport sees the socket close and stops."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)

@@ -110,7 +110,7 @@ class SandboxRuntime:
             folder.path.mkdir(parents=True)
         except FileExistsError:
             raise RuntimeFailure(f"Dyno {spec.id} exists already") from None
-        folder.path.chmod(0o711)
+        folder.restrict(spec.uid)
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time()})
@@ -220,8 +220,8 @@ class SandboxRuntime:
         network: Attachment | None = None
         sandbox = SandboxInfo()
         try:
-            layer = folder.prepare_layer(spec.slug_dir, spec.uid)
-            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max)
+            layer = folder.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
+            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
             client = ClientEnd(io)

@@ -72,8 +72,8 @@ class Shim:
                                               "finished_at": time.time()})
             return 0
 
-        layer = self.dir.prepare_layer(spec.slug_dir, spec.uid)
-        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max)
+        layer = self.dir.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
+        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
         self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
