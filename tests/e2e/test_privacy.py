@@ -62,16 +62,16 @@ def web_dyno(state: Path, app: str) -> tuple[Path, int]:
 
 
 def test_another_apps_uid_reads_no_dyno_router_or_status_state(pushd: PushdUnderTest):
-    for name in ("privy", "snoop"):
+    for name in ("hidden", "snoop"):
         repo = pushd.new_app_repo(name, python_app(f"{name} app"))
         assert pushd.push(repo).returncode == 0
-    assert pushd.http("privy").body.startswith("privy app")
-    victim, victim_uid = web_dyno(pushd.state, "privy")
+    assert pushd.http("hidden").body.startswith("hidden app")
+    victim, victim_uid = web_dyno(pushd.state, "hidden")
     _, snoop_uid = web_dyno(pushd.state, "snoop")
     assert victim_uid != snoop_uid
     # the app's own uid reaches its running source (what its sandbox binds)...
     own = as_uid(victim_uid, "cat", str(victim / "app" / "app.py"))
-    assert own.returncode == 0 and "privy app" in own.stdout, own.stderr
+    assert own.returncode == 0 and "hidden app" in own.stdout, own.stderr
     # ...another app's uid reaches none of it, nor the router's files or the status snapshot
     state = pushd.state
     reads = [("ls", victim), ("cat", victim / "app" / "app.py"), ("ls", victim / "app"),
@@ -84,5 +84,5 @@ def test_another_apps_uid_reads_no_dyno_router_or_status_state(pushd: PushdUnder
         result = as_uid(snoop_uid, command, str(path))
         assert result.returncode != 0, f"{path} is readable by another app's uid"
         assert "Permission denied" in result.stderr, (path, result.stderr)
-    assert pushd.http("privy").body.startswith("privy app")  # and both apps still serve
+    assert pushd.http("hidden").body.startswith("hidden app")  # and both apps still serve
     assert pushd.http("snoop").body.startswith("snoop app")
