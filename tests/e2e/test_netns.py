@@ -86,7 +86,7 @@ def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net,
     deploy(net, "victim", python_app("victim"), "alice")
     assert net.ssh("config:set", attacker, f"SQUAT_LOW={low}", f"SQUAT_HIGH={high}",
                    user="bob").returncode == 0
-    # it holds the whole range (in its own network): nothing it could do on the host's
+    # it holds the whole range, in its own network (on a shared one, all but the victim's)
     wait_until(lambda: f"holding {RANGE_SIZE} ports of {low}-{high}"
                in logs(net, attacker, "bob", "-p", "worker"), timeout=60)
     bodies: list[str] = []
@@ -143,11 +143,16 @@ def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports
 def test_a_dyno_cannot_take_the_ssh_port_while_the_daemon_is_down(net, attacker):
     assert net.ssh("config:set", attacker, f"GRAB_PORT={net.ssh_port}",
                    user="bob").returncode == 0
-    wait_until(lambda: f":{net.ssh_port}" in logs(net, attacker, "bob", "-p", "grab"),
-               timeout=60)  # in its own network it "has" the port at once, and keeps it
+    def grabber_of_this_release_runs() -> bool:
+        ps = net.ssh("ps", attacker, user="bob").stdout
+        return "grab.1: up" in ps and "draining" not in ps
+
+    wait_until(grabber_of_this_release_runs, timeout=60)
     net.stop(everything=False)  # dynos keep running; the SSH port is free on the host
-    sh([PUSHD, "ps:restart", attacker, "grab"], env=net.env())  # a fresh grab while down
-    net.up()
+    # the grabber tries every 10 ms: it gets the port (in its own network only), and says so
+    wait_until(lambda: f":{net.ssh_port}" in sh([PUSHD, "logs", attacker, "-n", "500", "-p",
+                                                 "grab"], env=net.env()).stdout, timeout=60)
+    net.up()  # fails if the port is taken on the host
     result = net.ssh("apps", user="alice")
     assert result.returncode == 0, result.stderr
     assert "victim" in result.stdout

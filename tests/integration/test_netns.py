@@ -93,6 +93,7 @@ def test_pasta_argv_forwards_only_the_given_ports_and_never_the_hosts_loopback()
         "--config-net", "--no-map-gw", "-t", "127.0.0.1/21000:21000,::1/21001:5000",
         "-u", "none", "-T", "none", "-U", "none"]
     assert pasta_argv(40001, "n", "u")[-8:-6] == ["-t", "none"]
+    assert "--pid" in pasta_argv(40001, "n", "u", pid_file="/proc/self/fd/7")
 
 
 def test_a_host_port_reaches_the_server_inside_and_detach_leaves_nothing(sandboxes):
