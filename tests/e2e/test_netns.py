@@ -7,6 +7,7 @@ all of it) and its own app uid span (its firewall table concerns only its own ap
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -38,6 +39,14 @@ def free_range(size: int) -> tuple[int, int]:
             for sock in taken:
                 sock.close()
     raise AssertionError("no free port range")
+
+
+
+def accept_all(server: socket.socket, accepted: list[object]) -> None:
+    """What reaches the test's own loopback service (until the test closes it)."""
+    with contextlib.suppress(OSError):
+        while True:
+            accepted.append(server.accept())
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +133,7 @@ def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports
     server.listen()
     port = server.getsockname()[1]
     accepted: list[object] = []
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    threading.Thread(target=accept_all, args=(server, accepted), daemon=True).start()
     try:
         # a service on the host's loopback, then the platform's SSH port and router
         for host, target in (("127.0.0.1", port), ("::1", port), ("127.0.0.1", net.ssh_port),
@@ -156,6 +165,35 @@ def test_a_dyno_cannot_take_the_ssh_port_while_the_daemon_is_down(net, attacker)
     result = net.ssh("apps", user="alice")
     assert result.returncode == 0, result.stderr
     assert "victim" in result.stdout
+
+
+def test_no_free_port_fails_that_dyno_alone_and_other_deploys_go_on(net, attacker):
+    low, high = net.settings["port_range"]
+    held = []  # every port of the range the victim's dyno does not hold, by a host process
+    for port in range(low, high + 1):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ports in TIME_WAIT too
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            held.append(sock)
+        except OSError:
+            sock.close()
+    try:
+        assert net.ssh("ps:restart", "victim", "web", user="alice").returncode == 0
+        wait_until(lambda: f"Failed to start: No free port left in {low}-{high}" in logs(
+            net, "victim", "alice", "-s", "pushd"), timeout=60)
+        # another tenant's release still rolls out, and the victim's old dyno still serves
+        result = net.ssh("config:set", attacker, "UNRELATED=1", user="bob")
+        assert result.returncode == 0 and "done, v" in result.stdout, result.stderr
+        assert net.http("victim").body == "victim dyno=web.1"
+    finally:
+        for sock in held:
+            sock.close()
+    # ports free again: the restart completes on its own
+    wait_until(lambda: "State changed from starting to up" in logs(
+        net, "victim", "alice", "-s", "pushd", "-n", "3"), timeout=60)
+    assert net.http("victim").body == "victim dyno=web.1"
 
 
 def test_a_dyno_has_the_hosts_routes_for_its_way_out(net, attacker):
