@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import socket
 import subprocess
@@ -117,6 +118,37 @@ def test_a_host_port_reaches_the_server_inside_and_detach_leaves_nothing(sandbox
     detach(handle)
     assert pastas_of_ours() == []
     assert port_free(port)
+
+
+def pasta_listeners_without_delay(pasta: int) -> dict[int, int]:
+    """port -> TCP_NODELAY of each socket pasta listens on (borrowed with pidfd_getfd)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pasta)
+    found = {}
+    try:
+        for entry in os.scandir(f"/proc/{pasta}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(entry.path).startswith("socket:"):
+                    fd = libc.syscall(438, pidfd, int(entry.name), 0)
+                    with socket.socket(fileno=fd) as sock:
+                        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                            found[sock.getsockname()[1]] = sock.getsockopt(
+                                socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        os.close(pidfd)
+    return found
+
+
+def test_the_endpoint_sends_without_waiting_for_acks(sandboxes):
+    """An app's headers and body in two writes must not wait ~40 ms for a delayed ACK each:
+    pasta's endpoint socket (and what it accepts) has Nagle off."""
+    port = free_port()
+    box = sandboxes("import time; time.sleep(60)")
+    handle = attach(box.init, UID, [Forward(port, port)])
+    try:
+        assert pasta_listeners_without_delay(handle.pid)[port] == 1
+    finally:
+        detach(handle)
 
 
 def test_pasta_accepts_without_a_listener_so_the_probe_looks_inside(sandboxes):
