@@ -17,6 +17,7 @@ from dulwich.repo import Repo
 from .errors import BuildError, Conflict, NotFound
 from .models import App
 from .platform import Platform
+from .settings import app_uid
 
 
 @contextmanager
@@ -58,13 +59,17 @@ def ensure_repo(platform: Platform, app: App) -> Path:
     so it is whole or absent: an app whose creation was cut short gets it on first use.
     Call it holding the app's deploy lock (which also makes the app's folder)."""
     repo = platform.paths.repo(app.id)
+    # the app's source: pushd's, read by the app's own builds (their sandbox checks it out)
+    gid = app_uid(platform.settings, app.id)
     if repo.exists():
-        repo.chmod(0o700)  # the app's source: pushd's alone
+        os.chown(repo, 0, gid)
+        repo.chmod(0o750)
         return repo
     partial = Path(tempfile.mkdtemp(prefix=".repo-", dir=repo.parent))
     try:
         Repo.init_bare(str(partial)).close()
-        partial.chmod(0o700)
+        os.chown(partial, 0, gid)
+        partial.chmod(0o750)
         os.rename(partial, repo)
     finally:
         shutil.rmtree(partial, ignore_errors=True)

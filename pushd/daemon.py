@@ -152,14 +152,26 @@ def abandon_rollouts(platform: Platform) -> None:
 
 
 def tighten(platform: Platform) -> None:
-    """State written by older versions gets today's modes: slugs and repos are the app's or
-    pushd's alone, logs root's (what new code creates is born that way)."""
+    """State written by older versions gets today's modes: slugs, repos and dyno folders are
+    the app's or pushd's alone, logs and the status snapshot root's (what new code creates is
+    born that way)."""
     for app_dir in (platform.paths.root / "apps").glob("*"):
         for path, mode in [*((slug, 0o700) for slug in app_dir.glob("slugs/*") if slug.is_dir()),
                            (app_dir / "repo.git", 0o700), (app_dir / "logs", 0o700)]:
             with contextlib.suppress(OSError):
                 if path.exists():
                     path.chmod(mode)
+    # dynos adopted from an older version: their folders and /app become the app's alone
+    from .runtime.dynodir import DynoDir
+
+    for spec_file in platform.paths.dynos_dir.glob("*/spec.json"):
+        folder = DynoDir(spec_file.parent)
+        with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+            folder.restrict(int(json.loads(spec_file.read_text())["spec"]["uid"]))
+            if folder.app_dir.is_dir():
+                folder.app_dir.chmod(0o700)
+    with contextlib.suppress(OSError):
+        (platform.paths.dynos_dir / "status.json").chmod(0o600)
 
 
 def housekeeping(platform: Platform) -> None:

@@ -56,6 +56,7 @@ def dyno_spec(store, settings: Settings, app: App, release: Release, kind: str, 
         env={**dyno_env(settings, release, name, port), **(extra_env or {})},
         slug_dir=store.slug(release.slug_id).dir, uid=app_uid(settings, app.id), port=port,
         memory_mb=settings.memory_for(kind), pids_max=settings.pids_max,
+        cpu_shares=settings.cpu_shares, disk_mb=settings.dyno_disk_mb,
         stop_timeout=settings.stop_timeout)
 
 

@@ -1,4 +1,4 @@
-"""The dyno status snapshot the supervisor keeps for `ps` (readable from any process), and
+"""The dyno status snapshot the supervisor keeps for `ps` (root's alone: it names every dyno), and
 waiting for a release's outcome through the store."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def write_status(paths: Paths, by_app: dict[int, list[DynoStatus]],
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"written_at": time.time(), "router": router or {"hosts": [], "error": None},
             "apps": {str(app): [asdict(s) for s in rows] for app, rows in by_app.items()}}
-    replace_file(path, json.dumps(data, sort_keys=True), mode=0o644)
+    replace_file(path, json.dumps(data, sort_keys=True), mode=0o600)
 
 
 def _read(paths: Paths, part: str) -> dict:

@@ -27,6 +27,10 @@ class Forbidden(PushdError):
     """The caller's key may not do this."""
 
 
+class Refused(Forbidden):
+    """A quota or a policy refuses the action; the message names which and why."""
+
+
 class Conflict(PushdError):
     """The thing already exists, or another operation holds it."""
 

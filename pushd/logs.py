@@ -2,7 +2,10 @@
 bounded in size (rotated once to app.log.1), kept across deploys and restarts.
 
 Every writer (dyno shims, the daemon, one-off commands) appends whole lines with O_APPEND, so
-lines from several processes never interleave mid-line.
+lines from several processes never interleave mid-line. A record is one line: its newline is
+its only control character. What an app prints is escaped (`escape`) on the way in, so it can
+neither start a line of its own (a forged `pushd[...]` line) nor reach a terminal as an escape
+sequence; readers split at newlines alone and escape again on the way out (`display`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,26 @@ from pathlib import Path
 from typing import BinaryIO
 
 LINE_RE = re.compile(r"^(\S+) (app|pushd)\[([^\]]+)\]: ?(.*)$")
+# C0 controls but tab, DEL, C1 controls (0x85 is a line break to str.splitlines; 0x9b is a CSI),
+# the Unicode line and paragraph separators and the bidi controls: everything that ends a line
+# for some reader, that a terminal acts on, or that shows a line's text in another order
+UNSAFE_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e"
+                       "\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """`text` with every control character and line separator shown as `\\x1b`, `\\u2028`."""
+    return UNSAFE_RE.sub(_escaped, text)
+
+
+def display(line: str) -> str:
+    """A log line as it may reach a terminal: escaped, with its own newline kept."""
+    return escape(line.removesuffix("\n")) + "\n"
 
 
 def timestamp(now: float | None = None) -> str:
@@ -27,7 +50,7 @@ def timestamp(now: float | None = None) -> str:
 
 def format_line(source: str, dyno: str, message: str, now: float | None = None) -> str:
     """`2026-11-26T07:36:25.123456+00:00 app[web.1]: message`"""
-    clean = message.rstrip("\r\n").replace("\n", " ")
+    clean = escape(message.rstrip("\r\n").replace("\n", " "))
     return f"{timestamp(now)} {source}[{dyno}]: {clean}\n"
 
 
@@ -178,7 +201,9 @@ def _complete_lines(path: Path) -> tuple[bytes, int] | None:
 def _take_newest(data: bytes, lines: int, match: Callable[[str], bool] | None,
                  found: list[str]) -> None:
     """Append to `found` (newest first) the last lines of `data` that match, up to `lines`."""
-    for line in reversed(data.decode("utf-8", "replace").splitlines(keepends=True)):
+    # "\n" alone ends a line (never str.splitlines, which breaks at \r, \x1e, U+2028 too)
+    for text in reversed(data.decode("utf-8", "replace").split("\n")[:-1]):
+        line = text + "\n"
         if len(found) >= lines:
             return
         if match is None or match(line):

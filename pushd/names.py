@@ -72,6 +72,17 @@ def domain(value: str) -> str:
     return host
 
 
+def domains_overlap(first: str, second: str) -> bool:
+    """Whether two valid domains can route the same host: equal, or one a wildcard (`*.S`,
+    which in nginx matches every name ending in `.S`, however deep) that covers the other."""
+    def scope(host: str) -> tuple[str, bool]:
+        return (host[2:], True) if host.startswith("*.") else (host, False)
+
+    (a, a_wild), (b, b_wild) = scope(first), scope(second)
+    return ((a == b and a_wild == b_wild) or (a_wild and b.endswith("." + a))
+            or (b_wild and a.endswith("." + b)))
+
+
 def release_version(value: str) -> int:
     """`v3` or `3` -> 3."""
     match = RELEASE_RE.fullmatch(value or "")

@@ -15,6 +15,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .build.base import Builder
+    from .governance.policyfile import PolicyFile
     from .router.base import Router
     from .runtime.base import Runtime
 
@@ -56,6 +57,13 @@ class Platform:
         from .router.nginx import NginxRouter
 
         return NginxRouter(self.settings, self.paths, TEMPLATES)
+
+    @cached_property
+    def policies(self) -> PolicyFile:
+        """policies.yaml, read again whenever it changes."""
+        from .governance.enforce import policy_file
+
+        return policy_file(self.paths)
 
     def daemon_pid(self) -> int | None:
         """The running daemon's pid, or None."""

@@ -29,11 +29,16 @@ class Settings:
     build_timeout: float = 15 * 60.0
     slug_limit_mb: int = 500
     releases_kept: int = 10
+    rename_hold_hours: float = 24.0  # an app's old name stays its owner's this long
     stop_timeout: float = 30.0
     boot_timeout: float = 60.0
     drain_seconds: float = 1.0
     memory_mb: int = 512
     pids_max: int = 256  # processes + threads per dyno: a fork bomb stays inside its dyno
+    cpu_shares: int = 1024  # each dyno's weight for the CPU (cgroup v1 cpu.shares) when busy
+    # size of a dyno's writable layer (on top of its slug): a tmpfs, charged to the dyno's
+    # memory like Heroku's ephemeral filesystem; 0 = no limit (the state dir's disk)
+    dyno_disk_mb: int = 256
     memory_by_type: dict[str, int] = field(default_factory=dict)
     log_max_bytes: int = 5 * 1024 * 1024
     crash_backoff_base: float = 1.0
@@ -41,6 +46,24 @@ class Settings:
     uid_base: int = 40000
     port_range: tuple[int, int] = (20000, 29999)
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
+    # builds: each runs in its own cgroup (memory, pids, CPU) under build_timeout
+    build_memory_mb: int = 2048
+    build_pids_max: int = 512
+    build_cpu_percent: int = 100  # of one core (cfs quota); 200 = two cores
+    build_cache_mb: int = 1024  # per app, a size-limited filesystem mounted during builds
+    max_pack_mb: int = 512  # a push's pack on the wire
+    max_object_mb: int = 100  # one object (file) in a push, uncompressed
+    # host folders that buildpack paths of `user` keys may name (admins may name any)
+    allowed_buildpack_paths: tuple[str, ...] = ()
+    # the router: seconds a client has for its request header, and connections with a
+    # request in progress per client address (slowloris, greedy clients)
+    router_header_timeout: int = 10
+    router_conns_per_client: int = 256
+    # SSH logins not yet authenticated: at most this many at once, this many per source
+    # address, and this long (seconds) from connect to an open session
+    ssh_max_preauth: int = 100
+    ssh_max_preauth_per_source: int = 10
+    ssh_auth_timeout: float = 10.0
 
     @property
     def stack(self) -> str:
@@ -60,6 +83,10 @@ def _coerce(name: str, value: Any) -> Any:
             return bool(value)
         if isinstance(default, Path):
             return Path(value).expanduser()
+        if name == "allowed_buildpack_paths":
+            items = value.split(",") if isinstance(value, str) else list(value or ())
+            return tuple(_absolute(name, str(item).strip()) for item in items
+                         if str(item).strip())
         if isinstance(default, tuple):
             low, high = (value.split("-") if isinstance(value, str) else value)
             return (int(low), int(high))
@@ -68,6 +95,12 @@ def _coerce(name: str, value: Any) -> Any:
         return type(default)(value)
     except (TypeError, ValueError) as err:
         raise UsageError(f"Invalid setting {name}={value!r}: {err}") from None
+
+
+def _absolute(name: str, path: str) -> str:
+    if not path.startswith("/") or "/../" in f"{path}/" or "/./" in f"{path}/":
+        raise ValueError(f"{path!r} is not a plain absolute path")
+    return path.rstrip("/") or "/"
 
 
 def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +149,10 @@ def _check_ranges(settings: Settings) -> None:
     if low < 1000 or low + APP_UID_SPAN > NOBODY:
         raise UsageError(f"uid_base {low} must be between 1000 and {NOBODY - APP_UID_SPAN}: "
                          f"app uids take {APP_UID_SPAN} from there")
+    for name in ("build_memory_mb", "build_pids_max", "build_cpu_percent", "build_cache_mb",
+                 "max_pack_mb", "max_object_mb"):
+        if getattr(settings, name) < 1:
+            raise UsageError(f"{name} must be at least 1")
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")

@@ -9,8 +9,9 @@ import hashlib
 
 import paramiko
 
-from .errors import UsageError
+from .errors import Forbidden, UsageError
 
+MIN_RSA_BITS = 2048  # what NIST and OpenSSH's own default consider safe today
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
              "ecdsa-sha2-nistp521")
 
@@ -24,6 +25,14 @@ def fingerprint(key: paramiko.PKey) -> str:
     return fingerprint_blob(key.asbytes())
 
 
+def weakness(key: paramiko.PKey) -> str | None:
+    """Why `key` is too weak to be accepted, in one line; None if it is fine."""
+    if isinstance(key, paramiko.RSAKey) and key.get_bits() < MIN_RSA_BITS:
+        return (f"RSA keys under {MIN_RSA_BITS} bits are refused (this one has "
+                f"{key.get_bits()}): make a new one with ssh-keygen -t ed25519")
+    return None
+
+
 def parse_public_key(text: str) -> tuple[str, str]:
     """`ssh-ed25519 AAAA... comment` -> (normalised "type base64" line, fingerprint)."""
     fields = text.strip().split()
@@ -32,7 +41,10 @@ def parse_public_key(text: str) -> tuple[str, str]:
                          "on stdin")
     try:
         blob = base64.b64decode(fields[1], validate=True)
-        paramiko.PKey.from_type_string(fields[0], blob)
+        key = paramiko.PKey.from_type_string(fields[0], blob)
     except (binascii.Error, ValueError, paramiko.SSHException) as err:
         raise UsageError(f"Not a valid {fields[0]} public key: {err}") from None
+    weak = weakness(key)
+    if weak is not None:
+        raise Forbidden(weak)
     return f"{fields[0]} {fields[1]}", fingerprint_blob(blob)

@@ -12,12 +12,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
+from .names import domains_overlap
+from .settings import APP_UID_SPAN
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -45,8 +47,16 @@ CREATE TABLE IF NOT EXISTS releases (
 CREATE TABLE IF NOT EXISTS formation (
     app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     type TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (app_id, type));
+CREATE TABLE IF NOT EXISTS name_holds (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS domains (
     domain TEXT PRIMARY KEY, app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS quotas (
+    key_name TEXT NOT NULL, kind TEXT NOT NULL, quantity INTEGER NOT NULL,
+    PRIMARY KEY (key_name, kind));
+CREATE TABLE IF NOT EXISTS builds (
+    id TEXT PRIMARY KEY, app_id INTEGER NOT NULL, owner TEXT NOT NULL, pid INTEGER NOT NULL,
+    started_at REAL NOT NULL);
 """
 
 
@@ -129,6 +139,7 @@ class Store:
                                f"{'it' if len(owned) == 1 else 'them'} first")
             db.execute("DELETE FROM keys WHERE name=?", (name,))
             db.execute("DELETE FROM access WHERE key_name=?", (name,))
+            db.execute("DELETE FROM quotas WHERE key_name=?", (name,))  # a new alice starts afresh
 
     def key_by_fingerprint(self, fingerprint: str) -> Key | None:
         row = self._one("SELECT * FROM keys WHERE fingerprint=?", fingerprint)
@@ -138,11 +149,29 @@ class Store:
         return [Key(**dict(r)) for r in self._all("SELECT * FROM keys ORDER BY name")]
 
     # apps
-    def create_app(self, name: str, owner: str) -> App:
+    def create_app(self, name: str, owner: str,
+                   usable: Callable[[int], bool] = lambda _id: True, admin: bool = False,
+                   admit: Callable[[int], None] | None = None) -> App:
+        """The app gets the lowest id no app has and `usable` accepts (the id is its uid:
+        `appids.reusable` refuses one while anything of a destroyed app that had it remains).
+        A name held after a rename goes only to its holder or an admin. `admit(apps the
+        owner has)` may refuse (raise) in the same transaction."""
         try:
             with self.tx() as db:
-                db.execute("INSERT INTO apps (name, owner, created_at) VALUES (?,?,?)",
-                           (name, owner, time.time()))
+                if admit is not None:
+                    admit(db.execute("SELECT COUNT(*) FROM apps WHERE owner=?",
+                                     (owner,)).fetchone()[0])
+                taken = {row[0] for row in db.execute("SELECT id FROM apps")}
+                if db.execute("SELECT 1 FROM apps WHERE name=?", (name,)).fetchone():
+                    raise sqlite3.IntegrityError(name)
+                self._take_name(db, name, owner, admin)
+                app_id = next((i for i in range(1, APP_UID_SPAN)
+                               if i not in taken and usable(i)), None)
+                if app_id is None:
+                    raise Conflict(f"No app ids left: all {APP_UID_SPAN - 1} are in use or "
+                                   "still held by destroyed apps")
+                db.execute("INSERT INTO apps (id, name, owner, created_at) VALUES (?,?,?,?)",
+                           (app_id, name, owner, time.time()))
         except sqlite3.IntegrityError:
             raise Conflict(f"Name {name} is already taken") from None
         return self.app(name)
@@ -160,12 +189,35 @@ class Store:
     def apps(self) -> list[App]:
         return [_app(r) for r in self._all("SELECT * FROM apps ORDER BY name")]
 
-    def rename_app(self, app_id: int, new_name: str) -> None:
+    def rename_app(self, app_id: int, new_name: str, *, by: str = "", admin: bool = False,
+                   hold_seconds: float = 0.0) -> None:
+        """Rename; the old name stays held for the app's owner for `hold_seconds`, so nobody
+        else takes over its URL and git remote at once."""
         try:
             with self.tx() as db:
+                row = db.execute("SELECT name, owner FROM apps WHERE id=?", (app_id,)).fetchone()
+                if row is None:
+                    raise NotFound("That app no longer exists")
+                self._take_name(db, new_name, by, admin)
                 db.execute("UPDATE apps SET name=? WHERE id=?", (new_name, app_id))
+                if hold_seconds > 0:
+                    db.execute("INSERT OR REPLACE INTO name_holds VALUES (?,?,?)",
+                               (row["name"], row["owner"], time.time() + hold_seconds))
         except sqlite3.IntegrityError:
             raise Conflict(f"Name {new_name} is already taken") from None
+
+    @staticmethod
+    def _take_name(db: sqlite3.Connection, name: str, claimant: str, admin: bool) -> None:
+        """Conflict if `name` is held for someone other than `claimant` (admins may take it);
+        else its hold, if any, ends: the name is in use again."""
+        now = time.time()
+        held = db.execute("SELECT owner, until FROM name_holds WHERE name=? AND until>?",
+                          (name, now)).fetchone()
+        if held is not None and held["owner"] != claimant and not admin:
+            until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(held["until"]))
+            raise Conflict(f"Name {name} was just given up by a rename and is held for its "
+                           f"previous owner until {until}")
+        db.execute("DELETE FROM name_holds WHERE name=? OR until<=?", (name, now))
 
     def delete_app(self, app_id: int) -> None:
         with self.tx() as db:
@@ -364,8 +416,16 @@ class Store:
 
     # domains
     def add_domain(self, app_id: int, domain: str) -> None:
+        """Attach `domain` (validated by names.domain); Conflict if another app serves it or
+        a name it overlaps (a wildcard over theirs, or theirs over it)."""
         try:
             with self.tx() as db:
+                others = [row[0] for row in db.execute(
+                    "SELECT domain FROM domains WHERE app_id!=? ORDER BY domain", (app_id,))]
+                for other in [] if domain in others else others:  # the same: already in use
+                    if domains_overlap(domain, other):
+                        raise Conflict(f"Domain {domain} overlaps {other}, which another app "
+                                       "serves")
                 db.execute("INSERT INTO domains VALUES (?,?)", (domain, app_id))
         except sqlite3.IntegrityError:
             raise Conflict(f"Domain {domain} is already in use") from None
@@ -386,3 +446,40 @@ class Store:
     def domains(self, app_id: int) -> list[str]:
         return [r[0] for r in self._all(
             "SELECT domain FROM domains WHERE app_id=? ORDER BY domain", app_id)]
+
+    # quotas (limits per key name; a kind without a row is unlimited) and running builds
+    def quotas(self, key_name: str) -> dict[str, int]:
+        return {r[0]: r[1] for r in self._all(
+            "SELECT kind, quantity FROM quotas WHERE key_name=? ORDER BY kind", key_name)}
+
+    def set_quotas(self, key_name: str, limits: dict[str, int | None]) -> None:
+        """Set limits; None removes one (unlimited)."""
+        with self.tx() as db:
+            for kind, quantity in limits.items():
+                if quantity is None:
+                    db.execute("DELETE FROM quotas WHERE key_name=? AND kind=?",
+                               (key_name, kind))
+                else:
+                    db.execute("INSERT OR REPLACE INTO quotas VALUES (?,?,?)",
+                               (key_name, kind, quantity))
+
+    def start_build(self, build_id: str, app_id: int, owner: str, pid: int,
+                    live: Callable[[int], bool], admit: Callable[[int], None]) -> None:
+        """Record a running build of `owner`'s app. Rows of dead processes (a daemon that
+        died mid-build) are dropped first; `admit(builds still running)` may refuse (raise)
+        in the same transaction, so two pushes never both take the last slot."""
+        with self.tx() as db:
+            rows = db.execute("SELECT id, pid FROM builds WHERE owner=?", (owner,)).fetchall()
+            dead = [r[0] for r in rows if not live(r[1])]
+            db.executemany("DELETE FROM builds WHERE id=?", [(d,) for d in dead])
+            admit(len(rows) - len(dead))
+            db.execute("INSERT INTO builds VALUES (?,?,?,?,?)",
+                       (build_id, app_id, owner, pid, time.time()))
+
+    def end_build(self, build_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM builds WHERE id=?", (build_id,))
+
+    def running_builds(self, owner: str) -> list[int]:
+        """The pids recorded for `owner`'s running builds (the caller judges which live)."""
+        return [r[0] for r in self._all("SELECT pid FROM builds WHERE owner=?", owner)]

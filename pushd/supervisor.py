@@ -43,7 +43,7 @@ class Supervisor:
         self.dynos: dict[str, Dyno] = {}
         self.crashes: dict[Slot, Crash] = {}
         self.drain_until: dict[int, float] = {}
-        self.halted: set[int] = set()
+        self.halted: dict[int, float] = {}  # app id -> when (an id may go to a new app)
         self._adopted = False
         self._lock = threading.Lock()
         self._requests: list[tuple[str, int, str | None]] = []
@@ -154,9 +154,9 @@ class Supervisor:
                      for app_id, target in take_restart_requests(self.paths)]
         for kind, app_id, target in requests:
             if kind == "halt":
-                self.halted.add(app_id)
+                self.halted[app_id] = time.time()
             elif kind == "unhalt":
-                self.halted.discard(app_id)
+                self.halted.pop(app_id, None)
             elif kind == "restart":
                 self._restart(app_id, target, now)
 
@@ -247,7 +247,8 @@ class Supervisor:
         desired: dict[Slot, Release] = {}
         self._pending: dict[int, Release] = {}
         self._serving: dict[int, Release] = {}
-        self.halted &= set(self._apps)
+        self.halted = {i: at for i, at in self.halted.items()  # a new app with its id runs
+                       if i in self._apps and self._apps[i].created_at <= at}
         for app in self._apps.values():
             current = self.store.current_release(app.id)
             pending = self.store.pending_release(app.id)
@@ -380,7 +381,7 @@ class Supervisor:
     def _build_routes(self, serving: dict[int, int] | None = None) -> list[Route]:
         versions = {app_id: r.version for app_id, r in self._serving.items()}
         versions.update(serving or {})
-        return build_routes(self._apps.values(), versions, self.dynos.values(), self.halted,
+        return build_routes(self._apps.values(), versions, self.dynos.values(), set(self.halted),
                             self.settings.domain, self.store.domains_by_app(), self.crashes)
 
     def reguard(self) -> None:

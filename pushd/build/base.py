@@ -12,8 +12,11 @@ Output = Callable[[str], None]  # receives whole lines ("-----> Python app detec
 
 
 class Builder(Protocol):
-    def build(self, app: App, commit: str, config: dict[str, str], out: Output) -> Slug:
+    def build(self, app: App, commit: str, config: dict[str, str], out: Output, *,
+              admin: bool = False) -> Slug:
         """Compile `commit` of the app's repo into a slug (tarball + unpacked dir).
+
+        `admin`: pushed with an admin key (host folders as buildpacks are theirs to name).
 
         Streams progress to `out` as it happens. Raises BuildError (after writing the
         ` !     Push rejected, failed to compile <Name> app.` line) on failure; leaves nothing

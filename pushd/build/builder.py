@@ -7,6 +7,7 @@ half-written behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -20,34 +21,28 @@ from ..errors import BuildError
 from ..models import App, Slug
 from ..names import CONFIG_KEY_RE
 from ..paths import Paths
+from ..runtime.bwrap import Bind
+from ..runtime.netns import NetnsError
 from ..settings import Settings, app_uid
 from .base import Output
-from .buildpacks import Buildpack, BuildpackResolver, requested_buildpacks
+from .buildpacks import BuildpackResolver, requested_buildpacks
+from .cachefs import BuildCache, unmount
+from .cgroup import BuildCgroup, BuildLimits, group_prefix, remove_stale
 from .compile import CompileFailed, compile_one
 from .detect import detect as detect_one
 from .detect import first_detected
-from .fetch import export_tree
-from .process import BuildTimeout, describe_seconds, run_streaming
+from .hostpaths import Buildpack, HostPaths
+from .network import BuildNetwork
+from .process import BuildTimeout, Collected, describe_seconds, run_streaming, run_to_file
 from .release import process_types, run_release
-from .sandbox import BuildSandbox
+from .sandbox import APP_DIR, BuildSandbox
 from .slug import make_slug, size_text
+from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv
 
 
 def default_bundled_dir() -> Path:
     """The buildpacks/ folder shipped next to the pushd package."""
     return Path(__file__).resolve().parents[2] / "buildpacks"
-
-
-def _chown_tree(root: Path, uid: int) -> None:
-    os.lchown(root, uid, uid)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.lchown(os.path.join(folder, name), uid, uid)
-
-
-def _as_uid(uid: int) -> list[str]:
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--"]
 
 
 class BuildpackBuilder:
@@ -58,8 +53,11 @@ class BuildpackBuilder:
         self.bundled_dir = Path(bundled_dir)
         self.host_env = dict(os.environ if host_env is None else host_env)
 
-    def build(self, app: App, commit: str, config: dict[str, str], out: Output) -> Slug:
-        run = _BuildRun(self, app, commit, config, out)
+    def build(self, app: App, commit: str, config: dict[str, str], out: Output, *,
+              admin: bool = False) -> Slug:
+        """`admin`: the push came from an admin key, which may name any host folder as a
+        buildpack; a user key only those under settings.allowed_buildpack_paths."""
+        run = _BuildRun(self, app, commit, config, out, admin)
         return run.execute()
 
 
@@ -67,18 +65,26 @@ class _BuildRun:
     """State of one build; thrown away when it ends."""
 
     def __init__(self, builder: BuildpackBuilder, app: App, commit: str,
-                 config: dict[str, str], out: Output) -> None:
+                 config: dict[str, str], out: Output, admin: bool) -> None:
         self.settings, self.paths = builder.settings, builder.paths
         self.host_env = builder.host_env
         self.app, self.commit, self.config, self.out = app, commit, config, out
         self.uid = app_uid(self.settings, app.id)
-        self.resolver = BuildpackResolver(builder.bundled_dir, self.paths.buildpack_cache,
-                                          _as_uid(self.uid))
+        self.resolver = BuildpackResolver(
+            builder.bundled_dir, self.paths.buildpack_cache, self._git_argv,
+            HostPaths(admin, self.settings.allowed_buildpack_paths),
+            lambda: self.cgroup.enter_argv() if self.cgroup else [])
         self.deadline = time.monotonic() + self.settings.build_timeout
         self.timeout_label = describe_seconds(self.settings.build_timeout)
         self.phase = "fetch"
         self.name = ""  # the buildpack compiling now, for "failed to compile <Name> app"
         self.sandbox: BuildSandbox | None = None
+        settings = self.settings
+        self.limits = BuildLimits(settings.build_memory_mb, settings.build_pids_max,
+                                  settings.build_cpu_percent)
+        self.cgroup: BuildCgroup | None = None
+        self.network = BuildNetwork(self.uid)
+        self.cache = BuildCache(self.paths.app_dir(app.id), settings.build_cache_mb, self.uid)
 
     def execute(self) -> Slug:
         root: Path | None = None
@@ -88,6 +94,20 @@ class _BuildRun:
             self._remove_leftovers(builds)
             root = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
             os.chmod(root, 0o711)  # setpriv'd bwrap must traverse it to bind the pieces
+            prefix = group_prefix(self.paths.root, self.app.id)
+            remove_stale(prefix)
+            self.cgroup = BuildCgroup(prefix + root.name[6:], self.limits)
+            missing = self.cgroup.create()
+            if missing:
+                self.out(f" !     Warning: this host has no {', '.join(missing)} cgroup: the "
+                         "build runs without that limit\n")
+            try:
+                offline = self.network.start(self.cgroup.enter_argv())
+            except NetnsError as err:
+                raise BuildError(f"Could not set up the build's network: {err}",
+                                 phase="fetch") from None
+            if offline:
+                self.out(f" !     Warning: this build has no network access ({offline})\n")
             return self._phases(root)
         except BuildTimeout:
             self.out(f" !     Build timed out after {self.timeout_label} and was stopped.\n")
@@ -102,13 +122,20 @@ class _BuildRun:
                 self.out(" !     Push failed\n")
             raise
         finally:
+            self.network.stop()
+            if self.cgroup is not None:
+                self.cgroup.kill_all()
+            self.cache.close(self.out)
             if root is not None:
                 shutil.rmtree(root, ignore_errors=True)
+            if self.cgroup is not None:
+                self.cgroup.remove()
 
     def _remove_leftovers(self, builds: Path) -> None:
         """A daemon killed mid-build leaves its build dir; the caller holds the app's deploy
         lock, so nothing else is building this app and every leftover is stale."""
         for stale in builds.glob("build-*"):
+            unmount(stale / "cache")
             shutil.rmtree(stale, ignore_errors=True)
         slugs = self.paths.slugs(self.app.id)
         if slugs.is_dir():
@@ -117,15 +144,14 @@ class _BuildRun:
 
     def _phases(self, root: Path) -> Slug:
         app_dir, env_dir, bp_root = root / "app", root / "env", root / "buildpacks"
-        cache_dir = self.paths.cache(self.app.id)
         self.out(f"-----> Building on the {self.settings.stack} stack\n")
-        app_dir.mkdir()
-        export_tree(self.paths.repo(self.app.id), self.commit, app_dir)
-        _chown_tree(app_dir, self.uid)
+        app_dir.mkdir(mode=0o755)
+        os.chown(app_dir, self.uid, self.uid)
         self._write_env_dir(env_dir)
-        app_subdir(cache_dir, "fetch")
-        os.chown(cache_dir, self.uid, self.uid)
-        os.chmod(cache_dir, 0o700)
+        cache_dir = self.cache.open(root / "cache", self.out)
+        self.sandbox = BuildSandbox(self.uid, app_dir, cache_dir, env_dir, (),
+                                    self.settings.stack, self.commit)
+        self._checkout(app_dir)
 
         self.phase = "detect"
         refs, source = requested_buildpacks(self.config, app_dir, self.app.buildpacks)
@@ -136,8 +162,7 @@ class _BuildRun:
         else:
             packs = self.resolver.bundled()
         copies = self._copy_buildpacks(packs, bp_root)
-        self.sandbox = BuildSandbox(self.uid, app_dir, cache_dir, env_dir, tuple(copies),
-                                    self.settings.stack, self.commit)
+        self.sandbox = dataclasses.replace(self.sandbox, buildpack_dirs=tuple(copies))
         chosen = self._detect(packs, explicit=bool(refs))
 
         self.phase = "compile"
@@ -158,7 +183,7 @@ class _BuildRun:
         slug_id = f"{int(time.time()):x}{secrets.token_hex(3)}"
         self.out("-----> Compressing...\n")
         files = make_slug(app_dir, self.paths.slugs(self.app.id), slug_id,
-                          self.settings.slug_limit_mb)
+                          self.settings.slug_limit_mb, self._compress, APP_DIR)
         self.out(f"-----> Compiled slug size: {size_text(files.size)}\n")
         return Slug(id=slug_id, app_id=self.app.id, path=str(files.tarball),
                     dir=str(files.dir), size=files.size, commit=self.commit,
@@ -166,10 +191,70 @@ class _BuildRun:
 
     def _run(self, command: Sequence[str], extra_env: Mapping[str, str],
              on_line: Callable[[str], None]) -> int:
+        """A buildpack's step (detect, compile, release) in the full build sandbox."""
         assert self.sandbox is not None
         argv = self.sandbox.argv(command, extra_env, self.host_env)
-        return run_streaming(argv, on_line, self.deadline, self.phase,
-                             timeout_label=self.timeout_label)
+        return self._limited(argv, on_line)
+
+    def _step(self, command: Sequence[str], binds: Sequence[Bind],
+              on_line: Callable[[str], None]) -> int:
+        """A step that sees only `binds` (checkout, buildpack copy)."""
+        assert self.sandbox is not None
+        return self._limited(self.sandbox.step_argv(command, binds, host_env=self.host_env),
+                             on_line)
+
+    def _limited(self, argv: Sequence[str], on_line: Callable[[str], None],
+                 env: dict[str, str] | None = None) -> int:
+        assert self.cgroup is not None
+        status = run_streaming([*self._enter(), *argv], on_line, self.deadline,
+                               self.phase, env=env, timeout_label=self.timeout_label)
+        self._check_limits(status)
+        return status
+
+    def _enter(self) -> list[str]:
+        """What every step starts with (as root): into the build's cgroup and network."""
+        assert self.cgroup is not None
+        return [*self.cgroup.enter_argv(), *self.network.enter_argv()]
+
+    def _check_limits(self, status: int) -> None:
+        assert self.cgroup is not None
+        if self.cgroup.oom_killed():
+            raise BuildError(f"Build exceeded its memory limit of {self.limits.memory_mb} MB "
+                             "and was stopped", phase=self.phase)
+        if status != 0 and self.cgroup.pids_exhausted():
+            raise BuildError(f"Build reached its limit of {self.limits.pids_max} processes",
+                             phase=self.phase)
+
+    def _git_argv(self, argv: list[str], binds: Sequence[Bind]) -> list[str]:
+        """A git step of a buildpack fetch: in the cgroup and a sandbox showing only `binds`;
+        the environment is the one run_streaming gives it."""
+        assert self.sandbox is not None and self.cgroup is not None
+        return [*self._enter(), *self.sandbox.step_argv(argv, binds, env=False)]
+
+    def _compress(self, command: Sequence[str], fd: int, limit: int) -> tuple[int, int]:
+        assert self.sandbox is not None and self.cgroup is not None
+        argv = self.sandbox.step_argv(command, [Bind(str(self.sandbox.build_dir), APP_DIR)],
+                                      host_env=self.host_env)
+        lines = Collected()
+        status, size = run_to_file([*self._enter(), *argv], fd, limit,
+                                   lines.append, self.deadline, "slug", self.timeout_label)
+        if status >= 0:
+            self._check_limits(status)
+        if status > 0:
+            detail = (lines.lines or ["?"])[-1].strip()
+            raise BuildError(f"Could not compress the slug: {detail}", phase="slug")
+        return status, size
+
+    def _checkout(self, app_dir: Path) -> None:
+        """The pushed commit's files in /app, written by the app's uid in the sandbox. The
+        bare repo is root's and readable by the app's group (appfiles.ensure_repo)."""
+        lines = Collected()
+        binds = [Bind(str(self.paths.repo(self.app.id)), REPO_DIR),
+                 Bind(str(app_dir), APP_DIR, writable=True)]
+        if self._step(checkout_argv(self.commit), binds, lines.append) != 0:
+            said = [line.strip() for line in lines.lines if line.strip()]
+            raise BuildError(f"Could not check out {self.commit[:7]}: "
+                             f"{said[-1] if said else 'git archive failed'}", phase="fetch")
 
     def _announce(self, refs: list[str], source: str) -> None:
         if len(refs) == 1:
@@ -193,23 +278,25 @@ class _BuildRun:
 
     def _copy_buildpacks(self, packs: list[Buildpack], bp_root: Path) -> list[Path]:
         """Writable per-build copies (buildpacks write `export` and scratch files in their own
-        folder), made as the app uid so a path the app names is read with its rights only."""
+        folder), made in the sandbox as the app uid: the source is the only host folder it
+        sees, so a symlink in it (or swapped in while it is read) leads nowhere else."""
         bp_root.mkdir()
         os.chown(bp_root, self.uid, self.uid)
-        copies = []
+        copies, binds = [], []
         for index, pack in enumerate(packs):
             dest = bp_root / str(index)
-            lines: list[str] = []
-            argv = [*_as_uid(self.uid), "cp", "-RP", "--preserve=mode,timestamps",
-                    "--", f"{pack.path}/.", str(dest)]
             dest.mkdir()
             os.chown(dest, self.uid, self.uid)
-            if run_streaming(argv, lines.append, self.deadline, "detect",
-                             timeout_label=self.timeout_label) != 0:
-                detail = lines[-1].strip() if lines else ""
-                raise BuildError(f"Could not read buildpack {pack.ref}: {detail}",
-                                 phase="detect")
+            binds += [Bind(str(pack.path), f"{SOURCE_DIR}/{index}"),
+                      Bind(str(dest), f"{COPY_DIR}/{index}", writable=True)]
             copies.append(dest)
+        lines = Collected()
+        if self._step(copy_argv([pack.identity for pack in packs]), binds, lines.append):
+            said = [line.strip() for line in lines.lines if line.strip()]
+            index, _, detail = (said[-1] if said else "0: cannot be read").partition(": ")
+            ref = packs[int(index)].ref if index.isdigit() and int(index) < len(packs) else ""
+            cause = next((line for line in said if line.startswith("cp: ")), detail)
+            raise BuildError(f"Invalid buildpack {ref!r}: {cause}", phase="detect")
         return copies
 
     def _detect(self, packs: list[Buildpack], explicit: bool) -> list[tuple[int, str]]:

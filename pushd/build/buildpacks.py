@@ -15,11 +15,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError, UsageError
+from ..runtime.bwrap import Bind
+from .hostpaths import Buildpack, HostPaths, host_folder, host_path_of
 from .process import BuildTimeout, run_streaming
+from .steps import read_small, same_folder_argv
+
+# wraps a git argv to run in the build's sandbox (cgroup, app uid, only these binds visible)
+SandboxWrap = Callable[[list[str], Sequence[Bind]], list[str]]
 
 # python before nodejs: a Python app with a package.json for its assets is the common mixed
 # case; nodejs before static because front-end apps carry public/index.html; procfile last.
@@ -33,14 +38,6 @@ HEXISH_RE = re.compile(r"^[0-9a-f]{4,40}$")
 OLD_CACHE_RE = re.compile(r"^[0-9a-f]{20}$")  # the earlier layout: a checkout per URL#ref
 LATEST_REF = "refs/pushd/latest"  # the one ref a cache keeps: where the next fetch starts
 PACK_LIMIT = 20  # a cache with more packs than this has them merged into one
-
-
-@dataclass(frozen=True)
-class Buildpack:
-    """A buildpack ready to copy into a build: where it lives and how it was asked for."""
-
-    ref: str
-    path: Path
 
 
 def bundled_name(ref: str) -> str | None:
@@ -90,9 +87,9 @@ def requested_buildpacks(config: dict[str, str], build_dir: Path,
     BUILDPACK_URL, then `.buildpacks`, then buildpacks:set; empty means detect."""
     if config.get("BUILDPACK_URL", "").strip():
         return [config["BUILDPACK_URL"].strip()], "BUILDPACK_URL"
-    listing = build_dir / ".buildpacks"
-    if listing.is_file() and not listing.is_symlink():
-        refs = parse_buildpacks_file(listing.read_text(errors="replace"))
+    listing = read_small(build_dir / ".buildpacks", phase="detect")
+    if listing is not None:
+        refs = parse_buildpacks_file(listing)
         if refs:
             return refs, ".buildpacks"
     if app_buildpacks:
@@ -106,19 +103,25 @@ class BuildpackResolver:
     A git URL has one bare repository in the shared cache, `cache_root/<hash of the URL>.git`
     (root's, world-readable), and is fetched again on every build, as Heroku does: a branch
     moves, HEAD moves, a tag can be re-pointed. Only a full 40-hex commit already in the cache
-    is used without touching the network. The fetch runs as the app uid (`clone_argv_prefix`)
+    is used without touching the network. The fetch runs as the app uid in the build's sandbox
     in a scratch repository of this build that borrows the cache's objects (alternates), so
     only new objects travel; root then copies them into the cache under a per-URL flock
     (`<hash>.lock`) and every build checks its buildpack out into its own scratch folder, so
     concurrent builds never share a working tree nor half-written cache state."""
 
     def __init__(self, bundled_dir: Path, cache_root: Path,
-                 clone_argv_prefix: Sequence[str] = ()) -> None:
+                 sandbox: SandboxWrap | None = None,
+                 host_paths: HostPaths | None = None,
+                 contain: Callable[[], list[str]] | None = None) -> None:
         self.bundled_dir = Path(bundled_dir)
         self.cache_root = Path(cache_root)
-        # the receiver runs as root: local paths and fetches go through this prefix (setpriv
-        # to the app uid) so a user can only pull in what any unprivileged user may read
-        self.clone_argv_prefix = list(clone_argv_prefix)
+        # the receiver runs as root: fetches run through this wrapper (the build's sandbox, as
+        # the app uid) so a user can only pull in what the sandbox shows and the uid may read
+        self.sandbox = sandbox or (lambda argv, binds: list(argv))
+        # prefix for root's own git reading what a fetch brought (index-pack): the build's
+        # cgroup, so a huge pack costs the build, not the daemon's host
+        self.contain = contain or (lambda: [])
+        self.host_paths = host_paths or HostPaths(admin=True)
 
     def bundled(self) -> list[Buildpack]:
         return [Buildpack(name, self.bundled_dir / name) for name in BUNDLED_ORDER]
@@ -134,17 +137,18 @@ class BuildpackResolver:
         name = bundled_name(value)
         if name:
             return Buildpack(value, self.bundled_dir / name)
-        if value.startswith("/"):
-            compile_script = str(Path(value) / "bin" / "compile")
-            probe = subprocess.run([*self.clone_argv_prefix, "test", "-f", compile_script],
-                                   capture_output=True, timeout=30)
-            if probe.returncode != 0:
-                raise BuildError(f"Invalid buildpack {value!r}: no bin/compile there that the "
-                                 "app's user can read", phase="detect")
-            return Buildpack(value, Path(value))
+        local = None
+        host_path = host_path_of(value)
+        if host_path is not None:
+            local = host_folder(self.host_paths, value, host_path)
+            if value.startswith("/"):
+                if local is None:
+                    raise BuildError(f"Invalid buildpack {value!r}: no folder there",
+                                     phase="detect")
+                return local
         scratch.mkdir(parents=True, exist_ok=True)
         fetch = _GitFetch(self, value, deadline, timeout_label,
-                          Path(tempfile.mkdtemp(prefix="clone-", dir=scratch)))
+                          Path(tempfile.mkdtemp(prefix="clone-", dir=scratch)), local)
         return Buildpack(value, fetch.checkout(out))
 
     def cache_repo(self, url: str) -> Path:
@@ -163,12 +167,15 @@ class _GitFetch:
     """One git buildpack reference resolved for one build."""
 
     def __init__(self, resolver: BuildpackResolver, value: str, deadline: float,
-                 timeout_label: str, tmp: Path) -> None:
+                 timeout_label: str, tmp: Path, local: Buildpack | None = None) -> None:
         self.tmp, self.repo = tmp, tmp / "repo.git"  # this build's own, removed with it
-        self.prefix = resolver.clone_argv_prefix
+        self.sandbox = resolver.sandbox
+        self.contain = resolver.contain
         self.cache_root = resolver.cache_root
         self.value = value
         self.url, _, self.ref = value.partition("#")
+        self.local = local  # a file:// source: its real folder, shown to the sandbox alone
+        self.source = f"file://{local.path}" if local else self.url
         self.cache = resolver.cache_repo(self.url)
         self.deadline, self.timeout_label = deadline, timeout_label
         self.root_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -216,9 +223,22 @@ class _GitFetch:
             env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(self.cache / "objects")
         return env
 
+    def _app_argv(self, args: list[str]) -> list[str]:
+        """git in the build's sandbox as the app uid, seeing only this fetch's scratch folder,
+        the cache's objects (read-only) and a file:// source (read-only, if still the folder
+        that was checked)."""
+        binds = [Bind(str(self.tmp), str(self.tmp), writable=True)]
+        if (self.cache / "objects").is_dir():
+            binds.append(Bind(str(self.cache / "objects"), str(self.cache / "objects")))
+        argv = ["git", *args]
+        if self.local is not None:
+            binds.append(Bind(str(self.local.path), str(self.local.path)))
+            argv = same_folder_argv(str(self.local.path), self.local.identity, argv)
+        return self.sandbox(argv, binds)
+
     def _app_run(self, args: list[str], lines: list[str]) -> int:
         """git as the app uid (network and user-named paths), with the build's deadline."""
-        return run_streaming([*self.prefix, "git", *args], lines.append, self.deadline,
+        return run_streaming(self._app_argv(args), lines.append, self.deadline,
                              "detect", env=self._app_env(), timeout_label=self.timeout_label)
 
     def _app(self, args: list[str], default: str) -> list[str]:
@@ -242,13 +262,13 @@ class _GitFetch:
         repo = ["-C", str(self.repo)]
         lines: list[str] = []
         want = self.ref or "HEAD"
-        if self._app_run([*repo, "fetch", "--quiet", "--no-tags", "--", self.url, want],
+        if self._app_run([*repo, "fetch", "--quiet", "--no-tags", "--", self.source, want],
                          lines) == 0:
             target = "FETCH_HEAD^{commit}"
         elif HEXISH_RE.match(self.ref):
             # a commit the server will not hand out by id (old protocol, abbreviated sha):
             # take every branch and tag and look for it there
-            self._app([*repo, "fetch", "--quiet", "--", self.url, "+refs/heads/*:refs/heads/*",
+            self._app([*repo, "fetch", "--quiet", "--", self.source, "+refs/heads/*:refs/heads/*",
                        "+refs/tags/*:refs/tags/*"], "git fetch failed")
             target = f"{self.ref}^{{commit}}"
         else:
@@ -339,12 +359,13 @@ class _GitFetch:
     def _copy_objects(self, sha: str) -> None:
         """The app uid packs what its fetch brought (objects the cache lacks), root indexes
         that stream into the cache: root only ever reads bytes that git verifies."""
-        pack = subprocess.Popen([*self.prefix, "git", "-C", str(self.repo), "pack-objects",
-                                 "--stdout", "--revs", "--local", "-q"],
+        pack = subprocess.Popen(self._app_argv(["-C", str(self.repo), "pack-objects",
+                                                "--stdout", "--revs", "--local", "-q"]),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=self._app_env(),
                                 start_new_session=True)
-        index = subprocess.Popen(["git", "-C", str(self.cache), "index-pack", "--stdin"],
+        index = subprocess.Popen([*self.contain(), "git", "-C", str(self.cache), "index-pack",
+                                  "--stdin"],
                                  stdin=pack.stdout, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, env=self.root_env,
                                  start_new_session=True)

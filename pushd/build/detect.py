@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from .process import Collected
 from .sandbox import APP_DIR, buildpack_mount
 
 # run(command, extra_env, on_line) -> exit status; the builder supplies the sandboxed one
@@ -16,12 +17,12 @@ STDOUT_ONLY = ("bash", "-c", 'exec "$@" 2>/dev/null', "pushd-step")
 def detect(run: Runner, index: int) -> str | None:
     """The name the buildpack at /buildpacks/<index> prints, or None if it declines.
     A buildpack that accepts but prints nothing is called by its position."""
-    lines: list[str] = []
+    lines = Collected(4096)
     status = run([*STDOUT_ONLY, f"{buildpack_mount(index)}/bin/detect", APP_DIR], {},
                  lines.append)
     if status != 0:
         return None
-    names = [line.strip() for line in lines if line.strip()]
+    names = [line.strip() for line in lines.lines if line.strip()]
     return names[0] if names else f"Buildpack {index + 1}"
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from ..errors import BuildError
 
 LineSink = Callable[[str], None]
+MAX_LINE = 8192  # bytes of one output line shown; the rest of it up to the newline is dropped
+TRUNCATED = " [line truncated]"
 
 
 class BuildTimeout(BuildError):
@@ -32,19 +34,74 @@ def describe_seconds(seconds: float) -> str:
     return f"{shown} second{'s' if shown != '1' else ''}"
 
 
+class Collected:
+    """Lines kept in memory (a step's answer, git's error), up to `limit` bytes."""
+
+    def __init__(self, limit: int = 256 * 1024) -> None:
+        self.limit = limit
+        self.lines: list[str] = []
+        self.size = 0
+        self.overflow = False
+
+    def append(self, line: str) -> None:
+        if self.size + len(line) > self.limit:
+            self.overflow = True
+            return
+        self.size += len(line)
+        self.lines.append(line)
+
+
+class LineSplitter:
+    """Bytes in, whole lines out; a line longer than MAX_LINE is cut there (and marked), and
+    what follows it up to its newline is dropped, so an endless line costs no memory."""
+
+    def __init__(self, on_line: LineSink) -> None:
+        self.on_line = on_line
+        self.pending = b""
+        self.skipping = False
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        while True:
+            newline = self.pending.find(b"\n")
+            if self.skipping:
+                if newline < 0:
+                    self.pending = b""
+                    return
+                self.pending = self.pending[newline + 1:]
+                self.skipping = False
+                continue
+            if 0 <= newline <= MAX_LINE:
+                line, self.pending = self.pending[:newline], self.pending[newline + 1:]
+                self.on_line(line.decode("utf-8", "replace").rstrip("\r") + "\n")
+                continue
+            if len(self.pending) > MAX_LINE:
+                head = self.pending[:MAX_LINE].decode("utf-8", "ignore")
+                self.on_line(head + TRUNCATED + "\n")
+                self.pending = self.pending[MAX_LINE:]
+                self.skipping = True
+                continue
+            return
+
+    def close(self) -> None:
+        if self.pending and not self.skipping:
+            self.on_line(self.pending.decode("utf-8", "replace") + "\n")
+        self.pending = b""
+
+
 def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase: str,
                   env: dict[str, str] | None = None, cwd: str | None = None,
-                  timeout_label: str = "") -> int:
+                  timeout_label: str = "", pass_fds: Sequence[int] = ()) -> int:
     """Run argv (stdout+stderr merged), call on_line per complete line as it arrives, return
     the exit status. Past `deadline` (time.monotonic) the process group is killed and
     BuildTimeout is raised."""
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                            start_new_session=True)
+                            start_new_session=True, pass_fds=tuple(pass_fds))
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
-    pending = b""
+    lines = LineSplitter(on_line)
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         try:
@@ -59,12 +116,8 @@ def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase
                 chunk = os.read(fd, 65536)
                 if not chunk:  # EOF: every writer (including grandchildren) is gone
                     break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    on_line(line.decode("utf-8", "replace").rstrip("\r") + "\n")
-            if pending:
-                on_line(pending.decode("utf-8", "replace") + "\n")
+                lines.feed(chunk)
+            lines.close()
             return proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             _kill_group(proc)
@@ -94,3 +147,51 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def run_to_file(argv: Sequence[str], dest_fd: int, limit: int, on_line: LineSink,
+                deadline: float, phase: str, timeout_label: str = "") -> tuple[int, int]:
+    """Run argv with its stdout written to `dest_fd` and its stderr sent to on_line line by
+    line; return (exit status, bytes written). Past `limit` bytes the process group is
+    killed and (-1, bytes so far) returned: nothing past the limit reaches the disk."""
+    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    outputs = {proc.stdout.fileno(): "data", proc.stderr.fileno(): "lines"}
+    lines = LineSplitter(on_line)
+    written = 0
+    with selectors.DefaultSelector() as selector:
+        for fd in outputs:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            while outputs:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _kill_group(proc)
+                    raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase)
+                for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                    chunk = os.read(key.fd, 1 << 20)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                        del outputs[key.fd]
+                    elif outputs[key.fd] == "lines":
+                        lines.feed(chunk)
+                    elif written + len(chunk) > limit:
+                        _kill_group(proc)
+                        return -1, written + len(chunk)
+                    else:
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(dest_fd, view):]
+                        written += len(chunk)
+            lines.close()
+            return proc.wait(timeout=max(deadline - time.monotonic(), 0.1)), written
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase) from None
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+            if proc.poll() is None:
+                _kill_group(proc)

@@ -13,7 +13,9 @@ from ..errors import BuildError
 from ..names import PROCESS_TYPE_RE
 from ..procfile import parse_procfile
 from .detect import STDOUT_ONLY, Runner
+from .process import Collected
 from .sandbox import APP_DIR, buildpack_mount
+from .steps import read_small
 
 
 @dataclass(frozen=True)
@@ -48,22 +50,25 @@ def parse_release(text: str) -> ReleaseInfo:
 
 
 def run_release(run: Runner, index: int) -> ReleaseInfo:
-    lines: list[str] = []
+    lines = Collected()
     status = run([*STDOUT_ONLY, f"{buildpack_mount(index)}/bin/release", APP_DIR], {},
                  lines.append)
     if status != 0:
         raise BuildError(f"bin/release failed with status {status}", phase="release")
-    return parse_release("".join(lines))
+    if lines.overflow:
+        raise BuildError(f"bin/release printed more than {lines.limit // 1024} KB",
+                         phase="release")
+    return parse_release("".join(lines.lines))
 
 
 def process_types(build_dir: Path, release: ReleaseInfo,
                   out: Callable[[str], None]) -> dict[str, str]:
     """Procfile entries override the buildpack's defaults, type by type, as on Heroku."""
     out("-----> Discovering process types\n")
-    procfile = build_dir / "Procfile"
+    text = read_small(build_dir / "Procfile")
     declared: dict[str, str] = {}
-    if procfile.is_file() and not procfile.is_symlink():
-        declared = parse_procfile(procfile.read_text(errors="replace"))
+    if text is not None:
+        declared = parse_procfile(text)
         out(f"       Procfile declares types -> {', '.join(declared) or '(none)'}\n")
         if "release" in declared:  # said plainly, so nobody counts on migrations having run
             out(" !     This pushd does not run the release phase yet: `release:` is not run "

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime import seccomp
 from ..runtime.bwrap import Bind, bwrap_argv
 
 APP_DIR = "/app"
@@ -70,6 +71,15 @@ class BuildSandbox:
 
     def argv(self, command: Sequence[str], extra_env: Mapping[str, str] | None = None,
              host_env: Mapping[str, str] | None = None) -> list[str]:
+        return self.step_argv(command, self.binds(), extra_env, host_env, cwd=APP_DIR)
+
+    def step_argv(self, command: Sequence[str], binds: Sequence[Bind],
+                  extra_env: Mapping[str, str] | None = None,
+                  host_env: Mapping[str, str] | None = None, cwd: str = "/",
+                  env: bool = True) -> list[str]:
+        """A step that sees only `binds` (checkout, buildpack copy, fetch, slug). With
+        env=False the sandbox keeps the environment it is started with."""
         # die_with_parent: killing the process group on timeout takes the namespace with it
-        return bwrap_argv(self.uid, self.binds(), self.env(host_env, extra_env), command,
-                          cwd=APP_DIR, die_with_parent=True, hostname="pushd-build")
+        return bwrap_argv(self.uid, binds, self.env(host_env, extra_env) if env else None,
+                          command, cwd=cwd, die_with_parent=True, hostname="pushd-build",
+                          seccomp_file=seccomp.program_file())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("help", "apps", "config", "releases", "keys", "buildpacks", "ps", "logs", "domains")
+MODULES = ("help", "apps", "config", "releases", "keys", "buildpacks", "ps", "logs", "domains",
+           "governance")
 _loaded = False
 
 

@@ -6,10 +6,12 @@ import shutil
 
 from .. import names
 from ..appfiles import deploy_lock, ensure_repo
+from ..appids import reusable
 from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
+from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
 from .registry import Context, command, no_more, one_arg, parse_options
@@ -19,7 +21,10 @@ def create_app(platform: Platform, name: str, owner: Key) -> App:
     """Create an app with its bare repo; the one place apps come into being. The row comes
     first: if we die before the repo exists, the first push or clone makes it."""
     names.app_name(name)
-    app = platform.store.create_app(name, owner.name)
+    app = platform.store.create_app(name, owner.name,
+                                    usable=reusable(platform.settings, platform.paths),
+                                    admin=owner.is_admin,
+                                    admit=enforce.admit_app(platform, owner))
     with deploy_lock(platform, app, lambda _text: None):
         ensure_repo(platform, app)
     return app
@@ -138,15 +143,19 @@ def apps_info(ctx: Context, app: App, args: list[str]) -> None:
             ctx.line(line)
 
 
-@command("apps:rename", "OLD NEW", "Rename an app (its URL changes with it)")
+@command("apps:rename", "OLD NEW", "Rename an app (its URL changes with it; the old name "
+         "stays yours for a while)")
 def apps_rename(ctx: Context, app: App, args: list[str]) -> None:
     new = names.app_name(one_arg(args, "apps:rename", "the new name"))
+    if app.owner != ctx.user.name and not ctx.user.is_admin:
+        raise Forbidden(f"Only the owner of {app.name} or an admin can rename it")
     if new == app.name:
         raise Conflict(f"{app.name} is already called {new}")
     ctx.out(f"Renaming {app.name} to {new}... ")
     domain = ctx.platform.settings.domain
     _, before = router_state(ctx.platform.paths)
-    ctx.store.rename_app(app.id, new)
+    ctx.store.rename_app(app.id, new, by=ctx.user.name, admin=ctx.user.is_admin,
+                         hold_seconds=ctx.platform.settings.rename_hold_hours * 3600)
     ctx.platform.notify()
     # "done" means the new URL answers and the old one no longer does
     if ctx.platform.running and not wait_router(

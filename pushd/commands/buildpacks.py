@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
+from ..governance import enforce
 from ..models import App
 from .registry import Context, command, no_more, one_arg, parse_options
 
@@ -61,6 +62,7 @@ def buildpacks_set(ctx: Context, app: App, args: list[str]) -> None:
         current.append(url)
     else:
         current[index - 1] = url
+    enforce.check_buildpacks(ctx.platform, app, [url])
     ctx.store.set_buildpacks(app.id, current)
     ctx.line(f"Buildpack set. Next release on {app.name} will use {url}.")
     _show(ctx, app, current)
@@ -74,6 +76,7 @@ def buildpacks_add(ctx: Context, app: App, args: list[str]) -> None:
     if url in current:
         raise UsageError(f"{url} is already set on {app.name}")
     current.insert(len(current) if index is None else index - 1, url)
+    enforce.check_buildpacks(ctx.platform, app, [url])
     ctx.store.set_buildpacks(app.id, current)
     ctx.line(f"Buildpack added. Next release on {app.name} will use:")
     _show(ctx, app, current)

@@ -9,6 +9,7 @@ import shlex
 
 from .. import deploy, names
 from ..errors import NotFound, UsageError
+from ..governance import enforce
 from ..models import App
 from .registry import Context, command, no_more, one_arg, parse_options
 
@@ -90,6 +91,7 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
     if total > CONFIG_LIMIT:
         raise UsageError(f"Config vars would take {total // 1024} KB; the limit is "
                          f"{CONFIG_LIMIT // 1024} KB for all of an app's vars together")
+    enforce.check_config(ctx.platform, app, values)
     ctx.out(f"Setting {_describe(keys)} and restarting {app.name}... ")
     new = deploy.release(ctx.platform, app, description=f"Set {_describe(keys)} config vars",
                          user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))

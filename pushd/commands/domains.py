@@ -7,6 +7,7 @@ from collections.abc import Callable
 from .. import names
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, RouterError
+from ..governance import enforce
 from ..models import App
 from ..router.base import Route
 from .registry import Context, command, no_more, one_arg
@@ -29,10 +30,12 @@ def domains_list(ctx: Context, app: App, args: list[str]) -> None:
 def domains_add(ctx: Context, app: App, args: list[str]) -> None:
     host = names.domain(one_arg(args, "domains:add", "one host name"))
     settings = ctx.platform.settings
-    if host.endswith("." + settings.domain) or host == settings.domain:
-        # APP.DOMAIN names come with the apps (and go with a rename): none can be claimed
-        raise Conflict(f"{host} is inside the platform's own domain {settings.domain}: every "
+    if names.domains_overlap(host, f"*.{settings.domain}") or host == settings.domain:
+        # APP.DOMAIN names come with the apps (and go with a rename): none can be claimed,
+        # nor a wildcard over them (it would answer for every name no app has yet)
+        raise Conflict(f"{host} overlaps the platform's own domain {settings.domain}: every "
                        f"app answers at APP.{settings.domain} already")
+    enforce.check_domain(ctx.platform, app, host)
     # nginx must accept the result before anything is stored
     ctx.platform.router.check([Route(app.name, (f"{app.name}.{settings.domain}", host), ())])
     ctx.out(f"Adding {host} to {app.name}... ")

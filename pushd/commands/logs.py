@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import deploy, names
 from ..errors import UsageError
-from ..logs import LogFilter
+from ..logs import LogFilter, display
 from ..models import App
 from .registry import Context, command, no_more, parse_options
 
@@ -34,7 +34,7 @@ def logs(ctx: Context, app: App, args: list[str]) -> None:
     log = deploy.app_log(ctx.platform, app)
     lines, end = log.tail(num, match)
     for line in lines:
-        ctx.out(line)
+        ctx.out(display(line))
     if opts.get("tail"):  # from where the lines above end: nothing written since is lost
         for line in log.follow(match, stop=ctx.cancelled, since=end):
-            ctx.out(line)
+            ctx.out(display(line))

@@ -10,6 +10,7 @@ from .. import names
 from ..dynospec import oneoff_spec, request_restart, stop_app_dynos
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
+from ..governance import enforce
 from ..models import App
 from .registry import Context, command, no_more
 
@@ -96,6 +97,7 @@ def ps_scale(ctx: Context, app: App, args: list[str]) -> None:
         ctx.line(" ".join(f"{t}={q}" for t, q in formation.items()) or "No process types")
         return
     wanted = parse_scale(args, formation, known)
+    enforce.check_formation(ctx.platform, app, wanted)
     ctx.out("Scaling dynos... ")
     ctx.store.set_formation(app.id, wanted)
     ctx.platform.notify()
@@ -215,6 +217,7 @@ def run(ctx: Context, app: App, args: list[str]) -> int:
         raise NotFound(f"{app.name} has no release to run; git push first")
     command_text = oneoff_command(args, getattr(ctx.io, "command_line", None))
     platform = ctx.platform
+    enforce.check_oneoff(platform, app)
     # on a terminal the dyno gets the client's TERM (Heroku's CLI passes it on too)
     term = getattr(ctx.io, "term", None) if getattr(ctx.io, "tty", False) else None
     spec = oneoff_spec(platform.store, platform.settings, platform.paths, app.id, command_text,

@@ -6,6 +6,7 @@ import time
 
 from .. import deploy, names
 from ..errors import NotFound, UsageError
+from ..governance import enforce
 from ..models import App, Release
 from .config import show_vars
 from .registry import Context, command, no_more, parse_options
@@ -92,6 +93,7 @@ def rollback(ctx: Context, app: App, args: list[str]) -> None:
             store.slug(target.slug_id)
         except NotFound:
             raise NotFound(f"The slug of {target.name} is no longer kept; deploy again") from None
+    enforce.check_rollback(ctx.platform, app, target)
     ctx.out(f"Rolling back {app.name} to {target.name}... ")
     new = deploy.release(ctx.platform, app, description=f"Rollback to {target.name}",
                          user=ctx.user.name, base=target,

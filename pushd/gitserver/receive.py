@@ -9,7 +9,7 @@ where it was, so pushing again retries.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS, Protocol
@@ -19,8 +19,10 @@ from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 from .. import deploy
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed
+from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
+from .packguard import PackCaps, PackGuard, PackRefused, TrailerWatch
 
 ZERO = b"0" * 40
 DEPLOY_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
@@ -31,13 +33,61 @@ class DeployingReceivePack(ReceivePackHandler):
 
     def __init__(self, backend: DictBackend, args: list[str], proto: Protocol, *,
                  platform: Platform, app: App, user: Key,
-                 fallback_out: Callable[[str], None]) -> None:
+                 fallback_out: Callable[[str], None],
+                 read_some: Callable[[int], bytes] | None = None) -> None:
         super().__init__(backend, args, proto)
         self.platform = platform
         self.app = app
         self.user = user
         self.fallback_out = fallback_out
+        self.read_some = read_some or proto.read
+        settings = platform.settings
+        self.caps = PackCaps(settings.max_pack_mb * 1024 * 1024,
+                             settings.max_object_mb * 1024 * 1024)
         self._lock = threading.Lock()
+
+    def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
+        """dulwich's, with the pack read through a PackGuard: a pack over the caps is
+        refused before dulwich inflates it, reported as the unpack status (every ref
+        `! [remote rejected]`), and no ref moves."""
+        guard, watch = PackGuard(self.caps), TrailerWatch()
+        read = self.proto.read
+
+        def guarded(size: int) -> bytes:
+            data = read(size)
+            watch.feed(data)
+            try:
+                guard.feed(data)
+            except PackRefused as err:
+                self.progress(f" !     {err}\n")
+                self._drain(watch)
+                raise
+            return data
+
+        self.proto.read = guarded  # type: ignore[method-assign]
+        try:
+            unpacked = True
+            for name, status in super()._apply_pack(refs):
+                unpacked = unpacked and not (name == b"unpack" and status != b"ok")
+                yield name, status
+            if not unpacked:  # dulwich reports no ref then; git would say "failed to report"
+                for _, _, ref in refs:
+                    yield ref, b"pack refused" if guard.refused else b"unpacker error"
+        finally:
+            self.proto.read = read  # type: ignore[method-assign]
+
+    def _drain(self, watch: TrailerWatch) -> None:
+        """Read (and drop) the rest of a refused pack, raw, up to its trailer, so the pusher
+        reads the refusal instead of a broken pipe. Past twice the cap: hang up."""
+        budget = 2 * self.caps.max_pack
+        while budget > 0:
+            data = self.read_some(65536)
+            if not data:
+                return
+            budget -= len(data)
+            if watch.feed(data):
+                return
+        raise PackRefused("push refused: the pack does not end")
 
     def progress(self, text: str) -> None:
         """A `remote: ` line for the user, sent at once over side-band channel 2."""
@@ -85,8 +135,11 @@ class DeployingReceivePack(ReceivePackHandler):
         platform = self.platform
         out = self.progress
         config = platform.store.config(app.id)
-        slug = platform.builder.build(app, sha, config, out)
+        enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        with enforce.building(platform, app):
+            slug = platform.builder.build(app, sha, config, out, admin=self.user.is_admin)
         platform.store.add_slug(slug)
+        enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
                                  user=self.user.name, slug=slug)
@@ -96,14 +149,17 @@ class DeployingReceivePack(ReceivePackHandler):
 
 
 def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
-                 write: Callable[[bytes], None], err: Callable[[str], None]) -> None:
+                 write: Callable[[bytes], None], err: Callable[[str], None],
+                 read_some: Callable[[int], bytes] | None = None) -> None:
+    """`read_some` (like socket.recv) reads what has arrived of `inp`, when `inp` itself
+    buffers nothing (paramiko's channel file): used to drop the rest of a refused pack."""
     with deploy_lock(platform, app, err):
         repo = Repo(str(ensure_repo(platform, app)))
         try:
             proto = Protocol(inp.read, write)
             handler = DeployingReceivePack(DictBackend({"/": repo}), ["/"], proto,
                                            platform=platform, app=app, user=user,
-                                           fallback_out=err)
+                                           fallback_out=err, read_some=read_some)
             handler.handle()
         finally:
             repo.close()

@@ -156,7 +156,7 @@ class Session:
                 receive.upload_pack(self.platform, app, stdin, channel.sendall, ctx.err)
             else:
                 receive.receive_pack(self.platform, app, self.user, stdin, channel.sendall,
-                                     ctx.err)
+                                     ctx.err, read_some=channel.recv)
         except PushdError as err:
             ctx.err(f" !    {err}\n")
             return 1

@@ -18,7 +18,7 @@ from ..paths import Paths
 from ..procs import children_map, proc_stat
 from ..settings import Settings
 from .base import Route
-from .nginxhost import ipv6_available, listen_addresses, nginx_error, worker_user
+from .nginxhost import ipv6_available, listen_addresses, nginx_error, worker_gid, worker_user
 from .render import RenderOptions, generation_of, render
 
 SYSTEM_INCLUDE = Path("/etc/nginx/conf.d/pushd.conf")
@@ -74,6 +74,8 @@ class NginxRouter:
             standalone=not self.system,
             user=None if self.system else worker_user(),
             workers=workers or max(1, min(os.cpu_count() or 1, 4)),
+            header_timeout=settings.router_header_timeout,
+            conns_per_client=settings.router_conns_per_client,
         )
         self._lock = threading.Lock()
         self.reloads = 0  # how many times the config was switched (tests, status)
@@ -97,8 +99,14 @@ class NginxRouter:
         return render(routes, self.options, self.templates_dir)
 
     def _prepare_dirs(self) -> None:
+        """nginx's folder (config, access log with every app's requests, temp files) is
+        root's, entered by the workers' group only: no app uid reaches any of it."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "tmp").mkdir(exist_ok=True)
+        group = worker_gid(self.options.user)
+        if group is not None:
+            os.chown(self.dir, 0, group)
+        self.dir.chmod(0o700 if group is None else 0o710)
 
     def _live_text(self) -> str | None:
         try:
@@ -110,7 +118,7 @@ class NginxRouter:
     def _write(path: Path, text: str) -> None:
         """Atomically, so nginx never reads half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(path, text, mode=0o644)
+        replace_file(path, text, mode=0o600)  # the master reads it, as root
 
     # -- running nginx ---------------------------------------------------------------------
 

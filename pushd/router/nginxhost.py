@@ -51,6 +51,20 @@ def worker_user() -> str | None:
     return None
 
 
+def worker_gid(user: str | None) -> int | None:
+    """The gid of the workers' group in a `user` directive value ("nobody nogroup")."""
+    if not user:
+        return None
+    name = user.split()[-1]
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        try:
+            return pwd.getpwnam(name).pw_gid
+        except KeyError:
+            return None
+
+
 def nginx_error(output: str) -> str:
     """nginx's own complaint, on one line (the first [emerg]/[alert]/[crit] line)."""
     # "2026/11/26 08:35:01 [emerg] 6032#6032: msg" (error log) or "nginx: [emerg] msg" (stderr)

@@ -43,10 +43,20 @@ class RenderOptions:
     standalone: bool = True  # False: an include file for the system's nginx (http level)
     user: str | None = None  # worker user (and group), only when the master runs as root
     workers: int = 2
+    worker_connections: int = 8192  # per worker, client and upstream connections together
+    header_timeout: int = 10  # seconds for a client's whole request header
+    body_timeout: int = 30  # seconds between two reads of a body, or two writes of an answer
+    keepalive_timeout: int = 20  # seconds an idle client connection is kept
+    conns_per_client: int = 256  # connections one address may have with requests in progress
+    upstream_keepalive: int = 16  # idle connections kept per app and worker
 
     @property
     def status_socket(self) -> Path:
         return self.nginx_dir / "status.sock"
+
+
+LIMITS = ("worker_connections", "header_timeout", "body_timeout", "keepalive_timeout",
+          "conns_per_client", "upstream_keepalive")
 
 
 def _valid(check: Callable[[str], object], value: str) -> str:
@@ -137,6 +147,7 @@ def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> 
         "standalone": options.standalone,
         "user": options.user,
         "workers": int(options.workers),
+        **{name: int(getattr(options, name)) for name in LIMITS},
         "nginx_dir": str(options.nginx_dir),
         "status_socket": str(options.status_socket),
     }

@@ -32,6 +32,8 @@ class DynoSpec:
     port: int | None = None  # web dynos only: $PORT inside the dyno's own network
     memory_mb: int = 512
     pids_max: int = 256  # processes and threads in the dyno (Heroku's standard dynos: 256)
+    cpu_shares: int = 1024  # CPU weight against other dynos (cgroup v1 cpu.shares)
+    disk_mb: int = 0  # size of the writable layer over the slug; 0: unbounded
     stop_timeout: float = 30.0
 
     @property

@@ -1,6 +1,7 @@
 """One dyno's folder in the state dir, shared by the sandbox runtime (in the daemon) and the
 shim (a detached process per dyno): state files written atomically, the writable /app layer,
-the memory cgroup, and process-tree helpers for signalling everything inside a sandbox.
+its cgroups (memory, pids, cpu), and process-tree helpers for signalling everything inside
+a sandbox.
 
 Layout of `dynos/<dyno id>/`:
     spec.json   what to run and where to log (written by the runtime before launching)
@@ -8,7 +9,8 @@ Layout of `dynos/<dyno id>/`:
     child.json  {"pid", "start", "started_at", "layer", "cgroup"} of the sandbox
     stopping    present once a stop was requested
     exit.json   {"status", "oom", "finished_at"} once the dyno has exited
-    layer/upper, layer/work, app/   overlayfs writable layer and the merged /app
+    layer/ (a size-limited tmpfs), layer/upper, layer/work, app/   overlayfs writable layer
+                and the merged /app
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from ..procs import children_map, live_stat
 
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
 CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
-# Put the process into its cgroups (memory: "$0"; pids: the same path under pids/, when
-# there), then become the sandbox: no preexec_fn (unsafe in the threaded daemon), and the
-# pid is in the cgroups before anything of the app runs.
-CGROUP_ENTER = ('echo $$ > "$0" && pids="${0%%/memory/*}/pids/${0#*/memory/}" && '
-                '{ [ ! -e "$pids" ] || echo $$ > "$pids"; } && exec "$@"')
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+# Put the process into its cgroups (memory: "$0"; pids and cpu: the same path under pids/
+# and cpu/, when there), then become the sandbox: no preexec_fn (unsafe in the threaded
+# daemon), and the pid is in the cgroups before anything of the app runs.
+CGROUP_ENTER = ('echo $$ > "$0" && base="${0%%/memory/*}" && rel="${0#*/memory/}" && '
+                'for twin in "$base/pids/$rel" "$base/cpu/$rel"; do '
+                '{ [ ! -e "$twin" ] || echo $$ > "$twin"; } || exit 1; done && exec "$@"')
+TWINS = (CGROUP_PIDS, CGROUP_CPU)  # controllers whose group mirrors the memory group's path
 
 
 def proc_start(pid: int) -> int | None:
@@ -106,17 +111,34 @@ class DynoDir:
         with contextlib.suppress(FileExistsError):
             (self.path / "stopping").touch(exist_ok=False)
 
+    def restrict(self, uid: int) -> None:
+        """The folder is root's; only the app's own uid (as its group) may pass through it to
+        app/, to bind it in the sandbox. Other apps' uids cannot even enter."""
+        if os.geteuid() == 0:
+            os.chown(self.path, 0, uid)
+            self.path.chmod(0o710)
+        else:  # an unprivileged pushd runs every app as itself
+            self.path.chmod(0o700)
+
     # the writable /app layer
-    def prepare_layer(self, slug_dir: str, uid: int) -> str:
-        """Mount slug + a fresh upper layer at app/; copy the slug if overlayfs is refused."""
+    def prepare_layer(self, slug_dir: str, uid: int, disk_mb: int = 0) -> str:
+        """Mount slug + a fresh upper layer at app/; copy the slug if overlayfs is refused.
+        With `disk_mb`, the upper layer lives on a tmpfs of that size: a dyno that fills it
+        gets ENOSPC, and the pages count against the dyno's own memory limit, not the host's
+        disk."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.path.chmod(0o711)  # the app's uid must reach app/ to bind it, and list nothing
-        upper, work = self.path / "layer" / "upper", self.path / "layer" / "work"
+        self.restrict(uid)
+        layer = self.path / "layer"
+        layer.mkdir(exist_ok=True)
+        if disk_mb > 0 and not layer.is_mount():
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(disk_mb)}m,mode=0700",
+                            f"pushd-{self.id}", str(layer)], capture_output=True)
+        upper, work = layer / "upper", layer / "work"
         for folder in (upper, work, self.app_dir):
             folder.mkdir(parents=True, exist_ok=True)
         (self.path / "layer").chmod(0o700)
         os.chown(upper, uid, uid)
-        upper.chmod(0o755)
+        upper.chmod(0o700)  # the merged /app takes the upper's owner and mode: the app's alone
         options = f"lowerdir={slug_dir},upperdir={upper},workdir={work}"
         mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options,
                                   str(self.app_dir)], capture_output=True).returncode == 0
@@ -127,12 +149,14 @@ class DynoDir:
         for root, dirs, files in os.walk(self.app_dir):
             for name in (root, *(os.path.join(root, n) for n in dirs + files)):
                 os.lchown(name, uid, uid)
+        self.app_dir.chmod(0o700)
         return "copy"
 
     def release_layer(self) -> None:
-        if self.app_dir.is_mount():
-            if subprocess.run(["umount", str(self.app_dir)], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", str(self.app_dir)], capture_output=True)
+        for mount in (self.app_dir, self.path / "layer"):  # the overlay, then its tmpfs
+            if mount.is_mount():
+                if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
+                    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
         for name in ("app", "layer"):
             target = self.path / name
             if target.exists() and not target.is_mount():
@@ -142,19 +166,14 @@ class DynoDir:
     def cgroup(self) -> Path:
         return CGROUP_MEMORY / "pushd" / self.id
 
-    def prepare_cgroup(self, memory_mb: int, pids_max: int = 256) -> Path | None:
-        """A memory cgroup limited to memory_mb (and its pids twin limited to pids_max), or
-        None where cgroups are unavailable."""
+    def prepare_cgroup(self, memory_mb: int, pids_max: int = 256,
+                       cpu_shares: int = 1024) -> Path | None:
+        """A memory cgroup limited to memory_mb, with its twins: pids limited to pids_max,
+        cpu weighted by cpu_shares (every dyno its own group, so a dyno's many busy processes
+        weigh as one against the others). None where cgroups are unavailable."""
         group = self.cgroup()
-        if (CGROUP_PIDS / "cgroup.procs").exists():  # a mounted pids controller, not a folder
-            pids = CGROUP_PIDS / "pushd" / self.id
-            try:
-                pids.parent.mkdir(exist_ok=True)
-                pids.mkdir(exist_ok=True)
-                (pids / "pids.max").write_text(str(pids_max))
-            except OSError:  # no pids limit here: the memory limit still holds
-                with contextlib.suppress(OSError):
-                    pids.rmdir()
+        self._twin(CGROUP_PIDS, "pids.max", pids_max)
+        self._twin(CGROUP_CPU, "cpu.shares", cpu_shares)
         try:
             group.mkdir(parents=True, exist_ok=True)
             limit = str(memory_mb * 1024 * 1024)
@@ -164,6 +183,18 @@ class DynoDir:
             return group
         except OSError:
             return None
+
+    def _twin(self, controller: Path, setting: str, value: int) -> None:
+        if not (controller / "cgroup.procs").exists():  # a mounted controller, not a folder
+            return
+        twin = controller / "pushd" / self.id
+        try:
+            twin.parent.mkdir(exist_ok=True)
+            twin.mkdir(exist_ok=True)
+            (twin / setting).write_text(str(value))
+        except OSError:  # not here: the memory limit still holds
+            with contextlib.suppress(OSError):
+                twin.rmdir()
 
     @staticmethod
     def oom_killed(group: Path | None) -> bool:
@@ -183,9 +214,10 @@ class DynoDir:
         if group is None:
             return
         with contextlib.suppress(ValueError):
-            pids = CGROUP_PIDS / group.relative_to(CGROUP_MEMORY)
-            if pids.exists():
-                DynoDir._remove_group(pids)
+            for controller in TWINS:
+                twin = controller / group.relative_to(CGROUP_MEMORY)
+                if twin.exists():
+                    DynoDir._remove_group(twin)
         if group.exists():
             DynoDir._remove_group(group)
 

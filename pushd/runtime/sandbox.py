@@ -23,6 +23,7 @@ from ..logs import AppLog
 from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
+from . import seccomp
 from .base import DynoInfo, DynoSpec, Endpoint, OneOffIO, register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
@@ -77,13 +78,14 @@ def endpoint(spec: DynoSpec) -> Endpoint | None:
 
 
 def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
-              new_session: bool = True, info_fd: int | None = None) -> list[str]:
+              new_session: bool = True, info_fd: int | None = None,
+              seccomp_fd: int | None = None) -> list[str]:
     """The full argv of a dyno: (enter cgroup) -> setpriv -> bwrap -> bash -> command. Start
     it with `dyno_environ(spec)` as its environment."""
     argv = bwrap_argv(spec.uid, [Bind(app_dir, "/app", writable=True)], None,
                       ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
                       hostname=spec.dyno.replace("_", "-"), new_session=new_session,
-                      info_fd=info_fd, unshare_net=True)
+                      info_fd=info_fd, seccomp_fd=seccomp_fd, unshare_net=True)
     if cgroup is not None:
         argv = ["/bin/sh", "-c", CGROUP_ENTER, str(cgroup / "cgroup.procs"), *argv]
     return argv
@@ -108,7 +110,7 @@ class SandboxRuntime:
             folder.path.mkdir(parents=True)
         except FileExistsError:
             raise RuntimeFailure(f"Dyno {spec.id} exists already") from None
-        folder.path.chmod(0o711)
+        folder.restrict(spec.uid)
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time()})
@@ -218,19 +220,21 @@ class SandboxRuntime:
         network: Attachment | None = None
         sandbox = SandboxInfo()
         try:
-            layer = folder.prepare_layer(spec.slug_dir, spec.uid)
-            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max)
+            layer = folder.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
+            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
-            argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty,
-                             info_fd=sandbox.writer)
             client = ClientEnd(io)
             start = start_tty if io.tty else start_pipes
+            denylist = seccomp.program_fd()
             try:
+                argv = dyno_argv(spec, str(folder.app_dir), group, new_session=not io.tty,
+                                 info_fd=sandbox.writer, seccomp_fd=denylist)
                 proc, copiers = start(argv, client, dyno_environ(spec),
-                                      pass_fds=(sandbox.writer,))
+                                      pass_fds=(sandbox.writer, denylist))
             finally:
                 sandbox.close_writer()  # bwrap has its own copy now
+                os.close(denylist)
             network = self._attach_network(proc, sandbox, spec, log)
             status = self._wait(proc, client, spec, log)
             # bwrap's init outlives the main process while anything it started still runs,

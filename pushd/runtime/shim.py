@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..logs import AppLog, format_line
+from ..logs import AppLog, escape, format_line
+from . import seccomp
 from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
 from .netns import Attachment, Forward, NetnsError, attach, detach
@@ -71,17 +72,19 @@ class Shim:
                                               "finished_at": time.time()})
             return 0
 
-        layer = self.dir.prepare_layer(spec.slug_dir, spec.uid)
-        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max)
+        layer = self.dir.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
+        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
         self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
+        denylist = seccomp.program_fd()
         child = subprocess.Popen(
             dyno_argv(spec, str(self.dir.app_dir), group, new_session=True,
-                      info_fd=sandbox.writer),
+                      info_fd=sandbox.writer, seccomp_fd=denylist),
             stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, close_fds=True,
-            pass_fds=(sandbox.writer,), process_group=0, env=dyno_environ(spec))
+            pass_fds=(sandbox.writer, denylist), process_group=0, env=dyno_environ(spec))
         os.close(out_w)
+        os.close(denylist)
         sandbox.close_writer()
         self.dir.write_json("child.json", {"pid": child.pid, "start": proc_start(child.pid),
                                            "started_at": time.time(), "layer": layer,
@@ -182,7 +185,9 @@ class Shim:
         if len(rest) > 16384:  # an endless line still reaches the log
             complete.append(rest)
             rest = b""
-        texts = [raw.decode("utf-8", "replace").rstrip("\r") for raw in complete]
+        # lines end at "\n" only; any other break or control character in them (\r, \x1e,
+        # U+2028, ESC) is escaped here, so it never forges a line nor reaches a terminal
+        texts = [escape(raw.decode("utf-8", "replace").rstrip("\r")) for raw in complete]
         self.log.write_lines([format_line("app", self.spec.dyno, text) for text in texts])
         if texts:
             self.tail.extend(texts)

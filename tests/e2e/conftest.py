@@ -18,7 +18,9 @@ def pushd(tmp_path_factory: pytest.TempPathFactory):
     root.chmod(0o711)
     platform = PushdUnderTest(root, settings={
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5,
-        "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300})
+        "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300,
+        "ssh_auth_timeout": 5, "router_header_timeout": 5, "cpu_shares": 700,
+        "dyno_disk_mb": 64})
     platform.start()
     yield platform
     platform.stop(everything=True)

@@ -43,3 +43,46 @@ def test_config_and_source_are_private(pushd: PushdUnderTest):
         assert "Permission denied" in result.stderr, (path, result.stderr)
     assert as_nobody("ls", str(state / "apps")).returncode != 0
     assert as_nobody("ls", str(state / "dynos")).returncode != 0
+
+
+def as_uid(uid: int, *argv: str):
+    return sh(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv])
+
+
+def web_dyno(state: Path, app: str) -> tuple[Path, int]:
+    """The folder of `app`'s running web.1 and the app's uid (from the spec root keeps)."""
+    import json
+
+    for spec_file in sorted((state / "dynos").glob("*/spec.json")):
+        spec = json.loads(spec_file.read_text())["spec"]
+        if spec["app"] == app and spec["process_type"] == "web" and (
+                spec_file.parent / "app" / "app.py").exists():
+            return spec_file.parent, spec["uid"]
+    raise AssertionError(f"no running web dyno of {app}")
+
+
+def test_another_apps_uid_reads_no_dyno_router_or_status_state(pushd: PushdUnderTest):
+    for name in ("privy", "snoop"):
+        repo = pushd.new_app_repo(name, python_app(f"{name} app"))
+        assert pushd.push(repo).returncode == 0
+    assert pushd.http("privy").body.startswith("privy app")
+    victim, victim_uid = web_dyno(pushd.state, "privy")
+    _, snoop_uid = web_dyno(pushd.state, "snoop")
+    assert victim_uid != snoop_uid
+    # the app's own uid reaches its running source (what its sandbox binds)...
+    own = as_uid(victim_uid, "cat", str(victim / "app" / "app.py"))
+    assert own.returncode == 0 and "privy app" in own.stdout, own.stderr
+    # ...another app's uid reaches none of it, nor the router's files or the status snapshot
+    state = pushd.state
+    reads = [("ls", victim), ("cat", victim / "app" / "app.py"), ("ls", victim / "app"),
+             ("ls", victim / "layer" / "upper"), ("cat", victim / "spec.json"),
+             ("cat", state / "dynos" / "status.json"), ("ls", state / "nginx"),
+             ("cat", state / "nginx" / "nginx.conf"), ("cat", state / "nginx" / "access.log"),
+             ("cat", state / "nginx" / "error.log")]
+    for command, path in reads:
+        assert path.exists(), path
+        result = as_uid(snoop_uid, command, str(path))
+        assert result.returncode != 0, f"{path} is readable by another app's uid"
+        assert "Permission denied" in result.stderr, (path, result.stderr)
+    assert pushd.http("privy").body.startswith("privy app")  # and both apps still serve
+    assert pushd.http("snoop").body.startswith("snoop app")

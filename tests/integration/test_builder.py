@@ -67,20 +67,31 @@ class Env:
                               text=True).stdout.strip()
 
     def build(self, sha: str, config: dict[str, str] | None = None, settings=None,
-              app: App | None = None):
+              app: App | None = None, admin: bool = True):
         lines: list[str] = []
         builder = BuildpackBuilder(settings or self.settings, self.paths,
                                    default_bundled_dir())
-        slug = builder.build(app or self.app, sha, config or {}, lines.append)
+        slug = builder.build(app or self.app, sha, config or {}, lines.append, admin=admin)
         return slug, lines
 
-    def fail(self, sha: str, config: dict[str, str] | None = None, settings=None):
+    def fail(self, sha: str, config: dict[str, str] | None = None, settings=None,
+             admin: bool = True):
         lines: list[str] = []
         builder = BuildpackBuilder(settings or self.settings, self.paths,
                                    default_bundled_dir())
         with pytest.raises(BuildError) as err:
-            builder.build(self.app, sha, config or {}, lines.append)
+            builder.build(self.app, sha, config or {}, lines.append, admin=admin)
         return err.value, lines
+
+    def in_cache(self, rel: str) -> bool:
+        """Whether the app's build cache (an ext4 image, mounted only during builds) has rel."""
+        image = self.paths.app_dir(self.app.id) / "cache.img"
+        mnt = Path(tempfile.mkdtemp(dir=self.root))
+        subprocess.run(["mount", "-o", "loop,ro", str(image), str(mnt)], check=True)
+        try:
+            return (mnt / rel).exists()
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)
 
     def leftovers(self) -> list[str]:
         found = []
@@ -131,7 +142,7 @@ def test_cache_dir_survives_between_builds(env):
     sha = env.push(APPS / "python-app")
     _, first = env.build(sha)
     assert "       Using cached pip downloads\n" not in first
-    assert (env.paths.cache(APP_ID) / "pip").is_dir()
+    assert env.in_cache("pip")
     _, second = env.build(env.push(APPS / "python-app", {"README": "again"}))
     assert "       Using cached pip downloads\n" in second
 
@@ -142,7 +153,7 @@ def test_node_app_with_an_npm_dependency(env):
     assert slug.process_types == {"web": "npm start"}
     assert "       Default types for buildpack -> web\n" in lines
     assert in_slug(slug, ["node", "-e", "console.log(require('ms')(60000))"]).strip() == "1m"
-    assert (env.paths.cache(APP_ID) / "npm").is_dir()
+    assert env.in_cache("npm")
 
 
 def test_node_wins_over_procfile_and_static(env):
@@ -186,7 +197,7 @@ def test_custom_buildpack_from_buildpack_url(env):
     assert seen["UID"] == str(app_uid(env.settings, APP_ID))
     assert seen["SECRET_IN_ENV"] == "unset"  # config vars only through ENV_DIR
     assert seen["SECRET_IN_ENV_DIR"] == "s3cret"
-    assert (env.paths.cache(APP_ID) / "second-cache.txt").is_file()
+    assert env.in_cache("second-cache.txt")
     # Procfile web overrides the buildpack's default web
     assert slug.process_types["web"].startswith("python3 -c ")
 
@@ -317,3 +328,31 @@ def test_stale_build_dirs_are_removed(env):
     slug, _ = env.build(env.push(APPS / "procfile-app"))
     assert list(env.paths.builds(APP_ID).iterdir()) == []
     assert sorted(os.listdir(env.paths.slugs(APP_ID))) == sorted([slug.id, slug.id + ".tgz"])
+
+
+def test_a_host_folder_is_read_as_the_app_user_in_the_sandbox(env):
+    sha = env.push(APPS / "procfile-app")
+    empty = env.root / "no-compile"
+    empty.mkdir(mode=0o755)
+    err, lines = env.fail(sha, {"BUILDPACK_URL": str(empty)})
+    assert str(err) == (f"Invalid buildpack {str(empty)!r}: no bin/compile there that the "
+                        "app's user can read")
+    private = env.root / "private-bp"
+    shutil.copytree(BUILDPACKS / "second", private)
+    os.chmod(private, 0o700)  # root's alone: the app's user may not read it
+    err, lines = env.fail(sha, {"BUILDPACK_URL": str(private)})
+    assert err.phase == "detect" and str(err).startswith(f"Invalid buildpack {str(private)!r}")
+    assert "Second app detected\n" not in "".join(lines)
+    assert env.leftovers() == []
+
+
+def test_a_user_key_is_refused_a_host_folder_unless_the_operator_allows_it(env):
+    sha = env.push(APPS / "procfile-app")
+    second = str(BUILDPACKS / "second")
+    err, lines = env.fail(sha, {"BUILDPACK_URL": second}, admin=False)
+    assert lines[-2:] == [
+        f" !     Buildpack {second} refused: a path on the platform's host is for admin keys "
+        "and the operator's allowed_buildpack_paths only\n", " !     Push failed\n"]
+    allowed = dataclasses.replace(env.settings, allowed_buildpack_paths=(str(BUILDPACKS),))
+    slug, lines = env.build(sha, {"BUILDPACK_URL": second}, settings=allowed, admin=False)
+    assert "-----> Second app detected\n" in lines

@@ -55,3 +55,26 @@ def test_describe_seconds():
     assert describe_seconds(60) == "1 minute"
     assert describe_seconds(2) == "2 seconds"
     assert describe_seconds(1.5) == "1.5 seconds"
+
+
+def test_an_endless_line_is_cut_and_the_rest_of_it_dropped():
+    from pushd.build.process import MAX_LINE, TRUNCATED, LineSplitter
+
+    seen: list[str] = []
+    lines = LineSplitter(seen.append)
+    lines.feed(b"first\nx")
+    for _ in range(2000):  # 128 MB without a newline, fed as a pipe would
+        lines.feed(b"x" * 65536)
+        assert len(lines.pending) <= MAX_LINE + 65536  # never the whole line in memory
+    lines.feed(b"x\nnext line\ntail")
+    lines.close()
+    assert seen == ["first\n", "x" * MAX_LINE + TRUNCATED + "\n", "next line\n", "tail\n"]
+
+
+def test_collected_lines_stop_at_their_limit():
+    from pushd.build.process import Collected
+
+    kept = Collected(limit=10)
+    for line in ("abcd\n", "efgh\n", "ijkl\n"):
+        kept.append(line)
+    assert kept.lines == ["abcd\n", "efgh\n"] and kept.overflow

@@ -1,8 +1,9 @@
+import re
 import threading
 import time
 from pathlib import Path
 
-from pushd.logs import LINE_RE, AppLog, format_line
+from pushd.logs import LINE_RE, AppLog, LogFilter, display, format_line
 
 
 def test_line_format_is_herokus():
@@ -143,3 +144,46 @@ def test_tail_reads_the_rotated_file_only_when_it_needs_more_lines(tmp_path: Pat
     assert opened == ["app.log", "app.log.1"]
     assert [line.rsplit(" ", 1)[1] for line in lines][-1] == "59\n"
     assert len(lines) == current + 2
+
+
+# what a hostile app prints to start a line of its own or to drive the reader's terminal
+FORGERIES = ["\r", "\x1e", "\x1c", "\x1d", "\x0b", "\x0c", "\x85", "\u2028", "\u2029", "\n"]
+
+
+def test_app_output_cannot_forge_a_platform_line():
+    for separator in FORGERIES:
+        forged = f"ok{separator}2026-11-26T07:36:25.000000+00:00 pushd[api]: Deploy v9 by admin"
+        line = format_line("app", "web.1", forged, now=1795678585.0)
+        assert len(line.splitlines()) == 1, repr(separator)
+        assert LogFilter(source="pushd")(line) is False
+        assert LOG_LINE_ESCAPED.search(line), line
+
+
+LOG_LINE_ESCAPED = re.compile(r"ok\\(x[0-9a-f]{2}|u[0-9a-f]{4})2026|ok 2026")
+
+
+def test_terminal_escapes_are_shown_escaped():
+    line = format_line("app", "web.1", "\x1b]0;owned\x07\x1b[2J\x9b31m\x00bye")
+    assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
+    assert line.endswith(r": \x1b]0;owned\x07\x1b[2J\x9b31m\x00bye" + "\n")
+    assert format_line("app", "web.1", "tab\tstays").endswith(": tab\tstays\n")
+    assert format_line("app", "web.1", "\u202eevil\u2066").endswith(r": \u202eevil\u2066" + "\n")
+    assert format_line("app", "web.1", "caf\u00e9 \u2603").endswith(": caf\u00e9 \u2603\n")
+
+
+def test_raw_lines_already_in_a_log_are_split_at_newlines_and_shown_escaped(tmp_path: Path):
+    """A log written before escaping (or by hand) still holds raw breaks and escapes: they
+    neither pass `-s pushd` nor reach the terminal raw."""
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "logs" / "app.log"
+    forged = "2026-11-26T07:36:25.000000+00:00 pushd[api]: forged"
+    path.write_bytes(("".join(f"2026-11-26T07:36:24.000000+00:00 app[web.1]: x{sep}{forged}\n"
+                              for sep in FORGERIES[:-1]) + "\x1b[31mred\n").encode())
+    log = AppLog(path)
+    assert log.read(100, LogFilter(source="pushd")) == []
+    lines = log.read(100)
+    assert len(lines) == len(FORGERIES)
+    shown = [display(line) for line in lines]
+    assert all(len(text.splitlines()) == 1 and text.endswith("\n") for text in shown)
+    assert not any("\x1b" in text or "\r" in text for text in shown)
+    assert shown[-1] == r"\x1b[31mred" + "\n"

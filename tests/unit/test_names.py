@@ -46,3 +46,20 @@ def test_config_keys():
     for bad in ("1A", "A-B", "", "A B", "A=B"):
         with pytest.raises(InvalidName):
             names.config_key(bad)
+
+
+@pytest.mark.parametrize("first, second, overlap", [
+    ("www.example.test", "www.example.test", True),
+    ("www.example.test", "api.example.test", False),
+    ("*.example.test", "www.example.test", True),
+    ("*.example.test", "a.b.example.test", True),  # nginx wildcards match any depth
+    ("*.example.test", "example.test", False),
+    ("*.example.test", "*.example.test", True),
+    ("*.example.test", "*.a.example.test", True),
+    ("*.example.test", "wwwexample.test", False),
+    ("*.example.test", "*.other.test", False),
+    ("*.a.example.test", "b.example.test", False),
+])
+def test_domains_overlap_both_ways(first, second, overlap):
+    assert names.domains_overlap(first, second) is overlap
+    assert names.domains_overlap(second, first) is overlap

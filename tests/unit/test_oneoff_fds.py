@@ -68,8 +68,8 @@ def test_a_one_off_whose_wait_raises_leaves_no_pty_open(tmp_path: Path, monkeypa
     paths = Paths(settings.state_dir)
     paths.ensure()
     runtime = SandboxRuntime(settings, paths)
-    monkeypatch.setattr(DynoDir, "prepare_layer", lambda self, slug_dir, uid: "")
-    monkeypatch.setattr(DynoDir, "prepare_cgroup", lambda self, memory_mb, pids_max=0: None)
+    monkeypatch.setattr(DynoDir, "prepare_layer", lambda self, slug_dir, uid, disk_mb=0: "")
+    monkeypatch.setattr(DynoDir, "prepare_cgroup", lambda self, *limits: None)
     monkeypatch.setattr(DynoDir, "release_layer", lambda self: None)
     monkeypatch.setattr(sandbox, "dyno_argv", lambda *_args, **_kw: ["sleep", "30"])
 

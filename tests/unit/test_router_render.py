@@ -160,3 +160,52 @@ def test_listen_addresses():
     assert listen_addresses("127.0.0.1", 80, ipv6=True) == ("127.0.0.1:80", "[::1]:80")
     assert listen_addresses("127.0.0.1", 80, ipv6=False) == ("127.0.0.1:80",)
     assert listen_addresses("10.0.0.5", 80, ipv6=True) == ("10.0.0.5:80",)
+
+
+def lines(text: str) -> str:
+    """`text` without indentation, to compare runs of directives at any nesting."""
+    return "\n".join(line.strip() for line in text.splitlines())
+
+
+def test_slow_and_greedy_clients_are_bounded_in_every_public_server():
+    options = RenderOptions(nginx_dir=Path("/var/lib/pushd/nginx"), listen=("0.0.0.0:8080",),
+                            user="nobody nogroup", header_timeout=7, conns_per_client=50)
+    text = render([WEB], options, TEMPLATES)
+    assert "limit_conn_zone $binary_remote_addr zone=pushd_per_client:10m;" in text
+    limits = ("client_header_timeout 7s;\n"
+              "client_body_timeout 30s;\n"
+              "send_timeout 30s;\n"
+              "keepalive_timeout 20s;\n"
+              "reset_timedout_connection on;\n"
+              "limit_conn pushd_per_client 50;\n"
+              "limit_conn_status 429;\n")
+    for host in ("_", "myapp.localhost"):
+        assert limits in lines(server_block(text, host)), host
+    assert "\nworker_rlimit_nofile 16384;\n" in text
+    assert "\n    worker_connections 8192;\n" in text
+
+
+def test_upstream_connections_are_kept_alive_except_upgrades():
+    text = render([WEB], OPTIONS, TEMPLATES)
+    upstream = lines(text.split("upstream pushd_app_myapp {")[1].split("}")[0])
+    assert upstream.endswith("\nkeepalive 16;\nkeepalive_timeout 2s;\n")
+    # no "Connection: close" to the app; "upgrade" only when the client asked for one
+    assert ("map $http_upgrade $pushd_connection {\n"
+            "default upgrade;\n"
+            "'' \"\";\n"
+            "}\n") in lines(text)
+    block = server_block(text, "myapp.localhost")
+    assert "proxy_http_version 1.1;" in block
+    assert "proxy_set_header Connection $pushd_connection;" in block
+
+
+def test_system_include_keeps_limits_inside_pushds_servers():
+    options = RenderOptions(nginx_dir=Path("/var/lib/pushd/nginx"), listen=("0.0.0.0:80",),
+                            standalone=False)
+    text = render([WEB], options, TEMPLATES)
+    assert "worker_connections" not in text and "worker_rlimit_nofile" not in text
+    http_level = text.split("\nserver {")[0]  # the system's own http settings stay its own
+    assert "client_header_timeout" not in http_level
+    assert "\nkeepalive_timeout" not in http_level  # (upstreams have their own)
+    app_server = next(b for b in text.split("\nserver {") if "myapp.localhost" in b)
+    assert "\n    client_header_timeout 10s;\n" in app_server

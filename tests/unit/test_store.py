@@ -1,4 +1,5 @@
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,22 @@ def test_versions_are_never_reused(store: Store):
     assert (first.version, second.version) == (1, 2)
     assert second.config == {}
     store.delete_app(app.id)
+    assert store.releases(app.id) == []  # nothing of the old app survives
     again = store.create_app("myapp", "alice")
     assert store.create_release(again.id, description="x", user="a").version == 1
-    assert store.releases(app.id) == []  # nothing of the old app survives
+
+
+def test_a_new_app_takes_the_lowest_id_that_is_free_and_usable(store: Store):
+    first, second, third = (store.create_app(n, "alice") for n in ("one", "two", "three"))
+    assert (first.id, second.id, third.id) == (1, 2, 3)
+    store.delete_app(first.id)
+    store.delete_app(second.id)
+    assert store.create_app("four", "bob").id == 1
+    # id 2 is not usable (something of the app that had it remains): the next free one
+    assert store.create_app("five", "bob", usable=lambda i: i != 2).id == 4
+    assert store.create_app("six", "bob").id == 2
+    with pytest.raises(Conflict, match="^No app ids left"):
+        store.create_app("seven", "bob", usable=lambda i: False)
 
 
 def test_deploy_release_is_pending_until_marked(store: Store):
@@ -158,3 +172,25 @@ def test_formation_drops_types_the_releases_no_longer_declare(store: Store):
     # as on Heroku, the entry is gone: adding the type back starts it afresh
     deploy_types(store, app.id, "s4", {"web": "a", "worker": "b"}, status="pending")
     assert store.formation(app.id) == {"web": 2}
+
+
+def test_a_renamed_apps_old_name_is_held_for_its_owner(store: Store):
+    app = store.create_app("first", "alice")
+    store.rename_app(app.id, "second", by="alice", hold_seconds=3600)
+    with pytest.raises(Conflict, match="^Name first was just given up by a rename and is held "
+                                       "for its previous owner until 20"):
+        store.create_app("first", "bob")
+    other = store.create_app("other", "bob")
+    with pytest.raises(Conflict, match="^Name first was just given up"):
+        store.rename_app(other.id, "first", by="bob", hold_seconds=3600)
+    store.rename_app(app.id, "first", by="alice", hold_seconds=3600)  # the owner takes it back
+    assert store.app("first").id == app.id
+    store.rename_app(app.id, "third", by="alice", hold_seconds=3600)
+    assert store.create_app("first", "root", admin=True).owner == "root"  # admins may
+
+
+def test_a_hold_ends_when_its_time_is_up(store: Store):
+    app = store.create_app("first", "alice")
+    store.rename_app(app.id, "second", by="alice", hold_seconds=0.01)
+    time.sleep(0.05)  # not an assertion on time: the hold is made to have ended
+    assert store.create_app("first", "bob").owner == "bob"

@@ -547,3 +547,19 @@ def test_stopped_app_runs_nothing(w):
     w.store.set_stopped(w.app.id, False)
     w.tick()
     assert names(w.runtime.running()) == ["web.1", "worker.1"]
+
+
+def test_a_new_app_that_reuses_a_halted_id_runs(w):
+    deploy_live(w, {"web": "python app.py"})
+    w.sup.running = True  # apps:destroy asks the loop (ticked here) to halt the app...
+    stopping = threading.Thread(target=w.sup.stop_all, args=(w.app.id, 5.0))
+    stopping.start()
+    while stopping.is_alive():
+        w.tick()
+    assert w.runtime.running() == []
+    w.store.delete_app(w.app.id)  # ...and gone; a new app takes its id before the next pass
+    w.app = w.store.create_app("newcomer", "bob")
+    assert w.app.id in w.sup.halted
+    deploy_live(w, {"web": "python app.py"})
+    assert names(w.runtime.running()) == ["web.1"]
+    assert all(spec.app_id == w.app.id for spec in w.runtime.running())
