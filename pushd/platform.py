@@ -47,6 +47,7 @@ class Platform:
 
     @cached_property
     def runtime(self) -> Runtime:
+        from .runtime import sandbox  # noqa: F401  (registers the embedded default)
         from .runtime.base import make_runtime
 
         return make_runtime(self.settings, self.paths)

@@ -1,6 +1,7 @@
 """The runtime interface: how a dyno is started, stopped, inspected, adopted and logged.
 
-A runtime is registered by name (`@register("sandbox")`); `pushd up --runtime NAME` picks one.
+A runtime is registered by name (`@register("sandbox")`) when the wiring (`platform.py`)
+imports it; `pushd up --runtime NAME` picks one.
 Later runtimes (docker) plug in by registering a class, without touching the supervisor.
 """
 
@@ -127,8 +128,8 @@ def register(name: str) -> Callable[[type], type]:
 
 
 def make_runtime(settings: Settings, paths: Paths) -> Runtime:
-    from . import sandbox  # noqa: F401  (registers the embedded default)
-
+    """The registered runtime `settings.runtime` names (the wiring imports the modules that
+    register themselves: this interface knows none of them)."""
     try:
         cls = RUNTIMES[settings.runtime]
     except KeyError:

@@ -35,9 +35,10 @@ def test_push_serves_new_code_and_scale_spreads_requests(pushd: PushdUnderTest):
     result = pushd.ssh("ps:scale", "scaly", "web=3")
     assert result.returncode == 0, result.stderr
     wait_until(lambda: dynos_seen(pushd, "scaly") == {"web.1", "web.2", "web.3"})
-    ps = pushd.ssh("ps", "scaly").stdout
+    # the status snapshot `ps` reads is written after the router switched: it may lag a pass
+    ps = wait_until(lambda: (lambda out: out if out.count(": up ") == 3 else None)(
+        pushd.ssh("ps", "scaly").stdout))
     assert "=== web (3): python3 app.py" in ps
-    assert ps.count(": up ") == 3
 
 
 def test_worker_output_reaches_logs(pushd: PushdUnderTest):

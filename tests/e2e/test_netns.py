@@ -7,6 +7,7 @@ all of it) and its own app uid span (its firewall table concerns only its own ap
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -38,6 +39,14 @@ def free_range(size: int) -> tuple[int, int]:
             for sock in taken:
                 sock.close()
     raise AssertionError("no free port range")
+
+
+
+def accept_all(server: socket.socket, accepted: list[object]) -> None:
+    """What reaches the test's own loopback service (until the test closes it)."""
+    with contextlib.suppress(OSError):
+        while True:
+            accepted.append(server.accept())
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +95,7 @@ def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net,
     deploy(net, "victim", python_app("victim"), "alice")
     assert net.ssh("config:set", attacker, f"SQUAT_LOW={low}", f"SQUAT_HIGH={high}",
                    user="bob").returncode == 0
-    # it holds the whole range (in its own network): nothing it could do on the host's
+    # it holds the whole range, in its own network (on a shared one, all but the victim's)
     wait_until(lambda: f"holding {RANGE_SIZE} ports of {low}-{high}"
                in logs(net, attacker, "bob", "-p", "worker"), timeout=60)
     bodies: list[str] = []
@@ -124,7 +133,7 @@ def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports
     server.listen()
     port = server.getsockname()[1]
     accepted: list[object] = []
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    threading.Thread(target=accept_all, args=(server, accepted), daemon=True).start()
     try:
         # a service on the host's loopback, then the platform's SSH port and router
         for host, target in (("127.0.0.1", port), ("::1", port), ("127.0.0.1", net.ssh_port),
@@ -143,14 +152,48 @@ def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports
 def test_a_dyno_cannot_take_the_ssh_port_while_the_daemon_is_down(net, attacker):
     assert net.ssh("config:set", attacker, f"GRAB_PORT={net.ssh_port}",
                    user="bob").returncode == 0
-    wait_until(lambda: f":{net.ssh_port}" in logs(net, attacker, "bob", "-p", "grab"),
-               timeout=60)  # in its own network it "has" the port at once, and keeps it
+    def grabber_of_this_release_runs() -> bool:
+        ps = net.ssh("ps", attacker, user="bob").stdout
+        return "grab.1: up" in ps and "draining" not in ps
+
+    wait_until(grabber_of_this_release_runs, timeout=60)
     net.stop(everything=False)  # dynos keep running; the SSH port is free on the host
-    sh([PUSHD, "ps:restart", attacker, "grab"], env=net.env())  # a fresh grab while down
-    net.up()
+    # the grabber tries every 10 ms: it gets the port (in its own network only), and says so
+    wait_until(lambda: f":{net.ssh_port}" in sh([PUSHD, "logs", attacker, "-n", "500", "-p",
+                                                 "grab"], env=net.env()).stdout, timeout=60)
+    net.up()  # fails if the port is taken on the host
     result = net.ssh("apps", user="alice")
     assert result.returncode == 0, result.stderr
     assert "victim" in result.stdout
+
+
+def test_no_free_port_fails_that_dyno_alone_and_other_deploys_go_on(net, attacker):
+    low, high = net.settings["port_range"]
+    held = []  # every port of the range the victim's dyno does not hold, by a host process
+    for port in range(low, high + 1):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ports in TIME_WAIT too
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            held.append(sock)
+        except OSError:
+            sock.close()
+    try:
+        assert net.ssh("ps:restart", "victim", "web", user="alice").returncode == 0
+        wait_until(lambda: f"Failed to start: No free port left in {low}-{high}" in logs(
+            net, "victim", "alice", "-s", "pushd"), timeout=60)
+        # another tenant's release still rolls out, and the victim's old dyno still serves
+        result = net.ssh("config:set", attacker, "UNRELATED=1", user="bob")
+        assert result.returncode == 0 and "done, v" in result.stdout, result.stderr
+        assert net.http("victim").body == "victim dyno=web.1"
+    finally:
+        for sock in held:
+            sock.close()
+    # ports free again: the restart completes on its own
+    wait_until(lambda: "State changed from starting to up" in logs(
+        net, "victim", "alice", "-s", "pushd", "-n", "3"), timeout=60)
+    assert net.http("victim").body == "victim dyno=web.1"
 
 
 def test_a_dyno_has_the_hosts_routes_for_its_way_out(net, attacker):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import socket
 import subprocess
@@ -74,6 +76,14 @@ def pastas_of_ours() -> list[int]:
     return found
 
 
+
+def accept_all(server: socket.socket, accepted: list[object]) -> None:
+    """What reaches the test's own loopback service (until the test closes it)."""
+    with contextlib.suppress(OSError):
+        while True:
+            accepted.append(server.accept())
+
+
 @pytest.fixture
 def sandboxes():
     made: list[Sandbox] = []
@@ -93,6 +103,7 @@ def test_pasta_argv_forwards_only_the_given_ports_and_never_the_hosts_loopback()
         "--config-net", "--no-map-gw", "-t", "127.0.0.1/21000:21000,::1/21001:5000",
         "-u", "none", "-T", "none", "-U", "none"]
     assert pasta_argv(40001, "n", "u")[-8:-6] == ["-t", "none"]
+    assert "--pid" in pasta_argv(40001, "n", "u", pid_file="/proc/self/fd/7")
 
 
 def test_a_host_port_reaches_the_server_inside_and_detach_leaves_nothing(sandboxes):
@@ -107,6 +118,37 @@ def test_a_host_port_reaches_the_server_inside_and_detach_leaves_nothing(sandbox
     detach(handle)
     assert pastas_of_ours() == []
     assert port_free(port)
+
+
+def pasta_listeners_without_delay(pasta: int) -> dict[int, int]:
+    """port -> TCP_NODELAY of each socket pasta listens on (borrowed with pidfd_getfd)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pasta)
+    found = {}
+    try:
+        for entry in os.scandir(f"/proc/{pasta}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(entry.path).startswith("socket:"):
+                    fd = libc.syscall(438, pidfd, int(entry.name), 0)
+                    with socket.socket(fileno=fd) as sock:
+                        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                            found[sock.getsockname()[1]] = sock.getsockopt(
+                                socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        os.close(pidfd)
+    return found
+
+
+def test_the_endpoint_sends_without_waiting_for_acks(sandboxes):
+    """An app's headers and body in two writes must not wait ~40 ms for a delayed ACK each:
+    pasta's endpoint socket (and what it accepts) has Nagle off."""
+    port = free_port()
+    box = sandboxes("import time; time.sleep(60)")
+    handle = attach(box.init, UID, [Forward(port, port)])
+    try:
+        assert pasta_listeners_without_delay(handle.pid)[port] == 1
+    finally:
+        detach(handle)
 
 
 def test_pasta_accepts_without_a_listener_so_the_probe_looks_inside(sandboxes):
@@ -137,7 +179,7 @@ def test_the_sandbox_cannot_reach_the_hosts_loopback_services(sandboxes):
     server.listen()
     port = server.getsockname()[1]
     accepted: list[object] = []
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    threading.Thread(target=accept_all, args=(server, accepted), daemon=True).start()
     try:
         for host in ("127.0.0.1", "::1", "localhost"):
             box = sandboxes(CONNECT, host, str(port))
