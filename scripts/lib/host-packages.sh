@@ -3,7 +3,7 @@
 
 pushd_host_packages() {
     local wanted=(git nginx bubblewrap openssh-client util-linux python3 python3-venv
-                  python3-pip curl ca-certificates tar gzip nftables passt e2fsprogs mount
+                  python3-pip curl ca-certificates tar gzip nftables passt e2fsprogs mount wrk
                   "$@")
     command -v node >/dev/null 2>&1 || wanted+=(nodejs)
     command -v npm >/dev/null 2>&1 || wanted+=(npm)
