@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from ..cgroups import kill_members
 from .base import OneOffIO
 from .bwrap import SYSTEM_PATH
 from .dynodir import signal_sandbox
@@ -173,10 +174,7 @@ class SandboxInfo:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(init, signal.SIGKILL)
         if group is not None:
-            with contextlib.suppress(OSError):
-                for pid in (group / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-                        os.kill(int(pid), signal.SIGKILL)
+            kill_members(group)
 
 
 def kill_sandbox(proc: subprocess.Popen) -> None:
