@@ -7,7 +7,6 @@ all of it) and its own app uid span (its firewall table concerns only its own ap
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ..loopback import loopback_service
 from ..polling import wait_until
 from .harness import PUSHD, PushdUnderTest, python_app, sh
 
@@ -39,14 +39,6 @@ def free_range(size: int) -> tuple[int, int]:
             for sock in taken:
                 sock.close()
     raise AssertionError("no free port range")
-
-
-
-def accept_all(server: socket.socket, accepted: list[object]) -> None:
-    """What reaches the test's own loopback service (until the test closes it)."""
-    with contextlib.suppress(OSError):
-        while True:
-            accepted.append(server.accept())
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +120,7 @@ def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net,
 
 def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports(net,
                                                                                 attacker):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    accepted: list[object] = []
-    threading.Thread(target=accept_all, args=(server, accepted), daemon=True).start()
-    try:
+    with loopback_service() as (port, accepted):
         # a service on the host's loopback, then the platform's SSH port and router
         for host, target in (("127.0.0.1", port), ("::1", port), ("127.0.0.1", net.ssh_port),
                              ("127.0.0.1", net.http_port), ("::1", net.http_port)):
@@ -144,8 +130,6 @@ def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports
         # and the host really serves them (the test is not vacuous)
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
         wait_until(lambda: accepted)
-    finally:
-        server.close()
     assert net.http("victim").status in (200, 404)  # the router still serves
 
 
