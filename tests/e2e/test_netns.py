@@ -7,9 +7,7 @@ all of it) and its own app uid span (its firewall table concerns only its own ap
 
 from __future__ import annotations
 
-import shutil
 import socket
-import tempfile
 import threading
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 
 from ..loopback import loopback_service
 from ..polling import wait_until
-from .harness import PUSHD, PushdUnderTest, python_app, sh
+from .harness import PUSHD, PushdUnderTest, new_root, python_app, running, sh
 
 ATTACKER = Path(__file__).resolve().parent.parent / "fixtures" / "apps" / "netns-attacker"
 RANGE_SIZE = 24
@@ -43,27 +41,14 @@ def free_range(size: int) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def net():
-    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-netns-", dir="/var/tmp"))
-    root.chmod(0o711)
-    platform = PushdUnderTest(root, settings={
+    yield from running(new_root("pushd-e2e-netns-"), {
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5,
         "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300,
         "port_range": list(free_range(RANGE_SIZE)), "uid_base": 20000})
-    platform.start()
-    yield platform
-    platform.stop(everything=True)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def attacker_files() -> dict[str, str]:
     return {p.name: p.read_text() for p in ATTACKER.iterdir()}
-
-
-def deploy(pushd: PushdUnderTest, name: str, files: dict[str, str], user: str) -> Path:
-    repo = pushd.new_app_repo(name, files, user=user)
-    result = pushd.push(repo)
-    assert result.returncode == 0, result.stderr
-    return repo
 
 
 def logs(pushd: PushdUnderTest, app: str, user: str, *args: str) -> str:
@@ -78,13 +63,13 @@ def reach(pushd: PushdUnderTest, app: str, user: str, host: str, port: int) -> s
 
 @pytest.fixture(scope="module")
 def attacker(net: PushdUnderTest) -> str:
-    deploy(net, "squatter", attacker_files(), "bob")
+    net.deploy("squatter", attacker_files(), user="bob")
     return "squatter"
 
 
 def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net, attacker):
     low, high = net.settings["port_range"]
-    deploy(net, "victim", python_app("victim"), "alice")
+    net.deploy("victim", python_app("victim"), user="alice")
     assert net.ssh("config:set", attacker, f"SQUAT_LOW={low}", f"SQUAT_HIGH={high}",
                    user="bob").returncode == 0
     # it holds the whole range, in its own network (on a shared one, all but the victim's)
