@@ -16,6 +16,7 @@ import struct
 import subprocess
 import termios
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -165,6 +166,16 @@ class SandboxInfo:
         except OSError:  # gone (a zombie has no namespace left either)
             return None
         return pid if same else None
+
+    def wait_init(self, proc: subprocess.Popen, timeout: float) -> int | None:
+        """The sandbox's init once bwrap tells it; None if `proc` (bwrap, or what starts it)
+        ends first or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while (init := self.init_pid()) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return None
+            time.sleep(0.002)
+        return init
 
     def kill_all(self, group: Path | None) -> None:
         """SIGKILL whatever is left of the sandbox: its init (the whole pid namespace), and
