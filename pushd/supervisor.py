@@ -1,8 +1,9 @@
 """Desired formation vs running dynos: rollout, crash backoff, boot timeout, adoption.
 
 One loop converges (`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues
-and wakes it. The runtime, router, store, clock, port allocator and port probe come in through
-the constructor, so the logic is tested by replaying scripted histories with fakes.
+and wakes it. The runtime, router, store, clock, port allocator and dyno probe (by default
+the runtime's own, which looks inside the dyno's network) come in through the constructor,
+so the logic is tested by replaying scripted histories with fakes.
 """
 
 from __future__ import annotations
