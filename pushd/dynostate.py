@@ -1,15 +1,15 @@
 """The supervisor's view of one dyno, and what it derives from all of them: the router's
-routes and the `ps` snapshot. Pure functions, no I/O."""
+routes, the `ps` snapshot, when to look again. Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .dynostatus import DynoStatus
 from .models import App
 from .router.base import Route
-from .runtime.base import DynoSpec, Endpoint
+from .runtime.base import DynoInfo, DynoSpec, Endpoint
 
 Slot = tuple[int, int, str, int]  # app id, release version, process type, index
 
@@ -43,6 +43,39 @@ class Crash:
     due: float
     since: float
     command: str
+
+
+def adopted(info: DynoInfo, was_up: bool, probe: Callable[[DynoSpec], bool],
+            now: float) -> Dyno:
+    """A dyno found by a restarted daemon. One that has exited is taken as up: the
+    supervisor's next look handles the exit (a crash, or a finished stop). Up before (or
+    answering now) stays up: a busy dyno missing one probe must not be R10-killed by a daemon
+    restart; any other gets a fresh boot window from now."""
+    spec = info.spec
+    if not info.running:
+        return Dyno(spec, "up", now, info.started_at, stopping=info.stopping, pid=info.pid,
+                    ever_up=True, endpoint=info.endpoint)
+    web = spec.process_type == "web" and spec.port is not None
+    state = "up" if not web or was_up or probe(spec) else "starting"
+    began = info.started_at or now
+    return Dyno(spec, state, began, began if state == "up" else now, stopping=info.stopping,
+                pid=info.pid, ever_up=state == "up", endpoint=info.endpoint)
+
+
+def next_wake(dynos: Iterable[Dyno], crashes: dict[Slot, Crash],
+              drain_until: dict[int, float], now: float) -> float:
+    """How long the supervisor may sleep: until the next restart, drain or retirement is
+    due, at most 0.5 s (0.1 s while a dyno is starting: its probe)."""
+    dynos = list(dynos)
+    timeout = 0.5
+    if any(d.state == "starting" and not d.stopping for d in dynos):
+        timeout = 0.1
+    deadlines = [c.due for c in crashes.values()]
+    deadlines += list(drain_until.values())
+    deadlines += [d.retire_at for d in dynos if d.retire_at]
+    for deadline in (t for t in deadlines if t > now):
+        timeout = min(timeout, max(0.0, deadline - now))
+    return timeout
 
 
 def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[Dyno],

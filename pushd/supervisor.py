@@ -1,8 +1,9 @@
 """Desired formation vs running dynos: rollout, crash backoff, boot timeout, adoption.
 
 One loop converges (`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues
-and wakes it. The runtime, router, store, clock, port allocator and port probe come in through
-the constructor, so the logic is tested by replaying scripted histories with fakes.
+and wakes it. The runtime, router, store, clock, port allocator and dyno probe (by default
+the runtime's own, which looks inside the dyno's network) come in through the constructor,
+so the logic is tested by replaying scripted histories with fakes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
-from .dynostate import Crash, Dyno, Slot, build_routes, status_rows
+from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
 from .dynostatus import DynoStatus, last_states, write_failure
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
@@ -128,23 +129,9 @@ class Supervisor:
         self._adopted = True
         known = last_states(self.paths)
         for info in infos.values():
-            spec = info.spec
-            if spec.process_type == "run":
-                continue  # one-offs belong to their caller
-            if not info.running:
-                self.dynos[spec.id] = Dyno(spec, "up", now, info.started_at,
-                                           stopping=info.stopping, pid=info.pid, ever_up=True,
-                                           endpoint=info.endpoint)
-                continue  # _observe handles the exit: a crash, or a finished stop
-            # up before (or answering now) stays up: a busy dyno missing one probe must not be
-            # R10-killed by a daemon restart; any other gets a fresh boot window from now
-            web = spec.process_type == "web" and spec.port is not None
-            was_up = known.get(spec.id) == "up"
-            state = "up" if not web or was_up or self.probe(spec) else "starting"
-            began = info.started_at or now
-            self.dynos[spec.id] = Dyno(spec, state, began, began if state == "up" else now,
-                                       stopping=info.stopping, pid=info.pid,
-                                       ever_up=state == "up", endpoint=info.endpoint)
+            if info.spec.process_type != "run":  # one-offs belong to their caller
+                self.dynos[info.spec.id] = adopted(info, known.get(info.spec.id) == "up",
+                                                   self.probe, now)
 
     def _handle_requests(self, now: float) -> None:
         with self._lock:
@@ -393,15 +380,7 @@ class Supervisor:
         return status_rows(self.dynos.values(), self.crashes)
 
     def _sleep_for(self, now: float) -> float:
-        timeout = 0.5
-        if any(d.state == "starting" and not d.stopping for d in self.dynos.values()):
-            timeout = 0.1
-        deadlines = [c.due for c in self.crashes.values()]
-        deadlines += list(self.drain_until.values())
-        deadlines += [d.retire_at for d in self.dynos.values() if d.retire_at]
-        for deadline in (t for t in deadlines if t > now):
-            timeout = min(timeout, max(0.0, deadline - now))
-        return timeout
+        return next_wake(self.dynos.values(), self.crashes, self.drain_until, now)
 
     def _set_state(self, dyno: Dyno, state: str, now: float) -> None:
         if dyno.state != state:

@@ -203,11 +203,10 @@ class _BuildRun:
         return self._limited(self.sandbox.step_argv(command, binds, host_env=self.host_env),
                              on_line)
 
-    def _limited(self, argv: Sequence[str], on_line: Callable[[str], None],
-                 env: dict[str, str] | None = None) -> int:
+    def _limited(self, argv: Sequence[str], on_line: Callable[[str], None]) -> int:
         assert self.cgroup is not None
         status = run_streaming([*self._enter(), *argv], on_line, self.deadline,
-                               self.phase, env=env, timeout_label=self.timeout_label)
+                               self.phase, timeout_label=self.timeout_label)
         self._check_limits(status)
         return status
 

@@ -9,13 +9,11 @@ included where accounted), processes + threads, and a CPU quota. The build's dea
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..cgroups import counter_seen, kill_members, remove_group
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000
@@ -38,7 +36,7 @@ def remove_stale(prefix: str, root: Path = CGROUP_ROOT) -> None:
     this app runs), with whatever still runs in them."""
     for ctrl in ("memory", "pids", "cpu"):
         for group in (root / ctrl / "pushd").glob(f"{prefix}*"):
-            BuildCgroup._remove_group(group)
+            remove_group(group)
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ class BuildCgroup:
                             raise
             except OSError:
                 missing.append(ctrl)
-                self._remove_group(group)
+                remove_group(group)
                 self.made.pop(ctrl, None)
         return missing
 
@@ -96,54 +94,18 @@ class BuildCgroup:
 
     def oom_killed(self) -> bool:
         group = self.made.get("memory")
-        if group is None:
-            return False
-        try:
-            for line in (group / "memory.oom_control").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            pass
-        return False
+        return group is not None and counter_seen(group / "memory.oom_control", "oom_kill")
 
     def pids_exhausted(self) -> bool:
         """A fork or clone was refused at pids.max."""
         group = self.made.get("pids")
-        if group is None:
-            return False
-        try:
-            for line in (group / "pids.events").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "max" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            pass
-        return False
+        return group is not None and counter_seen(group / "pids.events", "max")
 
     def kill_all(self) -> None:
         for group in self.made.values():
-            with contextlib.suppress(OSError, ValueError):
-                for pid in (group / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(OSError):
-                        os.kill(int(pid), signal.SIGKILL)
+            kill_members(group)
 
     def remove(self) -> None:
         for group in self.made.values():
-            self._remove_group(group)
+            remove_group(group)
         self.made.clear()
-
-    @staticmethod
-    def _remove_group(group: Path) -> None:
-        for _ in range(100):  # the last processes may still be leaving
-            try:
-                group.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                with contextlib.suppress(OSError, ValueError):
-                    for pid in (group / "cgroup.procs").read_text().split():
-                        with contextlib.suppress(OSError):
-                            os.kill(int(pid), signal.SIGKILL)
-                time.sleep(0.05)

@@ -70,7 +70,6 @@ def host_folder(policy: HostPaths, ref: str, path: str) -> Buildpack | None:
     return Buildpack(ref, Path(real), (info.st_dev, info.st_ino))
 
 
-
 def refusal(ref: str) -> str:
     return (f"Buildpack {ref} refused: a path on the platform's host is for admin keys and "
             "the operator's allowed_buildpack_paths only")

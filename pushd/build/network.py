@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 
 from ..runtime.bwrap import SYSTEM_PATH, bwrap_argv
@@ -46,11 +45,9 @@ class BuildNetwork:
                                            stderr=subprocess.DEVNULL,
                                            pass_fds=(info.writer,), start_new_session=True)
             info.close_writer()
-            deadline = time.monotonic() + START_TIMEOUT
-            while (init := info.init_pid()) is None:
-                if self.holder.poll() is not None or time.monotonic() > deadline:
-                    raise NetnsError("the build's network namespace could not be made")
-                time.sleep(0.002)
+            init = info.wait_init(self.holder, START_TIMEOUT)
+            if init is None:
+                raise NetnsError("the build's network namespace could not be made")
             self.netns_fd = os.open(f"/proc/{init}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 self.pasta = attach(init, self.uid)

@@ -99,43 +99,60 @@ def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase
                             stderr=subprocess.STDOUT, env=env, cwd=cwd,
                             start_new_session=True, pass_fds=tuple(pass_fds))
     assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    os.set_blocking(fd, False)
     lines = LineSplitter(on_line)
+    status = _supervise(proc, {proc.stdout.fileno(): lines.feed}, deadline, phase,
+                        timeout_label)
+    assert status is not None  # lines.feed never stops the process
+    lines.close()
+    return status
+
+
+def _supervise(proc: subprocess.Popen[bytes], readers: dict[int, Callable[[bytes], bool | None]],
+               deadline: float, phase: str, timeout_label: str) -> int | None:
+    """Hand what proc writes on each fd to its reader until every fd reached EOF, then
+    return the exit status. A reader returning True has had enough: the process group is
+    killed and None returned. Past `deadline` the group is killed, its output drained and
+    BuildTimeout raised."""
+    fds = dict(readers)
     with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
+        for fd in fds:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
         try:
-            while True:
+            while fds:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     _kill_group(proc)
-                    _drain(fd, selector)
+                    _drain(selector)
                     raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase)
-                if not selector.select(timeout=min(remaining, 1.0)):
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:  # EOF: every writer (including grandchildren) is gone
-                    break
-                lines.feed(chunk)
-            lines.close()
+                for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:  # EOF: every writer (including grandchildren) is gone
+                        selector.unregister(key.fd)
+                        del fds[key.fd]
+                    elif fds[key.fd](chunk):
+                        _kill_group(proc)
+                        return None
             return proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase) from None
         finally:
-            proc.stdout.close()
-            if proc.poll() is None:  # an exception from on_line: never leave it running
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            if proc.poll() is None:  # an exception from a reader: never leave it running
                 _kill_group(proc)
 
 
-def _drain(fd: int, selector: selectors.BaseSelector, limit: float = 3.0) -> None:
+def _drain(selector: selectors.BaseSelector, limit: float = 3.0) -> None:
     """Wait (briefly) for EOF: the sandbox's PID namespace dies just after bwrap, and the
     build dir must not be removed while its processes still write to it."""
     end = time.monotonic() + limit
     while time.monotonic() < end:
-        if selector.select(timeout=0.1):
+        for key, _ in selector.select(timeout=0.1):
             try:
-                if not os.read(fd, 65536):
+                if not os.read(key.fd, 65536):
                     return
             except OSError:
                 return
@@ -157,41 +174,22 @@ def run_to_file(argv: Sequence[str], dest_fd: int, limit: int, on_line: LineSink
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     assert proc.stdout is not None and proc.stderr is not None
-    outputs = {proc.stdout.fileno(): "data", proc.stderr.fileno(): "lines"}
-    lines = LineSplitter(on_line)
     written = 0
-    with selectors.DefaultSelector() as selector:
-        for fd in outputs:
-            os.set_blocking(fd, False)
-            selector.register(fd, selectors.EVENT_READ)
-        try:
-            while outputs:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    _kill_group(proc)
-                    raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase)
-                for key, _ in selector.select(timeout=min(remaining, 1.0)):
-                    chunk = os.read(key.fd, 1 << 20)
-                    if not chunk:
-                        selector.unregister(key.fd)
-                        del outputs[key.fd]
-                    elif outputs[key.fd] == "lines":
-                        lines.feed(chunk)
-                    elif written + len(chunk) > limit:
-                        _kill_group(proc)
-                        return -1, written + len(chunk)
-                    else:
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.write(dest_fd, view):]
-                        written += len(chunk)
-            lines.close()
-            return proc.wait(timeout=max(deadline - time.monotonic(), 0.1)), written
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise BuildTimeout(f"Build timed out after {timeout_label}", phase=phase) from None
-        finally:
-            proc.stdout.close()
-            proc.stderr.close()
-            if proc.poll() is None:
-                _kill_group(proc)
+
+    def write(chunk: bytes) -> bool:
+        nonlocal written
+        written += len(chunk)
+        if written > limit:
+            return True
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dest_fd, view):]
+        return False
+
+    lines = LineSplitter(on_line)
+    status = _supervise(proc, {proc.stdout.fileno(): write, proc.stderr.fileno(): lines.feed},
+                        deadline, phase, timeout_label)
+    if status is None:
+        return -1, written
+    lines.close()
+    return status, written

@@ -2,7 +2,8 @@
 
 The app is compiled where it will run, at /app, as the app's own uid, with the per-app cache
 at /cache, config vars as files at /env (read-only) and writable buildpack copies at
-/buildpacks/N. The network is shared so pip and npm reach their registries.
+/buildpacks/N. The network is the build's own (`network.py`): outbound access only, so pip and
+npm reach their registries and nothing of the host's loopback.
 """
 
 from __future__ import annotations

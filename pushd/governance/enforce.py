@@ -67,10 +67,27 @@ def usage(platform: Platform, user: str) -> quotas.Usage:
         count, size = quotas.formation_cost(store.formation(app.id),
                                             platform.settings.memory_for)
         dynos, memory = dynos + count, memory + size
-    oneoffs = sum(running_oneoffs(platform.paths, app.id) for app in owned)
+    oneoffs = _oneoffs_of(platform, owned)
     builds = sum(1 for pid in store.running_builds(user) if live_stat(pid) is not None)
     return quotas.Usage(apps=len(owned), dynos=dynos, memory=memory, oneoffs=oneoffs,
                         builds=builds)
+
+
+def _oneoffs_of(platform: Platform, owned: Sequence[App]) -> int:
+    return sum(running_oneoffs(platform.paths, app.id) for app in owned)
+
+
+def _check_formation_quotas(platform: Platform, app: App, current: Mapping[str, int],
+                            after: Mapping[str, int]) -> None:
+    """The owner's dynos and memory quotas, for one app's formation going from `current`
+    to `after` (the owner's usage is added up only when either quota is set)."""
+    limits = platform.store.quotas(app.owner)
+    if not {"dynos", "memory"} & limits.keys():
+        return
+    memory_for = platform.settings.memory_for
+    quotas.check_formation(app.owner, limits, usage(platform, app.owner),
+                           quotas.formation_cost(current, memory_for),
+                           quotas.formation_cost(after, memory_for))
 
 
 # commands
@@ -89,19 +106,14 @@ def check_formation(platform: Platform, app: App, wanted: Mapping[str, int]) -> 
     current = store.formation(app.id)
     raised = {t: q for t, q in wanted.items() if q > current.get(t, 0)}
     judge(rules(platform), AppState(app.name, app.owner, formation=raised), {"formation"})
-    after = {**current, **wanted}
-    memory_for = platform.settings.memory_for
-    quotas.check_formation(app.owner, store.quotas(app.owner), usage(platform, app.owner),
-                           quotas.formation_cost(current, memory_for),
-                           quotas.formation_cost(after, memory_for))
+    _check_formation_quotas(platform, app, current, {**current, **wanted})
 
 
 def check_oneoff(platform: Platform, app: App) -> None:
     limits = platform.store.quotas(app.owner)
     if "oneoffs" in limits:
-        used = sum(running_oneoffs(platform.paths, a.id) for a in platform.store.apps()
-                   if a.owner == app.owner)
-        quotas.check(app.owner, "oneoffs", limits, used, 1)
+        owned = [a for a in platform.store.apps() if a.owner == app.owner]
+        quotas.check(app.owner, "oneoffs", limits, _oneoffs_of(platform, owned), 1)
 
 
 def check_config(platform: Platform, app: App, values: Mapping[str, str]) -> None:
@@ -164,11 +176,7 @@ def _check_started(platform: Platform, app: App, types: Sequence[str]) -> None:
     current = platform.store.formation(app.id)
     formation = {t: current.get(t, 1) for t in types}
     judge(rules(platform), AppState(app.name, app.owner, formation=formation), {"formation"})
-    memory_for = platform.settings.memory_for
-    quotas.check_formation(app.owner, platform.store.quotas(app.owner),
-                           usage(platform, app.owner),
-                           quotas.formation_cost(current, memory_for),
-                           quotas.formation_cost(formation, memory_for))
+    _check_formation_quotas(platform, app, current, formation)
 
 
 # the current state, for policies:check

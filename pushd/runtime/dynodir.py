@@ -21,10 +21,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
+from ..cgroups import counter_seen, remove_group
 from ..files import replace_file
 from ..procs import children_map, live_stat
 
@@ -198,16 +198,7 @@ class DynoDir:
 
     @staticmethod
     def oom_killed(group: Path | None) -> bool:
-        if group is None:
-            return False
-        try:
-            for line in (group / "memory.oom_control").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            pass
-        return False
+        return group is not None and counter_seen(group / "memory.oom_control", "oom_kill")
 
     @staticmethod
     def release_cgroup(group: Path | None) -> None:
@@ -217,20 +208,6 @@ class DynoDir:
             for controller in TWINS:
                 twin = controller / group.relative_to(CGROUP_MEMORY)
                 if twin.exists():
-                    DynoDir._remove_group(twin)
+                    remove_group(twin, attempts=50)
         if group.exists():
-            DynoDir._remove_group(group)
-
-    @staticmethod
-    def _remove_group(group: Path) -> None:
-        for _ in range(50):  # the last processes may still be leaving
-            try:
-                group.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                for pid in (group / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(OSError):
-                        os.kill(int(pid), signal.SIGKILL)
-                time.sleep(0.05)
+            remove_group(group, attempts=50)

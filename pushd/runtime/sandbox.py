@@ -263,11 +263,9 @@ class SandboxRuntime:
                         log: AppLog) -> Attachment | None:
         """A one-off's way out (no ports in): pasta on its own network namespace. Without
         it the one-off still runs, offline, and the app log says why."""
-        deadline = time.monotonic() + LAUNCH_GRACE
-        while (init := sandbox.init_pid()) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                return None
-            time.sleep(0.002)
+        init = sandbox.wait_init(proc, LAUNCH_GRACE)
+        if init is None:
+            return None
         try:
             return attach(init, spec.uid)
         except NetnsError as err:

@@ -16,10 +16,12 @@ import struct
 import subprocess
 import termios
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from ..cgroups import kill_members
 from .base import OneOffIO
 from .bwrap import SYSTEM_PATH
 from .dynodir import signal_sandbox
@@ -165,6 +167,16 @@ class SandboxInfo:
             return None
         return pid if same else None
 
+    def wait_init(self, proc: subprocess.Popen, timeout: float) -> int | None:
+        """The sandbox's init once bwrap tells it; None if `proc` (bwrap, or what starts it)
+        ends first or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while (init := self.init_pid()) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return None
+            time.sleep(0.002)
+        return init
+
     def kill_all(self, group: Path | None) -> None:
         """SIGKILL whatever is left of the sandbox: its init (the whole pid namespace), and
         every process in its cgroup where there is one."""
@@ -173,10 +185,7 @@ class SandboxInfo:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(init, signal.SIGKILL)
         if group is not None:
-            with contextlib.suppress(OSError):
-                for pid in (group / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-                        os.kill(int(pid), signal.SIGKILL)
+            kill_members(group)
 
 
 def kill_sandbox(proc: subprocess.Popen) -> None:

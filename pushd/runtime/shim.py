@@ -156,11 +156,9 @@ class Shim:
         host loopback port the platform routes to (forwarded to $PORT inside). Without it the
         dyno cannot serve: it is stopped, with the reason in the app log."""
         spec = self.spec
-        deadline = time.monotonic() + SANDBOX_WAIT
-        while (init := sandbox.init_pid()) is None:
-            if child.poll() is not None or time.monotonic() > deadline:
-                return None  # ended at once (or bwrap failed): the loop reports its status
-            time.sleep(0.002)
+        init = sandbox.wait_init(child, SANDBOX_WAIT)
+        if init is None:
+            return None  # ended at once (or bwrap failed): the loop reports its status
         forwards = [Forward(spec.port, spec.port)] if spec.port else []
         try:
             network = attach(init, spec.uid, forwards)

@@ -8,8 +8,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,25 @@ class Response:
     status: int
     body: str
     headers: dict[str, str]
+
+
+def new_root(prefix: str) -> Path:
+    """A folder for one daemon: not under pytest's 0700 tmp dirs (the apps' uids must reach
+    their slugs), nor under /tmp, which every sandbox hides behind its own: isolation tests
+    must see a real leak."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    root.chmod(0o711)
+    return root
+
+
+def running(root: Path, settings: dict) -> Iterator[PushdUnderTest]:
+    """A fixture's body: a daemon started in `root`, then stopped with everything it ran and
+    its folder removed."""
+    platform = PushdUnderTest(root, settings=settings)
+    platform.start()
+    yield platform
+    platform.stop(everything=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
@@ -130,6 +151,13 @@ class PushdUnderTest:
                      ["git", "commit", "-q", "-m", "first"],
                      ["git", "remote", "add", "platform", f"ssh://git@{host}/{name}"]):
             sh(argv, cwd=repo, env=env, check=True)
+        return repo
+
+    def deploy(self, name: str, files: dict[str, str], user: str = "admin") -> Path:
+        """A new app repo for `name`, pushed as `user`; the push must succeed."""
+        repo = self.new_app_repo(name, files, user=user)
+        result = self.push(repo)
+        assert result.returncode == 0, result.stderr
         return repo
 
     def commit(self, repo: Path, files: dict[str, str], message: str = "change") -> str:

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import pytest
 
 from pushd.build.cgroup import group_prefix
 from pushd.store import Store
+from tests.loopback import loopback_service
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest, free_port, python_app, sh
+from .harness import PushdUnderTest, free_port, new_root, python_app, running, sh
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 HOSTILE = FIXTURES / "buildpacks" / "hostile"
@@ -30,22 +30,17 @@ VICTIM_SECRET = "victim-source-4b1d9e"
 @pytest.fixture(scope="module")
 def limited():
     """A daemon of its own, with build limits small enough to hit in a moment."""
-    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-limits-", dir="/var/tmp"))
-    root.chmod(0o711)
+    root = new_root("pushd-e2e-limits-")
     packs = root / "packs"  # the operator's allowed buildpack folder
     shutil.copytree(HOSTILE, packs / "hostile")
     shutil.copytree(FIXTURES / "buildpacks" / "second", root / "not-allowed")
     for folder in (packs, root / "not-allowed"):
         sh(["chmod", "-R", "a+rX", str(folder)], check=True)
-    platform = PushdUnderTest(root, settings={
+    yield from running(root, {
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5, "build_timeout": 120,
         "build_memory_mb": 128, "build_pids_max": 64, "build_cpu_percent": 20,
         "build_cache_mb": 16, "max_pack_mb": 8, "max_object_mb": 4, "slug_limit_mb": 20,
         "allowed_buildpack_paths": [str(packs)]})
-    platform.start()
-    yield platform
-    platform.stop(everything=True)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def hostile_app(pushd: PushdUnderTest, name: str, attack: str, *config: str,
@@ -203,23 +198,9 @@ def test_a_racing_buildpack_folder_reads_nothing_outside_the_build(limited: Push
 
 # the build's own network
 def test_a_build_cannot_reach_the_hosts_loopback(limited: PushdUnderTest):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
-    accepted: list[object] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                pass
-
     bind_port = free_port()
     reached_bound: list[int] = []
+    stop = threading.Event()
 
     def probe_bound() -> None:  # whether the build's own listener shows up on the host
         while not stop.is_set():
@@ -228,17 +209,15 @@ def test_a_build_cannot_reach_the_hosts_loopback(limited: PushdUnderTest):
                     reached_bound.append(bind_port)
             stop.wait(0.02)
 
-    threads = [threading.Thread(target=serve), threading.Thread(target=probe_bound)]
-    for thread in threads:
-        thread.start()
-    try:
-        ports = f"'HOSTPORTS={port} {limited.ssh_port}'"
-        result = hostile_app(limited, "netprobe", "loopback", ports, f"BINDPORT={bind_port}")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        listener.close()
+    prober = threading.Thread(target=probe_bound)
+    with loopback_service() as (port, accepted):
+        prober.start()
+        try:
+            ports = f"'HOSTPORTS={port} {limited.ssh_port}'"
+            result = hostile_app(limited, "netprobe", "loopback", ports, f"BINDPORT={bind_port}")
+        finally:
+            stop.set()
+            prober.join()
     assert result.returncode == 0, result.stderr
     lines = remote_lines(result)
     assert f"remote:        no way to 127.0.0.1:{port}" in lines, lines

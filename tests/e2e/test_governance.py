@@ -43,13 +43,6 @@ def set_quotas(pushd: PushdUnderTest, user: str, *limits: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def deploy(pushd: PushdUnderTest, app: str, files: dict[str, str], user: str) -> Path:
-    repo = pushd.new_app_repo(app, files, user=user)
-    result = pushd.push(repo)
-    assert result.returncode == 0, result.stderr
-    return repo
-
-
 def destroy(pushd: PushdUnderTest, *apps: str) -> None:
     for app in apps:
         pushd.ssh("apps:destroy", app, "--confirm", app)
@@ -88,7 +81,7 @@ def test_apps_quota_refuses_create_and_a_first_push(gov: PushdUnderTest):
 
 
 def test_dynos_and_memory_quotas_refuse_ps_scale(gov: PushdUnderTest):
-    deploy(gov, "gq-scaled", python_app("scaled"), "alice")
+    gov.deploy("gq-scaled", python_app("scaled"), user="alice")
     wait_until(lambda: gov.http("gq-scaled").status == 200)
     dynos = int(quotas(gov, "alice")["dynos"][1])
     assert dynos >= 1
@@ -113,7 +106,7 @@ def test_dynos_and_memory_quotas_refuse_ps_scale(gov: PushdUnderTest):
 
 
 def test_oneoffs_quota_counts_those_running(gov: PushdUnderTest):
-    deploy(gov, "gq-oneoff", python_app("oneoff"), "bob")
+    gov.deploy("gq-oneoff", python_app("oneoff"), user="bob")
     set_quotas(gov, "bob", "oneoffs=1")
     argv = ["ssh", "-F", str(gov.ssh_config), "platform-bob", "run", "gq-oneoff",
             "echo started; sleep 120"]
@@ -212,7 +205,7 @@ def test_policies_refuse_pushes(gov: PushdUnderTest):
 
 
 def test_policies_refuse_commands_and_edits_apply_without_a_restart(gov: PushdUnderTest):
-    deploy(gov, "gq-rules", python_app("rules", {"app.json": HEALTHY}), "alice")
+    gov.deploy("gq-rules", python_app("rules", {"app.json": HEALTHY}), user="alice")
     pid = gov.daemon_pid()
     write_policies(gov, POLICIES)
     refused = gov.ssh("config:set", "gq-rules", "DEBUG_SQL=1", user="alice")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import errno
-import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from pushd.sshkeys import fingerprint_blob
 from pushd.store import Store
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest, python_app, sh
+from .harness import PushdUnderTest, new_root, python_app, running, sh
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
 
@@ -106,14 +104,8 @@ def parse_public_key_unchecked(text: str) -> tuple[str, str]:
 def own_uids() -> Iterator[PushdUnderTest]:
     """A daemon of its own, with uids no other pushd on this machine uses: a process of
     another instance's app with the same uid rightly keeps an id from being reused."""
-    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-ids-", dir="/var/tmp"))
-    root.chmod(0o711)
-    platform = PushdUnderTest(root, settings={"uid_base": 31000, "boot_timeout": 8,
-                                              "stop_timeout": 5, "drain_seconds": 0.5})
-    platform.start()
-    yield platform
-    platform.stop(everything=True)
-    shutil.rmtree(root, ignore_errors=True)
+    yield from running(new_root("pushd-e2e-ids-"), {"uid_base": 31000, "boot_timeout": 8,
+                                                    "stop_timeout": 5, "drain_seconds": 0.5})
 
 
 def app_id(pushd: PushdUnderTest, name: str) -> int:

@@ -7,17 +7,15 @@ all of it) and its own app uid span (its firewall table concerns only its own ap
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import socket
-import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
+from ..loopback import loopback_service
 from ..polling import wait_until
-from .harness import PUSHD, PushdUnderTest, python_app, sh
+from .harness import PUSHD, PushdUnderTest, new_root, python_app, running, sh
 
 ATTACKER = Path(__file__).resolve().parent.parent / "fixtures" / "apps" / "netns-attacker"
 RANGE_SIZE = 24
@@ -41,37 +39,16 @@ def free_range(size: int) -> tuple[int, int]:
     raise AssertionError("no free port range")
 
 
-
-def accept_all(server: socket.socket, accepted: list[object]) -> None:
-    """What reaches the test's own loopback service (until the test closes it)."""
-    with contextlib.suppress(OSError):
-        while True:
-            accepted.append(server.accept())
-
-
 @pytest.fixture(scope="module")
 def net():
-    root = Path(tempfile.mkdtemp(prefix="pushd-e2e-netns-", dir="/var/tmp"))
-    root.chmod(0o711)
-    platform = PushdUnderTest(root, settings={
+    yield from running(new_root("pushd-e2e-netns-"), {
         "boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5,
         "crash_backoff_base": 0.5, "crash_backoff_max": 4, "build_timeout": 300,
         "port_range": list(free_range(RANGE_SIZE)), "uid_base": 20000})
-    platform.start()
-    yield platform
-    platform.stop(everything=True)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def attacker_files() -> dict[str, str]:
     return {p.name: p.read_text() for p in ATTACKER.iterdir()}
-
-
-def deploy(pushd: PushdUnderTest, name: str, files: dict[str, str], user: str) -> Path:
-    repo = pushd.new_app_repo(name, files, user=user)
-    result = pushd.push(repo)
-    assert result.returncode == 0, result.stderr
-    return repo
 
 
 def logs(pushd: PushdUnderTest, app: str, user: str, *args: str) -> str:
@@ -86,13 +63,13 @@ def reach(pushd: PushdUnderTest, app: str, user: str, host: str, port: int) -> s
 
 @pytest.fixture(scope="module")
 def attacker(net: PushdUnderTest) -> str:
-    deploy(net, "squatter", attacker_files(), "bob")
+    net.deploy("squatter", attacker_files(), user="bob")
     return "squatter"
 
 
 def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net, attacker):
     low, high = net.settings["port_range"]
-    deploy(net, "victim", python_app("victim"), "alice")
+    net.deploy("victim", python_app("victim"), user="alice")
     assert net.ssh("config:set", attacker, f"SQUAT_LOW={low}", f"SQUAT_HIGH={high}",
                    user="bob").returncode == 0
     # it holds the whole range, in its own network (on a shared one, all but the victim's)
@@ -128,13 +105,7 @@ def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net,
 
 def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports(net,
                                                                                 attacker):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    accepted: list[object] = []
-    threading.Thread(target=accept_all, args=(server, accepted), daemon=True).start()
-    try:
+    with loopback_service() as (port, accepted):
         # a service on the host's loopback, then the platform's SSH port and router
         for host, target in (("127.0.0.1", port), ("::1", port), ("127.0.0.1", net.ssh_port),
                              ("127.0.0.1", net.http_port), ("::1", net.http_port)):
@@ -144,8 +115,6 @@ def test_a_dyno_cannot_reach_the_hosts_loopback_services_nor_the_platforms_ports
         # and the host really serves them (the test is not vacuous)
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
         wait_until(lambda: accepted)
-    finally:
-        server.close()
     assert net.http("victim").status in (200, 404)  # the router still serves
 
 

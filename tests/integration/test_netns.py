@@ -7,7 +7,6 @@ import ctypes
 import os
 import socket
 import subprocess
-import threading
 import urllib.request
 
 import pytest
@@ -17,6 +16,7 @@ from pushd.runtime.bwrap import bwrap_argv
 from pushd.runtime.netns import Forward, NetnsError, attach, detach, listening, pasta_argv
 from pushd.runtime.sandboxio import SandboxInfo
 
+from ..loopback import loopback_service
 from ..polling import wait_until
 
 UID = 40110
@@ -74,14 +74,6 @@ def pastas_of_ours() -> list[int]:
             if comm.startswith("passt") and ppid == me:
                 found.append(int(entry.name))
     return found
-
-
-
-def accept_all(server: socket.socket, accepted: list[object]) -> None:
-    """What reaches the test's own loopback service (until the test closes it)."""
-    with contextlib.suppress(OSError):
-        while True:
-            accepted.append(server.accept())
 
 
 @pytest.fixture
@@ -174,13 +166,7 @@ def test_a_host_port_taken_fails_the_attach_with_pastas_reason(sandboxes):
 
 
 def test_the_sandbox_cannot_reach_the_hosts_loopback_services(sandboxes):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    accepted: list[object] = []
-    threading.Thread(target=accept_all, args=(server, accepted), daemon=True).start()
-    try:
+    with loopback_service() as (port, accepted):
         for host in ("127.0.0.1", "::1", "localhost"):
             box = sandboxes(CONNECT, host, str(port))
             handle = attach(box.init, UID)  # outbound, as every dyno and one-off has
@@ -190,8 +176,6 @@ def test_the_sandbox_cannot_reach_the_hosts_loopback_services(sandboxes):
                 detach(handle)
             assert out.startswith("blocked"), (host, out)
         assert accepted == []
-    finally:
-        server.close()
 
 
 def test_attaching_to_a_gone_process_fails_cleanly():

@@ -16,6 +16,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 OPTIONS = RenderOptions(
     nginx_dir=Path("/var/lib/pushd/nginx"), listen=("0.0.0.0:8080",), user="nobody nogroup"
 )
+# an include in the system's own nginx, instead of pushd's own nginx
+SYSTEM_INCLUDE = RenderOptions(nginx_dir=Path("/var/lib/pushd/nginx"), listen=("0.0.0.0:80",),
+                               standalone=False)
 WEB = Route(
     "myapp",
     ("myapp.localhost", "www.example.com"),
@@ -108,9 +111,7 @@ def test_own_nginx_main_config():
 
 
 def test_system_include_is_http_level_only():
-    options = RenderOptions(nginx_dir=Path("/var/lib/pushd/nginx"), listen=("0.0.0.0:80",),
-                            standalone=False)
-    text = render([WEB], options, TEMPLATES)
+    text = render([WEB], SYSTEM_INCLUDE, TEMPLATES)
     assert "events" not in text and "user " not in text and "pid " not in text
     assert "default_server" not in text  # the system's default server stays the default
     assert "server_name myapp.localhost www.example.com;" in text
@@ -200,9 +201,7 @@ def test_upstream_connections_are_kept_alive_except_upgrades():
 
 
 def test_system_include_keeps_limits_inside_pushds_servers():
-    options = RenderOptions(nginx_dir=Path("/var/lib/pushd/nginx"), listen=("0.0.0.0:80",),
-                            standalone=False)
-    text = render([WEB], options, TEMPLATES)
+    text = render([WEB], SYSTEM_INCLUDE, TEMPLATES)
     assert "worker_connections" not in text and "worker_rlimit_nofile" not in text
     http_level = text.split("\nserver {")[0]  # the system's own http settings stay its own
     assert "client_header_timeout" not in http_level
