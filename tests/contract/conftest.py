@@ -11,10 +11,12 @@ where the behaviour is the supervisor's, through a real `Supervisor` driving it:
   daemon that dies by `kill -9` are listed by a fresh runtime with the same id and endpoint,
   still serving, and adopted by a fresh supervisor without a restart.
 
-How a runtime joins: write a `Harness` subclass for it below (what is local to the runtime:
-the module that registers it, how a slug is made ready to run, what it needs on the host)
-and add its name to `HARNESSES`. Every test then runs against it as `[name]`; nothing else
-changes. A missing part of the host (an engine, root) fails the run, never skips it.
+How a runtime joins: write a `Harness` subclass for it below and add it to `HARNESSES`
+under the runtime's registered name. The subclass says only what is local to the runtime:
+`name` and `module` (the module whose import registers it), `slug()` (make an app's files
+ready to run: a folder, an image; returns what a spec carries), `check_host()` (fail when
+its engine or root is missing: never skip) and, if the runtime needs it, `endpoint_port()`
+and `cleanup()`. Every test then runs against it as `[name]`; nothing else changes.
 Each test module gets a state folder of its own; dyno ids carry a random suffix, so two runs
 at once never share a cgroup, container or folder.
 """

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pushd.runtime.base import DynoSpec
+from pushd.runtime.base import DynoInfo, DynoSpec
 
 from ..polling import wait_until
 from .conftest import Harness
@@ -32,7 +32,7 @@ def dynos(harness: Harness, slug: str) -> Iterator[list[DynoSpec]]:
         harness.runtime.remove(spec.id)
 
 
-def start(harness: Harness, dynos: list[DynoSpec], spec: DynoSpec):  # noqa: ANN201
+def start(harness: Harness, dynos: list[DynoSpec], spec: DynoSpec) -> DynoInfo:
     dynos.append(spec)
     return harness.runtime.start(spec)
 

@@ -99,7 +99,10 @@ def test_dynos_outlive_a_killed_daemon_and_are_adopted_without_a_restart(harness
     daemon = subprocess.Popen([sys.executable, "-m", "tests.contract.daemon", harness.name,
                                str(harness.root)], cwd=REPO)
     try:
-        assert wait_release(store, app.id, release.version, 30).status == "succeeded"
+        wait_until(lambda: daemon.poll() is not None
+                   or store.release(app.id, release.version).status != "pending", timeout=30)
+        assert daemon.poll() is None, "the stand-in daemon died"
+        assert store.release(app.id, release.version).status == "succeeded"
         (before,) = [i for i in harness.fresh_runtime().list() if i.spec.app_id == app.id]
         token = wait_until(lambda: get(before.endpoint), timeout=10).split()[0]
     finally:
