@@ -1,0 +1,125 @@
+"""The runtime contract, driven through the Runtime interface alone (see conftest.py)."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pushd.runtime.base import DynoInfo, DynoSpec
+
+from ..polling import wait_until
+from .conftest import Harness
+from .helpers import SERVER, PipeClient, exited, get, listed, log_texts
+
+APP = 1
+
+
+@pytest.fixture(scope="module")
+def slug(harness: Harness) -> str:
+    harness.paths.app_dir(APP).mkdir(parents=True, exist_ok=True)  # its log lives there
+    return harness.slug(APP, {"server.py": SERVER})
+
+
+@pytest.fixture
+def dynos(harness: Harness, slug: str) -> Iterator[list[DynoSpec]]:
+    """Specs the test starts; whatever of them is left is removed after it."""
+    started: list[DynoSpec] = []
+    yield started
+    for spec in started:
+        harness.runtime.remove(spec.id)
+
+
+def start(harness: Harness, dynos: list[DynoSpec], spec: DynoSpec) -> DynoInfo:
+    dynos.append(spec)
+    return harness.runtime.start(spec)
+
+
+def test_web_dyno_serves_on_port_behind_the_endpoint_it_reports(harness, slug, dynos):
+    rt = harness.runtime
+    spec = harness.spec(APP, slug, "web", "python3 server.py")
+    info = start(harness, dynos, spec)
+    endpoint = info.endpoint or wait_until(lambda: (i := listed(rt, spec.id)) and i.endpoint)
+    assert ipaddress.ip_address(endpoint.host).is_loopback  # the router's side only
+    body = wait_until(lambda: get(endpoint), timeout=20)
+    assert body.split()[1] == spec.env["PORT"]  # the app bound $PORT, and that is served
+    assert wait_until(lambda: rt.probe(spec), timeout=10)
+    again = listed(rt, spec.id)
+    assert again is not None and again.running and again.endpoint == endpoint
+    assert again.spec == spec
+
+
+def test_dyno_is_reported_running_then_exited_with_its_status(harness, slug, dynos):
+    rt = harness.runtime
+    spec = harness.spec(APP, slug, "worker", "echo working; sleep 1; exit 3")
+    start(harness, dynos, spec)
+    info = listed(rt, spec.id)
+    assert info is not None and info.running and info.exit_status is None
+    done = wait_until(lambda: exited(rt, spec.id), timeout=20)
+    assert (done.exit_status, done.stopping) == (3, False)  # it ended on its own: a crash
+    assert "working" in rt.logs(spec.id, 10)  # its last output, for a failed release
+    rt.remove(spec.id)
+    assert listed(rt, spec.id) is None
+
+
+def test_stop_is_sigterm_then_sigkill_after_the_stop_timeout(harness, slug, dynos):
+    rt = harness.runtime
+    polite = harness.spec(APP, slug, "worker",
+                          "trap 'echo bye; exit 0' TERM; echo ready; sleep 300 & wait")
+    stubborn = harness.spec(APP, slug, "worker",
+                            "trap 'echo got TERM' TERM; echo ready; "
+                            "while true; do sleep 0.2; done", stop_timeout=1.0)
+    for spec in (polite, stubborn):
+        start(harness, dynos, spec)
+    for spec in (polite, stubborn):  # its trap is set
+        wait_until(lambda s=spec: "ready" in log_texts(harness, APP, s.dyno), timeout=20)
+    asked = time.monotonic()
+    for spec in (polite, stubborn):
+        rt.stop(spec.id)
+    # the escalation needs nobody to wait on it: seen by a fresh instance
+    observer = harness.fresh_runtime()
+    done = wait_until(lambda: exited(observer, polite.id), timeout=20)
+    assert (done.exit_status, done.stopping) == (0, True)
+    assert "bye" in log_texts(harness, APP, polite.dyno)
+    killed = wait_until(lambda: exited(observer, stubborn.id), timeout=20)
+    waited = time.monotonic() - asked
+    assert (killed.exit_status, killed.stopping) == (137, True)
+    assert waited >= stubborn.stop_timeout  # a lower bound only: never killed early
+    assert "got TERM" in log_texts(harness, APP, stubborn.dyno)  # SIGTERM came first
+    platform = log_texts(harness, APP, stubborn.dyno, source="pushd")
+    assert any(line.startswith("Error R12 (Exit timeout)") for line in platform), platform
+    assert not any("R12" in line for line in log_texts(harness, APP, polite.dyno, "pushd"))
+
+
+def test_one_off_exit_status_passes_through_run(harness, slug):
+    rt = harness.runtime
+    spec = harness.spec(APP, slug, "run",
+                        'read line; echo "got $line from $DYNO"; echo oops >&2; exit 7')
+    client = PipeClient(b"hello\n")
+    try:
+        status = rt.run(spec, client)
+    finally:
+        client.close()
+    assert status == 7
+    assert bytes(client.out) == f"got hello from {spec.dyno}\n".encode()
+    assert bytes(client.err) == b"oops\n"
+    assert listed(rt, spec.id) is None  # a one-off leaves nothing behind
+
+
+def test_output_reaches_the_app_log_that_logs_reads(harness, slug, dynos):
+    rt = harness.runtime
+    spec = harness.spec(APP, slug, "worker",
+                        "echo to-stdout $DYNO; echo to-stderr >&2; printf 'no newline'; "
+                        "sleep 300")
+    start(harness, dynos, spec)
+    wanted = [f"to-stdout {spec.dyno}", "to-stderr"]
+    wait_until(lambda: all(w in log_texts(harness, APP, spec.dyno) for w in wanted),
+               timeout=20)
+    assert all(w in rt.logs(spec.id, 10) for w in wanted)
+    rt.stop(spec.id)
+    wait_until(lambda: exited(rt, spec.id), timeout=20)
+    # an unfinished last line is not lost when the dyno ends
+    assert log_texts(harness, APP, spec.dyno)[-1] == "no newline"
+    assert rt.logs(spec.id, 10)[-1] == "no newline"  # exited, not removed: still there
