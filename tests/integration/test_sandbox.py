@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -79,7 +80,12 @@ def env():
     shutil.rmtree(root, ignore_errors=True)
 
 
+# cgroups are named by dyno id host-wide: a suffix per run keeps overlapping runs apart
+RUN = f"-{os.getpid()}"
+
+
 def spec(env, command, dyno_id, *, kind="web", memory_mb=256, stop_timeout=5.0, port=None):
+    dyno_id += RUN
     port = port or (env["ports"].allocate(set()) if kind == "web" else None)
     variables = {"HOME": "/app", "DYNO": f"{kind}.1", "FOO": "bar"}
     if port:
@@ -250,7 +256,7 @@ class IO:
 
 
 def oneoff(env, command, dyno_id="1-run.1234-x"):
-    return DynoSpec(id=dyno_id, app_id=1, app="one", release=1, process_type="run",
+    return DynoSpec(id=dyno_id + RUN, app_id=1, app="one", release=1, process_type="run",
                     index=1234, command=command, env={"HOME": "/app", "DYNO": "run.1234"},
                     slug_dir=str(env["slug"]), uid=UID, memory_mb=256)
 
@@ -258,11 +264,11 @@ def oneoff(env, command, dyno_id="1-run.1234-x"):
 def test_run_returns_status_and_output(env):
     rt = env["runtime"]
     io = IO(b"from stdin\n")
-    status = rt.run(oneoff(env, "cat; echo out $DYNO $FROM_PROFILE_D; echo err >&2; exit 3"),
-                    io)
+    s = oneoff(env, "cat; echo out $DYNO $FROM_PROFILE_D; echo err >&2; exit 3")
+    status = rt.run(s, io)
     assert status == 3
     assert io.out == b"from stdin\nout run.1234 yes\n" and io.err == b"err\n"
-    assert not (env["paths"].dynos_dir / "1-run.1234-x").exists()
+    assert not (env["paths"].dynos_dir / s.id).exists()
     log = log_text(env)
     assert "pushd[run.1234]: Starting process with command `cat;" in log
     assert "pushd[run.1234]: Process exited with status 3" in log
