@@ -91,10 +91,10 @@ def parse_sources_list(text: str) -> list[AptSource]:
     found = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
-        line = re.sub(r"\[[^\]]*\]", " ", line)
-        words = line.split()
-        if len(words) >= 3 and words[0] == "deb":
-            found.append(AptSource(words[1], (words[2],), tuple(words[3:])))
+        matched = re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*)", line)
+        if matched:
+            uri, suite, components = matched.groups()
+            found.append(AptSource(uri, (suite,), tuple(components.split())))
     return found
 
 
