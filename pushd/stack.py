@@ -6,6 +6,7 @@ parsers) return data and run nothing; `StackBuilder` runs them."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -26,6 +27,12 @@ LABEL = "io.pushd.stack"
 # what the bundled buildpacks (python, node) need to compile apps and their native modules
 PACKAGES = ("python3", "python3-venv", "python3-pip", "nodejs", "npm", "ca-certificates",
             "build-essential", "libpq-dev", "git", "curl")
+# as in Debian's slim images: no manuals, docs or translations (about 100 MB); licences kept
+DPKG_EXCLUDES = ("path-exclude /usr/share/doc/*\n"
+                 "path-include /usr/share/doc/*/copyright\n"
+                 "path-exclude /usr/share/man/*\n"
+                 "path-exclude /usr/share/info/*\n"
+                 "path-exclude /usr/share/locale/*\n")
 CHROOT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C", "HOME": "/root",
               "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
@@ -168,7 +175,14 @@ class StackBuilder:
             return None
 
     def build(self, stack: str, force: bool = False) -> str:
-        """The image id of the stack, built unless present (or `force`)."""
+        """The image id of the stack, built unless present (or `force`). One build at a time
+        per state dir: a second caller waits, then finds the image the first one made."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with (self.work_dir / "stack.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._build(stack, force)
+
+    def _build(self, stack: str, force: bool) -> str:
         name = image_name(stack)
         old = self.existing(stack)
         if old and not force:
@@ -181,7 +195,6 @@ class StackBuilder:
         sources = host_sources(self.apt_dir)
         mirror = mirror_for(sources)
         started = time.monotonic()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="stack-", dir=self.work_dir))
         log = work.parent / f"{work.name}.log"
         try:
@@ -204,6 +217,10 @@ class StackBuilder:
 
     def _install(self, root: Path, sources: Sequence[AptSource], log: Path) -> None:
         (root / "etc/apt/sources.list").write_text(chroot_sources_list(sources))
+        (root / "etc/dpkg/dpkg.cfg.d/pushd-slim").write_text(DPKG_EXCLUDES)
+        for folder in ("usr/share/man", "usr/share/info", "usr/share/locale"):
+            shutil.rmtree(root / folder, ignore_errors=True)
+            (root / folder).mkdir()
         # no service may start inside the chroot while packages are configured
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")

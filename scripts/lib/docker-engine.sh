@@ -1,12 +1,12 @@
 # Sourced by scripts/install and scripts/test: make sure the Docker engine answers.
 # There is no systemd here: when `docker info` gets no answer, dockerd is started in the
-# background (log in /var/log/pushd-dockerd.log) and waited for, at most
+# background (log in PUSHD_DOCKER_LOG, /var/log/pushd-dockerd.log) and waited for, at most
 # PUSHD_DOCKER_WAIT seconds (30). Returns non-zero, with one line, when it cannot.
 
 pushd_docker_engine() {
     command -v dockerd >/dev/null 2>&1 || { echo " !    dockerd is missing (apt docker.io)" >&2; return 1; }
     docker info >/dev/null 2>&1 && return 0
-    local log=/var/log/pushd-dockerd.log wait=${PUSHD_DOCKER_WAIT:-30}
+    local log=${PUSHD_DOCKER_LOG:-/var/log/pushd-dockerd.log} wait=${PUSHD_DOCKER_WAIT:-30}
     echo "-----> Starting the Docker engine (log: $log)"
     # setsid: the engine outlives this script and its terminal, like a service would
     setsid dockerd >>"$log" 2>&1 </dev/null &
