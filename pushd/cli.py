@@ -197,6 +197,24 @@ def status(obj: dict, state_dir: str | None) -> None:
         click.echo(f"  {app} {dyno.spec.dyno} v{dyno.spec.release} pid {dyno.pid}")
 
 
+
+@main.command(name="stack:build")
+@click.option("--state-dir", help="State directory (the temporary root is made under it)")
+@click.option("--force", is_flag=True, help="Rebuild even if the image is present")
+@click.pass_obj
+def stack_build(obj: dict, state_dir: str | None, force: bool) -> None:
+    """Make the stack image (Debian + buildpack needs) in the local Docker engine."""
+    from . import stack
+
+    try:
+        settings = load({"state_dir": state_dir or obj.get("state_dir")})
+        builder = stack.StackBuilder(stack.engine(), settings.state_dir / "tmp",
+                                     lambda line: click.echo(line))
+        builder.build(settings.stack, force=force)
+    except PushdError as err:
+        _fail(err)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()
