@@ -41,6 +41,18 @@ def register_admin_key(platform: Platform, key_file: Path) -> str:
     return f"Registered {fingerprint} as admin key {name}"
 
 
+def no_banner_tracebacks(record: logging.LogRecord) -> bool:
+    """False for paramiko's records about a connection that closed or stalled before its SSH
+    banner: its error line and 25-line traceback on every port scan, readiness probe (`up
+    --detach`) and newcomer cut off by the pre-auth caps. Paramiko logs them one line each from
+    inside its `except` block, so the exception being handled tells them apart."""
+    import paramiko  # loaded by then: only the daemon's SSH server logs through it
+
+    err = sys.exc_info()[1]
+    return not (isinstance(err, paramiko.SSHException)
+                and str(err).startswith("Error reading SSH protocol banner"))
+
+
 def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     from .commands import load_all
@@ -55,6 +67,7 @@ def run(platform: Platform) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("paramiko", "dulwich"):  # per-connection chatter, and port probes
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("paramiko.transport").addFilter(no_banner_tracebacks)
     stop = threading.Event()
     ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
     guard = None
