@@ -9,8 +9,8 @@ from typing import NoReturn
 
 import click
 
-from . import daemon, firewall
-from .errors import PushdError
+from . import daemon, firewall, ports
+from .errors import PushdError, UsageError
 from .models import Key
 from .platform import Platform
 from .settings import Settings, load
@@ -136,6 +136,9 @@ def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | 
              "system_nginx": system_nginx}
     try:
         platform = platform_for(live=False, **flags)
+        clash = ports.ephemeral_clash(platform.settings.port_range, ports.kernel_ephemeral_range())
+        if clash:
+            raise UsageError(clash)
         if admin_key:
             click.echo(daemon.register_admin_key(platform, admin_key))
         if not platform.store.keys():

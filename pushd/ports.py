@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import socket
+from pathlib import Path
 
 from .errors import RuntimeFailure
 
@@ -36,3 +37,31 @@ class PortAllocator:
                 self._next = port + 1 if port < self.high else self.low
                 return port
         raise RuntimeFailure(f"No free port left in {self.low}-{self.high}")
+
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def kernel_ephemeral_range(path: Path = EPHEMERAL_RANGE) -> tuple[int, int] | None:
+    """The ports the kernel hands out to outgoing connections (net.ipv4.ip_local_port_range);
+    None where it cannot be read."""
+    try:
+        low, high = (int(word) for word in path.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return low, high
+
+
+def ephemeral_clash(port_range: tuple[int, int], ephemeral: tuple[int, int] | None) -> str | None:
+    """Why `port_range` cannot hold dyno endpoints next to these ephemeral ports, or None: any
+    outgoing connection on the host (a dyno's, nginx's, a build's) may take one of its ports,
+    and the dyno given that port then cannot bind its endpoint."""
+    if ephemeral is None:
+        return None
+    low, high = port_range
+    first, last = ephemeral
+    if high < first or low > last:
+        return None
+    return (f"port_range {low}-{high} overlaps the kernel's ephemeral ports {first}-{last} "
+            f"(net.ipv4.ip_local_port_range): set port_range in pushd.yaml outside "
+            f"{first}-{last}, or narrow that sysctl")

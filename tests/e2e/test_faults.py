@@ -51,3 +51,21 @@ def test_up_detach_and_port_scans_leave_no_traceback_in_the_daemon_log(workdir: 
     log = (state / "pushd.log").read_text()
     assert "Traceback" not in log, log
     assert "Error reading SSH protocol banner" not in log, log
+
+
+def test_up_refuses_a_port_range_inside_the_kernels_ephemeral_ports(workdir: Path):
+    key = key_pair(workdir)
+    first, last = (int(word) for word in
+                   Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    low, high = first + 100, min(first + 199, last)  # wholly inside, as free ports often are
+    state, _ = write_settings(workdir, port_range=[low, high])
+    up = sh([PUSHD, "--state-dir", str(state), "up", "--admin-key", f"{key}.pub", "--detach"],
+            env=clean_env(), timeout=120)
+    assert up.returncode != 0
+    assert "pushd is up" not in up.stdout
+    assert up.stderr == (f" !    port_range {low}-{high} overlaps the kernel's ephemeral ports "
+                         f"{first}-{last} (net.ipv4.ip_local_port_range): set port_range in "
+                         f"pushd.yaml outside {first}-{last}, or narrow that sysctl\n")
+    assert not (state / "pushd.pid").exists()
+    status = sh([PUSHD, "status", "--state-dir", str(state)], env=clean_env())
+    assert "Daemon:     not running" in status.stdout
