@@ -48,7 +48,7 @@ class Harness:
     # short timeouts: the suite runs in well under a minute
     overrides: dict = {"stop_timeout": 2.0, "boot_timeout": 15.0, "drain_seconds": 0.2,
                        "crash_backoff_base": 0.5, "crash_backoff_max": 2.0,
-                       "port_range": (34000, 34999), "uid_base": 47000, "firewall": False}
+                       "port_range": (31000, 31999), "uid_base": 47000, "firewall": False}
 
     def __init__(self, root: Path) -> None:
         self.root = root
