@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from ..errors import UsageError
 from ..paths import Paths
 from ..settings import Settings
 from .records import DynoInfo, DynoSpec, OneOffIO
@@ -57,12 +58,16 @@ def register(name: str) -> Callable[[type], type]:
     return deco
 
 
+def check_runtime(name: str) -> None:
+    """Refuse a runtime name no module registered: one line for the user, not a traceback."""
+    if name not in RUNTIMES:
+        known = ", ".join(sorted(RUNTIMES)) or "none"
+        raise UsageError(f"Unknown runtime {name!r} in pushd.yaml, --runtime or PUSHD_RUNTIME "
+                         f"(known: {known})")
+
+
 def make_runtime(settings: Settings, paths: Paths) -> Runtime:
     """The registered runtime `settings.runtime` names (the wiring imports the modules that
     register themselves: this interface knows none of them)."""
-    try:
-        cls = RUNTIMES[settings.runtime]
-    except KeyError:
-        known = ", ".join(sorted(RUNTIMES))
-        raise ValueError(f"Unknown runtime {settings.runtime!r} (known: {known})") from None
-    return cls(settings, paths)
+    check_runtime(settings.runtime)
+    return RUNTIMES[settings.runtime](settings, paths)
