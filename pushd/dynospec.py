@@ -14,7 +14,8 @@ from .errors import RuntimeFailure
 from .files import replace_file
 from .models import App, Release
 from .paths import Paths
-from .runtime.base import DynoSpec, Runtime
+from .runtime.base import Runtime
+from .runtime.records import DynoSpec
 from .settings import Settings, app_uid
 
 # under dynos/, whose dot-named entries the runtime never takes for dynos

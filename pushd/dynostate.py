@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .dynostatus import DynoStatus
 from .models import App
 from .router.base import Route
-from .runtime.base import DynoInfo, DynoSpec, Endpoint
+from .runtime.records import DynoInfo, DynoSpec, Endpoint
 
 Slot = tuple[int, int, str, int]  # app id, release version, process type, index
 

@@ -24,10 +24,22 @@ BUNDLED_BUILDPACKS = PROJECT_DIR / "buildpacks"
 TEMPLATES = PROJECT_DIR / "templates"
 
 
+def load_runtimes() -> None:
+    """Import every runtime module: each registers itself (`@register`) in runtime/base.py."""
+    from .runtime import sandbox  # noqa: F401  (the embedded default)
+
+
 @dataclass
 class Platform:
     settings: Settings
     supervisor: Any = field(default=None)  # set inside the daemon only
+
+    def __post_init__(self) -> None:
+        """An unknown `runtime` ends every command (and the daemon's start) with one line."""
+        from .runtime.base import check_runtime
+
+        load_runtimes()
+        check_runtime(self.settings.runtime)
 
     @cached_property
     def paths(self) -> Paths:
@@ -47,7 +59,6 @@ class Platform:
 
     @cached_property
     def runtime(self) -> Runtime:
-        from .runtime import sandbox  # noqa: F401  (registers the embedded default)
         from .runtime.base import make_runtime
 
         return make_runtime(self.settings, self.paths)

@@ -24,7 +24,7 @@ from .paths import Paths
 from .ports import PortAllocator
 from .publish import Guard, Publisher
 from .router.base import Route
-from .runtime.base import DynoInfo, DynoSpec
+from .runtime.records import DynoInfo, DynoSpec
 from .settings import Settings
 
 log = logging.getLogger("pushd.supervisor")

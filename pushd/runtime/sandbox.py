@@ -24,10 +24,11 @@ from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
 from . import seccomp
-from .base import DynoInfo, DynoSpec, Endpoint, OneOffIO, register
+from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
 from .netns import Attachment, NetnsError, attach, detach, listening
+from .records import DynoInfo, DynoSpec, Endpoint, OneOffIO
 from .sandboxio import CLIENT_POLL, ClientEnd, SandboxInfo, kill_sandbox, start_pipes, start_tty
 
 DEFAULT_PATH = "/app/.venv/bin:/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin"

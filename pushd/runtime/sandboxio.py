@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import IO
 
 from ..cgroups import kill_members
-from .base import OneOffIO
 from .bwrap import SYSTEM_PATH
 from .dynodir import signal_sandbox
+from .records import OneOffIO
 
 SETSID = shutil.which("setsid", path=SYSTEM_PATH) or "/usr/bin/setsid"
 CLIENT_POLL = 0.2  # how often a running one-off checks that its client (and its size) changed

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ..logs import AppLog, escape, format_line
 from . import seccomp
-from .base import DynoSpec
 from .dynodir import DynoDir, proc_start, signal_sandbox
 from .netns import Attachment, Forward, NetnsError, attach, detach
+from .records import DynoSpec
 from .sandbox import DRAIN_AFTER_EXIT, dyno_argv, dyno_environ, exit_status
 from .sandboxio import SandboxInfo
 

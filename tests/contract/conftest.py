@@ -36,7 +36,8 @@ import pytest
 
 from pushd.paths import Paths
 from pushd.ports import PortAllocator
-from pushd.runtime.base import DynoSpec, Runtime, make_runtime
+from pushd.runtime.base import Runtime, make_runtime
+from pushd.runtime.records import DynoSpec
 from pushd.settings import Settings
 
 

@@ -10,7 +10,8 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from pushd.logs import AppLog
-from pushd.runtime.base import DynoInfo, Endpoint, Runtime
+from pushd.runtime.base import Runtime
+from pushd.runtime.records import DynoInfo, Endpoint
 
 if TYPE_CHECKING:
     from .conftest import Harness

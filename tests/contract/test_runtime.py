@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pushd.runtime.base import DynoInfo, DynoSpec
+from pushd.runtime.records import DynoInfo, DynoSpec
 
 from ..polling import wait_until
 from .conftest import Harness

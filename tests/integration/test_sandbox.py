@@ -20,7 +20,7 @@ import pytest
 
 from pushd.paths import Paths
 from pushd.ports import PortAllocator
-from pushd.runtime.base import DynoSpec
+from pushd.runtime.records import DynoSpec
 from pushd.runtime.sandbox import SandboxRuntime
 from pushd.settings import Settings
 
@@ -203,7 +203,7 @@ def test_dyno_survives_its_starter_and_is_adopted(env):
         "import sys, json; sys.path.insert(0, sys.argv[1])\n"
         "from pathlib import Path\n"
         "from pushd.paths import Paths; from pushd.settings import Settings\n"
-        "from pushd.runtime.base import DynoSpec; from pushd.runtime.sandbox import "
+        "from pushd.runtime.records import DynoSpec; from pushd.runtime.sandbox import "
         "SandboxRuntime\n"
         "p = Paths(Path(sys.argv[2])); rt = SandboxRuntime(Settings(state_dir=p.root), p)\n"
         "rt.start(DynoSpec(**json.loads(sys.argv[3])))\n"

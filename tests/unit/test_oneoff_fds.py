@@ -12,8 +12,8 @@ import pytest
 
 from pushd.paths import Paths
 from pushd.runtime import sandbox, sandboxio
-from pushd.runtime.base import DynoSpec
 from pushd.runtime.dynodir import DynoDir
+from pushd.runtime.records import DynoSpec
 from pushd.runtime.sandbox import SandboxRuntime
 from pushd.runtime.sandboxio import ClientEnd, start_tty
 from pushd.settings import Settings

@@ -16,7 +16,7 @@ from pushd.errors import NotFound, UsageError
 from pushd.logs import AppLog
 from pushd.models import Key
 from pushd.platform import Platform
-from pushd.runtime.base import DynoInfo, DynoSpec
+from pushd.runtime.records import DynoInfo, DynoSpec
 from pushd.settings import Settings
 
 ADMIN = Key(name="admin", role="admin", public_key="", fingerprint="")

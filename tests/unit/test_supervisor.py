@@ -10,7 +10,7 @@ from pushd.dynostatus import read_failure, read_status
 from pushd.errors import RouterError, RuntimeFailure
 from pushd.models import Slug
 from pushd.paths import Paths
-from pushd.runtime.base import DynoInfo, DynoSpec, Endpoint
+from pushd.runtime.records import DynoInfo, DynoSpec, Endpoint
 from pushd.settings import Settings
 from pushd.store import Store
 from pushd.supervisor import Supervisor
