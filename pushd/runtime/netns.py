@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import RuntimeFailure
-from ..procs import live_stat
+from ..procs import live_stat, proc_stat
 from .bwrap import SETPRIV, SYSTEM_PATH
 
 PASTA = shutil.which("pasta", path=SYSTEM_PATH) or "/usr/bin/pasta"
@@ -179,7 +179,7 @@ def detach(handle: Attachment | None) -> None:
 
 def _end(pid: int, start: int | None, proc: subprocess.Popen | None) -> None:
     if start is not None and _start_of(pid) != start:
-        return  # gone already (and the pid may be someone else's now)
+        return  # gone and reaped already (and the pid may be someone else's now)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
@@ -194,17 +194,19 @@ def _end(pid: int, start: int | None, proc: subprocess.Popen | None) -> None:
 
 
 def _start_of(pid: int) -> int:
-    stat = live_stat(pid)
+    """Start time of `pid`, a zombie included: a pasta that exited on its own is still ours
+    to reap, or it lingers as a zombie child."""
+    stat = proc_stat(pid)
     return stat.start if stat else 0
 
 
 def _reaped(pid: int, proc: subprocess.Popen | None) -> bool:
     if proc is not None:
         return proc.poll() is not None
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    return live_stat(pid) is None
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid  # our child: gone once reaped
+    except ChildProcessError:
+        return live_stat(pid) is None  # someone else's child (an adopted dyno's pasta)
 
 
 def _listening_ports(pid: int) -> set[int]:
