@@ -56,6 +56,9 @@ class DynoInfo:
     stopping: bool = False  # a stop was requested (exit is not a crash)
     oom_killed: bool = False
     endpoint: Endpoint | None = None  # web dynos: where the router reaches $PORT
+    finished_at: float = 0.0  # when it exited (its exit lines carry this time)
+    killed_after_timeout: bool = False  # SIGKILLed after spec.stop_timeout (Heroku's R12)
+    reason: str = ""  # why it could not start or was ended by the runtime, one line
     extra: dict[str, str] = field(default_factory=dict)
 
 

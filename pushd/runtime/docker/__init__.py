@@ -1,0 +1,1 @@
+"""The docker runtime: container dynos, release images, builds in containers."""
