@@ -19,6 +19,7 @@ from .dynostatus import DynoStatus, last_states, write_failure
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
 from .logs import AppLog
+from .memwatch import R14, MemoryWatch
 from .models import App, Release
 from .paths import Paths
 from .ports import PortAllocator
@@ -45,6 +46,7 @@ class Supervisor:
         self.crashes: dict[Slot, Crash] = {}
         self.drain_until: dict[int, float] = {}
         self.halted: dict[int, float] = {}  # app id -> when (an id may go to a new app)
+        self.memory = MemoryWatch(settings.memory_warn_percent)
         self._adopted = False
         self._lock = threading.Lock()
         self._requests: list[tuple[str, int, str | None]] = []
@@ -172,6 +174,8 @@ class Supervisor:
             dyno.pid = info.pid or dyno.pid
             if dyno.stopping:
                 continue
+            if self.memory.look(self.runtime, dyno.spec.id):  # crossed its soft threshold
+                self._platform(dyno.spec, R14)
             if dyno.state == "starting":
                 spec = dyno.spec
                 if spec.process_type != "web" or spec.port is None:
@@ -192,6 +196,8 @@ class Supervisor:
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
+            if info is not None and info.oom_killed and not self.memory.warned(dyno.spec.id):
+                self._platform(dyno.spec, R14)  # it crossed between two looks; R15 follows
             if dyno.state == "crashed":
                 return  # counted when it crashed (R10)
             if dyno.stopping or (info is not None and info.stopping):
@@ -202,6 +208,7 @@ class Supervisor:
             status = info.exit_status if info else None
             self._crashed(dyno, now, f"exited with status {status} before binding $PORT")
         finally:
+            self.memory.forget(dyno.spec.id)
             self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
             self.dynos.pop(dyno.spec.id, None)  # last: stop_all waits for this
 

@@ -73,7 +73,8 @@ class Shim:
             return 0
 
         layer = self.dir.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
-        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
+        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
+                                        spec.cpu_limit)
         self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
