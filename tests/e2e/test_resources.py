@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..polling import wait_until
-from .harness import Poller, PushdUnderTest, python_app
+from .harness import PUSHD, Poller, PushdUnderTest, python_app, sh
 from .test_limits import cmdline, dyno_dirs, procs
 
 HOG = Path(__file__).resolve().parent.parent / "fixtures" / "apps" / "memory-hog"
@@ -92,6 +92,17 @@ def test_limit_then_report_shows_it_and_the_dynos_restart_with_it(pushd: PushdUn
     assert pushd.ssh("resource:report", "res-limits", user="bob").returncode == 1
     assert report(pushd, "res-limits", "alice")[2] == "web   256m (set)  0.5 (set)"
     assert running_dyno(pushd, "res-limits", "web", "app.py") == web
+
+    # the local CLI: the same command; the daemon's supervisor restarts the dyno
+    local = sh([PUSHD, "resource:limit", "res-limits", "--cpu", "0", "--process-type", "web"],
+               env=pushd.env())
+    assert local.returncode == 0, local.stderr
+    assert local.stdout.splitlines()[-1] == "web   256m (set)  unlimited (default)"
+    after = wait_until(lambda: running_dyno(pushd, "res-limits", "web", "app.py", web),
+                       timeout=60)
+    assert setting(CPU / after.name, "cpu.cfs_quota_us") == "-1"
+    assert setting(MEMORY / after.name, "memory.limit_in_bytes") == str(256 * MB)
+    pushd.wait_for("res-limits", "res-limits")
     assert pushd.ssh("apps:destroy", "res-limits", "--confirm", "res-limits").returncode == 0
 
 
