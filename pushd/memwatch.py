@@ -14,13 +14,17 @@ from .runtime.records import MemoryUse
 
 R14 = "Error R14 (Memory quota exceeded)"
 REARM_GAP = 10  # percentage points under the threshold before another crossing counts
+EVERY = 0.5  # seconds between two measures of one dyno (the supervisor may pass more often)
 
 
 class MemoryWatch:
-    def __init__(self, percent: int = 90, rearm_gap: int = REARM_GAP) -> None:
+    def __init__(self, percent: int = 90, rearm_gap: int = REARM_GAP,
+                 every: float = EVERY) -> None:
         self.percent = percent
         self.rearm_below = max(0, percent - rearm_gap)
+        self.every = every
         self._over: set[str] = set()  # dyno ids above the threshold since they crossed it
+        self._measured: dict[str, float] = {}  # dyno id -> when it was last measured
 
     def crossed(self, dyno_id: str, use: MemoryUse | None) -> bool:
         """True when this measure takes the dyno across the threshold (log R14 now)."""
@@ -36,11 +40,15 @@ class MemoryWatch:
             return True
         return False
 
-    def look(self, runtime: object, dyno_id: str) -> bool:
-        """Measure the dyno through its runtime (`Runtime.memory`); True as for `crossed`.
-        A runtime that cannot measure reports nothing."""
+    def look(self, runtime: object, dyno_id: str, now: float) -> bool:
+        """Measure the dyno through its runtime (`Runtime.memory`) unless it was measured
+        less than `every` seconds ago; True as for `crossed`. A runtime that cannot measure
+        reports nothing."""
         measure = getattr(runtime, "memory", None)
-        return measure is not None and self.crossed(dyno_id, measure(dyno_id))
+        if measure is None or now - self._measured.get(dyno_id, float("-inf")) < self.every:
+            return False
+        self._measured[dyno_id] = now
+        return self.crossed(dyno_id, measure(dyno_id))
 
     def warned(self, dyno_id: str) -> bool:
         """Whether R14 was logged for the dyno's current crossing."""
@@ -48,3 +56,4 @@ class MemoryWatch:
 
     def forget(self, dyno_id: str) -> None:
         self._over.discard(dyno_id)
+        self._measured.pop(dyno_id, None)

@@ -174,7 +174,7 @@ class Supervisor:
             dyno.pid = info.pid or dyno.pid
             if dyno.stopping:
                 continue
-            if self.memory.look(self.runtime, dyno.spec.id):  # crossed its soft threshold
+            if self.memory.look(self.runtime, dyno.spec.id, now):  # crossed its soft threshold
                 self._platform(dyno.spec, R14)
             if dyno.state == "starting":
                 spec = dyno.spec

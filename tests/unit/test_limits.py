@@ -121,5 +121,22 @@ def test_r14_through_a_runtime_that_measures_or_not():
             return use(95)
 
     watch = MemoryWatch()
-    assert watch.look(Measures(), "x") and not watch.look(Measures(), "x")
-    assert not watch.look(object(), "y")  # no `memory`: never an R14
+    assert watch.look(Measures(), "x", 10.0) and not watch.look(Measures(), "x", 11.0)
+    assert not watch.look(object(), "y", 10.0)  # no `memory`: never an R14
+
+
+def test_each_dyno_is_measured_at_most_every_half_second():
+    seen: list[str] = []
+
+    class Counts:
+        def memory(self, dyno_id: str) -> MemoryUse:
+            seen.append(dyno_id)
+            return use(10)
+
+    watch = MemoryWatch(every=0.5)
+    for now in (0.0, 0.1, 0.2, 0.4, 0.5, 0.6, 1.0):
+        watch.look(Counts(), "a", now)
+    assert len(seen) == 3  # at 0.0, 0.5 and 1.0: a pass every 0.1 s costs no more
+    watch.forget("a")
+    watch.look(Counts(), "a", 1.1)
+    assert len(seen) == 4
