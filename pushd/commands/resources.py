@@ -90,8 +90,8 @@ def show(ctx: Context, app: App, kinds: list[str]) -> None:
 
 
 @command("resource:limit", "APP [--memory SIZE] [--cpu CORES] [--process-type TYPE]",
-         "Limit the memory (512m, 1g) and CPU (0.5 cores) of the app's dynos, all or one "
-         "type; 0 resets one; the dynos restart", options=VALUES)
+         "Limit memory (512m) and CPU (0.5 cores) per dyno; 0 resets; dynos restart",
+         options=VALUES)
 def resource_limit(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, VALUES, {})
     no_more(rest)
@@ -116,8 +116,7 @@ def resource_limit(ctx: Context, app: App, args: list[str]) -> None:
 
 
 @command("resource:limit-clear", "APP [--process-type TYPE]",
-         "Remove the app's limits (all, or one type's): its dynos restart with the defaults",
-         options=VALUES)
+         "Remove the app's resource limits (all, or one type's)", options=VALUES)
 def resource_limit_clear(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {"--process-type": "type"}, {})
     no_more(rest)
@@ -130,8 +129,7 @@ def resource_limit_clear(ctx: Context, app: App, args: list[str]) -> None:
              else "done; dynos get the defaults when they start")
 
 
-@command("resource:report", "APP", "Show the memory and CPU limits of the app's dynos by "
-         "process type (set, or the platform's default)")
+@command("resource:report", "APP", "Show each process type's memory and CPU limits")
 def resource_report(ctx: Context, app: App, args: list[str]) -> None:
     no_more(args)
     ctx.line(f"=== {app.name} Resource Limits")
