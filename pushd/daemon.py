@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import firewall
 from .errors import Conflict, PushdError
-from .platform import Platform
-from .procs import live_stat
+from .platform import Platform, is_daemon_argv
+from .procs import read_pid_file, write_pid_file
 from .settings import Settings
 
 log = logging.getLogger("pushd")
@@ -87,7 +87,7 @@ def run(platform: Platform) -> None:
     supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
                             guard=guard)
     platform.supervisor = supervisor
-    paths.pid_file.write_text(f"{os.getpid()}\n")
+    write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
         {"pid": os.getpid(), **{name: getattr(settings, name) for name in LIVE_SETTINGS}}))
 
@@ -138,10 +138,10 @@ def live_settings(settings: Settings) -> Settings:
     """`settings` with the running daemon's own values for LIVE_SETTINGS (if it runs)."""
     try:
         live = json.loads(live_file(settings.state_dir).read_text())
-        running = int((settings.state_dir / "pushd.pid").read_text())
     except (OSError, ValueError):
         return settings
-    if not isinstance(live, dict) or live.get("pid") != running or not live_stat(running):
+    running = read_pid_file(settings.state_dir / "pushd.pid", is_daemon_argv)
+    if not isinstance(live, dict) or running is None or live.get("pid") != running:
         return settings
     return dataclasses.replace(settings, **{k: live[k] for k in LIVE_SETTINGS if k in live})
 

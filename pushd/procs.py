@@ -4,6 +4,7 @@ checks that a pid it recorded (daemon, shim, dyno, nginx) is still that same liv
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,3 +44,34 @@ def children_map(include_exited: bool = True) -> dict[int, list[int]]:
             if stat is not None and (include_exited or not stat.exited):
                 tree.setdefault(stat.ppid, []).append(int(entry.name))
     return tree
+
+
+def cmdline(pid: int) -> list[str]:
+    """A process's argv ([] once it has gone, or for a kernel thread)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    """`pid start`: the start time lets a reader tell this process from a later one that got
+    the same pid (after a reboot, or pid reuse)."""
+    stat = live_stat(pid)
+    path.write_text(f"{pid} {stat.start if stat else 0}\n")
+
+
+def read_pid_file(path: Path, looks_right: Callable[[list[str]], bool]) -> int | None:
+    """The pid in `path` if that very process still runs, else None. A file with a start time
+    must match it and `looks_right(argv)`; an old plain-pid file must pass `looks_right`."""
+    try:
+        words = path.read_text().split()
+        pid = int(words[0])
+        start = int(words[1]) if len(words) > 1 else None
+    except (OSError, ValueError, IndexError):
+        return None
+    stat = live_stat(pid) if pid > 0 else None
+    if stat is None or (start is not None and stat.start != start):
+        return None
+    return pid if looks_right(cmdline(pid)) else None
