@@ -57,6 +57,7 @@ def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     from .commands import load_all
     from .gitserver.ssh import SSHServer
+    from .router.watch import WATCH_FILE, RouterWatch
     from .supervisor import Supervisor
 
     load_all()  # all code loaded now: an upgrade under a running daemon waits for its restart
@@ -94,8 +95,11 @@ def run(platform: Platform) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake())
+    watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
-               threading.Thread(target=ssh.serve, name="ssh", daemon=True)]
+               threading.Thread(target=ssh.serve, name="ssh", daemon=True),
+               threading.Thread(target=watch.run, args=(stop,), name="router-watch",
+                                daemon=True)]
     for thread in threads:
         thread.start()
     log.info("pushd %s up: ssh on %s:%d, http on %s:%d, runtime %s", os.getpid(),
