@@ -56,6 +56,7 @@ def no_banner_tracebacks(record: logging.LogRecord) -> bool:
 def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     from .commands import load_all
+    from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
     from .router.watch import WATCH_FILE, RouterWatch
     from .supervisor import Supervisor
@@ -82,6 +83,7 @@ def run(platform: Platform) -> None:
         guard = functools.partial(firewall.apply, settings)
     platform.router.start()
     abandon_rollouts(platform)
+    settle_all(platform)  # then a push the last daemon left: its branch follows its release
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
