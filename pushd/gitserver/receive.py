@@ -190,6 +190,8 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                                            platform=platform, app=app, user=user,
                                            fallback_out=err, read_some=read_some)
             handler.handle()
+        except GitProtocolError as lost:  # the pusher went away (Ctrl-C, a dropped link)
+            log.warning("push to %s ended early: %s", app.name, lost)
         finally:
             repo.close()
             try:  # a release that went live moves its branch, whatever broke the push

@@ -137,6 +137,8 @@ def test_up_names_the_process_holding_the_http_port(tmp_path: Path):
     finally:
         holder.kill()
         holder.wait()
+    report("http_port held by another process at `pushd up`", None, "none",
+           lines[0].strip()[:200])
     platform.up()  # the port is free again: up works
     assert platform.daemon_pid()
     platform.stop(everything=True)

@@ -15,6 +15,7 @@ from ..e2e.harness import PUSHD, new_root, sh
 from ..e2e.test_faults import write_settings
 from ..e2e.test_operator import clean_env, key_pair
 from ..polling import wait_until
+from .conftest import report
 
 
 @pytest.fixture
@@ -70,6 +71,8 @@ def test_a_stale_daemon_pid_file_never_signals_the_process_now_holding_that_pid(
     assert down.stdout.strip() == f"Stopped pushd (pid {daemon})", down.stdout + down.stderr
     wait_until(lambda: not os.path.exists(f"/proc/{daemon}"), timeout=30)
     assert alive(bystander)
+    report(f"stale pushd.pid ({recorded}) naming a live unrelated sleep", None, "none",
+           "`pushd down --all`: 'pushd is not running' (sleep left alive); `pushd up` started")
 
 
 def test_an_old_plain_pid_file_of_a_running_daemon_is_still_believed(workdir: Path):
