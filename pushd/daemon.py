@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import logging
@@ -19,7 +20,7 @@ from pathlib import Path
 from . import firewall
 from .errors import Conflict, PushdError
 from .platform import Platform, is_daemon_argv
-from .procs import read_pid_file, write_pid_file
+from .procs import port_holder, read_pid_file, write_pid_file
 from .settings import Settings
 
 log = logging.getLogger("pushd")
@@ -71,7 +72,14 @@ def run(platform: Platform) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("paramiko.transport").addFilter(no_banner_tracebacks)
     stop = threading.Event()
-    ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
+    try:
+        ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
+    except OSError as err:  # say who holds the port, when it is taken
+        holder = port_holder(settings.ssh_port) if err.errno == errno.EADDRINUSE else None
+        if holder is None:
+            raise
+        raise PushdError(f"SSH port {settings.ssh_port}: {os.strerror(err.errno)}: held by pid "
+                         f"{holder[0]} ({holder[1][:120]})") from None
     guard = None
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
         try:  # the dynos this daemon will adopt keep reaching their own ports meanwhile
@@ -255,7 +263,8 @@ def start_detached(platform: Platform, argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         tail = paths.daemon_log.read_text(errors="replace").strip().splitlines()[-1:]
-        reason = tail[0] if tail else f"see {paths.daemon_log}"
+        # the daemon's own one-line error (" !    why"), without its prefix
+        reason = tail[0].strip().removeprefix("!").strip() if tail else f"see {paths.daemon_log}"
         raise PushdError(f"pushd did not come up: {reason}")
     return proc.pid
 

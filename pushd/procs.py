@@ -75,3 +75,40 @@ def read_pid_file(path: Path, looks_right: Callable[[list[str]], bool]) -> int |
     if stat is None or (start is not None and stat.start != start):
         return None
     return pid if looks_right(cmdline(pid)) else None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1],
+                                                              16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """(pid, command line) of a process listening on TCP `port`, if one can be seen."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not wanted:
+        return None
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry.name}/fd/{fd}") in wanted:
+                    pid = int(entry.name)
+                    return pid, " ".join(cmdline(pid)) or "?"
+            except OSError:
+                continue
+    return None

@@ -353,17 +353,14 @@ class NginxRouter:
             master = self.master_pid()
             if master is None:
                 return
-            workers = _children(master)
+            started = {pid: stat.start for pid in [master, *_children(master)]
+                       if (stat := proc_stat(pid)) is not None}
             os.kill(master, signal.SIGQUIT)  # graceful: in-flight requests finish
             deadline = time.monotonic() + self.timeout
             while self.master_pid() == master and time.monotonic() < deadline:
                 time.sleep(0.02)
             if self.master_pid() == master:
-                for pid in [master, *workers]:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                clear(started, grace=0.0)  # only those very processes, never a reused pid
 
     def _validate(self, text: str, keep: bool) -> None:
         if self.system:

@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from ..procs import cmdline, live_stat
+from ..procs import cmdline, live_stat, port_holder
 
 _BIND_FAILED = re.compile(r"bind\(\) to (\S+):(\d+) failed \(98")
 
@@ -69,43 +69,6 @@ def clear(processes: dict[int, int], grace: float = 0.3) -> None:
         while left and time.monotonic() < deadline:
             time.sleep(0.01)
             left = [pid for pid in left if same(pid)]
-
-
-def _listening_inodes(port: int) -> set[str]:
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1],
-                                                              16) == port:
-                inodes.add(fields[9])
-    return inodes
-
-
-def port_holder(port: int) -> tuple[int, str] | None:
-    """(pid, command line) of a process listening on TCP `port`, if one can be seen."""
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
-    if not wanted:
-        return None
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry.name}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{entry.name}/fd/{fd}") in wanted:
-                    pid = int(entry.name)
-                    return pid, " ".join(cmdline(pid)) or "?"
-            except OSError:
-                continue
-    return None
 
 
 def explain_bind(message: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from ..e2e.harness import PushdUnderTest, new_root
 
-FAST = {"boot_timeout": 8, "stop_timeout": 5, "drain_seconds": 0.5, "crash_backoff_base": 0.5,
+FAST = {"boot_timeout": 30, "stop_timeout": 5, "drain_seconds": 0.5, "crash_backoff_base": 0.5,
         "crash_backoff_max": 4, "build_timeout": 300, "ssh_auth_timeout": 5}
 
 

@@ -34,7 +34,7 @@ def test_a_failed_config_release_leaves_the_value_marked_not_live(platform: Push
 
     shown = platform.ssh("config", "faults-config").stdout.splitlines()
     assert shown == ["=== faults-config Config Vars",
-                     "MOOD:  broken  [not live]",
+                     "MOOD: broken  [not live]",
                      " !    Not live in the serving release v2: the release that carried them "
                      "failed (see `releases`); they go live with the next release"]
     assert platform.ssh("config:get", "faults-config", "MOOD").stdout == "broken\n"
@@ -42,4 +42,4 @@ def test_a_failed_config_release_leaves_the_value_marked_not_live(platform: Push
     assert platform.ssh("config:set", "faults-config", "MOOD=sunny").returncode == 0
     platform.wait_for("faults-config", "sunny", path="/env/MOOD")
     assert platform.ssh("config", "faults-config").stdout.splitlines() == [
-        "=== faults-config Config Vars", "MOOD:  sunny"]
+        "=== faults-config Config Vars", "MOOD: sunny"]

@@ -82,13 +82,12 @@ def other_answers(port: int) -> bool:
 def test_a_killed_router_is_restarted_and_only_its_own_orphans_are_cleared(
         platform: PushdUnderTest, other_nginx: tuple[int, int], kill: str):
     other_master, other_port = other_nginx
-    other_workers = children(other_master)
-    assert other_workers and other_answers(other_port)
+    other_workers = wait_until(lambda: children(other_master))  # forked after the pid file
+    assert other_answers(other_port)
     platform.deploy("faults-router", python_app("routed"))
     platform.wait_for("faults-router", "routed")
     master = master_of(platform)
-    workers = children(master)
-    assert workers
+    workers = wait_until(lambda: children(master))
 
     with Downtime(platform, "faults-router", "routed") as downtime:
         for pid in [master, *workers] if kill == "master-and-workers" else [master]:
@@ -116,29 +115,33 @@ def test_a_killed_router_is_restarted_and_only_its_own_orphans_are_cleared(
            f"{downtime.failures} failed requests (refused/reset) until the restart")
 
 
-def test_up_names_the_process_holding_the_http_port(tmp_path: Path):
+@pytest.mark.parametrize("which", ["http_port", "ssh_port"])
+def test_up_names_the_process_holding_its_port(which: str):
     root = new_root("pushd-faults-port-")
     platform = PushdUnderTest(root)
+    port = getattr(platform, which)
     holder = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                               str(platform.http_port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = f"{sys.executable} -m http.server --bind 127.0.0.1 {port}"
     try:
         wait_until(lambda: sh(["curl", "-s", "-o", "/dev/null", "--max-time", "2",
-                               f"http://127.0.0.1:{platform.http_port}/"]).returncode == 0)
+                               f"http://127.0.0.1:{port}/"]).returncode == 0)
         with pytest.raises(AssertionError) as failed:
             platform.start()
-        said = str(failed.value)
-        lines = [x for x in said.splitlines() if "pushd did not come up" in x]
-        assert len(lines) == 1, said
-        assert f"bind() to 127.0.0.1:{platform.http_port} failed" in lines[0]
-        assert (f"port {platform.http_port} is held by pid {holder.pid} ({sys.executable} -m "
-                f"http.server --bind 127.0.0.1 {platform.http_port})") in lines[0]
+        lines = [x for x in str(failed.value).splitlines() if "pushd did not come up" in x]
+        assert len(lines) == 1, str(failed.value)
+        if which == "http_port":
+            assert lines[0] == (f" !    pushd did not come up: [emerg] bind() to 127.0.0.1:{port} "
+                                "failed (98: Address already in use): port "
+                                f"{port} is held by pid {holder.pid} ({command})")
+        else:
+            assert lines[0] == (f" !    pushd did not come up: SSH port {port}: Address already "
+                                f"in use: held by pid {holder.pid} ({command})")
         assert not (platform.state / "pushd.pid").exists()
     finally:
         holder.kill()
         holder.wait()
-    report("http_port held by another process at `pushd up`", None, "none",
-           lines[0].strip()[:200])
+    report(f"{which} held by another process at `pushd up`", None, "none", lines[0].strip())
     platform.up()  # the port is free again: up works
     assert platform.daemon_pid()
     platform.stop(everything=True)
