@@ -31,7 +31,7 @@ def platform() -> Iterator[PushdUnderTest]:
     under_test.start()
     yield under_test
     under_test.stop(everything=True)
-    if not os.environ.get('KEEP'):
+    if not os.environ.get("PUSHD_FAULTS_KEEP"):  # set it to read a failed run's logs
         shutil.rmtree(root, ignore_errors=True)
 
 
