@@ -13,6 +13,7 @@ from .errors import ReleaseFailed
 from .logs import AppLog
 from .models import App, Release, Slug
 from .platform import Platform
+from .testpause import pause
 
 
 def app_log(platform: Platform, app: App) -> AppLog:
@@ -43,6 +44,7 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
     platform.notify()
+    pause(platform, "after-launching")  # fault tests only
     if new.status != "pending" or not wait or not platform.running:
         return new
     done = wait_release(platform.store, app.id, new.version, rollout_timeout(platform),

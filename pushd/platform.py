@@ -77,15 +77,12 @@ class Platform:
         return policy_file(self.paths)
 
     def daemon_pid(self) -> int | None:
-        """The running daemon's pid, or None."""
-        from .procs import live_stat
+        """The running daemon's pid, or None: the pid file's process only if it is still the
+        one that wrote it (start time, and a `pushd ... up` command line), never a process
+        that got its pid after a reboot; a zombie (killed, never reaped) is not running."""
+        from .procs import read_pid_file
 
-        try:
-            pid = int(self.paths.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        # a killed daemon whose parent never reaps it stays a zombie: that is not running
-        return pid if live_stat(pid) else None
+        return read_pid_file(self.paths.pid_file, is_daemon_argv)
 
     def notify(self) -> None:
         """Tell the supervisor the desired state changed (in-process, or via SIGUSR1)."""
@@ -107,3 +104,9 @@ class Platform:
         port = self.settings.http_port
         suffix = "" if port == 80 else f":{port}"
         return f"http://{app_name}.{self.settings.domain}{suffix}/"
+
+
+def is_daemon_argv(argv: list[str]) -> bool:
+    """`pushd [...] up [...]` run as a console script or `python -m pushd.cli`."""
+    named = any(Path(arg).name == "pushd" or arg == "pushd.cli" for arg in argv[:3])
+    return named and "up" in argv

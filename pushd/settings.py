@@ -70,6 +70,9 @@ class Settings:
     ssh_max_preauth: int = 100
     ssh_max_preauth_per_source: int = 10
     ssh_auth_timeout: float = 10.0
+    # fault tests only (tests/faults): pushes pause at the step named in the state dir's
+    # `test-pause` file (gitserver/refmove.py `pause`); never on in production
+    test_hooks: bool = False
 
     @property
     def stack(self) -> str:

@@ -8,10 +8,12 @@ where it was, so pushing again retries.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from dulwich.errors import GitProtocolError
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
@@ -22,8 +24,11 @@ from ..errors import BuildError, PushdError, ReleaseFailed
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
+from ..testpause import pause
 from .packguard import PackCaps, PackGuard, PackRefused, TrailerWatch
+from .refmove import RefMove, record, settle
 
+log = logging.getLogger("pushd.push")
 ZERO = b"0" * 40
 DEPLOY_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
 
@@ -45,6 +50,7 @@ class DeployingReceivePack(ReceivePackHandler):
         self.caps = PackCaps(settings.max_pack_mb * 1024 * 1024,
                              settings.max_object_mb * 1024 * 1024)
         self._lock = threading.Lock()
+        self.client_gone = False
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
         """dulwich's, with the pack read through a PackGuard: a pack over the caps is
@@ -90,15 +96,22 @@ class DeployingReceivePack(ReceivePackHandler):
         raise PackRefused("push refused: the pack does not end")
 
     def progress(self, text: str) -> None:
-        """A `remote: ` line for the user, sent at once over side-band channel 2."""
+        """A `remote: ` line for the user, sent at once over side-band channel 2. Once the
+        pusher has gone (Ctrl-C), lines are dropped: the push goes on to its end, and its
+        branch moves if its release goes live (as on Heroku, a build outlives its pusher)."""
         with self._lock:
-            if self.has_capability(CAPABILITY_SIDE_BAND_64K):
-                data = text.encode("utf-8", "replace")
-                for start in range(0, len(data), 65000):
-                    self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS,
-                                              data[start:start + 65000])
-            else:
-                self.fallback_out(text)
+            if self.client_gone:
+                return
+            try:
+                if self.has_capability(CAPABILITY_SIDE_BAND_64K):
+                    data = text.encode("utf-8", "replace")
+                    for start in range(0, len(data), 65000):
+                        self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS,
+                                                  data[start:start + 65000])
+                else:
+                    self.fallback_out(text)
+            except (OSError, EOFError, GitProtocolError):
+                self.client_gone = True
 
     def _on_update(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> bytes | None:
         store = self.platform.store
@@ -121,7 +134,7 @@ class DeployingReceivePack(ReceivePackHandler):
         if new_sha == ZERO:
             return b"the deploy branch cannot be deleted"
         try:
-            self.deploy(app, new_sha.decode())
+            self.deploy(app, RefMove(ref_name.decode(), old_sha.decode(), new_sha.decode(), 0))
         except BuildError:
             return b"build failed"  # the builder has already said why, line by line
         except PushdError as err:
@@ -131,18 +144,34 @@ class DeployingReceivePack(ReceivePackHandler):
             return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
         return None
 
-    def deploy(self, app: App, sha: str) -> None:
-        platform = self.platform
+    def deploy(self, app: App, move: RefMove) -> None:
+        """Build and release `move.new`. The move is recorded before the release is cut and
+        settled by `receive_pack` (or the next daemon start): see refmove.py."""
+        platform, sha = self.platform, move.new
         out = self.progress
         config = platform.store.config(app.id)
+        pause(platform, "before-build")
         enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        building = [False]
+
+        def build_out(text: str) -> None:
+            out(text)
+            if not building[0]:
+                building[0] = True
+                pause(platform, "during-build")
+
         with enforce.building(platform, app):
-            slug = platform.builder.build(app, sha, config, out, admin=self.user.is_admin)
+            slug = platform.builder.build(app, sha, config, build_out,
+                                          admin=self.user.is_admin)
         platform.store.add_slug(slug)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
+        latest = platform.store.releases(app.id, limit=1)
+        record(platform, app, RefMove(move.ref, move.old, sha,
+                                      latest[0].version if latest else 0))
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
                                  user=self.user.name, slug=slug)
+        pause(platform, "after-router-switch")
         deploy.prune_slugs(platform, app)
         out(f"       Released {release.name}\n")
         out(f"       {platform.app_url(app.name)} deployed to pushd\n")
@@ -161,8 +190,14 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                                            platform=platform, app=app, user=user,
                                            fallback_out=err, read_some=read_some)
             handler.handle()
+        except GitProtocolError as lost:  # the pusher went away (Ctrl-C, a dropped link)
+            log.warning("push to %s ended early: %s", app.name, lost)
         finally:
             repo.close()
+            try:  # a release that went live moves its branch, whatever broke the push
+                settle(platform, app)
+            except Exception:  # never hides the push's own outcome; the next start retries
+                log.exception("settling the branch of %s failed", app.name)
 
 
 def upload_pack(platform: Platform, app: App, inp: BinaryIO,

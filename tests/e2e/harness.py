@@ -122,7 +122,7 @@ class PushdUnderTest:
 
     def daemon_pid(self) -> int | None:
         try:
-            return int((self.state / "pushd.pid").read_text())
+            return int((self.state / "pushd.pid").read_text().split()[0])
         except (OSError, ValueError):
             return None
 
