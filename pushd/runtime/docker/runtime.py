@@ -1,0 +1,350 @@
+"""The docker runtime: one container per dyno, from the release image `pushd/<app>:v<N>`.
+
+A dyno's container is created with everything a sandbox dyno gets: `--init` (signals and
+zombies handled; SIGTERM goes to the dyno's whole process group), `DYNO`, `PORT`, `HOME=/app`
+and the config vars in its environment (never on a command line), `.profile.d` sourced
+before the Procfile command (the sandbox's own dyno script), the app's uid, no capabilities,
+`no-new-privileges`, memory, pids and cpu limits, `network_mode="none"` with pasta attached
+from the host (`network.py`), and never the Docker socket.
+
+Filesystem: the root is read-only (`read_only=True`); `/tmp` is a tmpfs; `/app` is an
+anonymous volume of the container, which the engine fills from the image's `/app` when it
+creates the container (owners kept: the app's uid) and removes with it. So an app writes its
+own `/app` (like a sandbox dyno's writable layer, never shared with another dyno) and nothing
+else.
+
+What the daemon must find again after a restart lives in the engine (the containers, by the
+labels of this state dir, and their output) and in one small state file per dyno under
+`<state>/docker/dynos/` (its spec, endpoint, pasta, when a stop was asked). stop() is the
+engine's own: SIGTERM, SIGKILL after the timeout, carried out by the engine even if the
+daemon dies meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ...errors import RuntimeFailure
+from ...files import replace_file
+from ...logs import AppLog
+from ...paths import Paths
+from ...ports import PortAllocator
+from ...settings import Settings
+from ..base import register
+from ..netns import NetnsError, listening
+from ..records import DynoInfo, DynoSpec, Endpoint, OneOffIO
+from ..sandbox import DEFAULT_PATH, DYNO_SCRIPT
+from . import network
+from .client import (APP, APP_ID, DYNO, ID, INSTANCE, ONEOFF, RELEASE, TYPE, DockerFailure,
+                     connect, container_name, docker_time, instance_id, one_line)
+from .images import release_image
+from .logcollect import Collectors
+
+LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
+DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
+KILL_TIMEOUT_SLACK = 0.5
+
+
+def container_env(spec: DynoSpec) -> dict[str, str]:
+    env = dict(spec.env)
+    env.setdefault("HOME", "/app")
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("DYNO", spec.dyno)
+    if spec.port is not None:
+        env.setdefault("PORT", str(spec.port))
+    env["TINI_KILL_PROCESS_GROUP"] = "1"  # docker-init signals the whole dyno, not bash alone
+    return env
+
+
+@register("docker")
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, settings: Settings, paths: Paths) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.instance = instance_id(paths.root)
+        self.state_dir = paths.root / "docker" / "dynos"
+        self.ports = PortAllocator(settings.port_range)
+        self._client: Any = None
+        self._collectors: Collectors | None = None
+        self._lock = threading.Lock()
+
+    # the engine, connected on first use (a CLI that never touches a dyno needs none)
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = connect()
+                self._collectors = Collectors(self._client.api)
+        return self._client
+
+    @property
+    def collectors(self) -> Collectors:
+        self.client  # noqa: B018  (connects)
+        assert self._collectors is not None
+        return self._collectors
+
+    # state files
+    def _state_path(self, dyno_id: str) -> Path:
+        if not dyno_id or "/" in dyno_id or dyno_id.startswith("."):
+            raise RuntimeFailure(f"Invalid dyno id {dyno_id!r}")
+        return self.state_dir / f"{dyno_id}.json"
+
+    def _cursor_path(self, dyno_id: str) -> Path:
+        return self.state_dir / f"{dyno_id}.cursor"
+
+    def _read(self, dyno_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._state_path(dyno_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _write(self, dyno_id: str, state: dict[str, Any]) -> None:
+        replace_file(self._state_path(dyno_id), json.dumps(state, sort_keys=True), sync=True)
+
+    def _states(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        if self.state_dir.is_dir():
+            for path in self.state_dir.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    found[path.stem] = json.loads(path.read_text())
+        return found
+
+    def labels(self, spec: DynoSpec) -> dict[str, str]:
+        return {APP: spec.app, APP_ID: str(spec.app_id), RELEASE: str(spec.release),
+                TYPE: spec.process_type, DYNO: spec.dyno, ID: spec.id,
+                INSTANCE: self.instance}
+
+    def image(self, spec: DynoSpec) -> Any:
+        return release_image(self.client, spec.app, spec.app_id, spec.release, spec.slug_dir,
+                             self.settings.stack, {INSTANCE: self.instance},
+                             lock_dir=self.paths.root / "docker")
+
+    def create_kwargs(self, spec: DynoSpec, image: Any) -> dict[str, Any]:
+        """Everything the container of this dyno (or one-off) is created with."""
+        from docker.types import Mount
+
+        memory = f"{spec.memory_mb}m"
+        return {
+            "image": image.id, "command": ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
+            "name": container_name(spec.app, spec.process_type, spec.index, spec.release,
+                                   spec.id),
+            "labels": self.labels(spec), "environment": container_env(spec),
+            "user": f"{spec.uid}:{spec.uid}", "working_dir": "/app",
+            "hostname": spec.dyno.replace("_", "-"), "init": True, "network_mode": "none",
+            "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "read_only": True,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.disk_mb or 512}m,mode=1777"},
+            "mounts": [Mount("/app", None, type="volume")],
+            "mem_limit": memory, "memswap_limit": memory, "pids_limit": spec.pids_max,
+            "cpu_shares": spec.cpu_shares, "stop_signal": "SIGTERM",
+            "log_config": {"type": "json-file",
+                           "config": {"max-size": "10m", "max-file": "3"}},
+        }
+
+    # the Runtime protocol
+    def start(self, spec: DynoSpec) -> DynoInfo:
+        path = self._state_path(spec.id)
+        if path.exists():
+            raise RuntimeFailure(f"Dyno {spec.id} exists already")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        endpoint = None
+        if spec.process_type == "web" and spec.port is not None:
+            taken = {s.get("endpoint") for s in self._states().values()}
+            endpoint = self.ports.allocate({p for p in taken if p})
+        state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
+                                 "created_at": time.time()}
+        self._write(spec.id, state)
+        container = None
+        try:
+            container = self.client.containers.create(**self.create_kwargs(spec,
+                                                                           self.image(spec)))
+            state["container"] = container.id
+            self._write(spec.id, state)
+            container.start()
+            container.reload()
+            state["pid"] = container.attrs["State"]["Pid"] or None
+            state["started_at"] = docker_time(container.attrs["State"]["StartedAt"])
+            if state["pid"]:
+                try:
+                    pasta = network.connect(state["pid"], spec.uid, endpoint, spec.port)
+                    state["pasta"], state["pasta_start"] = pasta.pid, pasta.start
+                except NetnsError as err:
+                    if endpoint is not None:
+                        raise
+                    state["reason"] = f"no network for this dyno: {err}"
+            self._write(spec.id, state)
+        except Exception as err:
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.remove(force=True, v=True)
+            path.unlink(missing_ok=True)
+            if isinstance(err, RuntimeFailure):
+                raise
+            raise DockerFailure(f"Could not start {spec.dyno}: {one_line(err)}") from None
+        self._follow(spec, container.id)
+        return DynoInfo(spec=spec, pid=state["pid"], running=True,
+                        started_at=state["started_at"] or time.time(),
+                        endpoint=self._endpoint(state), reason=state.get("reason", ""))
+
+    def stop(self, dyno_id: str) -> None:
+        state = self._read(dyno_id)
+        if state is None or not state.get("container"):
+            return
+        if not state.get("stop_requested"):
+            state["stop_requested"] = time.time()
+            self._write(dyno_id, state)
+        timeout = math.ceil(state["spec"]["stop_timeout"])
+        container_id = state["container"]
+
+        def escalate() -> None:  # the engine sends SIGTERM, then SIGKILL past the timeout
+            with contextlib.suppress(Exception):
+                self.client.api.stop(container_id, timeout=timeout)
+        threading.Thread(target=escalate, name=f"stop-{dyno_id}", daemon=True).start()
+
+    def list(self) -> list[DynoInfo]:
+        states = self._states()
+        containers = self._containers()
+        found = []
+        now = time.time()
+        for dyno_id, state in sorted(states.items()):
+            summary = containers.get(dyno_id)
+            if summary is None and now - state.get("created_at", 0) < LAUNCH_GRACE \
+                    and not state.get("container"):
+                found.append(self._info(state, running=True))
+                continue
+            if summary is not None and summary.get("State") in ("running", "restarting",
+                                                                 "paused"):
+                self._follow(DynoSpec(**state["spec"]), summary["Id"])
+                found.append(self._info(state, running=True))
+                continue
+            found.append(self._exited(dyno_id, state, summary))
+        return found
+
+    def _containers(self) -> dict[str, dict[str, Any]]:
+        """This state dir's dyno containers (one-offs aside) as the engine lists them."""
+        listed = self.client.api.containers(all=True, filters={
+            "label": [f"{INSTANCE}={self.instance}"]})
+        return {c["Labels"][ID]: c for c in listed
+                if ID in c.get("Labels", {}) and ONEOFF not in c["Labels"]}
+
+    def _endpoint(self, state: dict[str, Any]) -> Endpoint | None:
+        return Endpoint("127.0.0.1", state["endpoint"]) if state.get("endpoint") else None
+
+    def _info(self, state: dict[str, Any], running: bool, **facts: Any) -> DynoInfo:
+        return DynoInfo(spec=DynoSpec(**state["spec"]), pid=state.get("pid"), running=running,
+                        started_at=state.get("started_at") or state.get("created_at", 0.0),
+                        stopping=bool(state.get("stop_requested")),
+                        endpoint=self._endpoint(state), reason=state.get("reason", ""),
+                        **facts)
+
+    def _exited(self, dyno_id: str, state: dict[str, Any],
+                summary: dict[str, Any] | None) -> DynoInfo:
+        """An exited (or vanished) container: its status, with all its output copied and its
+        pasta ended."""
+        network.release(state.get("pasta"), state.get("pasta_start"))
+        if summary is None:
+            return self._info(state, running=False, exit_status=255,
+                              reason=state.get("reason") or "its container is gone")
+        try:
+            attrs = self.client.api.inspect_container(summary["Id"])["State"]
+        except Exception:  # removed meanwhile
+            return self._info(state, running=False, exit_status=255,
+                              reason="its container is gone")
+        self._follow(DynoSpec(**state["spec"]), summary["Id"])
+        self.collectors.drain(dyno_id, DRAIN_TIMEOUT)
+        status = int(attrs.get("ExitCode", 255))
+        finished = docker_time(attrs.get("FinishedAt"))
+        asked = state.get("stop_requested") or 0.0
+        timeout = state["spec"]["stop_timeout"]
+        killed = bool(asked and status == 137
+                      and finished - asked >= timeout - KILL_TIMEOUT_SLACK)
+        oom = bool(attrs.get("OOMKilled"))
+        reason = state.get("reason", "") or (attrs.get("Error") or "")
+        if oom:
+            reason = "killed for exceeding its memory limit"
+        elif killed:
+            reason = f"did not exit within {timeout:g} seconds of SIGTERM"
+        info = self._info(state, running=False, exit_status=status, oom_killed=oom,
+                          finished_at=finished, killed_after_timeout=killed)
+        info.reason = reason
+        return info
+
+    def _follow(self, spec: DynoSpec, container_id: str) -> None:
+        def exited() -> bool:
+            try:
+                return not self.client.api.inspect_container(container_id)["State"]["Running"]
+            except Exception:
+                return True
+        log_file = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
+        self.collectors.ensure(spec.id, container_id, spec.dyno, log_file,
+                               self._cursor_path(spec.id), exited)
+
+    def probe(self, spec: DynoSpec) -> bool:
+        """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
+        state = self._read(spec.id)
+        return bool(state and spec.port and state.get("pid")
+                    and network.pasta_alive(state.get("pasta"), state.get("pasta_start"))
+                    and listening(state["pid"], spec.port))
+
+    def logs(self, dyno_id: str, lines: int) -> list[str]:
+        state = self._read(dyno_id)
+        if state is None or not state.get("container") or lines <= 0:
+            return []
+        try:
+            data = self.client.api.logs(state["container"], stdout=True, stderr=True,
+                                        tail=lines)
+        except Exception:
+            return []
+        return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+    def remove(self, dyno_id: str) -> None:
+        state = self._read(dyno_id)
+        if state is None:
+            return
+        container_id = state.get("container")
+        if container_id:
+            with contextlib.suppress(Exception):
+                self.client.api.kill(container_id)
+            if not self.collectors.following(dyno_id):
+                self._follow(DynoSpec(**state["spec"]), container_id)
+            self.collectors.drain(dyno_id, DRAIN_TIMEOUT)
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(container_id, v=True, force=True)
+        network.release(state.get("pasta"), state.get("pasta_start"))
+        self.collectors.forget(dyno_id)
+        self._state_path(dyno_id).unlink(missing_ok=True)
+        self._cursor_path(dyno_id).unlink(missing_ok=True)
+
+    def sweep(self) -> list[str]:
+        """Containers of this state dir that nobody owns any more: one-offs whose process
+        died, and dyno containers whose start never got a state file written."""
+        from .oneoff import owner_alive
+
+        states = self._states()
+        swept = []
+        for found in self.client.api.containers(all=True, filters={
+                "label": [f"{INSTANCE}={self.instance}"]}):
+            labels = found.get("Labels", {})
+            dyno_id = labels.get(ID, "")
+            if ONEOFF in labels:
+                if owner_alive(labels[ONEOFF]):
+                    continue
+            elif dyno_id in states or time.time() - found.get("Created", 0) < LAUNCH_GRACE:
+                continue
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(found["Id"], v=True, force=True)
+            swept.append(dyno_id)
+        return swept
+
+    def run(self, spec: DynoSpec, io: OneOffIO) -> int:
+        from .oneoff import run_oneoff
+
+        return run_oneoff(self, spec, io)
