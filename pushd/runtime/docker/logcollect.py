@@ -85,7 +85,7 @@ class Follower(threading.Thread):
     def run(self) -> None:
         try:
             self._copy()
-        except Exception as err:  # the engine went away, the container was removed
+        except Exception as err:  # the engine went away, the container was removed meanwhile
             log.debug("log follower of %s ended: %s", self.dyno, err)
         finally:
             if self.fd is not None:
@@ -98,36 +98,49 @@ class Follower(threading.Thread):
         cursor = Cursor.decode(os.pread(self.fd, CURSOR_WIDTH, 0))
         if cursor.done:
             return
-        since = max(cursor.ns / 1e9 - 0.001, 0.0)
+        self.cursor, self.seen, self.pending = cursor, Cursor(cursor.ns, cursor.same), ""
+        self._pass(follow=True)
+        if not self.exited():
+            return  # the engine went away: a later follower resumes at the cursor
+        # the follow stream may end before the engine has stored the last partial line
+        self.cursor = Cursor(self.seen.ns, self.seen.same)  # skip what is copied or pending
+        self._pass(follow=False)
+        if self.pending:  # an unfinished last line, ended by the container's exit
+            self._write(self.pending, self.seen.ns)
+        self._save(Cursor(self.seen.ns, self.seen.same, done=True))
+
+    def _pass(self, follow: bool) -> None:
+        """Copy the frames after the cursor; whole lines are written and move it."""
+        since = max(self.cursor.ns / 1e9 - 0.001, 0.0)
+        skip_same = self.cursor.same  # frames at exactly cursor.ns already seen
         stream = self.api.logs(self.container_id, stdout=True, stderr=True, stream=True,
-                               follow=True, timestamps=True, since=since or None)
-        skip_same = cursor.same  # frames at exactly cursor.ns already copied last time
-        seen = Cursor(cursor.ns, cursor.same)
-        pending = ""
-        for frame in stream:
-            stamp, _, text = frame.decode("utf-8", "replace").partition(" ")
-            try:
-                ns = nanoseconds(stamp)
-            except ValueError:
-                continue
-            if ns < cursor.ns:
-                continue
-            if ns == cursor.ns and skip_same > 0:
-                skip_same -= 1
-                continue
-            seen = Cursor(ns, seen.same + 1 if ns == seen.ns else 1)
-            pending += text
-            if pending.endswith("\n"):  # a whole line (the engine splits long ones)
-                self.log.write_lines([format_line("app", self.dyno, pending, now=ns / 1e9)])
-                pending = ""
-                cursor = seen
-                self._save(cursor)
-        if pending:  # an unfinished last line, ended by the container's exit
-            self.log.write_lines([format_line("app", self.dyno, pending,
-                                              now=seen.ns / 1e9)])
-            cursor = seen
-        cursor.done = self.exited()
-        self._save(cursor)
+                               follow=follow, timestamps=True, since=since or None)
+        try:
+            for frame in stream:
+                stamp, _, text = frame.decode("utf-8", "replace").partition(" ")
+                try:
+                    ns = nanoseconds(stamp)
+                except ValueError:
+                    continue
+                if ns < self.cursor.ns:
+                    continue
+                if ns == self.cursor.ns and skip_same > 0:
+                    skip_same -= 1
+                    continue
+                self.seen = Cursor(ns, self.seen.same + 1 if ns == self.seen.ns else 1)
+                self.pending += text
+                if self.pending.endswith("\n"):  # a whole line (the engine splits long ones)
+                    self._write(self.pending, ns)
+                    self.pending = ""
+                    self._save(self.seen)
+        except Exception as err:  # the stream may end with an error once the container is gone
+            log.debug("log stream of %s ended: %s", self.dyno, err)
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def _write(self, text: str, ns: int) -> None:
+        self.log.write_lines([format_line("app", self.dyno, text, now=ns / 1e9)])
 
 
 class Collectors:

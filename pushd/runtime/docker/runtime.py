@@ -42,10 +42,24 @@ from ..netns import NetnsError, listening
 from ..records import DynoInfo, DynoSpec, Endpoint, OneOffIO
 from ..sandbox import DEFAULT_PATH, DYNO_SCRIPT
 from . import network
-from .client import (APP, APP_ID, DYNO, ID, INSTANCE, ONEOFF, RELEASE, TYPE, DockerFailure,
-                     connect, container_name, docker_time, instance_id, one_line)
+from .client import (
+    APP,
+    APP_ID,
+    DYNO,
+    ID,
+    INSTANCE,
+    ONEOFF,
+    RELEASE,
+    TYPE,
+    DockerFailure,
+    connect,
+    container_name,
+    docker_time,
+    instance_id,
+    one_line,
+)
 from .images import release_image
-from .logcollect import Collectors
+from .logcollect import Collectors, read_cursor
 
 LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
 DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
@@ -247,10 +261,10 @@ class DockerRuntime:
 
     def _exited(self, dyno_id: str, state: dict[str, Any],
                 summary: dict[str, Any] | None) -> DynoInfo:
-        """An exited (or vanished) container: its status, with all its output copied and its
-        pasta ended."""
-        network.release(state.get("pasta"), state.get("pasta_start"))
+        """An exited (or vanished) container: its status, once all its output is copied
+        (till then, or DRAIN_TIMEOUT, it is still reported running), its pasta ended."""
         if summary is None:
+            network.release(state.get("pasta"), state.get("pasta_start"))
             return self._info(state, running=False, exit_status=255,
                               reason=state.get("reason") or "its container is gone")
         try:
@@ -258,10 +272,13 @@ class DockerRuntime:
         except Exception:  # removed meanwhile
             return self._info(state, running=False, exit_status=255,
                               reason="its container is gone")
-        self._follow(DynoSpec(**state["spec"]), summary["Id"])
-        self.collectors.drain(dyno_id, DRAIN_TIMEOUT)
-        status = int(attrs.get("ExitCode", 255))
         finished = docker_time(attrs.get("FinishedAt"))
+        self._follow(DynoSpec(**state["spec"]), summary["Id"])
+        if not read_cursor(self._cursor_path(dyno_id)).done \
+                and time.time() - finished < DRAIN_TIMEOUT:
+            return self._info(state, running=True)  # its last lines are on their way
+        network.release(state.get("pasta"), state.get("pasta_start"))
+        status = int(attrs.get("ExitCode", 255))
         asked = state.get("stop_requested") or 0.0
         timeout = state["spec"]["stop_timeout"]
         killed = bool(asked and status == 137
