@@ -4,8 +4,12 @@ staging beside production, parallel test runs) from ever seeing each other's con
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import http.client
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +79,45 @@ def nanoseconds(stamp: str) -> int:
     whole, _, fraction = stamp.partition(".")
     moment = dt.datetime.fromisoformat(whole + zone)
     return int(moment.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def request_stop(api: Any, container_id: str, timeout: int) -> None:
+    """Ask the engine to stop a container (SIGTERM, SIGKILL after `timeout` seconds) and
+    return once the request is sent, not done: the engine carries the escalation out even if
+    this process dies meanwhile. The answer is read (and dropped) by a thread."""
+    adapter = api.adapters.get("http+docker://")
+    path = getattr(adapter, "socket_path", None)
+    if not path:  # not a local socket (DOCKER_HOST=tcp://...): the SDK's call, in a thread
+        threading.Thread(target=_quietly, args=(api.stop, container_id, timeout),
+                         daemon=True).start()
+        return
+    conn = _UnixHTTPConnection(path)
+    try:
+        conn.request("POST", f"/v{api._version}/containers/{container_id}/stop?t={timeout}",
+                     headers={"Content-Length": "0"})
+    except OSError as err:
+        conn.close()
+        raise DockerFailure(f"Could not ask the engine to stop a container: {err}") from None
+    threading.Thread(target=_answer, args=(conn,), daemon=True).start()
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=None)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+def _answer(conn: http.client.HTTPConnection) -> None:
+    with contextlib.suppress(Exception):
+        conn.getresponse().read()
+    conn.close()
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    with contextlib.suppress(Exception):
+        call(*args)

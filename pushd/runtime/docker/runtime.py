@@ -57,6 +57,7 @@ from .client import (
     docker_time,
     instance_id,
     one_line,
+    request_stop,
 )
 from .images import release_image
 from .logcollect import Collectors, read_cursor
@@ -215,13 +216,10 @@ class DockerRuntime:
         if not state.get("stop_requested"):
             state["stop_requested"] = time.time()
             self._write(dyno_id, state)
-        timeout = math.ceil(state["spec"]["stop_timeout"])
-        container_id = state["container"]
-
-        def escalate() -> None:  # the engine sends SIGTERM, then SIGKILL past the timeout
-            with contextlib.suppress(Exception):
-                self.client.api.stop(container_id, timeout=timeout)
-        threading.Thread(target=escalate, name=f"stop-{dyno_id}", daemon=True).start()
+        # the engine's own escalation: SIGTERM now, SIGKILL past the timeout (rounded up:
+        # never early), carried out by the engine even if the daemon dies meanwhile
+        request_stop(self.client.api, state["container"],
+                     math.ceil(state["spec"]["stop_timeout"]))
 
     def list(self) -> list[DynoInfo]:
         states = self._states()
