@@ -40,6 +40,8 @@ if kind == "run":
     harness.runtime.run(spec, PipeClient(b""))
 else:
     harness.runtime.start(spec)
+    while not [i for i in harness.runtime.list() if i.spec.id == spec.id and i.pid]:
+        time.sleep(0.05)  # its container runs, with its network
 if then == "stop":
     harness.runtime.stop(spec.id)
 print("done", flush=True)
@@ -164,3 +166,20 @@ def test_a_dyno_over_its_memory_limit_is_reported_oom_killed(harness):
         assert "memory" in done.reason
     finally:
         harness.runtime.remove(spec.id)
+
+
+def test_a_dyno_stopped_or_removed_while_it_launches_does_not_linger(harness):
+    slug = slug_for(harness, 16)
+    stopped = harness.spec(16, slug, "worker", "sleep 300")
+    removed = harness.spec(16, slug, "worker", "sleep 300")
+    for spec in (stopped, removed):
+        harness.runtime.start(spec)
+    harness.runtime.stop(stopped.id)  # before its container even runs
+    harness.runtime.remove(removed.id)
+    done = wait_until(lambda: exited(harness.runtime, stopped.id), timeout=60)
+    assert done.stopping and done.exit_status in (0, 137, 143)
+    harness.runtime.remove(stopped.id)
+    engine = harness.runtime.client
+    wait_until(lambda: not engine.containers.list(all=True, filters={
+        "label": [f"io.pushd.id={removed.id}"]}), timeout=60)
+    assert listed(harness.runtime, removed.id) is None

@@ -51,7 +51,6 @@ from .client import (
     ONEOFF,
     RELEASE,
     TYPE,
-    DockerFailure,
     connect,
     container_name,
     docker_time,
@@ -61,6 +60,12 @@ from .client import (
 )
 from .images import release_image
 from .logcollect import Collectors, read_cursor
+from .oneoff import owner_alive, owner_token
+
+
+class _Removed(Exception):
+    """The dyno was removed while its container was being launched."""
+
 
 LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
 DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
@@ -91,6 +96,8 @@ class DockerRuntime:
         self._client: Any = None
         self._collectors: Collectors | None = None
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()  # read-modify-write of the state files
+        self._launching: set[str] = set()
 
     # the engine, connected on first use (a CLI that never touches a dyno needs none)
     @property
@@ -166,8 +173,11 @@ class DockerRuntime:
 
     # the Runtime protocol
     def start(self, spec: DynoSpec) -> DynoInfo:
-        path = self._state_path(spec.id)
-        if path.exists():
+        """Record the dyno and launch its container on a thread of its own: returns at once
+        (the release image, the engine's start and pasta take a second or more, which the
+        supervisor's loop must not wait for). The dyno is `running` without a pid until its
+        container runs; a launch that fails reports it exited (255) with the reason."""
+        if self._state_path(spec.id).exists():
             raise RuntimeFailure(f"Dyno {spec.id} exists already")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         endpoint = None
@@ -175,69 +185,104 @@ class DockerRuntime:
             taken = {s.get("endpoint") for s in self._states().values()}
             endpoint = self.ports.allocate({p for p in taken if p})
         state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
-                                 "created_at": time.time()}
+                                 "created_at": time.time(), "launcher": owner_token()}
         self._write(spec.id, state)
-        container = None
+        with self._lock:
+            self._launching.add(spec.id)
+        threading.Thread(target=self._launch, args=(spec, endpoint), name=f"launch-{spec.id}",
+                         daemon=True).start()
+        return self._info(state, running=True)
+
+    def _launch(self, spec: DynoSpec, endpoint: int | None) -> None:
+        container_id = None
+        pasta = None
         try:
-            container = self.client.containers.create(**self.create_kwargs(spec,
-                                                                           self.image(spec)))
-            state["container"] = container.id
-            self._write(spec.id, state)
+            image = self.image(spec)
+            container = self.client.containers.create(**self.create_kwargs(spec, image))
+            container_id = container.id
+            if not self._update(spec.id, {"container": container_id}):
+                raise _Removed
             container.start()
             container.reload()
-            state["pid"] = container.attrs["State"]["Pid"] or None
-            state["started_at"] = docker_time(container.attrs["State"]["StartedAt"])
-            if state["pid"]:
+            pid = container.attrs["State"]["Pid"] or None
+            facts: dict[str, Any] = {"pid": pid, "launched": True, "started_at": docker_time(
+                container.attrs["State"]["StartedAt"])}
+            if pid:
                 try:
-                    pasta = network.connect(state["pid"], spec.uid, endpoint, spec.port)
-                    state["pasta"], state["pasta_start"] = pasta.pid, pasta.start
+                    pasta = network.connect(pid, spec.uid, endpoint, spec.port)
+                    facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
                 except NetnsError as err:
                     if endpoint is not None:
                         raise
-                    state["reason"] = f"no network for this dyno: {err}"
-            self._write(spec.id, state)
+                    facts["reason"] = f"no network for this dyno: {err}"
+            state = self._update(spec.id, facts)
+            if state is None:
+                raise _Removed
+            self._follow(spec, container_id)
+            if state.get("stop_requested"):  # stopped while it was launching
+                request_stop(self.client.api, container_id, math.ceil(spec.stop_timeout))
         except Exception as err:
-            if container is not None:
+            if pasta is not None:
+                network.release(pasta.pid, pasta.start)
+            if container_id is not None:
                 with contextlib.suppress(Exception):
-                    container.remove(force=True, v=True)
-            path.unlink(missing_ok=True)
-            if isinstance(err, RuntimeFailure):
-                raise
-            raise DockerFailure(f"Could not start {spec.dyno}: {one_line(err)}") from None
-        self._follow(spec, container.id)
-        return DynoInfo(spec=spec, pid=state["pid"], running=True,
-                        started_at=state["started_at"] or time.time(),
-                        endpoint=self._endpoint(state), reason=state.get("reason", ""))
+                    self.client.api.remove_container(container_id, v=True, force=True)
+            if not isinstance(err, _Removed):
+                reason = str(err) if isinstance(err, RuntimeFailure) else one_line(err)
+                self._update(spec.id, {"failed": f"could not start: {reason}",
+                                       "container": None})
+        finally:
+            with self._lock:
+                self._launching.discard(spec.id)
+
+    def _update(self, dyno_id: str, facts: dict[str, Any]) -> dict[str, Any] | None:
+        """Add facts to the dyno's state file; None (nothing written) once it is removed."""
+        with self._state_lock:
+            state = self._read(dyno_id)
+            if state is None:
+                return None
+            state.update(facts)
+            self._write(dyno_id, state)
+            return state
 
     def stop(self, dyno_id: str) -> None:
-        state = self._read(dyno_id)
-        if state is None or not state.get("container"):
-            return
-        if not state.get("stop_requested"):
-            state["stop_requested"] = time.time()
-            self._write(dyno_id, state)
-        # the engine's own escalation: SIGTERM now, SIGKILL past the timeout (rounded up:
-        # never early), carried out by the engine even if the daemon dies meanwhile
-        request_stop(self.client.api, state["container"],
-                     math.ceil(state["spec"]["stop_timeout"]))
+        with self._state_lock:
+            state = self._read(dyno_id)
+            if state is None:
+                return
+            if not state.get("stop_requested"):
+                state["stop_requested"] = time.time()
+                self._write(dyno_id, state)
+        if state.get("launched") and state.get("container"):
+            # the engine's own escalation: SIGTERM now, SIGKILL past the timeout (rounded
+            # up: never early), carried out by the engine even if the daemon dies meanwhile
+            request_stop(self.client.api, state["container"],
+                         math.ceil(state["spec"]["stop_timeout"]))
 
     def list(self) -> list[DynoInfo]:
         states = self._states()
         containers = self._containers()
         found = []
-        now = time.time()
         for dyno_id, state in sorted(states.items()):
             summary = containers.get(dyno_id)
-            if summary is None and now - state.get("created_at", 0) < LAUNCH_GRACE \
-                    and not state.get("container"):
-                found.append(self._info(state, running=True))
-                continue
-            if summary is not None and summary.get("State") in ("running", "restarting",
-                                                                 "paused"):
+            if state.get("failed"):
+                found.append(self._info(state, running=False, exit_status=255,
+                                        finished_at=state.get("created_at", 0.0)))
+            elif not state.get("launched"):
+                with self._lock:
+                    launching = dyno_id in self._launching
+                if launching or (state.get("launcher") != owner_token()
+                                 and owner_alive(state.get("launcher", ""))):
+                    found.append(self._info(state, running=True))
+                else:  # its launcher died before the container ran with its network
+                    found.append(self._info(state, running=False, exit_status=255,
+                                            reason="its start was interrupted"))
+            elif summary is not None and summary.get("State") in ("running", "restarting",
+                                                                   "paused"):
                 self._follow(DynoSpec(**state["spec"]), summary["Id"])
                 found.append(self._info(state, running=True))
-                continue
-            found.append(self._exited(dyno_id, state, summary))
+            else:
+                found.append(self._exited(dyno_id, state, summary))
         return found
 
     def _containers(self) -> dict[str, dict[str, Any]]:
@@ -251,11 +296,11 @@ class DockerRuntime:
         return Endpoint("127.0.0.1", state["endpoint"]) if state.get("endpoint") else None
 
     def _info(self, state: dict[str, Any], running: bool, **facts: Any) -> DynoInfo:
+        facts.setdefault("reason", state.get("failed") or state.get("reason", ""))
         return DynoInfo(spec=DynoSpec(**state["spec"]), pid=state.get("pid"), running=running,
                         started_at=state.get("started_at") or state.get("created_at", 0.0),
                         stopping=bool(state.get("stop_requested")),
-                        endpoint=self._endpoint(state), reason=state.get("reason", ""),
-                        **facts)
+                        endpoint=self._endpoint(state), **facts)
 
     def _exited(self, dyno_id: str, state: dict[str, Any],
                 summary: dict[str, Any] | None) -> DynoInfo:
@@ -287,10 +332,8 @@ class DockerRuntime:
             reason = "killed for exceeding its memory limit"
         elif killed:
             reason = f"did not exit within {timeout:g} seconds of SIGTERM"
-        info = self._info(state, running=False, exit_status=status, oom_killed=oom,
-                          finished_at=finished, killed_after_timeout=killed)
-        info.reason = reason
-        return info
+        return self._info(state, running=False, exit_status=status, oom_killed=oom,
+                          finished_at=finished, killed_after_timeout=killed, reason=reason)
 
     def _follow(self, spec: DynoSpec, container_id: str) -> None:
         def exited() -> bool:
@@ -321,9 +364,11 @@ class DockerRuntime:
         return data.decode("utf-8", "replace").splitlines()[-lines:]
 
     def remove(self, dyno_id: str) -> None:
-        state = self._read(dyno_id)
-        if state is None:
-            return
+        with self._state_lock:  # gone first: a launch still under way undoes itself
+            state = self._read(dyno_id)
+            if state is None:
+                return
+            self._state_path(dyno_id).unlink(missing_ok=True)
         container_id = state.get("container")
         if container_id:
             with contextlib.suppress(Exception):
@@ -331,18 +376,17 @@ class DockerRuntime:
             if not self.collectors.following(dyno_id):
                 self._follow(DynoSpec(**state["spec"]), container_id)
             self.collectors.drain(dyno_id, DRAIN_TIMEOUT)
+        for found in self.client.api.containers(all=True, filters={"label": [
+                f"{INSTANCE}={self.instance}", f"{ID}={dyno_id}"]}):
             with contextlib.suppress(Exception):
-                self.client.api.remove_container(container_id, v=True, force=True)
+                self.client.api.remove_container(found["Id"], v=True, force=True)
         network.release(state.get("pasta"), state.get("pasta_start"))
         self.collectors.forget(dyno_id)
-        self._state_path(dyno_id).unlink(missing_ok=True)
         self._cursor_path(dyno_id).unlink(missing_ok=True)
 
     def sweep(self) -> list[str]:
         """Containers of this state dir that nobody owns any more: one-offs whose process
         died, and dyno containers whose start never got a state file written."""
-        from .oneoff import owner_alive
-
         states = self._states()
         swept = []
         for found in self.client.api.containers(all=True, filters={
