@@ -15,6 +15,12 @@ bwrap nests its user namespaces; the network namespace belongs to the outer one,
 must join (`NS_GET_USERNS` finds it). pasta is told to die with its parent (the shim, or the
 thread running a one-off or a build), and `detach` stops it explicitly.
 
+A container's network namespace (the docker runtime's) belongs to the host's own user
+namespace instead: pasta joins it with `--netns-only`, still as the app's uid, given
+CAP_SYS_ADMIN and CAP_NET_ADMIN as ambient capabilities (what joining such a namespace
+takes), and is started to outlive its starter (`outlive`: no death signal, a session
+of its own), since a container outlives the daemon; its owner detaches it.
+
 pasta opens /dev/net/tun as the app's uid: the device must be 0666, as Debian's udev leaves
 it; a host without udev (a container) may have it 0600, which `attach` corrects.
 

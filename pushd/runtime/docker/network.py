@@ -10,7 +10,10 @@ It must not outlive its container: whoever next lists or removes the dyno (`list
 pasta runs as the app's uid (the firewall's `meta skuid` rules apply to its outbound
 traffic). A container's network namespace belongs to the host's user namespace, so pasta
 joins it with CAP_SYS_ADMIN and CAP_NET_ADMIN (ambient, given by setpriv) instead of through
-a user namespace of the app's own, as for the sandbox's bwrap namespaces.
+a user namespace of the app's own, as for the sandbox's bwrap namespaces. After its setup
+pasta keeps CAP_SYS_ADMIN alone (to enter the namespace for each forwarded connection),
+under its own seccomp filter and no-new-privileges: more than a sandbox dyno's pasta
+holds (capabilities in the app's user namespace only).
 """
 
 from __future__ import annotations

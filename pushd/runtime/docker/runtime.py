@@ -13,6 +13,11 @@ creates the container (owners kept: the app's uid) and removes with it. So an ap
 own `/app` (like a sandbox dyno's writable layer, never shared with another dyno) and nothing
 else.
 
+start() returns at once: the container is launched (release image, create, start, pasta)
+on a thread of its own, so the supervisor's loop never waits on the engine; until it runs
+the dyno is reported running without a pid, and a launch that fails is reported exited
+(255) with its reason.
+
 What the daemon must find again after a restart lives in the engine (the containers, by the
 labels of this state dir, and their output) and in one small state file per dyno under
 `<state>/docker/dynos/` (its spec, endpoint, pasta, when a stop was asked). stop() is the
