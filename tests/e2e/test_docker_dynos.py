@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -164,3 +165,37 @@ def test_a_one_off_runs_in_a_container_and_passes_its_exit_status(engine, docked
     assert "True" in result.stdout  # in a container, not a sandbox on the host
     wait_until(lambda: not [c for c in engine.containers.list(all=True, filters={
         "label": [f"{INSTANCE}={instance_id(docked.state)}", "io.pushd.oneoff"]})])
+
+
+def oneoffs(engine: Any, docked: PushdUnderTest) -> list[Any]:
+    return engine.containers.list(all=True, filters={"label": [
+        f"{INSTANCE}={instance_id(docked.state)}", "io.pushd.oneoff"]})
+
+
+def test_a_one_off_gets_a_terminal_when_asked_and_ends_with_its_main_process(engine, docked):
+    deploy(docked, "drun-tty", python_app("t"))
+    on_tty = docked.ssh("run", "drun-tty", "tty; stty size", tty=True, timeout=120)
+    assert on_tty.returncode == 0, on_tty.stderr
+    assert "/dev/pts/" in on_tty.stdout
+    piped = docked.ssh("run", "drun-tty", "tty", timeout=120)
+    assert "not a tty" in piped.stdout
+    left = docked.ssh("run", "drun-tty", "sleep 3004 & echo one; echo two >&2; exit 7",
+                      timeout=120)
+    assert left.returncode == 7  # the main command's status, what it left is ended
+    assert left.stdout == "one\n" and left.stderr.endswith("two\n")
+    wait_until(lambda: not oneoffs(engine, docked), timeout=30)
+
+
+def test_a_one_off_is_stopped_when_its_client_goes_away(engine, docked):
+    deploy(docked, "drun-hangup", python_app("h"))
+    client = subprocess.Popen(["ssh", "-F", str(docked.ssh_config), "platform", "run",
+                               "drun-hangup", "sleep", "3005"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=docked.env())
+    try:
+        wait_until(lambda: [c for c in oneoffs(engine, docked) if c.status == "running"],
+                   timeout=60)
+    finally:
+        client.send_signal(signal.SIGKILL)  # the client vanishes without a word
+        client.wait()
+    wait_until(lambda: not oneoffs(engine, docked), timeout=60)
