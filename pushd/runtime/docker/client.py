@@ -40,7 +40,8 @@ def connect() -> Any:
     import docker
 
     try:
-        client = docker.from_env(timeout=120)
+        # a streaming connection per followed container: keep them all in the pool
+        client = docker.from_env(timeout=120, max_pool_size=1024)
         client.ping()
     except docker.errors.DockerException as err:
         raise DockerFailure("no Docker engine answers (start dockerd: "

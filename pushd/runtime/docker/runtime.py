@@ -1,17 +1,8 @@
-"""The docker runtime: one container per dyno, from the release image `pushd/<app>:v<N>`.
-
-A dyno's container is created with everything a sandbox dyno gets: `--init` (signals and
-zombies handled; SIGTERM goes to the dyno's whole process group), `DYNO`, `PORT`, `HOME=/app`
-and the config vars in its environment (never on a command line), `.profile.d` sourced
-before the Procfile command (the sandbox's own dyno script), the app's uid, no capabilities,
-`no-new-privileges`, memory, pids and cpu limits, `network_mode="none"` with pasta attached
-from the host (`network.py`), and never the Docker socket.
-
-Filesystem: the root is read-only (`read_only=True`); `/tmp` is a tmpfs; `/app` is an
-anonymous volume of the container, which the engine fills from the image's `/app` when it
-creates the container (owners kept: the app's uid) and removes with it. So an app writes its
-own `/app` (like a sandbox dyno's writable layer, never shared with another dyno) and nothing
-else.
+"""The docker runtime: one container per dyno, from the release image `pushd/<app>:v<N>`
+(`images.py`), made as `container.py` says (init, the app's uid, no capabilities, a
+read-only root with `/app` and `/tmp` writable, limits, `network_mode="none"`), with pasta
+attached from the host (`network.py`) and its output followed into the app log
+(`logcollect.py`).
 
 start() returns at once: the container is launched (release image, create, start, pasta)
 on a thread of its own, so the supervisor's loop never waits on the engine; until it runs
@@ -29,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import threading
 import time
@@ -45,27 +37,23 @@ from ...settings import Settings
 from ..base import register
 from ..netns import NetnsError, listening
 from ..records import DynoInfo, DynoSpec, Endpoint, OneOffIO
-from ..sandbox import DEFAULT_PATH, DYNO_SCRIPT
 from . import network
 from .client import (
-    APP,
-    APP_ID,
-    DYNO,
     ID,
     INSTANCE,
     ONEOFF,
-    RELEASE,
-    TYPE,
     connect,
-    container_name,
     docker_time,
     instance_id,
     one_line,
     request_stop,
 )
+from .container import create_kwargs
 from .images import release_image
 from .logcollect import Collectors, read_cursor
 from .oneoff import owner_alive, owner_token
+
+log = logging.getLogger("pushd.docker")
 
 
 class _Removed(Exception):
@@ -75,17 +63,6 @@ class _Removed(Exception):
 LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
 DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
 KILL_TIMEOUT_SLACK = 0.5
-
-
-def container_env(spec: DynoSpec) -> dict[str, str]:
-    env = dict(spec.env)
-    env.setdefault("HOME", "/app")
-    env.setdefault("PATH", DEFAULT_PATH)
-    env.setdefault("DYNO", spec.dyno)
-    if spec.port is not None:
-        env.setdefault("PORT", str(spec.port))
-    env["TINI_KILL_PROCESS_GROUP"] = "1"  # docker-init signals the whole dyno, not bash alone
-    return env
 
 
 @register("docker")
@@ -145,36 +122,13 @@ class DockerRuntime:
                     found[path.stem] = json.loads(path.read_text())
         return found
 
-    def labels(self, spec: DynoSpec) -> dict[str, str]:
-        return {APP: spec.app, APP_ID: str(spec.app_id), RELEASE: str(spec.release),
-                TYPE: spec.process_type, DYNO: spec.dyno, ID: spec.id,
-                INSTANCE: self.instance}
-
     def image(self, spec: DynoSpec) -> Any:
         return release_image(self.client, spec.app, spec.app_id, spec.release, spec.slug_dir,
                              self.settings.stack, {INSTANCE: self.instance},
                              lock_dir=self.paths.root / "docker")
 
     def create_kwargs(self, spec: DynoSpec, image: Any) -> dict[str, Any]:
-        """Everything the container of this dyno (or one-off) is created with."""
-        from docker.types import Mount
-
-        memory = f"{spec.memory_mb}m"
-        return {
-            "image": image.id, "command": ["bash", "-c", DYNO_SCRIPT, "dyno", spec.command],
-            "name": container_name(spec.app, spec.process_type, spec.index, spec.release,
-                                   spec.id),
-            "labels": self.labels(spec), "environment": container_env(spec),
-            "user": f"{spec.uid}:{spec.uid}", "working_dir": "/app",
-            "hostname": spec.dyno.replace("_", "-"), "init": True, "network_mode": "none",
-            "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "read_only": True,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.disk_mb or 512}m,mode=1777"},
-            "mounts": [Mount("/app", None, type="volume")],
-            "mem_limit": memory, "memswap_limit": memory, "pids_limit": spec.pids_max,
-            "cpu_shares": spec.cpu_shares, "stop_signal": "SIGTERM",
-            "log_config": {"type": "json-file",
-                           "config": {"max-size": "10m", "max-file": "3"}},
-        }
+        return create_kwargs(spec, image.id, self.instance)
 
     # the Runtime protocol
     def start(self, spec: DynoSpec) -> DynoInfo:
@@ -234,6 +188,7 @@ class DockerRuntime:
                     self.client.api.remove_container(container_id, v=True, force=True)
             if not isinstance(err, _Removed):
                 reason = str(err) if isinstance(err, RuntimeFailure) else one_line(err)
+                log.warning("could not start %s: %s", spec.id, reason)
                 self._update(spec.id, {"failed": f"could not start: {reason}",
                                        "container": None})
         finally:
@@ -267,28 +222,31 @@ class DockerRuntime:
     def list(self) -> list[DynoInfo]:
         states = self._states()
         containers = self._containers()
-        found = []
-        for dyno_id, state in sorted(states.items()):
-            summary = containers.get(dyno_id)
-            if state.get("failed"):
-                found.append(self._info(state, running=False, exit_status=255,
-                                        finished_at=state.get("created_at", 0.0)))
-            elif not state.get("launched"):
-                with self._lock:
-                    launching = dyno_id in self._launching
-                if launching or (state.get("launcher") != owner_token()
-                                 and owner_alive(state.get("launcher", ""))):
-                    found.append(self._info(state, running=True))
-                else:  # its launcher died before the container ran with its network
-                    found.append(self._info(state, running=False, exit_status=255,
-                                            reason="its start was interrupted"))
-            elif summary is not None and summary.get("State") in ("running", "restarting",
-                                                                   "paused"):
-                self._follow(DynoSpec(**state["spec"]), summary["Id"])
-                found.append(self._info(state, running=True))
-            else:
-                found.append(self._exited(dyno_id, state, summary))
-        return found
+        return [self._report(dyno_id, state, containers)
+                for dyno_id, state in sorted(states.items())]
+
+    def _report(self, dyno_id: str, state: dict[str, Any],
+                containers: dict[str, dict[str, Any]]) -> DynoInfo:
+        if not state.get("launched") and not state.get("failed"):
+            with self._lock:
+                launching = dyno_id in self._launching
+            if launching or (state.get("launcher") != owner_token()
+                             and owner_alive(state.get("launcher", ""))):
+                return self._info(state, running=True)
+            fresh = self._read(dyno_id)  # it may have launched since `state` was read
+            if fresh is None or not (fresh.get("launched") or fresh.get("failed")):
+                # its launcher died before the container ran with its network
+                return self._info(state, running=False, exit_status=255,
+                                  reason="its start was interrupted")
+            state, containers = fresh, self._containers()
+        if state.get("failed"):
+            return self._info(state, running=False, exit_status=255,
+                              finished_at=state.get("created_at", 0.0))
+        summary = containers.get(dyno_id)
+        if summary is not None and summary.get("State") in ("running", "restarting", "paused"):
+            self._follow(DynoSpec(**state["spec"]), summary["Id"])
+            return self._info(state, running=True)
+        return self._exited(dyno_id, state, summary)
 
     def _containers(self) -> dict[str, dict[str, Any]]:
         """This state dir's dyno containers (one-offs aside) as the engine lists them."""
