@@ -105,16 +105,17 @@ def _wait(api: Any, container_id: str, client: ClientEnd, spec: DynoSpec) -> int
     done = threading.Event()
 
     def waiter() -> None:
-        while True:
+        while "status" not in result:
             try:
                 result["status"] = int(api.wait(container_id)["StatusCode"])
-                break
             except Exception:  # the client's read timeout on a long one-off: wait again
-                with contextlib.suppress(Exception):
-                    if not api.inspect_container(container_id)["State"]["Running"]:
-                        state = api.inspect_container(container_id)["State"]
+                try:
+                    state = api.inspect_container(container_id)["State"]
+                except Exception:  # removed from outside
+                    result["status"] = 255
+                else:
+                    if not state["Running"]:
                         result["status"] = int(state["ExitCode"])
-                        break
         done.set()
 
     background(waiter)
