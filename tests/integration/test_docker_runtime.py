@@ -105,7 +105,7 @@ def test_output_printed_while_no_daemon_runs_reaches_the_log_once(harness):
     container.kill()
     done = wait_until(lambda: exited(harness.fresh_runtime(), said["id"]), timeout=30)
     assert done.exit_status == 137 and not done.stopping
-    assert live_stat(pasta) is None
+    wait_until(lambda: live_stat(pasta) is None, timeout=10)
     runtime.remove(said["id"])
     assert listed(runtime, said["id"]) is None
 

@@ -270,7 +270,7 @@ class DockerRuntime:
         """An exited (or vanished) container: its status, once all its output is copied
         (till then, or DRAIN_TIMEOUT, it is still reported running), its pasta ended."""
         if summary is None:
-            network.release(state.get("pasta"), state.get("pasta_start"))
+            self._release_later(state)
             return self._info(state, running=False, exit_status=255,
                               reason=state.get("reason") or "its container is gone")
         try:
@@ -283,7 +283,7 @@ class DockerRuntime:
         if not read_cursor(self._cursor_path(dyno_id)).done \
                 and time.time() - finished < DRAIN_TIMEOUT:
             return self._info(state, running=True)  # its last lines are on their way
-        network.release(state.get("pasta"), state.get("pasta_start"))
+        self._release_later(state)
         status = int(attrs.get("ExitCode", 255))
         asked = state.get("stop_requested") or 0.0
         timeout = state["spec"]["stop_timeout"]
@@ -297,6 +297,13 @@ class DockerRuntime:
             reason = f"did not exit within {timeout:g} seconds of SIGTERM"
         return self._info(state, running=False, exit_status=status, oom_killed=oom,
                           finished_at=finished, killed_after_timeout=killed, reason=reason)
+
+    @staticmethod
+    def _release_later(state: dict[str, Any]) -> None:
+        """End an exited container's pasta on a thread: list() reports the exit at once."""
+        if network.pasta_alive(state.get("pasta"), state.get("pasta_start")):
+            threading.Thread(target=network.release, args=(state["pasta"], state["pasta_start"]),
+                             daemon=True).start()
 
     def _follow(self, spec: DynoSpec, container_id: str) -> None:
         def exited() -> bool:
