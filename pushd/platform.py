@@ -27,6 +27,7 @@ TEMPLATES = PROJECT_DIR / "templates"
 def load_runtimes() -> None:
     """Import every runtime module: each registers itself (`@register`) in runtime/base.py."""
     from .runtime import sandbox  # noqa: F401  (the embedded default)
+    from .runtime.docker import runtime as docker_runtime  # noqa: F401  (containers)
 
 
 @dataclass

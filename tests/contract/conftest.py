@@ -124,7 +124,39 @@ class SandboxHarness(Harness):
         return str(folder)
 
 
-HARNESSES: dict[str, type[Harness]] = {"sandbox": SandboxHarness}
+class DockerHarness(SandboxHarness):
+    """Container dynos: the slug folder (owned by the app's uid) becomes the release image
+    when a dyno of it starts. Cleans up only what this state dir made (its label)."""
+
+    name = "docker"
+    module = "pushd.runtime.docker.runtime"
+
+    def check_host(self) -> None:
+        from pushd.runtime.docker.client import DockerFailure, connect
+        from pushd.stack import image_name
+
+        super().check_host()
+        try:
+            client = connect()
+        except DockerFailure as err:
+            pytest.fail(str(err), pytrace=False)
+        if not client.images.list(name=image_name(self.settings.stack)):
+            pytest.fail(f"missing {image_name(self.settings.stack)}: run pushd stack:build",
+                        pytrace=False)
+
+    def cleanup(self) -> None:
+        from pushd.runtime.docker.client import INSTANCE, connect, instance_id
+
+        super().cleanup()
+        client = connect()
+        label = f"{INSTANCE}={instance_id(self.paths.root)}"
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True, v=True)
+        for image in client.images.list(filters={"label": label}):
+            client.images.remove(image.id, force=True)
+
+
+HARNESSES: dict[str, type[Harness]] = {"sandbox": SandboxHarness, "docker": DockerHarness}
 
 
 @pytest.fixture(scope="module", params=sorted(HARNESSES))
