@@ -144,6 +144,8 @@ class DeployingReceivePack(ReceivePackHandler):
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
                                  user=self.user.name, slug=slug)
         deploy.prune_slugs(platform, app)
+        if platform.images is not None:
+            platform.images.prune(app)
         out(f"       Released {release.name}\n")
         out(f"       {platform.app_url(app.name)} deployed to pushd\n")
 

@@ -71,19 +71,35 @@ class Attachment:
     start: int
 
 
-def pasta_argv(uid: int, netns: str, userns: str, forwards: Sequence[Forward] = (),
+def pasta_argv(uid: int, netns: str, userns: str | None, forwards: Sequence[Forward] = (),
                pid_file: str | None = None) -> list[str]:
     """argv for: setpriv (drop to uid, die with the parent) -> pasta joined to the namespace.
+
+    `userns` None: the namespace belongs to the host's own user namespace (a container's,
+    made by the engine as root); pasta then keeps only the capabilities that join it
+    (ambient CAP_SYS_ADMIN, CAP_NET_ADMIN) and still runs as `uid`, so the firewall's rules
+    on the app uid hold for it as for a sandbox's.
 
     Only TCP from the host to the forwarded ports comes in; nothing from the namespace reaches
     the host's loopback (`-T none -U none`, `--no-map-gw`). pasta writes its pid to `pid_file`
     once it is set up (its ports bound, the namespace configured)."""
     tcp = ",".join(f"{f.host}/{f.host_port}:{f.port}" for f in forwards) or "none"
     ready = ["--pid", pid_file] if pid_file else []
-    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+    caps = ([] if userns is not None else
+            ["--inh-caps=+sys_admin,+net_admin", "--ambient-caps=+sys_admin,+net_admin"])
+    join = ["--userns", userns] if userns is not None else []
+    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps,
             "--pdeathsig=SIGKILL", "--", PASTA, "--foreground", "--quiet", *ready,
-            "--netns", netns, "--userns", userns, "--config-net", "--no-map-gw",
+            "--netns", netns, *join, "--config-net", "--no-map-gw",
             "-t", tcp, "-u", "none", "-T", "none", "-U", "none"]
+
+
+def _same_namespace(fd: int, own: str) -> bool:
+    try:
+        theirs, ours = os.fstat(fd), os.stat(own)
+    except OSError:
+        return False
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
 
 
 def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
@@ -102,9 +118,11 @@ def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
     try:
         os.fchown(ready_w, uid, uid)  # pasta opens it again (/proc/self/fd) as the app uid
         user = fcntl.ioctl(net, NS_GET_USERNS)
+        # a container's namespace is the host user namespace's: pasta cannot "join" that
+        userns = None if _same_namespace(user, "/proc/self/ns/user") else f"/proc/self/fd/{user}"
         try:
             proc = subprocess.Popen(
-                pasta_argv(uid, f"/proc/self/fd/{net}", f"/proc/self/fd/{user}", forwards,
+                pasta_argv(uid, f"/proc/self/fd/{net}", userns, forwards,
                            pid_file=f"/proc/self/fd/{ready_w}"),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                 pass_fds=(net, user, ready_w), close_fds=True, cwd="/")
