@@ -331,3 +331,15 @@ def test_gc_reports_what_it_freed(denv):
     assert freed.describe().startswith("Freed 2 images, 1 container, 0 volumes: ")
     with pytest.raises(docker.errors.NotFound):
         denv.engine.containers.get(leftover.id)
+
+
+def test_a_build_over_its_memory_limit_is_stopped_and_says_so(denv):
+    bp = denv.root / "hungry-bp"
+    shutil.copytree(BUILDPACKS / "second", bp)
+    (bp / "bin" / "compile").write_text(
+        "#!/bin/sh\npython3 -c 'x = bytearray(400 * 1024 * 1024); print(len(x))'\n")
+    sha = denv.push(APPS / "procfile-app")
+    settings = dataclasses.replace(denv.settings, build_memory_mb=100)
+    err, lines = denv.fail(sha, {"BUILDPACK_URL": str(bp)}, settings=settings)
+    assert str(err) == "Build exceeded its memory limit of 100 MB and was stopped"
+    assert denv.labelled()["containers"] == []
