@@ -4,7 +4,8 @@ its image, a deploy ends with the engine pruned, a destroyed app leaves nothing 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NotFound, RuntimeFailure
@@ -72,13 +73,28 @@ class ReleaseImages:
         in_play = {r.version for r in (store.current_release(app.id),
                                        store.pending_release(app.id)) if r is not None}
         versions = [r.version for r in store.releases(app.id, limit=keep)]
-        return self.gc.prune_app(app.id, versions, keep, in_play)
+        with _engine_errors("prune the images of " + app.name):
+            return self.gc.prune_app(app.id, versions, keep, in_play)
 
     def destroy(self, app_id: int) -> Freed:
-        return self.gc.remove_app(app_id)
+        with _engine_errors("remove the app's images and containers"):
+            return self.gc.remove_app(app_id)
 
     def orphans(self) -> Freed:
-        return self.gc.remove_orphans({app.id for app in self.platform.store.apps()})
+        with _engine_errors("remove what destroyed apps left"):
+            return self.gc.remove_orphans({app.id for app in self.platform.store.apps()})
+
+
+@contextmanager
+def _engine_errors(doing: str) -> Iterator[None]:
+    """An engine error is one line (RuntimeFailure), never a traceback."""
+    import docker.errors
+
+    try:
+        yield
+    except docker.errors.DockerException as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise RuntimeFailure(f"Could not {doing}: {detail}") from None
 
 
 def ensure_stack(settings: Settings, say: Callable[[str], None]) -> None:
