@@ -137,7 +137,8 @@ def test_python_app_is_built_in_a_container_and_its_release_image_serves(denv):
     assert denv.labelled()["containers"] == []  # the build container is gone
     image = denv.engine.images.get(denv.image(slug))
     assert release_tag(denv.app.name, 1) in image.tags
-    assert image.labels[lbl.APP] == denv.app.name and image.labels[lbl.SLUG] == slug.id
+    assert image.labels[lbl.APP] == denv.app.name
+    assert Path(image.labels[lbl.SLUG]).name == slug.id
     uid = app_uid(denv.settings, APP_ID)
     assert serve_from_image(denv.engine, release_tag(denv.app.name, 1), slug.process_types[
         "web"], uid) == "python-app hello six=1.17.0\n"
@@ -289,11 +290,10 @@ def test_after_15_deploys_only_the_retained_release_images_remain(denv):
 def test_a_rollback_release_reuses_the_slugs_image(denv):
     labels = lbl.app_labels(denv.settings.state_dir, denv.app.name, APP_ID)
     slug = fake_slug(denv, 1)
-    first = ensure_release_image(denv.engine, denv.app.name, APP_ID, 1, str(slug), labels=labels)
-    again = ensure_release_image(denv.engine, denv.app.name, APP_ID, 3, str(slug), labels=labels)
-    assert first == again
-    assert {release_tag(denv.app.name, 1), release_tag(denv.app.name, 3)} <= set(
-        denv.engine.images.get(first).tags)
+    ensure_release_image(denv.engine, denv.app.name, APP_ID, 1, str(slug), labels=labels)
+    ensure_release_image(denv.engine, denv.app.name, APP_ID, 3, str(slug), labels=labels)
+    first = denv.engine.images.get(release_tag(denv.app.name, 1))
+    assert denv.engine.images.get(release_tag(denv.app.name, 3)).id == first.id
 
 
 def test_remove_app_leaves_nothing_labelled_and_spares_other_instances(denv, engine):

@@ -20,7 +20,9 @@ BUILD = "io.pushd.build"
 
 
 def instance(state_dir: Path) -> str:
-    return hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    """A digest of the (resolved) state dir: the same value the docker runtime labels its
+    dyno containers with."""
+    return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
 
 
 def app_labels(state_dir: Path, app: str, app_id: int) -> dict[str, str]:
