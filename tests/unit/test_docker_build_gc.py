@@ -66,3 +66,50 @@ def test_pasta_for_a_containers_namespace_keeps_only_the_capabilities_to_join_it
     assert "--userns" not in argv and "--reuid=40007" in argv
     assert "--ambient-caps=+sys_admin,+net_admin" in argv
     assert "--ambient-caps=+sys_admin,+net_admin" not in pasta_argv(40007, "n", "u")
+
+
+class FakeImages:
+    def __init__(self, present: bool) -> None:
+        self.present = present
+
+    def get(self, name: str):
+        import docker.errors
+
+        if not self.present:
+            raise docker.errors.ImageNotFound(name)
+        return type("Image", (), {"id": "sha256:" + "ab" * 32})()
+
+
+class FakeEngine:
+    def __init__(self, present: bool) -> None:
+        self.images = FakeImages(present)
+
+
+def test_up_with_the_docker_runtime_builds_the_stack_only_when_missing(monkeypatch, tmp_path):
+    from pushd import stack
+    from pushd.runtime.docker.hooks import ensure_stack
+    from pushd.settings import load
+
+    built: list[str] = []
+    monkeypatch.setattr(stack.StackBuilder, "build",
+                        lambda self, name, force=False: built.append(name) or "id")
+    settings = load({"state_dir": str(tmp_path)}, env={})
+    monkeypatch.setattr(stack, "engine", lambda: FakeEngine(present=True))
+    ensure_stack(settings, print)
+    assert built == []
+    monkeypatch.setattr(stack, "engine", lambda: FakeEngine(present=False))
+    ensure_stack(settings, print)
+    assert built == ["pushd-22"]
+
+
+def test_up_with_the_docker_runtime_and_no_engine_is_one_line(monkeypatch, tmp_path):
+    import pytest
+
+    from pushd.runtime.docker.hooks import ensure_stack
+    from pushd.settings import load
+    from pushd.stack import StackError
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    with pytest.raises(StackError) as err:
+        ensure_stack(load({"state_dir": str(tmp_path)}, env={}), print)
+    assert str(err.value).startswith("no Docker engine answers") and "\n" not in str(err.value)
