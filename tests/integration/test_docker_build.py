@@ -343,3 +343,20 @@ def test_a_build_over_its_memory_limit_is_stopped_and_says_so(denv):
     err, lines = denv.fail(sha, {"BUILDPACK_URL": str(bp)}, settings=settings)
     assert str(err) == "Build exceeded its memory limit of 100 MB and was stopped"
     assert denv.labelled()["containers"] == []
+
+
+def test_exited_containers_go_except_those_of_releases_still_in_play_or_stopping(denv):
+    labels = lbl.app_labels(denv.settings.state_dir, denv.app.name, APP_ID)
+    for version in (1, 2, 3):
+        ensure_release_image(denv.engine, denv.app.name, APP_ID, version,
+                             str(fake_slug(denv, version)), labels=labels)
+    made = {}
+    for version in (1, 2, 3):
+        made[version] = denv.engine.containers.create(
+            release_tag(denv.app.name, version), ["true"], network_mode="none",
+            labels={**labels, lbl.RELEASE: str(version)})
+    freed = EngineGC(denv.engine, denv.settings.state_dir).prune_app(
+        APP_ID, [1, 2, 3], keep=3, in_play={3}, stopping={2})
+    assert freed.containers == 1
+    left = {c.labels[lbl.RELEASE] for c in denv.labelled()["containers"]}
+    assert left == {"2", "3"}

@@ -69,9 +69,12 @@ class EngineGC:
         self.state_dir = state_dir
 
     def prune_app(self, app_id: int, versions: Iterable[int], keep: int,
-                  in_play: Collection[int]) -> Freed:
-        """Call with the app's deploy lock held (no build of it runs)."""
+                  in_play: Collection[int], stopping: Collection[int] = ()) -> Freed:
+        """Call with the app's deploy lock held (no build of it runs). Exited containers of
+        `stopping` releases (the one a deploy just replaced) are the runtime's to read and
+        remove."""
         freed = Freed()
+        spared = set(in_play) | set(stopping)
         kept = kept_versions(versions, keep, in_play)
         for image in self._images(lbl.app_filter(self.state_dir, app_id)):
             freed.add(self._untag(image, stale_tags(image.tags, kept)))
@@ -81,7 +84,7 @@ class EngineGC:
             release = labels.get(lbl.RELEASE, "")
             if labels.get(lbl.BUILD) or (
                     state in ("exited", "dead", "created")
-                    and not (release.isdigit() and int(release) in in_play)):
+                    and not (release.isdigit() and int(release) in spared)):
                 freed.add(self._remove_container(container))
         freed.add(self.prune_dangling())
         return freed

@@ -73,8 +73,11 @@ class ReleaseImages:
         in_play = {r.version for r in (store.current_release(app.id),
                                        store.pending_release(app.id)) if r is not None}
         versions = [r.version for r in store.releases(app.id, limit=keep)]
+        # the release a deploy just replaced: its dynos are still being stopped
+        stopping = {max((v for v in versions if v < min(in_play)), default=0)} if in_play \
+            else set()
         with _engine_errors("prune the images of " + app.name):
-            return self.gc.prune_app(app.id, versions, keep, in_play)
+            return self.gc.prune_app(app.id, versions, keep, in_play, stopping)
 
     def destroy(self, app_id: int) -> Freed:
         with _engine_errors("remove the app's images and containers"):
