@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .dynostatus import read_failure, wait_release, write_failure
-from .errors import ReleaseFailed
+from .errors import ReleaseFailed, RuntimeFailure
 from .logs import AppLog
 from .models import App, Release, Slug
 from .platform import Platform
@@ -43,6 +43,12 @@ def release(platform: Platform, app: App, *, description: str, user: str,
                                         base=base)
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
+    if platform.images is not None and new.status == "pending":
+        try:
+            platform.images.release_cut(app, new)  # before the supervisor is told
+        except RuntimeFailure as err:
+            platform.store.set_release_status(app.id, new.version, "failed", only_if="pending")
+            raise ReleaseFailed(f"Release {new.name} failed: {err}") from None
     platform.notify()
     pause(platform, "after-launching")  # fault tests only
     if new.status != "pending" or not wait or not platform.running:

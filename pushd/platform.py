@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .governance.policyfile import PolicyFile
     from .router.base import Router
     from .runtime.base import Runtime
+    from .runtime.docker.hooks import ReleaseImages
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_BUILDPACKS = PROJECT_DIR / "buildpacks"
@@ -56,7 +57,23 @@ class Platform:
     def builder(self) -> Builder:
         from .build.builder import BuildpackBuilder
 
-        return BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS)
+        containers = None
+        if self.settings.runtime == "docker":  # buildpacks run in a container of the stack
+            from .runtime.docker.build import container_steps
+
+            containers = container_steps(self.settings)
+        return BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS,
+                                containers=containers)
+
+    @cached_property
+    def images(self) -> ReleaseImages | None:
+        """Release images and the engine's cleanup, for the docker runtime; None where
+        slugs stay folders."""
+        if self.settings.runtime != "docker":
+            return None
+        from .runtime.docker.hooks import ReleaseImages
+
+        return ReleaseImages(self)
 
     @cached_property
     def runtime(self) -> Runtime:

@@ -20,7 +20,7 @@ from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 
 from .. import deploy
 from ..appfiles import deploy_lock, ensure_repo
-from ..errors import BuildError, PushdError, ReleaseFailed
+from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
@@ -173,6 +173,11 @@ class DeployingReceivePack(ReceivePackHandler):
                                  user=self.user.name, slug=slug)
         pause(platform, "after-router-switch")
         deploy.prune_slugs(platform, app)
+        if platform.images is not None:
+            try:
+                platform.images.prune(app)
+            except RuntimeFailure as err:  # the release is live: a warning, not a failure
+                out(f" !     Warning: {err}\n")
         out(f"       Released {release.name}\n")
         out(f"       {platform.app_url(app.name)} deployed to pushd\n")
 

@@ -6,33 +6,28 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import http.client
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 from ...errors import RuntimeFailure
-
-APP = "io.pushd.app"
-APP_ID = "io.pushd.app_id"
-RELEASE = "io.pushd.release"
-TYPE = "io.pushd.type"
-DYNO = "io.pushd.dyno"
-ID = "io.pushd.id"
-INSTANCE = "io.pushd.instance"  # which state dir made it
-ONEOFF = "io.pushd.oneoff"  # "pid:start" of the process running the one-off
-SLUG = "io.pushd.slug"  # the slug folder a release image was made from
+from .labels import (  # noqa: F401  (the labels' one home; re-exported for the runtime)
+    APP,
+    APP_ID,
+    DYNO,
+    ID,
+    INSTANCE,
+    ONEOFF,
+    RELEASE,
+    SLUG,
+    TYPE,
+)
+from .labels import instance as instance_id  # noqa: F401
 
 
 class DockerFailure(RuntimeFailure):
     """The engine refused or is not there; the message is one line."""
-
-
-def instance_id(state_dir: Path) -> str:
-    """A short stable name for one pushd instance: a digest of its state dir."""
-    return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
 
 
 def connect() -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ...stack import image_name
-from .client import APP, APP_ID, RELEASE, SLUG, DockerFailure, one_line
+from .client import APP, APP_ID, INSTANCE, RELEASE, SLUG, DockerFailure, one_line
 
 DEFAULT_STACK = "pushd-22"
 _THREAD_LOCK = threading.Lock()
@@ -55,10 +55,15 @@ def release_image(client: Any, app: str, app_id: int, release: int, slug_dir: st
             image = client.images.get(tag)
             if image.labels.get(SLUG) == slug:
                 return image
-        if not Path(slug).is_dir():
-            raise DockerFailure(f"The slug of {app} v{release} is gone ({slug})")
         wanted = {APP: app, APP_ID: str(app_id), RELEASE: str(release), SLUG: slug,
                   **(labels or {})}
+        same_slug = _made_from(client, slug, wanted)
+        if same_slug is not None:  # a config change or a rollback: another tag, no copy
+            repository, _, version = tag.rpartition(":")
+            same_slug.tag(repository, version)
+            return same_slug
+        if not Path(slug).is_dir():
+            raise DockerFailure(f"The slug of {app} v{release} is gone ({slug})")
         try:
             return _commit(client, image_name(stack), tag, slug, wanted)
         except docker.errors.ImageNotFound:
@@ -66,6 +71,13 @@ def release_image(client: Any, app: str, app_id: int, release: int, slug_dir: st
                                 "`pushd stack:build`") from None
         except docker.errors.APIError as err:
             raise DockerFailure(f"Could not make the image {tag}: {one_line(err)}") from None
+
+
+def _made_from(client: Any, slug: str, wanted: dict[str, str]) -> Any:
+    """An image this instance already made of `slug` for this app, if any."""
+    same = [f"{key}={wanted[key]}" for key in (APP_ID, SLUG, INSTANCE) if key in wanted]
+    found = client.images.list(filters={"label": same})
+    return found[0] if found else None
 
 
 @contextlib.contextmanager
@@ -87,7 +99,7 @@ def _making(lock_dir: Path | None) -> Iterator[None]:
 def _commit(client: Any, stack: str, tag: str, slug: str, labels: dict[str, str]) -> Any:
     repository, _, version = tag.rpartition(":")
     holder = client.containers.create(stack, command=["true"], network_mode="none",
-                                      labels={APP: labels[APP]})
+                                      labels=labels)  # gc finds it if a crash leaves it
     try:
         with tempfile.TemporaryFile() as archive:
             with tarfile.open(fileobj=archive, mode="w") as tar:
