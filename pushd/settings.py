@@ -44,7 +44,8 @@ class Settings:
     crash_backoff_base: float = 1.0
     crash_backoff_max: float = 300.0
     uid_base: int = 40000
-    port_range: tuple[int, int] = (20000, 29999)
+    port_range: tuple[int, int] = (20000, 29999)  # host endpoints of web dynos
+    dyno_port: int = 5000  # $PORT: where a web dyno listens, in its own network
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
     # builds: each runs in its own cgroup (memory, pids, CPU) under build_timeout
     build_memory_mb: int = 2048
