@@ -6,8 +6,7 @@ and wakes it. A pending release's rollout is a state machine of its own (`rollou
 loop feeds it what it sees and carries out what it decides. The runtime, router, store, clock
 and dyno probe (by default the runtime's own, which looks inside the dyno's network) come in
 through the constructor, so the logic is tested by replaying scripted histories with fakes.
-Where a web dyno is reached (its endpoint, the port behind it, the firewall's view of it) is
-the runtime's business: the loop only reads `DynoInfo.endpoint`.
+Endpoints (their ports, the firewall's view of them) are the runtime's: it reads them only.
 """
 
 from __future__ import annotations
