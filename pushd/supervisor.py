@@ -156,8 +156,7 @@ class Supervisor:
             del self.crashes[slot]
         for dyno in list(self.dynos.values()):
             spec = dyno.spec
-            if spec.app_id != app_id or dyno.stopping or not matches(spec.process_type,
-                                                                      spec.index):
+            if spec.app_id != app_id or dyno.stopping or not matches(*dyno.slot[2:]):
                 continue
             if spec.process_type == "web" and dyno.state == "up":
                 dyno.replace = True
@@ -222,9 +221,12 @@ class Supervisor:
             self.settings.crash_backoff_base * 2 ** (count - 2), self.settings.crash_backoff_max)
         self.crashes[dyno.slot] = Crash(count, now + delay, now, spec.command)
 
+    def _track(self, app_id: int, release: Release) -> None:
+        if (r := self.rollouts.get(app_id)) is None or r.version != release.version:
+            self.rollouts[app_id] = ro.Rollout(release.version, release.name)
+
     def _feed(self, app_id: int, version: int, event: ro.Event) -> ro.Rollout | None:
-        """Tell the rollout of `version`, if it is under way, what happened and do what it
-        decides. The rollout as it is now; None if there was none under way."""
+        """Tell vN's rollout (None if not under way) what happened; do what it decides."""
         rollout = self.rollouts.get(app_id)
         if rollout is None or rollout.version != version or rollout.state.done:
             return None
@@ -253,9 +255,8 @@ class Supervisor:
             case ro.Announce(message):
                 self._log(app_id, "api", message)
             case ro.StopRelease(version):
-                for dyno in list(self.dynos.values()):
-                    if dyno.spec.app_id == app_id and dyno.spec.release == version:
-                        self._stop(dyno)
+                for dyno in [d for d in self.dynos.values() if d.slot[:2] == (app_id, version)]:
+                    self._stop(dyno)
             case ro.RetireOlder():
                 self.drain_until[app_id] = self.clock() + self.settings.drain_seconds
 
@@ -299,9 +300,7 @@ class Supervisor:
     def _supersede_older(self, app_id: int, pending: Release) -> None:
         for release in self.store.releases(app_id, limit=20):
             if release.status == "pending" and release.version < pending.version:
-                under_way = self.rollouts.get(app_id)
-                if under_way is None or under_way.version != release.version:
-                    self.rollouts[app_id] = ro.Rollout(release.version, release.name)
+                self._track(app_id, release)
                 self._feed(app_id, release.version, ro.Newer(pending.name))
 
     def _converge(self, desired: dict[Slot, Release], now: float) -> None:
@@ -339,9 +338,7 @@ class Supervisor:
         """Feed each pending release's rollout what this pass saw of its web dynos."""
         self.rollouts = {app_id: r for app_id, r in self.rollouts.items() if app_id in pending}
         for app_id, release in pending.items():
-            rollout = self.rollouts.get(app_id)
-            if rollout is None or rollout.version != release.version:
-                self.rollouts[app_id] = ro.Rollout(release.version, release.name)
+            self._track(app_id, release)
             formation = self.store.formation(app_id)
             webs = formation.get("web", 0) if "web" in release.process_types else 0
             self._feed(app_id, release.version, ro.Scaled(webs))
@@ -401,6 +398,5 @@ class Supervisor:
         self._log(spec.app_id, spec.dyno, message)
 
     def _log(self, app_id: int, source: str, message: str) -> None:
-        if app_id not in self._apps:
-            return  # a destroyed app keeps no log folder
-        self.events.write(app_id, source, message)
+        if app_id in self._apps:  # a destroyed app keeps no log folder
+            self.events.write(app_id, source, message)
