@@ -113,8 +113,8 @@ def status_rows(dynos: Iterable[Dyno], crashes: dict[Slot, Crash]) -> dict[int, 
         if dyno.stopping and dyno.state != "crashed":
             continue
         by_app.setdefault(s.app_id, []).append(DynoStatus(
-            s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release, s.port,
-            dyno.pid, s.id))
+            s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release,
+            dyno.endpoint.port if dyno.endpoint else None, dyno.pid, s.id))  # router's side
     shown = {(app_id, d.dyno) for app_id, rows in by_app.items() for d in rows}
     for (app_id, version, kind, index), crash in crashes.items():
         if (app_id, f"{kind}.{index}") not in shown:
