@@ -19,6 +19,11 @@ class InvalidName(UsageError):
     """A name from outside (app, key, domain, process type...) failed validation."""
 
 
+class InvalidValue(UsageError):
+    """A value from outside (a size, a number of cores) failed validation; the message says
+    what a good one is."""
+
+
 class NotFound(PushdError):
     """An app, release, key or domain that does not exist."""
 

@@ -11,7 +11,7 @@ the dyno finds them in the log when it adopts that dyno again, and writes nothin
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .logs import AppLog, format_line
 from .paths import Paths
@@ -62,14 +62,16 @@ class EventLog:
     def write(self, app_id: int, dyno: str, *messages: str, at: float | None = None) -> None:
         self._log(app_id).write_lines([format_line("pushd", dyno, m, at) for m in messages])
 
-    def exited(self, info: DynoInfo, now: float, once: bool = False) -> bool:
-        """Write the exit lines of a dyno seen exited; with `once` (an adopted dyno, one
-        another process may have seen exit too), only if they are not in the log already.
-        False when there was nothing to write."""
+    def exited(self, info: DynoInfo, now: float, once: bool = False,
+               first: Sequence[str] = ()) -> bool:
+        """Write the exit lines of a dyno seen exited (after `first`, e.g. an R14 not told
+        yet); with `once` (an adopted dyno, one another process may have seen exit too), only
+        if they are not in the log already. False when there was nothing to write."""
         if not ran(info):
             return False
         at = info.finished_at or now
-        lines = [format_line("pushd", info.spec.dyno, m, at) for m in exit_lines(info)]
+        lines = [format_line("pushd", info.spec.dyno, m, at)
+                 for m in [*first, *exit_lines(info)]]
         if once and lines[-1] in self._log(info.spec.app_id).read(SCAN_LINES):
             return False
         self._log(info.spec.app_id).write_lines(lines)

@@ -40,6 +40,12 @@ class Settings:
     # memory like Heroku's ephemeral filesystem; 0 = no limit (the state dir's disk)
     dyno_disk_mb: int = 256
     memory_by_type: dict[str, int] = field(default_factory=dict)
+    cpu_limit: float = 0.0  # cores per dyno (CFS quota) unless resource:limit says; 0 = none
+    # what resource:limit may set per dyno; 0 = the host's memory / cores
+    max_dyno_memory_mb: int = 0
+    max_dyno_cpu: float = 0.0
+    # a dyno using this share of its memory limit gets R14 in its log (R15 when killed at it)
+    memory_warn_percent: int = 90
     log_max_bytes: int = 5 * 1024 * 1024
     crash_backoff_base: float = 1.0
     crash_backoff_max: float = 300.0
@@ -154,6 +160,11 @@ def _check_ranges(settings: Settings) -> None:
                  "max_pack_mb", "max_object_mb"):
         if getattr(settings, name) < 1:
             raise UsageError(f"{name} must be at least 1")
+    for name in ("cpu_limit", "max_dyno_memory_mb", "max_dyno_cpu"):
+        if getattr(settings, name) < 0:
+            raise UsageError(f"{name} must not be negative (0: no limit)")
+    if not 1 <= settings.memory_warn_percent <= 100:
+        raise UsageError("memory_warn_percent must be between 1 and 100")
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")

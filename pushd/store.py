@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
 from .settings import APP_UID_SPAN
+from .store_resources import RESOURCE_SCHEMA, ResourceTables
 from .store_tenants import TENANT_SCHEMA, TenantTables
 
 SCHEMA = """
@@ -66,7 +67,7 @@ def _slug(row: sqlite3.Row) -> Slug:
                 json.loads(row["process_types"]), row["buildpack"], row["created_at"])
 
 
-class Store(TenantTables):
+class Store(TenantTables, ResourceTables):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
@@ -77,7 +78,7 @@ class Store(TenantTables):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{self.path}{name}", 0o600)
         # idempotent; executescript commits on its own
-        self._conn().executescript(SCHEMA + TENANT_SCHEMA)
+        self._conn().executescript(SCHEMA + TENANT_SCHEMA + RESOURCE_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

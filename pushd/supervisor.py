@@ -23,6 +23,7 @@ from .dynostatus import DynoStatus, last_states, write_failure
 from .dynostatus import wait_release as _wait_release
 from .errors import RouterError, RuntimeFailure
 from .events import STOPPING, EventLog, starting
+from .memwatch import R14, MemoryWatch
 from .models import App, Release
 from .paths import Paths
 from .publish import Publisher
@@ -49,6 +50,7 @@ class Supervisor:
         self.crashes: dict[Slot, Crash] = {}
         self.drain_until: dict[int, float] = {}
         self.halted: dict[int, float] = {}  # app id -> when (an id may go to a new app)
+        self.memory = MemoryWatch(settings.memory_warn_percent)
         self._adopted = False
         self._lock = threading.Lock()
         self._requests: list[tuple[str, int, str | None]] = []
@@ -173,6 +175,8 @@ class Supervisor:
             dyno.endpoint = info.endpoint or dyno.endpoint
             if dyno.stopping:
                 continue
+            if self.memory.look(self.runtime, dyno.spec.id, now):  # crossed its soft threshold
+                self._platform(dyno.spec, R14)
             if dyno.state == "starting":
                 spec = dyno.spec
                 if not dyno.web:
@@ -194,7 +198,9 @@ class Supervisor:
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
             if info is not None and dyno.spec.app_id in self._apps:
-                self.events.exited(info, now, once=dyno.adopted)
+                # killed for memory having crossed R14's threshold between two looks: R14 first
+                r14 = info.oom_killed and not self.memory.warned(dyno.spec.id)
+                self.events.exited(info, now, once=dyno.adopted, first=[R14] if r14 else [])
             if dyno.state == "crashed":
                 return  # counted when it crashed (R10)
             if dyno.stopping or (info is not None and info.state is DynoState.EXITED):
@@ -206,6 +212,7 @@ class Supervisor:
             why = f"{info.reason}; " if info is not None and info.reason else ""
             self._crashed(dyno, now, f"{why}exited with status {status} before binding $PORT")
         finally:
+            self.memory.forget(dyno.spec.id)
             self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
             self.dynos.pop(dyno.spec.id, None)  # last: stop_all waits for this
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import names
-from ..errors import Forbidden, InvalidName, NotFound, PushdError, UsageError
+from ..errors import Forbidden, InvalidName, InvalidValue, NotFound, PushdError, UsageError
 from ..models import App, Key
 from ..platform import Platform
 
@@ -203,8 +203,8 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
         else:
             status = cmd.func(ctx, args)
         return int(status or 0)
-    except InvalidName as err:
-        ctx.err(f" !    {err}\n")  # the message says what a good name is: no usage line
+    except (InvalidName, InvalidValue) as err:
+        ctx.err(f" !    {err}\n")  # the message says what a good one is: no usage line
         return err.exit_code
     except UsageError as err:
         ctx.err(f" !    {err}\n")

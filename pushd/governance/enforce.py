@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from ..limits import for_dyno
 from ..procs import live_stat
 from . import audit, quotas
 from .policies import AppState, judge
@@ -65,12 +66,18 @@ def usage(platform: Platform, user: str) -> quotas.Usage:
     dynos = memory = 0
     for app in owned:  # a stopped app's formation still counts: ps:start brings it back
         count, size = quotas.formation_cost(store.formation(app.id),
-                                            platform.settings.memory_for)
+                                            memory_of(platform, app.id))
         dynos, memory = dynos + count, memory + size
     oneoffs = _oneoffs_of(platform, owned)
     builds = sum(1 for pid in store.running_builds(user) if live_stat(pid) is not None)
     return quotas.Usage(apps=len(owned), dynos=dynos, memory=memory, oneoffs=oneoffs,
                         builds=builds)
+
+
+def memory_of(platform: Platform, app_id: int) -> Callable[[str], int]:
+    """A dyno's memory size (MB) by process type in this app: resource:limit, else the
+    platform's default."""
+    return lambda kind: for_dyno(platform.store, platform.settings, app_id, kind).memory_mb
 
 
 def _oneoffs_of(platform: Platform, owned: Sequence[App]) -> int:
@@ -84,10 +91,22 @@ def _check_formation_quotas(platform: Platform, app: App, current: Mapping[str, 
     limits = platform.store.quotas(app.owner)
     if not {"dynos", "memory"} & limits.keys():
         return
-    memory_for = platform.settings.memory_for
+    memory_for = memory_of(platform, app.id)
     quotas.check_formation(app.owner, limits, usage(platform, app.owner),
                            quotas.formation_cost(current, memory_for),
                            quotas.formation_cost(after, memory_for))
+
+
+def check_limits(platform: Platform, app: App, memory_after: Callable[[str], int]) -> None:
+    """resource:limit: the owner's memory quota, for the app's formation with dynos of the
+    sizes `memory_after` gives instead of today's."""
+    limits = platform.store.quotas(app.owner)
+    if "memory" not in limits:
+        return
+    formation = platform.store.formation(app.id)
+    quotas.check_formation(app.owner, limits, usage(platform, app.owner),
+                           quotas.formation_cost(formation, memory_of(platform, app.id)),
+                           quotas.formation_cost(formation, memory_after))
 
 
 # commands

@@ -13,7 +13,7 @@ from typing import Protocol
 from ..errors import UsageError
 from ..paths import Paths
 from ..settings import Settings
-from .records import DynoInfo, DynoSpec, OneOffIO
+from .records import DynoInfo, DynoSpec, MemoryUse, OneOffIO
 
 
 class Runtime(Protocol):
@@ -46,6 +46,10 @@ class Runtime(Protocol):
     def logs(self, dyno_id: str, lines: int) -> list[str]:
         """The dyno's last output lines (plain text, running or exited-not-removed), for
         telling a pusher why a release failed. The app log has everything."""
+
+    def memory(self, dyno_id: str) -> MemoryUse | None:
+        """A running dyno's memory use and limit now (None if not known, or not running):
+        the supervisor logs R14 when it nears the limit."""
 
     def run(self, spec: DynoSpec, io: OneOffIO) -> int:
         """Run a one-off dyno in the foreground, wired to `io`; returns the exit status.

@@ -24,9 +24,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..cgroups import counter_seen, remove_group
+from ..cgroups import counter_seen, memory_use, remove_group
 from ..files import replace_file
+from ..limits import CFS_PERIOD_US, cfs_quota_us
 from ..procs import children_map, live_stat
+from .records import MemoryUse
 
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
 CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
@@ -166,14 +168,17 @@ class DynoDir:
     def cgroup(self) -> Path:
         return CGROUP_MEMORY / "pushd" / self.id
 
-    def prepare_cgroup(self, memory_mb: int, pids_max: int = 256,
-                       cpu_shares: int = 1024) -> Path | None:
+    def prepare_cgroup(self, memory_mb: int, pids_max: int = 256, cpu_shares: int = 1024,
+                       cpu_limit: float = 0.0) -> Path | None:
         """A memory cgroup limited to memory_mb, with its twins: pids limited to pids_max,
         cpu weighted by cpu_shares (every dyno its own group, so a dyno's many busy processes
-        weigh as one against the others). None where cgroups are unavailable."""
+        weigh as one against the others) and capped at cpu_limit cores by the CFS quota
+        (0: no cap). None where cgroups are unavailable."""
         group = self.cgroup()
-        self._twin(CGROUP_PIDS, "pids.max", pids_max)
-        self._twin(CGROUP_CPU, "cpu.shares", cpu_shares)
+        self._twin(CGROUP_PIDS, [("pids.max", str(pids_max))])
+        cap = [("cpu.cfs_period_us", str(CFS_PERIOD_US)),
+               ("cpu.cfs_quota_us", str(cfs_quota_us(cpu_limit)))] if cpu_limit > 0 else []
+        self._twin(CGROUP_CPU, [("cpu.shares", str(cpu_shares)), *cap])
         try:
             group.mkdir(parents=True, exist_ok=True)
             limit = str(memory_mb * 1024 * 1024)
@@ -184,17 +189,23 @@ class DynoDir:
         except OSError:
             return None
 
-    def _twin(self, controller: Path, setting: str, value: int) -> None:
+    def _twin(self, controller: Path, settings: list[tuple[str, str]]) -> None:
         if not (controller / "cgroup.procs").exists():  # a mounted controller, not a folder
             return
         twin = controller / "pushd" / self.id
         try:
             twin.parent.mkdir(exist_ok=True)
             twin.mkdir(exist_ok=True)
-            (twin / setting).write_text(str(value))
+            for name, value in settings:
+                (twin / name).write_text(value)
         except OSError:  # not here: the memory limit still holds
             with contextlib.suppress(OSError):
                 twin.rmdir()
+
+    def memory(self) -> MemoryUse | None:
+        """What the dyno's memory cgroup holds against its limit now (None once it is gone)."""
+        use = memory_use(self.cgroup())
+        return MemoryUse(*use) if use else None
 
     @staticmethod
     def oom_killed(group: Path | None) -> bool:

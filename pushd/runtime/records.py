@@ -30,12 +30,21 @@ class DynoSpec:
     memory_mb: int = 512
     pids_max: int = 256  # processes and threads in the dyno (Heroku's standard dynos: 256)
     cpu_shares: int = 1024  # CPU weight against other dynos (cgroup v1 cpu.shares)
+    cpu_limit: float = 0.0  # at most this many cores (a fraction: a share of one); 0 = none
     disk_mb: int = 0  # size of the writable layer over the slug; 0: unbounded
     stop_timeout: float = 30.0
 
     @property
     def dyno(self) -> str:
         return f"{self.process_type}.{self.index}"
+
+
+class MemoryUse(NamedTuple):
+    """A running dyno's memory as its runtime measures it, in bytes: what counts against its
+    limit (resident and swapped, not the page cache it could drop), and that limit."""
+
+    usage: int
+    limit: int
 
 
 class Endpoint(NamedTuple):

@@ -32,7 +32,7 @@ from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
 from .endpoints import HostEndpoints
 from .netns import Attachment, NetnsError, attach, detach, listening
-from .records import DynoInfo, DynoSpec, Endpoint, OneOffIO
+from .records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from .sandboxio import CLIENT_POLL, ClientEnd, SandboxInfo, kill_sandbox, start_pipes, start_tty
 
 log = logging.getLogger("pushd.runtime")
@@ -195,6 +195,9 @@ class SandboxRuntime:
     def logs(self, dyno_id: str, lines: int) -> list[str]:
         return self._dir(dyno_id).read_tail(lines)
 
+    def memory(self, dyno_id: str) -> MemoryUse | None:
+        return self._dir(dyno_id).memory()  # its memory cgroup, while the shim keeps it
+
     def probe(self, spec: DynoSpec) -> bool:
         """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
         net = self._dir(spec.id).read_json("net.json")
@@ -247,7 +250,8 @@ class SandboxRuntime:
         sandbox = SandboxInfo()
         try:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
-            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
+            group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
+                                          spec.cpu_limit)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
             client = ClientEnd(io)
             start = start_tty if io.tty else start_pipes

@@ -79,7 +79,8 @@ class Shim:
             return 0
 
         layer = self.dir.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
-        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares)
+        group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
+                                        spec.cpu_limit)
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
         denylist = seccomp.program_fd()

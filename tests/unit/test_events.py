@@ -89,7 +89,8 @@ def test_a_dyno_killed_for_memory_is_told_as_r15(w):
     deploy_live(w, {"worker": "python worker.py"})
     exit_now(worker(w), 137, w.clock.now, oom_killed=True)
     w.tick()
-    assert messages(w, "worker.1")[2:5] == [
+    assert messages(w, "worker.1")[2:6] == [
+        "Error R14 (Memory quota exceeded)",  # crossed between two looks: told first
         "Error R15 (Memory quota vastly exceeded)", "Stopping process with SIGKILL",
         "Process exited with status 137"]
 
