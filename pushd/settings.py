@@ -168,6 +168,8 @@ def _check_ranges(settings: Settings) -> None:
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")
+    if not 1024 <= settings.dyno_port <= 65535:  # bound by the app's own unprivileged uid
+        raise UsageError(f"dyno_port {settings.dyno_port} must lie within 1024-65535")
 
 
 def app_uid(settings: Settings, app_id: int) -> int:
