@@ -27,6 +27,7 @@ class Dyno:
     ever_up: bool = False
     endpoint: Endpoint | None = None  # where the router reaches it (web), as its runtime says
     adopted: bool = False  # found by a restarted daemon (its exit may be logged already)
+    warned: bool = False  # R14 told (a kill for memory then needs none before its R15)
 
     @property
     def slot(self) -> Slot:

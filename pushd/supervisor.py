@@ -1,12 +1,10 @@
 """Desired formation vs running dynos: crash backoff, boot timeout, adoption, and the
-platform's event lines for what the runtime reports (`events.py`).
-
-One loop converges (`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues
-and wakes it. A pending release's rollout is a state machine of its own (`rollout.py`): the
-loop feeds it what it sees and carries out what it decides. The runtime, router, store, clock
-and dyno probe (by default the runtime's own, which looks inside the dyno's network) come in
-through the constructor, so the logic is tested by replaying scripted histories with fakes.
-Endpoints (their ports, the firewall's view of them) are the runtime's: it reads them only.
+platform's event lines (`events.py`) from what the runtime reports. One loop converges
+(`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues and wakes it. A
+pending release's rollout is a state machine of its own (`rollout.py`): the loop feeds it
+what it sees and does what it decides. Runtime, router, store, clock and probe come in
+through the constructor: the logic is tested by replaying scripted histories with fakes.
+Endpoints (their ports, the firewall's view of them) are the runtime's; the loop reads them.
 """
 
 from __future__ import annotations
@@ -177,6 +175,7 @@ class Supervisor:
                 continue
             if self.memory.look(self.runtime, dyno.spec.id, now):  # crossed its soft threshold
                 self._platform(dyno.spec, R14)
+                dyno.warned = True
             if dyno.state == "starting":
                 spec = dyno.spec
                 if not dyno.web:
@@ -199,7 +198,7 @@ class Supervisor:
         try:
             if info is not None and dyno.spec.app_id in self._apps:
                 # killed for memory having crossed R14's threshold between two looks: R14 first
-                r14 = info.oom_killed and not self.memory.warned(dyno.spec.id)
+                r14 = info.oom_killed and not (dyno.warned or self.memory.warned(dyno.spec.id))
                 self.events.exited(info, now, once=dyno.adopted, first=[R14] if r14 else [])
             if dyno.state == "crashed":
                 return  # counted when it crashed (R10)

@@ -13,7 +13,7 @@ from pushd.events import EventLog, run_oneoff
 from pushd.logs import timestamp
 from pushd.ports import PortAllocator
 from pushd.runtime.endpoints import HostEndpoints, endpoint_pairs
-from pushd.runtime.records import DynoInfo, DynoSpec, DynoState, Endpoint
+from pushd.runtime.records import DynoInfo, DynoSpec, DynoState, Endpoint, MemoryUse
 from pushd.settings import Settings
 
 from .test_supervisor import World, deploy_live
@@ -91,6 +91,22 @@ def test_a_dyno_killed_for_memory_is_told_as_r15(w):
     w.tick()
     assert messages(w, "worker.1")[2:6] == [
         "Error R14 (Memory quota exceeded)",  # crossed between two looks: told first
+        "Error R15 (Memory quota vastly exceeded)", "Stopping process with SIGKILL",
+        "Process exited with status 137"]
+
+
+def test_a_memory_kill_after_r14_says_r14_once_even_if_the_kill_freed_the_memory(w):
+    deploy_live(w, {"worker": "python worker.py"})
+    info = worker(w)
+    used = {"mb": 95}
+    w.runtime.memory = lambda dyno_id: MemoryUse(used["mb"] << 20, 100 << 20)
+    w.tick(1)  # over the soft threshold: R14
+    used["mb"] = 1  # the kernel killed it: its cgroup is empty before its exit is seen
+    w.tick(1)
+    exit_now(info, 137, w.clock.now, oom_killed=True)
+    w.tick(1)
+    assert messages(w, "worker.1")[2:6] == [
+        "Error R14 (Memory quota exceeded)",
         "Error R15 (Memory quota vastly exceeded)", "Stopping process with SIGKILL",
         "Process exited with status 137"]
 
