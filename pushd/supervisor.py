@@ -196,17 +196,19 @@ class Supervisor:
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
+            say = True  # its state change too, unless told (with its exit) before a restart
             if info is not None and dyno.spec.app_id in self._apps:
                 # killed for memory having crossed R14's threshold between two looks: R14 first
                 r14 = info.oom_killed and not (dyno.warned or self.memory.warned(dyno.spec.id))
-                self.events.exited(info, now, once=dyno.adopted, first=[R14] if r14 else [])
+                say = self.events.exited(info, now, once=dyno.adopted,
+                                         first=[R14] if r14 else []) or not dyno.adopted
             if dyno.state == "crashed":
                 return  # counted when it crashed (R10)
             if dyno.stopping or (info is not None and info.state is DynoState.EXITED):
-                if dyno.spec.app_id in self._apps:
+                if say:
                     self._platform(dyno.spec, f"State changed from {dyno.state} to down")
                 return
-            self._set_state(dyno, "crashed", now)
+            self._set_state(dyno, "crashed", now, say)
             status = info.exit_status if info else None
             why = f"{info.reason}; " if info is not None and info.reason else ""
             self._crashed(dyno, now, f"{why}exited with status {status} before binding $PORT")
@@ -394,9 +396,10 @@ class Supervisor:
     def _sleep_for(self, now: float) -> float:
         return next_wake(self.dynos.values(), self.crashes, self.drain_until, now)
 
-    def _set_state(self, dyno: Dyno, state: str, now: float) -> None:
+    def _set_state(self, dyno: Dyno, state: str, now: float, say: bool = True) -> None:
         if dyno.state != state:
-            self._platform(dyno.spec, f"State changed from {dyno.state} to {state}")
+            if say:
+                self._platform(dyno.spec, f"State changed from {dyno.state} to {state}")
             dyno.state, dyno.since = state, now
             dyno.ever_up = dyno.ever_up or state == "up"
 

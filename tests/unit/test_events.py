@@ -147,6 +147,7 @@ def test_an_exit_told_just_before_the_daemon_died_is_not_told_again(w):
     w.sup = w.make()
     w.tick()
     assert messages(w, "worker.1").count("Process exited with status 1") == 1
+    assert messages(w, "worker.1").count("State changed from up to crashed") == 1
     assert info.spec.id not in w.runtime.infos  # forgotten now
     assert len(w.runtime.running("worker")) == 1  # and restarted
 
