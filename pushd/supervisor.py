@@ -17,14 +17,15 @@ from collections.abc import Callable
 from . import rollout as ro
 from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
-from .dynostatus import DynoStatus, last_states, write_failure
+from .dynostatus import DynoStatus, last_states
 from .dynostatus import wait_release as _wait_release
-from .errors import RouterError, RuntimeFailure
+from .errors import RuntimeFailure
 from .events import STOPPING, EventLog, starting
 from .memwatch import R14, MemoryWatch
 from .models import App, Release
 from .paths import Paths
 from .publish import Publisher
+from .rollout_driver import RolloutDriver
 from .router.base import Route
 from .runtime.records import DynoInfo, DynoSpec, DynoState
 from .settings import Settings
@@ -32,7 +33,7 @@ from .settings import Settings
 log = logging.getLogger("pushd.supervisor")
 
 
-class Supervisor:
+class Supervisor(RolloutDriver):
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time,
                  probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
@@ -229,45 +230,6 @@ class Supervisor:
             self.settings.crash_backoff_base * 2 ** (count - 2), self.settings.crash_backoff_max)
         self.crashes[dyno.slot] = Crash(count, now + delay, now, spec.command)
 
-    def _track(self, app_id: int, release: Release) -> None:
-        if (r := self.rollouts.get(app_id)) is None or r.version != release.version:
-            self.rollouts[app_id] = ro.Rollout(release.version, release.name)
-
-    def _feed(self, app_id: int, version: int, event: ro.Event) -> ro.Rollout | None:
-        """Tell vN's rollout (None if not under way) what happened; do what it decides."""
-        rollout = self.rollouts.get(app_id)
-        if rollout is None or rollout.version != version or rollout.state.done:
-            return None
-        rollout, actions = ro.step(rollout, event)
-        self.rollouts[app_id] = rollout
-        for action in actions:
-            self._act(app_id, action)
-        return self.rollouts[app_id]
-
-    def _act(self, app_id: int, action: ro.Action) -> None:
-        match action:
-            case ro.SwitchRouter(version):
-                try:
-                    self.out.switch(self._build_routes({app_id: version}))
-                except RouterError as err:
-                    self._feed(app_id, version, ro.RouterRefused(str(err)))
-                else:
-                    self._feed(app_id, version, ro.Switched())
-            case ro.RecordFailure(version, reason, dyno_id):
-                output = self.runtime.logs(dyno_id, 8) if dyno_id else []
-                write_failure(self.paths, app_id, version, reason, output)
-            case ro.SetStatus(version, status):
-                self.store.set_release_status(app_id, version, str(status))
-                if status is ro.ReleaseState.SUCCEEDED:
-                    self._serving[app_id] = self.store.release(app_id, version)
-            case ro.Announce(message):
-                self._log(app_id, "api", message)
-            case ro.StopRelease(version):
-                for dyno in [d for d in self.dynos.values() if d.slot[:2] == (app_id, version)]:
-                    self._stop(dyno)
-            case ro.RetireOlder():
-                self.drain_until[app_id] = self.clock() + self.settings.drain_seconds
-
     def _desired(self, now: float) -> tuple[dict[Slot, Release], dict[int, Release]]:
         desired: dict[Slot, Release] = {}
         self._pending: dict[int, Release] = {}
@@ -305,12 +267,6 @@ class Supervisor:
                 self._supersede_older(app.id, pending)
         return desired, self._pending
 
-    def _supersede_older(self, app_id: int, pending: Release) -> None:
-        for release in self.store.releases(app_id, limit=20):
-            if release.status == "pending" and release.version < pending.version:
-                self._track(app_id, release)
-                self._feed(app_id, release.version, ro.Newer(pending.name))
-
     def _converge(self, desired: dict[Slot, Release], now: float) -> None:
         live: dict[Slot, list[Dyno]] = {}
         for dyno in self.dynos.values():
@@ -341,20 +297,6 @@ class Supervisor:
                     self._stop(dyno)
         for slot in [s for s in self.crashes if s not in desired]:
             del self.crashes[slot]
-
-    def _rollouts(self, pending: dict[int, Release]) -> None:
-        """Feed each pending release's rollout what this pass saw of its web dynos."""
-        self.rollouts = {app_id: r for app_id, r in self.rollouts.items() if app_id in pending}
-        for app_id, release in pending.items():
-            self._track(app_id, release)
-            formation = self.store.formation(app_id)
-            webs = formation.get("web", 0) if "web" in release.process_types else 0
-            self._feed(app_id, release.version, ro.Scaled(webs))
-            for dyno in list(self.dynos.values()):
-                spec = dyno.spec
-                if (spec.app_id == app_id and spec.release == release.version
-                        and spec.process_type == "web" and dyno.routable):
-                    self._feed(app_id, release.version, ro.DynoUp(spec.dyno))
 
     def _start(self, slot: Slot, release: Release, now: float) -> None:
         app_id, _, kind, index = slot
