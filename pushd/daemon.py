@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import functools
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from . import firewall
 from .errors import Conflict, PushdError
 from .platform import Platform, is_daemon_argv
 from .procs import port_holder, read_pid_file, write_pid_file
+from .runtime.endpoints import endpoint_pairs
 from .settings import Settings
 
 log = logging.getLogger("pushd")
@@ -80,23 +80,19 @@ def run(platform: Platform) -> None:
             raise
         raise PushdError(f"SSH port {settings.ssh_port}: {os.strerror(err.errno)}: held by pid "
                          f"{holder[0]} ({holder[1][:120]})") from None
-    guard = None
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
-        try:  # the dynos this daemon will adopt keep reaching their own ports meanwhile
-            firewall.apply(settings, {(i.spec.port, i.spec.uid) for i in platform.runtime.list()
-                                      if i.running and i.spec.port})
+        try:  # the dynos this daemon will adopt keep reaching their own endpoints meanwhile
+            firewall.apply(settings, endpoint_pairs(platform.runtime.list()))
         except PushdError as err:
             raise PushdError(f"{err} (or set `firewall: false` in pushd.yaml to run without "
                              "private dyno ports)") from None
-        guard = functools.partial(firewall.apply, settings)
     platform.router.start()
     abandon_rollouts(platform)
     settle_all(platform)  # then a push the last daemon left: its branch follows its release
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
-    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
-                            guard=guard)
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
     platform.supervisor = supervisor
     write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
@@ -127,7 +123,7 @@ def run(platform: Platform) -> None:
                     housekeeping(platform)
                 if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
                     log.warning("dyno port rules were removed from outside; putting them back")
-                    supervisor.reguard()
+                    firewall.apply(settings, endpoint_pairs(platform.runtime.list()))
             except Exception:
                 log.exception("housekeeping failed")
     finally:
@@ -285,10 +281,12 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         said.append("pushd is not running")
     if everything:
         from .dynospec import stop_app_dynos
+        from .events import EventLog
 
         runtime = platform.runtime
+        events = EventLog(platform.paths, platform.settings.log_max_bytes)
         for app_id in sorted({d.spec.app_id for d in runtime.list()}):
-            stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5)
+            stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5, events=events)
         runtime.sweep()  # one-offs the stopped daemon was running
         platform.router.stop()
         firewall.remove(platform.settings)

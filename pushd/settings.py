@@ -50,7 +50,8 @@ class Settings:
     crash_backoff_base: float = 1.0
     crash_backoff_max: float = 300.0
     uid_base: int = 40000
-    port_range: tuple[int, int] = (20000, 29999)
+    port_range: tuple[int, int] = (20000, 29999)  # host endpoints of web dynos
+    dyno_port: int = 5000  # $PORT: where a web dyno listens, in its own network
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
     # builds: each runs in its own cgroup (memory, pids, CPU) under build_timeout
     build_memory_mb: int = 2048
@@ -170,6 +171,8 @@ def _check_ranges(settings: Settings) -> None:
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")
+    if not 1024 <= settings.dyno_port <= 65535:  # bound by the app's own unprivileged uid
+        raise UsageError(f"dyno_port {settings.dyno_port} must lie within 1024-65535")
 
 
 def app_uid(settings: Settings, app_id: int) -> int:

@@ -11,6 +11,7 @@ from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
+from ..events import EventLog
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
@@ -108,7 +109,8 @@ def _stop_dynos(platform: Platform, app: App) -> None:
     # from the local CLI: a running daemon must not replace what we stop here
     platform.store.set_stopped(app.id, True)
     platform.notify()
-    stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
+    stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15,
+                   events=EventLog(platform.paths, platform.settings.log_max_bytes))
 
 
 @command("apps:info", "APP", "Show an app's details")

@@ -2,8 +2,12 @@
 
 It owns one dyno for its whole life: prepares the writable layer and the memory cgroup, starts
 the sandbox, pipes its output into the app log line by line, handles SIGTERM (forwarded to
-every process of the dyno, SIGKILL after the stop timeout), records the exit status and
-cleans up. Because the escalation lives here, a stop completes even if the daemon dies.
+every process of the dyno, SIGKILL after the stop timeout), records the exit and cleans up.
+Because the escalation lives here, a stop completes even if the daemon dies.
+
+It writes the dyno's output and no platform line: its exit is recorded as facts in
+`exit.json` (`status`, `oom`, `killed_after_timeout`, `finished_at`, `reason`), which the
+runtime reports in `DynoInfo` and the supervisor turns into Heroku's lines (`events.py`).
 """
 
 from __future__ import annotations
@@ -41,16 +45,18 @@ class Shim:
         if config is None:
             raise SystemExit(f"shim: no spec in {folder.path}")
         self.spec = DynoSpec(**config["spec"])
+        # the host loopback port the runtime chose, forwarded to $PORT (older specs: $PORT)
+        given = config.get("endpoint") or (
+            ["127.0.0.1", self.spec.port] if self.spec.port else None)
+        self.endpoint: tuple[str, int] | None = tuple(given) if given else None
         self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.tail_until = time.monotonic() + TAIL_WINDOW
         self.tail_written = 0.0
         self.term_requested = False
         self.stop_deadline: float | None = None
-        self.killed = False
-
-    def platform(self, message: str) -> None:
-        self.log.write("pushd", self.spec.dyno, message)
+        self.killed = False  # SIGKILLed after the stop timeout (R12)
+        self.reason = ""  # why it was ended here, one line
 
     def _on_term(self, signum: int, frame: object) -> None:
         self.term_requested = True  # handled by the loop; the handler only records
@@ -75,7 +81,6 @@ class Shim:
         layer = self.dir.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
         group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
                                         spec.cpu_limit)
-        self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
         denylist = seccomp.program_fd()
@@ -127,9 +132,6 @@ class Shim:
                     eof = True
             if (self.stop_deadline is not None and not self.killed
                     and time.monotonic() >= self.stop_deadline):
-                self.platform(f"Error R12 (Exit timeout) -> At least one process failed to exit "
-                              f"within {spec.stop_timeout:g} seconds of SIGTERM")
-                self.platform("Stopping remaining processes with SIGKILL")
                 signal_sandbox(child.pid, signal.SIGKILL)
                 self.killed = True
             if eof and child.poll() is not None:
@@ -141,14 +143,12 @@ class Shim:
         self.dir.write_tail(list(self.tail))
         status = exit_status(child.returncode)
         oom = DynoDir.oom_killed(group)
-        if oom:
-            self.platform("Error R15 (Memory quota vastly exceeded)")
-            self.platform("Stopping process with SIGKILL")
-        self.platform(f"Process exited with status {status}")
+        finished = time.time()
         self.dir.release_layer()
         DynoDir.release_cgroup(group)
         self.dir.write_json("exit.json", {"status": status, "oom": oom,
-                                          "finished_at": time.time()})
+                                          "killed_after_timeout": self.killed,
+                                          "finished_at": finished, "reason": self.reason})
         return 0
 
     def _attach_network(self, child: subprocess.Popen, sandbox: SandboxInfo,
@@ -160,12 +160,13 @@ class Shim:
         init = sandbox.wait_init(child, SANDBOX_WAIT)
         if init is None:
             return None  # ended at once (or bwrap failed): the loop reports its status
-        forwards = [Forward(spec.port, spec.port)] if spec.port else []
+        endpoint = self.endpoint
+        forwards = [Forward(endpoint[1], spec.port, endpoint[0])] if endpoint else []
         try:
             network = attach(init, spec.uid, forwards)
         except NetnsError as err:
-            where = f" on port {spec.port}" if spec.port else ""
-            self.platform(f"Error: the dyno's network could not be set up{where}: {err}")
+            where = f" on port {endpoint[1]}" if endpoint else ""
+            self.reason = f"the dyno's network could not be set up{where}: {err}"
             sandbox.kill_all(group)
             signal_sandbox(child.pid, signal.SIGKILL)
             return None
@@ -175,7 +176,6 @@ class Shim:
 
     def _begin_stop(self, pid: int) -> None:
         self.dir.mark_stopping()
-        self.platform("Stopping all processes with SIGTERM")
         signal_sandbox(pid, signal.SIGTERM)
         self.stop_deadline = time.monotonic() + self.spec.stop_timeout
 
@@ -207,7 +207,8 @@ def main(argv: list[str]) -> int:
         return Shim(folder).run()
     except Exception as err:  # recorded so the supervisor sees an exit, not a silent hang
         folder.write_json("exit.json", {"status": 255, "oom": False, "error": repr(err),
-                                        "finished_at": time.time()})
+                                        "finished_at": time.time(),
+                                        "reason": f"the dyno's shim failed: {err}"})
         with open(folder.path / "shim.err", "a") as fh:
             fh.write(json.dumps({"error": repr(err)}) + "\n")
         folder.release_layer()
