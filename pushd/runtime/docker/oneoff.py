@@ -29,9 +29,11 @@ OUTPUT_DRAIN = 5.0  # for the last output to reach the client once the container
 STDOUT, STDERR = 1, 2
 
 
-def owner_token() -> str:
-    stat = live_stat(os.getpid())
-    return f"{os.getpid()}:{stat.start if stat else 0}"
+def owner_token(pid: int | None = None) -> str:
+    """`pid:start` of this process (or `pid`): who owns a one-off or a launch."""
+    pid = pid or os.getpid()
+    stat = live_stat(pid)
+    return f"{pid}:{stat.start if stat else 0}"
 
 
 def owner_alive(token: str) -> bool:

@@ -22,6 +22,8 @@ import contextlib
 import json
 import logging
 import math
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict
@@ -32,9 +34,9 @@ from ...errors import RuntimeFailure
 from ...files import replace_file
 from ...logs import AppLog
 from ...paths import Paths
-from ...ports import PortAllocator
 from ...settings import Settings
 from ..base import register
+from ..endpoints import HostEndpoints
 from ..netns import NetnsError, listening
 from ..records import DynoInfo, DynoSpec, Endpoint, OneOffIO
 from . import network
@@ -74,7 +76,7 @@ class DockerRuntime:
         self.paths = paths
         self.instance = instance_id(paths.root)
         self.state_dir = paths.root / "docker" / "dynos"
-        self.ports = PortAllocator(settings.port_range)
+        self.endpoints = HostEndpoints(settings)  # ports from port_range, the firewall's pairs
         self._client: Any = None
         self._collectors: Collectors | None = None
         self._lock = threading.Lock()
@@ -141,16 +143,43 @@ class DockerRuntime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         endpoint = None
         if spec.process_type == "web" and spec.port is not None:
-            taken = {s.get("endpoint") for s in self._states().values()}
-            endpoint = self.ports.allocate({p for p in taken if p})
+            known = self.list()
+            endpoint = self.endpoints.allocate(known).port  # RuntimeFailure when none is free
+            self.endpoints.guard(known, frozenset({(endpoint, spec.uid)}))
         state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
                                  "created_at": time.time(), "launcher": owner_token()}
         self._write(spec.id, state)
         with self._lock:
             self._launching.add(spec.id)
-        threading.Thread(target=self._launch, args=(spec, endpoint), name=f"launch-{spec.id}",
+        # a process of its own, as the sandbox's shim: a daemon killed meanwhile never leaves
+        # a launch half done (the next daemon sees the launcher alive, then its container)
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir.parent / "launch.log", "ab") as errors:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "pushd.runtime.docker.launch", str(self.paths.root),
+                 spec.id], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+        self._update(spec.id, {"launcher": owner_token(launcher.pid)})  # it outlives us
+        threading.Thread(target=self._reap, args=(spec.id, launcher), name=f"launch-{spec.id}",
                          daemon=True).start()
         return self._info(state, running=True)
+
+    def _reap(self, dyno_id: str, launcher: subprocess.Popen) -> None:
+        """Once the launcher is done: follow the container's output from here on."""
+        launcher.wait()
+        state = self._read(dyno_id)
+        if state and state.get("launched") and state.get("container"):
+            with contextlib.suppress(Exception):
+                self._follow(DynoSpec(**state["spec"]), state["container"])
+        with self._lock:
+            self._launching.discard(dyno_id)
+
+    def launch(self, dyno_id: str) -> None:
+        """In the launcher process: the release image, the container, its pasta."""
+        state = self._update(dyno_id, {"launcher": owner_token()})
+        if state is not None:
+            endpoint = state.get("endpoint")
+            self._launch(DynoSpec(**state["spec"]), int(endpoint) if endpoint else None)
 
     def _launch(self, spec: DynoSpec, endpoint: int | None) -> None:
         container_id = None
@@ -177,7 +206,6 @@ class DockerRuntime:
             state = self._update(spec.id, facts)
             if state is None:
                 raise _Removed
-            self._follow(spec, container_id)
             if state.get("stop_requested"):  # stopped while it was launching
                 request_stop(self.client.api, container_id, math.ceil(spec.stop_timeout))
         except Exception as err:
@@ -191,9 +219,6 @@ class DockerRuntime:
                 log.warning("could not start %s: %s", spec.id, reason)
                 self._update(spec.id, {"failed": f"could not start: {reason}",
                                        "container": None})
-        finally:
-            with self._lock:
-                self._launching.discard(spec.id)
 
     def _update(self, dyno_id: str, facts: dict[str, Any]) -> dict[str, Any] | None:
         """Add facts to the dyno's state file; None (nothing written) once it is removed."""
@@ -353,6 +378,8 @@ class DockerRuntime:
         network.release(state.get("pasta"), state.get("pasta_start"))
         self.collectors.forget(dyno_id)
         self._cursor_path(dyno_id).unlink(missing_ok=True)
+        if state.get("endpoint"):
+            self.endpoints.guard(self.list())
 
     def sweep(self) -> list[str]:
         """Containers of this state dir that nobody owns any more: one-offs whose process
