@@ -54,8 +54,14 @@ class Platform:
     @cached_property
     def builder(self) -> Builder:
         from .build.builder import BuildpackBuilder
+        from .build.dockerfile import ChoosingBuilder, DockerfileBuilder, docker_api, repo_files
 
-        return BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS)
+        files = repo_files(self.paths.repo)
+        return ChoosingBuilder(
+            BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS),
+            DockerfileBuilder(self.settings, self.paths, docker_api, files,
+                              self.store.next_version),
+            self.settings.runtime, files)
 
     @cached_property
     def runtime(self) -> Runtime:
