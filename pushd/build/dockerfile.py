@@ -143,6 +143,10 @@ class DockerfileBuilder:
                 image_id = _Stream(api, out, deadline).run(
                     build_kwargs(context, tag, app, version, self.settings))
                 attrs = api.inspect_image(image_id)
+            except (BuildError, BuildTimeout):
+                raise
+            except Exception as err:  # the engine's own errors (docker.errors.*): one line
+                raise BuildError(f"docker build failed: {one_line(str(err))}") from None
             finally:
                 api.close()
         image_config = attrs.get("Config") or {}
