@@ -42,6 +42,7 @@ BUILDER_NAME = "Dockerfile"  # Slug.buildpack of a Dockerfile release
 SANDBOX_REFUSAL = ("This app has a Dockerfile; Dockerfile deploys need the docker runtime "
                    "(pushd up --runtime docker)")
 RUNNING_RE = re.compile(r"---> Running in ([0-9a-f]{12,64})")
+COLOUR_RE = re.compile(r"\x1b\[[0-9;]*m")  # the engine paints a step's stderr red
 
 # a top-level file of one commit: its bytes if it is a regular file (of at most 1 MB)
 TreeFile = Callable[[str], "bytes | None"]
@@ -226,7 +227,7 @@ class _Stream:
         return image_id
 
     def _feed(self, text: str) -> None:
-        self.pending += text
+        self.pending += COLOUR_RE.sub("", text)
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
             found = RUNNING_RE.search(line)
