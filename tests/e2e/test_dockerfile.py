@@ -138,7 +138,17 @@ def test_dockerfile_app_is_built_labelled_and_served(docker_pushd: PushdUnderTes
     assert labels["cmd"] == "python3 /app/server.py"
     assert "from-the-env" not in repr(labels)  # config reaches the container, not the image
     body = docker_pushd.wait_for(app, "Hello from a Dockerfile").body
-    assert body == "Hello from a Dockerfile; GREETING=from-the-env\n"
+    assert body == "Hello from a Dockerfile; GREETING=from-the-env; PORT=8000\n"  # EXPOSE 8000
+
+
+@needs_docker_runtime
+def test_without_expose_the_dyno_gets_the_platforms_port(docker_pushd: PushdUnderTest):
+    app = f"dockerfile-port-{RUN}"
+    files = {k: v for k, v in python_app("no EXPOSE").items() if k != "Procfile"}
+    files["Dockerfile"] = (f"FROM {STACK_IMAGE}\nWORKDIR /app\nCOPY app.py /app/app.py\n"
+                           'CMD ["python3", "/app/app.py"]\n')
+    docker_pushd.deploy(app, files)
+    assert docker_pushd.wait_for(app, "no EXPOSE").body.startswith("no EXPOSE dyno=web.1")
 
 
 @needs_docker_runtime
