@@ -14,6 +14,7 @@ become build args, and at `build_timeout` the step running is killed and the bui
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -38,6 +39,9 @@ from .steps import SHA_RE
 DOCKERFILE = "Dockerfile"
 REPOSITORY = "pushd"  # images are pushd/<app>:v<N>
 LABEL_APP, LABEL_APP_ID, LABEL_RELEASE = "io.pushd.app", "io.pushd.app_id", "io.pushd.release"
+# which pushd made it (several state dirs may share an engine), and from which slug record:
+# the same names and values as the docker runtime's labels (runtime/docker/client.py there)
+LABEL_INSTANCE, LABEL_SLUG = "io.pushd.instance", "io.pushd.slug"
 BUILDER_NAME = "Dockerfile"  # Slug.buildpack of a Dockerfile release
 SANDBOX_REFUSAL = ("This app has a Dockerfile; Dockerfile deploys need the docker runtime "
                    "(pushd up --runtime docker)")
@@ -68,14 +72,20 @@ def wants_dockerfile(read: TreeFile, config: Mapping[str, str],
         listing.decode("utf-8", "replace")))
 
 
-def build_kwargs(context: Any, tag: str, app: App, version: int,
+def instance_label(state_dir: Path) -> str:
+    """A digest of the resolved state dir: tells this pushd's images from another's."""
+    return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def build_kwargs(context: Any, tag: str, app: App, version: int, slug_id: str,
                  settings: Settings) -> dict[str, Any]:
     """Arguments of `APIClient.build` for one push. No `buildargs`: config vars reach the
     dynos through their environment, never an image layer."""
     memory = settings.build_memory_mb * 1024 * 1024
     return {
         "fileobj": context, "custom_context": True, "tag": tag, "decode": True,
-        "labels": {LABEL_APP: app.name, LABEL_APP_ID: str(app.id), LABEL_RELEASE: str(version)},
+        "labels": {LABEL_APP: app.name, LABEL_APP_ID: str(app.id), LABEL_RELEASE: str(version),
+                   LABEL_INSTANCE: instance_label(settings.state_dir), LABEL_SLUG: slug_id},
         "network_mode": "none",  # no host network, no bridge: nothing to reach during a build
         "pull": False,  # no registry: FROM names a local image (pushd/stack:pushd-22)
         "rm": True, "forcerm": True,  # no step containers left behind, failed or not
@@ -135,6 +145,7 @@ class DockerfileBuilder:
         deadline = time.monotonic() + self.settings.build_timeout
         version = self.next_version(app.id)
         tag = image_tag(app.name, version)
+        slug_id = f"{int(time.time()):x}{os.urandom(3).hex()}"
         out("-----> Building from Dockerfile\n")
         with tempfile.TemporaryFile(dir=self.paths.root) as context:
             self._context(app, commit, context.fileno(), deadline)
@@ -142,7 +153,7 @@ class DockerfileBuilder:
             api = self.engine()
             try:
                 image_id = _Stream(api, out, deadline).run(
-                    build_kwargs(context, tag, app, version, self.settings))
+                    build_kwargs(context, tag, app, version, slug_id, self.settings))
                 attrs = api.inspect_image(image_id)
             except (BuildError, BuildTimeout):
                 raise
@@ -166,7 +177,7 @@ class DockerfileBuilder:
         size = int(attrs.get("Size") or 0)
         out(f"-----> Image {tag} ({size_text(size)})"
             f"{f', web listens on EXPOSEd port {port}' if port else ''}\n")
-        return Slug(id=f"{int(time.time()):x}{os.urandom(3).hex()}", app_id=app.id, path="",
+        return Slug(id=slug_id, app_id=app.id, path="",
                     dir="", size=size, commit=commit, process_types=types,
                     buildpack=BUILDER_NAME, created_at=time.time(), image=tag, port=port)
 

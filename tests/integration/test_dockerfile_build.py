@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pushd import stack
-from pushd.build.dockerfile import DockerfileBuilder, docker_api, repo_files
+from pushd.build.dockerfile import DockerfileBuilder, docker_api, instance_label, repo_files
 from pushd.errors import BuildError
 from pushd.models import App
 from pushd.paths import Paths
@@ -106,6 +106,8 @@ def test_image_is_tagged_labelled_and_its_cmd_is_web(engine, env):
     assert image.labels["io.pushd.app"] == APP.name
     assert image.labels["io.pushd.app_id"] == str(APP.id)
     assert image.labels["io.pushd.release"] == "3"
+    assert image.labels["io.pushd.slug"] == slug.id
+    assert image.labels["io.pushd.instance"] == instance_label(env.settings.state_dir)
     assert "-----> Building from Dockerfile\n" in lines
     assert any(line.startswith("       Step 1/") for line in lines)  # docker's own output, live
     assert "       Default types for Dockerfile -> web (python3 /app/server.py)\n" in lines

@@ -4,6 +4,7 @@ record that carries the image."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -47,10 +48,12 @@ def test_build_arguments_are_bounded_and_carry_no_config():
     settings = load({"state_dir": "/nonexistent", "build_memory_mb": 300,
                      "build_timeout": 120}, env={})
     context = object()
-    kwargs = build_kwargs(context, "pushd/shop:v7", APP, 7, settings)
+    kwargs = build_kwargs(context, "pushd/shop:v7", APP, 7, "65a1b2c3d4e5f6", settings)
+    instance = hashlib.sha256(b"/nonexistent").hexdigest()[:16]
     assert kwargs == {
         "fileobj": context, "custom_context": True, "tag": "pushd/shop:v7", "decode": True,
-        "labels": {"io.pushd.app": "shop", "io.pushd.app_id": "5", "io.pushd.release": "7"},
+        "labels": {"io.pushd.app": "shop", "io.pushd.app_id": "5", "io.pushd.release": "7",
+                   "io.pushd.instance": instance, "io.pushd.slug": "65a1b2c3d4e5f6"},
         "network_mode": "none", "pull": False, "rm": True, "forcerm": True,
         "container_limits": {"memory": 300 * 1024 * 1024, "memswap": 300 * 1024 * 1024},
         "timeout": 180,
