@@ -54,12 +54,17 @@ class Platform:
     @cached_property
     def builder(self) -> Builder:
         from .build.builder import BuildpackBuilder
-        from .build.dockerfile import ChoosingBuilder, DockerfileBuilder, docker_api, repo_files
+        from .build.dockerfile import (
+            ChoosingBuilder,
+            DockerfileBuilder,
+            docker_client,
+            repo_files,
+        )
 
         files = repo_files(self.paths.repo)
         return ChoosingBuilder(
             BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS),
-            DockerfileBuilder(self.settings, self.paths, docker_api, files,
+            DockerfileBuilder(self.settings, self.paths, docker_client, files,
                               self.store.next_version),
             self.settings.runtime, files)
 

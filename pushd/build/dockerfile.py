@@ -7,9 +7,10 @@ Builders of data (`wants_dockerfile`, `build_kwargs`, `image_process_types`,
 `ChoosingBuilder` sends each push to it or to the buildpack builder.
 
 The build is bounded like a buildpack build: the build context (`git archive` of the commit)
-stops at `slug_limit_mb`, the build has no network at all (`network_mode="none"`: not the
-host's, and never the docker bridge), its steps get the build memory limit, config vars never
-become build args, and at `build_timeout` the step running is killed and the build dropped.
+stops at `slug_limit_mb`; the build's network is a namespace of its own with pasta attached
+(`dockerfile_network.py`: outbound access, never the host's loopback, network or the docker
+bridge), or none at all; its steps get the build memory limit; config vars never become build
+args; and at `build_timeout` the step running is killed and the build dropped.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from ..errors import BuildError
 from ..models import App, Slug
 from ..paths import Paths
 from ..procfile import parse_procfile
-from ..settings import Settings
+from ..settings import Settings, app_uid
+from ..stack import image_name as stack_image
 from .base import Builder, Output
 from .buildpacks import parse_buildpacks_file
+from .dockerfile_network import BuildNamespace
 from .process import BuildTimeout, Collected, describe_seconds, run_to_file
 from .slug import size_text
 from .steps import SHA_RE
@@ -51,7 +54,7 @@ COLOUR_RE = re.compile(r"\x1b\[[0-9;]*m")  # the engine paints a step's stderr r
 # a top-level file of one commit: its bytes if it is a regular file (of at most 1 MB)
 TreeFile = Callable[[str], "bytes | None"]
 CommitFiles = Callable[[int, str], TreeFile]  # (app id, commit) -> its TreeFile
-EngineFactory = Callable[[], Any]  # -> a docker.APIClient
+EngineFactory = Callable[[], Any]  # -> a docker.DockerClient (its .api streams builds)
 
 
 def image_tag(app: str, version: int) -> str:
@@ -77,16 +80,22 @@ def instance_label(state_dir: Path) -> str:
     return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
 
 
+def build_labels(app: App, version: int, slug_id: str, settings: Settings) -> dict[str, str]:
+    return {LABEL_APP: app.name, LABEL_APP_ID: str(app.id), LABEL_RELEASE: str(version),
+            LABEL_INSTANCE: instance_label(settings.state_dir), LABEL_SLUG: slug_id}
+
+
 def build_kwargs(context: Any, tag: str, app: App, version: int, slug_id: str,
-                 settings: Settings) -> dict[str, Any]:
+                 settings: Settings, network_mode: str = "none") -> dict[str, Any]:
     """Arguments of `APIClient.build` for one push. No `buildargs`: config vars reach the
     dynos through their environment, never an image layer."""
     memory = settings.build_memory_mb * 1024 * 1024
     return {
         "fileobj": context, "custom_context": True, "tag": tag, "decode": True,
-        "labels": {LABEL_APP: app.name, LABEL_APP_ID: str(app.id), LABEL_RELEASE: str(version),
-                   LABEL_INSTANCE: instance_label(settings.state_dir), LABEL_SLUG: slug_id},
-        "network_mode": "none",  # no host network, no bridge: nothing to reach during a build
+        "labels": build_labels(app, version, slug_id, settings),
+        # never the host's network nor the bridge: none, or the build's own namespace
+        # (a holder container's, pasta attached: dockerfile_network.py)
+        "network_mode": network_mode,
         "pull": False,  # no registry: FROM names a local image (pushd/stack:pushd-22)
         "rm": True, "forcerm": True,  # no step containers left behind, failed or not
         "container_limits": {"memory": memory, "memswap": memory},
@@ -150,17 +159,24 @@ class DockerfileBuilder:
         with tempfile.TemporaryFile(dir=self.paths.root) as context:
             self._context(app, commit, context.fileno(), deadline)
             context.seek(0)
-            api = self.engine()
+            client = self.engine()
+            network = BuildNamespace(client, app_uid(self.settings, app.id),
+                                     stack_image(self.settings.stack),
+                                     build_labels(app, version, slug_id, self.settings))
             try:
-                image_id = _Stream(api, out, deadline).run(
-                    build_kwargs(context, tag, app, version, slug_id, self.settings))
-                attrs = api.inspect_image(image_id)
+                mode, offline = network.start()
+                if offline:
+                    out(f" !     Warning: this build has no network access ({offline})\n")
+                image_id = _Stream(client.api, out, deadline).run(
+                    build_kwargs(context, tag, app, version, slug_id, self.settings, mode))
+                attrs = client.api.inspect_image(image_id)
             except (BuildError, BuildTimeout):
                 raise
             except Exception as err:  # the engine's own errors (docker.errors.*): one line
                 raise BuildError(f"docker build failed: {one_line(str(err))}") from None
             finally:
-                api.close()
+                network.stop()
+                client.close()
         image_config = attrs.get("Config") or {}
         procfile = self.files(app.id, commit)("Procfile")
         out("-----> Discovering process types\n")
@@ -305,12 +321,12 @@ def repo_files(repo_path: Callable[[int], Path]) -> CommitFiles:
     return files
 
 
-def docker_api() -> Any:
-    """A low-level client of the local engine (builds stream through it)."""
+def docker_client() -> Any:
+    """A client of the local engine; builds stream through its low-level `.api`."""
     import docker
 
     try:
-        return docker.APIClient(version="auto")
+        return docker.DockerClient(version="auto")
     except docker.errors.DockerException as err:
         raise BuildError("no Docker engine answers (start dockerd: scripts/install does); "
                          f"{one_line(str(err))}", phase="fetch") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pushd import stack
-from pushd.build.dockerfile import DockerfileBuilder, docker_api, instance_label, repo_files
+from pushd.build.dockerfile import DockerfileBuilder, docker_client, instance_label, repo_files
 from pushd.errors import BuildError
 from pushd.models import App
 from pushd.paths import Paths
@@ -71,7 +71,7 @@ class Env:
                               text=True).stdout.strip()
 
     def builder(self) -> DockerfileBuilder:
-        return DockerfileBuilder(self.settings, self.paths, docker_api,
+        return DockerfileBuilder(self.settings, self.paths, docker_client,
                                  repo_files(self.paths.repo), lambda app_id: self.version)
 
 
@@ -80,6 +80,12 @@ def env():
     root = Path(tempfile.mkdtemp(prefix="pushd-dockerfile-test-", dir="/tmp"))
     yield Env(root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def warning(line: str) -> bool:
+    """The build's one warning when pasta cannot join a container's namespace (this engine
+    and netns.py before the docker runtime's attach lands): the build then runs offline."""
+    return line.startswith(" !     Warning: this build has no network access (")
 
 
 def build(env: Env, sha: str, config: dict[str, str] | None = None):
@@ -114,8 +120,10 @@ def test_image_is_tagged_labelled_and_its_cmd_is_web(engine, env):
     # config vars are never in the image (no build args, no ENV)
     history = engine.api.history(image.id)
     assert "s3cr3t-value" not in repr(history) and "s3cr3t-value" not in repr(image.attrs)
-    # no step containers left behind
+    # no step containers left behind, nor the holder of the build's network namespace
     assert not engine.containers.list(all=True, filters={"ancestor": image.id})
+    assert not engine.containers.list(all=True, filters={
+        "label": [f"io.pushd.app={APP.name}", "io.pushd.build=1"]})
 
 
 def test_procfile_overrides_the_cmd(engine, env):
@@ -140,7 +148,7 @@ def test_failing_run_is_one_line_and_leaves_no_image(engine, env):
     sha = env.push({"Dockerfile": f"FROM {STACK_IMAGE}\nRUN echo building && exit 7\n"})
     err, lines = fail(env, sha)
     assert "       building\n" in lines  # the step's output was streamed
-    rejected = [line for line in lines if line.startswith(" !     ")]
+    rejected = [line for line in lines if line.startswith(" !     ") and not warning(line)]
     assert rejected == [" !     Push rejected, docker build failed: The command "
                         "'/bin/sh -c echo building && exit 7' returned a non-zero code: 7\n"]
     assert not engine.images.list(name=f"pushd/{APP.name}:v4")
@@ -196,8 +204,9 @@ def test_build_context_over_the_limit_is_refused(engine, tmp_path):
     sha = env.push({"Dockerfile": f"FROM {STACK_IMAGE}\n",
                     "big.bin": os.urandom(1536 * 1024).hex()})
     err, lines = fail(env, sha)
-    assert lines == ["-----> Building from Dockerfile\n",
-                     " !     Push rejected, the build context is larger than 1M (max is 1M)\n"]
+    assert [line for line in lines if not warning(line)] == [
+        "-----> Building from Dockerfile\n",
+        " !     Push rejected, the build context is larger than 1M (max is 1M)\n"]
 
 
 def test_no_cmd_and_no_procfile_is_refused(engine, env):

@@ -147,3 +147,13 @@ def test_an_older_state_database_gains_the_image_columns(tmp_path: Path):
     store = Store(db)
     old = store.slug("old")
     assert (old.path, old.image, old.port) == ("/s/old.tgz", "", 0)
+
+
+def test_the_network_holder_is_nothing_but_a_namespace():
+    from pushd.build.dockerfile_network import holder_kwargs
+
+    assert holder_kwargs("pushd/stack:pushd-22", {"io.pushd.app": "shop"}) == {
+        "image": "pushd/stack:pushd-22", "command": ["sleep", "infinity"],
+        "network_mode": "none", "labels": {"io.pushd.app": "shop", "io.pushd.build": "1"},
+        "user": "65534:65534", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+        "read_only": True, "init": True, "detach": True, "mem_limit": "16m", "pids_limit": 8}
