@@ -107,7 +107,9 @@ def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None 
     store = platform.store
     for slug in store.slugs_to_prune(app.id, platform.settings.releases_kept):
         store.delete_slug(slug.id)
-        Path(slug.path).unlink(missing_ok=True)
-        shutil.rmtree(slug.dir, ignore_errors=True)
+        if slug.path:  # an image slug (Dockerfile deploy) has no tarball nor folder
+            Path(slug.path).unlink(missing_ok=True)
+        if slug.dir:
+            shutil.rmtree(slug.dir, ignore_errors=True)
         if log:
             log(f"Removed old slug {slug.id}")

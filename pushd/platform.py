@@ -56,14 +56,25 @@ class Platform:
     @cached_property
     def builder(self) -> Builder:
         from .build.builder import BuildpackBuilder
+        from .build.dockerfile import (
+            ChoosingBuilder,
+            DockerfileBuilder,
+            docker_client,
+            repo_files,
+        )
 
         containers = None
         if self.settings.runtime == "docker":  # buildpacks run in a container of the stack
             from .runtime.docker.build import container_steps
 
             containers = container_steps(self.settings)
-        return BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS,
-                                containers=containers)
+        files = repo_files(self.paths.repo)
+        return ChoosingBuilder(
+            BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS,
+                             containers=containers),
+            DockerfileBuilder(self.settings, self.paths, docker_client, files,
+                              self.store.next_version),
+            self.settings.runtime, files)
 
     @cached_property
     def images(self) -> ReleaseImages | None:
