@@ -53,12 +53,15 @@ def dyno_spec(store, settings: Settings, app: App, release: Release, kind: str, 
     """Everything a runtime needs to start dyno KIND.INDEX of `release` (a fresh id each)."""
     name = f"{kind}.{index}"
     limits = for_dyno(store, settings, app.id, kind)  # resource:limit, else the defaults
+    slug = store.slug(release.slug_id)
+    if port is not None and slug.port:
+        port = slug.port  # the port a Dockerfile EXPOSEs is its $PORT
     return DynoSpec(
         id=f"{app.id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
         app_id=app.id, app=app.name, release=release.version, process_type=kind,
         index=index, command=command,
         env={**dyno_env(settings, release, name, port), **(extra_env or {})},
-        slug_dir=store.slug(release.slug_id).dir, uid=app_uid(settings, app.id), port=port,
+        slug_dir=slug.dir, image=slug.image, uid=app_uid(settings, app.id), port=port,
         memory_mb=limits.memory_mb, pids_max=settings.pids_max,
         cpu_shares=settings.cpu_shares, cpu_limit=limits.cpu, disk_mb=settings.dyno_disk_mb,
         stop_timeout=settings.stop_timeout)

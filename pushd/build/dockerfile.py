@@ -195,7 +195,8 @@ class DockerfileBuilder:
             f"{f', web listens on EXPOSEd port {port}' if port else ''}\n")
         return Slug(id=slug_id, app_id=app.id, path="",
                     dir="", size=size, commit=commit, process_types=types,
-                    buildpack=BUILDER_NAME, created_at=time.time(), image=tag, port=port)
+                    buildpack=BUILDER_NAME, created_at=time.time(),
+                    image=str(attrs.get("Id") or image_id), port=port)  # the id: tags move
 
     def _context(self, app: App, commit: str, fd: int, deadline: float) -> None:
         """The commit's tree as a tar (the build context), stopped at slug_limit_mb."""

@@ -33,6 +33,7 @@ class DynoSpec:
     cpu_limit: float = 0.0  # at most this many cores (a fraction: a share of one); 0 = none
     disk_mb: int = 0  # size of the writable layer over the slug; 0: unbounded
     stop_timeout: float = 30.0
+    image: str = ""  # a Dockerfile release's image (runtimes that run images); "": the slug
 
     @property
     def dyno(self) -> str:

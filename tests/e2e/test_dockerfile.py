@@ -79,10 +79,6 @@ def docker_runtime_known() -> bool:
     return "docker" in RUNTIMES
 
 
-needs_docker_runtime = pytest.mark.skipif(
-    not docker_runtime_known(),
-    reason="needs the docker runtime (helper dockerrun, issue 7): runs once it is merged")
-
 
 @pytest.fixture(scope="module")
 def docker_pushd() -> Iterator[PushdUnderTest]:
@@ -121,7 +117,6 @@ def image_tags(app: str) -> list[str]:
         client.close()
 
 
-@needs_docker_runtime
 def test_dockerfile_app_is_built_labelled_and_served(docker_pushd: PushdUnderTest):
     app = f"dockerfile-web-{RUN}"
     repo = docker_pushd.new_app_repo(app, fixture_files())
@@ -141,7 +136,6 @@ def test_dockerfile_app_is_built_labelled_and_served(docker_pushd: PushdUnderTes
     assert body == "Hello from a Dockerfile; GREETING=from-the-env; PORT=8000\n"  # EXPOSE 8000
 
 
-@needs_docker_runtime
 def test_without_expose_the_dyno_gets_the_platforms_port(docker_pushd: PushdUnderTest):
     app = f"dockerfile-port-{RUN}"
     files = {k: v for k, v in python_app("no EXPOSE").items() if k != "Procfile"}
@@ -151,7 +145,6 @@ def test_without_expose_the_dyno_gets_the_platforms_port(docker_pushd: PushdUnde
     assert docker_pushd.wait_for(app, "no EXPOSE").body.startswith("no EXPOSE dyno=web.1")
 
 
-@needs_docker_runtime
 def test_failed_docker_build_keeps_the_release_serving(docker_pushd: PushdUnderTest):
     app = f"dockerfile-bad-{RUN}"
     repo = docker_pushd.deploy(app, fixture_files())
@@ -168,7 +161,6 @@ def test_failed_docker_build_keeps_the_release_serving(docker_pushd: PushdUnderT
     assert docker_pushd.http(app).body.startswith("Hello from a Dockerfile")
 
 
-@needs_docker_runtime
 def test_the_build_cannot_reach_the_host_loopback(docker_pushd: PushdUnderTest):
     hits: list[str] = []
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import NotFound, RuntimeFailure
 from . import labels as lbl
 from .gc import EngineGC, Freed
-from .images import ensure_release_image
+from .images import ensure_release_image, release_tag
 
 if TYPE_CHECKING:
     from ...models import App, Release
@@ -57,6 +57,10 @@ class ReleaseImages:
         import docker.errors
 
         try:
+            if slug.image:  # a Dockerfile build: the release is another tag of its image
+                name, _, version = release_tag(app.name, release.version).rpartition(":")
+                self.client.images.get(slug.image).tag(name, version)
+                return
             ensure_release_image(self.client, app.name, app.id, release.version, slug.dir,
                                  labels=lbl.app_labels(self.platform.settings.state_dir,
                                                        app.name, app.id),

@@ -125,6 +125,8 @@ class DockerRuntime:
         return found
 
     def image(self, spec: DynoSpec) -> Any:
+        if spec.image:  # built from the app's Dockerfile
+            return self.client.images.get(spec.image)
         return release_image(self.client, spec.app, spec.app_id, spec.release, spec.slug_dir,
                              self.settings.stack, {INSTANCE: self.instance},
                              lock_dir=self.paths.root / "docker")
