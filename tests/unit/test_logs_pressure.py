@@ -62,22 +62,23 @@ def test_a_follower_blocked_across_two_rotations_loses_no_line(tmp_path: Path):
             seen.append(line)
             if len(seen) == 1:
                 started.set()
-                time.sleep(1.0)  # a blocked ssh channel, while the log rotates twice
+                time.sleep(2.0)  # a blocked ssh channel, while the log rotates three times
 
     thread = threading.Thread(target=follow)
     thread.start()
     time.sleep(0.2)
     log.write("app", "web.1", "seq 0")
     started.wait(5)
-    for i in range(1, 120):  # ~2.5 files of 4000 bytes, written while the reader is blocked
+    for i in range(1, 250):  # ~3.2 files of 4000 bytes, written while the reader is blocked
         log.write("app", "web.1", f"seq {i}")
         time.sleep(0.002)
     deadline = time.monotonic() + 10
-    while 119 not in _numbers(seen) and time.monotonic() < deadline:
+    while 249 not in _numbers(seen) and time.monotonic() < deadline:
         time.sleep(0.02)
     done.set()
     thread.join()
-    assert _numbers(seen) == list(range(120))
+    assert not [line for line in seen if "dropped" in line]
+    assert _numbers(seen) == list(range(250))
 
 
 def test_a_follower_too_far_behind_says_how_many_lines_it_skipped(tmp_path: Path):
