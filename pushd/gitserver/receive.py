@@ -16,12 +16,13 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 
-from .. import deploy
+from .. import deploy, diskspace
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
+from . import repogc
 from .packguard import PackCaps, PackGuard, PackRefused, TrailerWatch
 
 ZERO = b"0" * 40
@@ -45,6 +46,7 @@ class DeployingReceivePack(ReceivePackHandler):
         self.caps = PackCaps(settings.max_pack_mb * 1024 * 1024,
                              settings.max_object_mb * 1024 * 1024)
         self._lock = threading.Lock()
+        self.deployed = False
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
         """dulwich's, with the pack read through a PackGuard: a pack over the caps is
@@ -69,6 +71,11 @@ class DeployingReceivePack(ReceivePackHandler):
             unpacked = True
             for name, status in super()._apply_pack(refs):
                 unpacked = unpacked and not (name == b"unpack" and status != b"ok")
+                if name == b"unpack" and b"No space left on device" in status:
+                    full = diskspace.disk_full(self.platform.settings.state_dir, OSError(
+                        28, "No space left on device", f"{self.repo.path}/objects"))
+                    self.progress(f" !     {full}\n")
+                    status = str(full).encode()
                 yield name, status
             if not unpacked:  # dulwich reports no ref then; git would say "failed to report"
                 for _, _, ref in refs:
@@ -122,14 +129,23 @@ class DeployingReceivePack(ReceivePackHandler):
             return b"the deploy branch cannot be deleted"
         try:
             self.deploy(app, new_sha.decode())
-        except BuildError:
-            return b"build failed"  # the builder has already said why, line by line
+        except BuildError as err:  # the builder has already said why, line by line
+            return b"no space left on device" if diskspace.is_full(err) else b"build failed"
         except PushdError as err:
             self.progress(f" !     {err}\n")
             for line in getattr(err, "output", []):
                 self.progress(f"       {line}\n")
             return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
+        except Exception as err:
+            if not diskspace.is_full(err):
+                raise
+            self._say_full(err)  # never taken for a pusher that went away
+            return b"no space left on device"
+        self.deployed = True
         return None
+
+    def _say_full(self, err: BaseException) -> None:
+        self.progress(f" !     {diskspace.disk_full(self.platform.settings.state_dir, err)}\n")
 
     def deploy(self, app: App, sha: str) -> None:
         platform = self.platform
@@ -153,8 +169,12 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                  read_some: Callable[[int], bytes] | None = None) -> None:
     """`read_some` (like socket.recv) reads what has arrived of `inp`, when `inp` itself
     buffers nothing (paramiko's channel file): used to drop the rest of a refused pack."""
+    diskspace.require_space(platform.settings.state_dir)  # before reading any of the pack
     with deploy_lock(platform, app, err):
-        repo = Repo(str(ensure_repo(platform, app)))
+        path = ensure_repo(platform, app)
+        repo = Repo(str(path))
+        packs, refs = repogc.snapshot(path), repo.get_refs()
+        moved = False
         try:
             proto = Protocol(inp.read, write)
             handler = DeployingReceivePack(DictBackend({"/": repo}), ["/"], proto,
@@ -162,7 +182,12 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                                            fallback_out=err, read_some=read_some)
             handler.handle()
         finally:
+            moved = repo.refs.as_dict() != refs
             repo.close()
+            # a rejected or failed push leaves no objects behind: nothing refers to them
+            repogc.drop_leftovers(path, packs, refs_moved=moved)
+        if moved and handler.deployed:
+            repogc.collect(path)  # what the new history no longer reaches
 
 
 def upload_pack(platform: Platform, app: App, inp: BinaryIO,
