@@ -224,29 +224,31 @@ class _FollowedFiles:
     as soon as it appears (as app.log, or as app.log.1 after a quick rotation), whatever the
     reader is doing, so a rotation loses no file; it keeps at most FOLLOW_KEEP waiting, and
     skips (counting their lines) the oldest beyond that, so a stalled reader holds bounded
-    space."""
+    space. A file is known by its inode, and every file seen stays open while it is still
+    app.log or app.log.1: a deleted file's inode is soon given to a new one, which must not be
+    taken for a file already read."""
 
     def __init__(self, path: Path, since: LogPosition, keep: int = FOLLOW_KEEP,
                  every: float = 0.02) -> None:
         self.paths = (path.with_name(path.name + ".1"), path)  # older first
         self.keep = keep
-        self.open: deque[BinaryIO] = deque()
-        self.known: set[int] = set()
+        self.open: deque[tuple[int, BinaryIO]] = deque()  # to read, oldest first
+        self.done_with: list[tuple[int, BinaryIO]] = []  # read or skipped, still in place
         self.skipped = 0  # lines in waiting files skipped since the current one was opened
         self.lock = threading.Lock()
         self.done = threading.Event()
-        older, newest = (_inode(candidate) for candidate in self.paths)
-        if older is not None and since.inode in (None, newest):
-            self.known.add(older)  # lines before the position are not followed
         if since.inode is not None:
             for candidate in self.paths:
                 handle = _open_inode(candidate, since.inode)
                 if handle is not None:
                     handle.seek(since.offset)
-                    self._add(handle)
-                    break
-            else:
-                self.known.add(since.inode)  # rotated away meanwhile: follow what comes next
+                    self.open.append((since.inode, handle))
+                    break  # if it rotated away meanwhile: what comes next is followed
+        older, newest = (_inode(candidate) for candidate in self.paths)
+        if older is not None and since.inode in (None, newest):
+            handle = _open_inode(self.paths[0], older)  # lines before the position: not ours
+            if handle is not None:
+                self.done_with.append((older, handle))
         self.discover()
         self.watcher = threading.Thread(target=self._watch, args=(every,), daemon=True,
                                         name="log-follow")
@@ -256,31 +258,35 @@ class _FollowedFiles:
         while not self.done.wait(every):
             self.discover()
 
-    def _add(self, handle: BinaryIO) -> None:
-        self.known.add(os.fstat(handle.fileno()).st_ino)
-        self.open.append(handle)
-
     def discover(self) -> None:
         """Open the files not seen before (app.log.1 before app.log: it is the older)."""
         with self.lock:
             if self.done.is_set():
                 return
-            for candidate in self.paths:
-                inode = _inode(candidate)
-                if inode is None or inode in self.known:
+            present = [_inode(candidate) for candidate in self.paths]
+            still = [entry for entry in self.done_with if entry[0] in present]
+            for entry in self.done_with:
+                if entry not in still:
+                    entry[1].close()
+            self.done_with = still
+            known = {inode for inode, _ in (*self.open, *self.done_with)}
+            for candidate, inode in zip(self.paths, present, strict=True):
+                if inode is None or inode in known:
                     continue
                 handle = _open_inode(candidate, inode)
                 if handle is not None:
-                    self._add(handle)
+                    self.open.append((inode, handle))
+                    known.add(inode)
             while len(self.open) > self.keep + 1:  # the one being read stays
-                with self.open[1] as handle:
-                    del self.open[1]
-                    while chunk := handle.read(1 << 20):
-                        self.skipped += chunk.count(b"\n")
+                inode, handle = self.open[1]
+                del self.open[1]
+                while chunk := handle.read(1 << 20):
+                    self.skipped += chunk.count(b"\n")
+                self.done_with.append((inode, handle))
 
     def current(self) -> BinaryIO | None:
         with self.lock:
-            return self.open[0] if self.open else None
+            return self.open[0][1] if self.open else None
 
     def has_newer(self) -> bool:
         with self.lock:
@@ -289,15 +295,17 @@ class _FollowedFiles:
     def finish(self) -> int:
         """Done with the current file: the lines skipped after it, to report."""
         with self.lock:
-            self.open.popleft().close()
+            self.done_with.append(self.open.popleft())
             skipped, self.skipped = self.skipped, 0
             return skipped
 
     def close(self) -> None:
         with self.lock:
             self.done.set()
-            while self.open:
-                self.open.popleft().close()
+            for _, handle in (*self.open, *self.done_with):
+                handle.close()
+            self.open.clear()
+            self.done_with.clear()
 
 
 def _inode(path: Path) -> int | None:
