@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..e2e.harness import PUSHD, PushdUnderTest, new_root, python_app, sh
+from ..polling import wait_until
 from .smalldisk import Outage, SmallDisk, report
 
 FAST = {"boot_timeout": 30, "stop_timeout": 5, "drain_seconds": 0.5, "crash_backoff_base": 0.5,
@@ -68,6 +69,7 @@ def test_a_config_change_on_a_full_disk_changes_nothing_and_says_so(disk_platfor
     platform.deploy("disk-config", python_app("calm"))
     platform.wait_for("disk-config", "calm")
     releases = platform.ssh("releases", "disk-config").stdout
+    router = (platform.state / "nginx" / "nginx.conf").read_text()
     with Outage(platform, "disk-config", "calm") as outage:
         disk.fill()
         changed = platform.ssh("config:set", "disk-config", "MOOD=full")
@@ -79,6 +81,8 @@ def test_a_config_change_on_a_full_disk_changes_nothing_and_says_so(disk_platfor
         assert platform.ssh("config", "disk-config").stdout.splitlines()[1:] == []
         assert platform.ssh("releases", "disk-config").stdout == releases
         assert platform.http("disk-config").status == 200
+        assert (platform.state / "nginx" / "nginx.conf").read_text() == router
+        assert not [p.name for p in (platform.state / "nginx").iterdir() if ".tmp" in p.name]
         disk.free()
         again = platform.ssh("config:set", "disk-config", "MOOD=fine")
         assert again.returncode == 0, again.stderr
@@ -137,3 +141,72 @@ def test_a_push_on_a_full_disk_is_rejected_and_leaves_nothing(disk_platform, spa
            outage.seconds, "none (ref, release and serving app unchanged; rejected pack "
            "removed; the same push works after freeing)",
            " / ".join(line.strip() for line in pushed.stderr.splitlines() if FULL in line))
+
+
+TRICKLE = '''\
+import os, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def trickle():
+    i = 0
+    while True:  # about 5000 numbered lines a second, for as long as the dyno runs
+        sys.stdout.write("".join(f"seq {n} end\\n" for n in range(i, i + 50)))
+        sys.stdout.flush()
+        i += 50
+        time.sleep(0.01)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/flood":
+            threading.Thread(target=trickle, daemon=True).start()
+        self.send_response(200)
+        self.send_header("Content-Length", "7")
+        self.end_headers()
+        self.wfile.write(b"logging")
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+SEQ_RE = re.compile(r"app\[web\.1\]: seq (\d+) end$")
+MARKER_RE = re.compile(r"pushd\[web\.1\]: -- (\d+) lines dropped: No space left on device --$")
+
+
+def test_a_log_flood_on_a_full_disk_keeps_the_dyno_serving(disk_platform, space):
+    platform, disk = disk_platform
+    platform.deploy("disk-flood", python_app("x", {"app.py": TRICKLE}))
+    platform.wait_for("disk-flood", "logging")
+    assert platform.http("disk-flood", path="/flood").status == 200
+    log_file = wait_until(lambda: next(iter(
+        p for p in (platform.state / "apps").glob("*/logs/app.log")
+        if "seq " in p.read_text(errors="replace")), None))
+    with Outage(platform, "disk-flood", "logging") as outage:
+        disk.fill()
+        sizes = [log_file.stat().st_size]
+
+        def stalled() -> bool:  # the dyno prints on, nothing reaches the log
+            sizes.append(log_file.stat().st_size)
+            return len(sizes) > 5 and len(set(sizes[-5:])) == 1
+
+        wait_until(stalled, timeout=60, interval=0.3)
+        assert platform.http("disk-flood").status == 200  # serving through nginx meanwhile
+        disk.free()
+        marker = wait_until(lambda: [m for line in log_file.read_text(errors="replace")
+                                     .splitlines() if (m := MARKER_RE.search(line))],
+                            timeout=60)
+    lines = (log_file.with_name("app.log.1").read_text(errors="replace").splitlines()
+             if log_file.with_name("app.log.1").exists() else [])
+    lines += log_file.read_text(errors="replace").splitlines()
+    seqs = [int(m.group(1)) for line in lines if (m := SEQ_RE.search(line))]
+    dropped = int(marker[0].group(1))
+    missing = (seqs[-1] - seqs[0] + 1) - len(seqs)
+    assert len(marker) == 1 and dropped > 0
+    assert seqs == sorted(seqs)  # one dyno, never restarted: its numbering never began again
+    assert missing == dropped  # every line not in the log is counted in the marker
+    report("state dir full during a log flood (5000 lines/s)", outage.seconds,
+           f"{dropped} log lines dropped (counted; nothing else)",
+           marker[0].group(0))
