@@ -210,3 +210,36 @@ def test_a_log_flood_on_a_full_disk_keeps_the_dyno_serving(disk_platform, space)
     report("state dir full during a log flood (5000 lines/s)", outage.seconds,
            f"{dropped} log lines dropped (counted; nothing else)",
            marker[0].group(0))
+
+
+def _repo_of(platform: PushdUnderTest, commit: str) -> Path:
+    """The app repo (in the state dir) that holds `commit`."""
+    for repo in (platform.state / "apps").glob("*/repo.git"):
+        found = sh(["git", "--git-dir", str(repo), "cat-file", "-e", commit])
+        if found.returncode == 0:
+            return repo
+    raise AssertionError(f"no repo holds {commit}")
+
+
+def _objects_bytes(repo: Path) -> int:
+    return sum(p.stat().st_size for p in (repo / "objects").rglob("*") if p.is_file())
+
+
+def test_a_deploy_prunes_what_the_new_history_no_longer_reaches(disk_platform, space):
+    platform, _ = disk_platform
+    source = platform.new_app_repo("disk-gc", python_app("heavy"))
+    _random_file(source, 8 * 1024 * 1024)
+    heavy = platform.commit(source, {}, message="a big file")
+    assert platform.push(source).returncode == 0
+    repo = _repo_of(platform, heavy)
+    assert _objects_bytes(repo) > 8 * 1024 * 1024
+    light = platform.new_app_repo("disk-gc", python_app("light"))  # a history without it
+    forced = platform.push(light, "--force")
+    assert forced.returncode == 0, forced.stderr
+    platform.wait_for("disk-gc", "light")
+    assert _objects_bytes(repo) < 1024 * 1024  # the big blob was pruned after the deploy
+    # what gc wrote stays readable by the app's own builds
+    platform.commit(light, {"app.py": python_app("lighter")["app.py"]})
+    again = platform.push(light)
+    assert again.returncode == 0, again.stderr
+    platform.wait_for("disk-gc", "lighter")
