@@ -67,11 +67,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
-# commands that only read: they still work on a full disk; every other one first checks that
-# the state dir has room, so it fails before changing anything instead of halfway
-READ_ONLY = frozenset({"help", "apps", "apps:info", "ps", "config", "config:get", "releases",
-                       "releases:info", "logs", "keys", "access", "domains", "buildpacks",
-                       "quotas", "policies", "policies:check", "resource:report"})
+# commands that only read, or free space (apps:destroy): they still run on a full disk; every
+# other one first checks that the state dir has room, so it fails before changing anything
+# instead of halfway
+NO_ROOM_NEEDED = frozenset({
+    "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
+    "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
+    "resource:report", "apps:destroy"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
@@ -204,11 +206,11 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
                 app = ctx.app(app_name)
             except NotFound:
                 raise
-            if cmd.name not in READ_ONLY:
+            if cmd.name not in NO_ROOM_NEEDED:
                 diskspace.require_space(ctx.platform.settings.state_dir)
             status = cmd.func(ctx, app, args)
         else:
-            if cmd.name not in READ_ONLY:
+            if cmd.name not in NO_ROOM_NEEDED:
                 diskspace.require_space(ctx.platform.settings.state_dir)
             status = cmd.func(ctx, args)
         return int(status or 0)
