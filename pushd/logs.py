@@ -184,19 +184,23 @@ class AppLog:
         return LogPosition(stat.st_ino, stat.st_size)
 
     def follow(self, match: Callable[[str], bool] | None = None, stop: Callable[[], bool] =
-               lambda: False, poll: float = 0.1, since: LogPosition | None = None
-               ) -> Iterator[str]:
+               lambda: False, poll: float = 0.1, since: LogPosition | None = None,
+               caught_up: bool = False) -> Iterator[str]:
         """Lines written after `since` (default: from now on), across rotation, until
         `stop()` is true. A watcher opens every file the log rotates through as soon as it
         appears, and each is read to its end before the next, so a slow reader (a blocked
         ssh channel) loses nothing; more than FOLLOW_KEEP files behind, the oldest waiting
-        one is skipped and the reader sees `-- N lines dropped: ... --` where it was."""
+        one is skipped and the reader sees `-- N lines dropped: ... --` where it was.
+        With `caught_up`, an empty string each time it has read all there is (before it
+        waits): the moment to flush what the reader batched."""
         files = _FollowedFiles(self.path, since if since is not None else self.end())
         pending = b""
         try:
             while not stop():
                 current = files.current()
                 if current is None:
+                    if caught_up:
+                        yield ""
                     time.sleep(poll)
                     continue
                 data = current.read(1 << 18)
@@ -214,6 +218,8 @@ class AppLog:
                     if skipped:
                         yield f"-- {skipped} lines dropped: this reader fell behind the log --\n"
                 elif not data:
+                    if caught_up:
+                        yield ""
                     time.sleep(poll)
         finally:
             files.close()

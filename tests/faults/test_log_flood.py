@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -80,10 +81,12 @@ def test_logs_tail_sees_every_line_of_a_flood_across_rotations(flood_platform):
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    began = time.monotonic()
     try:
         wait_until(lambda: platform.ssh("ps", "logflood").returncode == 0)
         assert platform.http("logflood", path="/flood").status == 200
         wait_until(done.is_set, timeout=300, interval=0.5)
+        took = time.monotonic() - began
     finally:
         follower.terminate()
         follower.wait(10)
@@ -92,8 +95,9 @@ def test_logs_tail_sees_every_line_of_a_flood_across_rotations(flood_platform):
     start = seen[0]
     expected = list(range(start, TOTAL))
     missing = len(expected) - len(seen)
-    print(f"\nFLOOD | {len(seen)} lines seen from seq {start}, {missing} missing, "
-          f"{sum(dropped)} in {len(dropped)} markers, log files now {rotations}")
+    print(f"\nFLOOD | {TOTAL} lines in {took:.1f} s ({TOTAL / took:.0f} lines/s): "
+          f"{len(seen)} seen from seq {start}, {missing} missing, {sum(dropped)} in "
+          f"{len(dropped)} markers, log files now {rotations}")
     assert seen == sorted(seen) and len(set(seen)) == len(seen)  # in order, none twice
     assert missing == sum(dropped)  # every line not seen is accounted for by a marker
     assert start < 1000  # the follower was there from the flood's start
