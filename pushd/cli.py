@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from . import daemon, firewall, ports
+from . import daemon, diskspace, firewall, ports
 from .errors import PushdError, UsageError
 from .models import Key
 from .platform import Platform
@@ -190,6 +190,7 @@ def status(obj: dict, state_dir: str | None) -> None:
     s = platform.settings
     pid = platform.daemon_pid()
     click.echo(f"State dir:  {s.state_dir}")
+    click.echo(f"Disk:       {diskspace.status_line(s.state_dir, s.disk_warn_mb)}")
     click.echo(f"Daemon:     {'running, pid ' + str(pid) if pid else 'not running'}")
     click.echo(f"SSH:        port {s.ssh_port}")
     click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")

@@ -47,6 +47,8 @@ class Settings:
     # a dyno using this share of its memory limit gets R14 in its log (R15 when killed at it)
     memory_warn_percent: int = 90
     log_max_bytes: int = 5 * 1024 * 1024
+    # `pushd status` warns when the state dir's filesystem has less free than this
+    disk_warn_mb: int = 1024
     crash_backoff_base: float = 1.0
     crash_backoff_max: float = 300.0
     uid_base: int = 40000
@@ -163,7 +165,7 @@ def _check_ranges(settings: Settings) -> None:
                  "max_pack_mb", "max_object_mb"):
         if getattr(settings, name) < 1:
             raise UsageError(f"{name} must be at least 1")
-    for name in ("cpu_limit", "max_dyno_memory_mb", "max_dyno_cpu"):
+    for name in ("cpu_limit", "max_dyno_memory_mb", "max_dyno_cpu", "disk_warn_mb"):
         if getattr(settings, name) < 0:
             raise UsageError(f"{name} must not be negative (0: no limit)")
     if not 1 <= settings.memory_warn_percent <= 100:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .. import diskspace
 from ..appfiles import app_subdir
 from ..errors import BuildError
 from ..models import App, Slug
@@ -121,13 +122,17 @@ class _BuildRun:
             raise BuildError(f"Build timed out after {self.timeout_label}",
                              phase=self.phase) from None
         except BuildError as err:
-            if not isinstance(err, CompileFailed):
+            full = diskspace.full_at(root, str(err))  # a step that died of a full disk says so
+            if full is not None:
+                err = BuildError(str(full), phase=err.phase)
+                err.__cause__ = full
+            if full is not None or not isinstance(err, CompileFailed):
                 self.out(f" !     {err}\n")
             if self.name:
                 self.out(f" !     Push rejected, failed to compile {self.name} app.\n")
             else:
                 self.out(" !     Push failed\n")
-            raise
+            raise err from err.__cause__
         finally:
             if self.container is not None:
                 self.container.close()

@@ -8,6 +8,7 @@ where it was, so pushing again retries.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -18,13 +19,14 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
 
-from .. import deploy
+from .. import deploy, diskspace
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
 from ..testpause import pause
+from . import repogc
 from .packguard import PackCaps, PackGuard, PackRefused, TrailerWatch
 from .refmove import RefMove, record, settle
 
@@ -51,6 +53,7 @@ class DeployingReceivePack(ReceivePackHandler):
                              settings.max_object_mb * 1024 * 1024)
         self._lock = threading.Lock()
         self.client_gone = False
+        self.deployed = False
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
         """dulwich's, with the pack read through a PackGuard: a pack over the caps is
@@ -75,6 +78,11 @@ class DeployingReceivePack(ReceivePackHandler):
             unpacked = True
             for name, status in super()._apply_pack(refs):
                 unpacked = unpacked and not (name == b"unpack" and status != b"ok")
+                if name == b"unpack" and b"No space left on device" in status:
+                    full = diskspace.disk_full(self.platform.settings.state_dir, OSError(
+                        28, "No space left on device", f"{self.repo.path}/objects"))
+                    self.progress(f" !     {full}\n")
+                    status = str(full).encode()
                 yield name, status
             if not unpacked:  # dulwich reports no ref then; git would say "failed to report"
                 for _, _, ref in refs:
@@ -135,14 +143,23 @@ class DeployingReceivePack(ReceivePackHandler):
             return b"the deploy branch cannot be deleted"
         try:
             self.deploy(app, RefMove(ref_name.decode(), old_sha.decode(), new_sha.decode(), 0))
-        except BuildError:
-            return b"build failed"  # the builder has already said why, line by line
+        except BuildError as err:  # the builder has already said why, line by line
+            return b"no space left on device" if diskspace.is_full(err) else b"build failed"
         except PushdError as err:
             self.progress(f" !     {err}\n")
             for line in getattr(err, "output", []):
                 self.progress(f"       {line}\n")
             return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
+        except Exception as err:
+            if not diskspace.is_full(err):
+                raise
+            self._say_full(err)  # never taken for a pusher that went away
+            return b"no space left on device"
+        self.deployed = True
         return None
+
+    def _say_full(self, err: BaseException) -> None:
+        self.progress(f" !     {diskspace.disk_full(self.platform.settings.state_dir, err)}\n")
 
     def deploy(self, app: App, move: RefMove) -> None:
         """Build and release `move.new`. The move is recorded before the release is cut and
@@ -187,8 +204,12 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                  read_some: Callable[[int], bytes] | None = None) -> None:
     """`read_some` (like socket.recv) reads what has arrived of `inp`, when `inp` itself
     buffers nothing (paramiko's channel file): used to drop the rest of a refused pack."""
+    diskspace.require_space(platform.settings.state_dir)  # before reading any of the pack
     with deploy_lock(platform, app, err):
-        repo = Repo(str(ensure_repo(platform, app)))
+        path = ensure_repo(platform, app)
+        repo = Repo(str(path))
+        packs, refs = repogc.snapshot(path), repo.get_refs()
+        moved = False
         try:
             proto = Protocol(inp.read, write)
             handler = DeployingReceivePack(DictBackend({"/": repo}), ["/"], proto,
@@ -203,6 +224,12 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                 settle(platform, app)
             except Exception:  # never hides the push's own outcome; the next start retries
                 log.exception("settling the branch of %s failed", app.name)
+            with contextlib.closing(Repo(str(path))) as after:
+                moved = after.get_refs() != refs
+            # a rejected or failed push leaves no objects behind: nothing refers to them
+            repogc.drop_leftovers(path, packs, refs_moved=moved)
+        if moved and handler.deployed:
+            repogc.collect(path)  # what the new history no longer reaches
 
 
 def upload_pack(platform: Platform, app: App, inp: BinaryIO,

@@ -193,7 +193,10 @@ class Shim:
             now = time.monotonic()
             # while a release may still fail on it, and at most every TAIL_EVERY seconds
             if now < self.tail_until and now - self.tail_written >= TAIL_EVERY:
-                self.dir.write_tail(list(self.tail))
+                try:
+                    self.dir.write_tail(list(self.tail))
+                except OSError:  # a full disk: a hint, never worth the dyno
+                    pass
                 self.tail_written = now
         return rest
 
