@@ -71,6 +71,9 @@ def run(platform: Platform) -> None:
     stop = threading.Event()
     ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
     guard = None
+    check_host = getattr(platform.runtime, "check_host", None)  # optional: one line if not
+    if check_host is not None:
+        check_host()
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
         try:  # the dynos this daemon will adopt keep reaching their own ports meanwhile
             firewall.apply(settings, {(i.spec.port, i.spec.uid) for i in platform.runtime.list()

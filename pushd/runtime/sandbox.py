@@ -2,7 +2,8 @@
 
 `start()` writes the dyno's spec into `dynos/<id>/` and launches `python -m
 pushd.runtime.shim` in a new session through `setsid --fork`, so the shim is nobody's child in
-the daemon and survives its death. Everything the daemon later needs (`list()` after a
+the daemon and survives its death; once the dyno is set up it execs the small resident
+part (`shim.c`). Everything the daemon later needs (`list()` after a
 restart) is read back from the files the shim keeps in that folder.
 """
 
@@ -23,7 +24,7 @@ from ..logs import AppLog
 from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
-from . import seccomp
+from . import seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
@@ -114,7 +115,8 @@ class SandboxRuntime:
         folder.restrict(spec.uid)
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
-            "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time()})
+            "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time(),
+            "shim_binary": str(shimbin.ensure(self.paths))})
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -126,6 +128,10 @@ class SandboxRuntime:
             raise RuntimeFailure(f"Could not launch the shim of {spec.id}")
         return DynoInfo(spec=spec, pid=None, running=True, started_at=time.time(),
                         endpoint=endpoint(spec))
+
+    def check_host(self) -> None:
+        """At `pushd up`: what this runtime needs of the host is there (the shim built)."""
+        shimbin.ensure(self.paths)
 
     def stop(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)
@@ -155,6 +161,8 @@ class SandboxRuntime:
         return DynoInfo(spec=spec, pid=child.get("pid"), running=running, exit_status=status,
                         started_at=child.get("started_at", config["created_at"]),
                         stopping=folder.stopping, oom_killed=bool(done and done.get("oom")),
+                        finished_at=(done or {}).get("finished_at", 0.0),
+                        killed_after_timeout=bool(done and done.get("killed_after_timeout")),
                         endpoint=endpoint(spec), extra={"layer": child.get("layer", "")})
 
     def list(self) -> list[DynoInfo]:
