@@ -196,6 +196,40 @@ def test_stop_escalates_to_sigkill_r12(env):
     assert "Error R12 (Exit timeout)" in log_text(env)
 
 
+def test_the_resident_shim_owns_the_sandbox_and_its_pasta(env):
+    """After the setup the shim is the small C program, in the same process: the sandbox and
+    its pasta (told to die with its parent) are still its children and still serve."""
+    rt = env["runtime"]
+    s = spec(env, "python3 /app/server.py", "1-web.1-resident")
+    rt.start(s)
+    up(s.port)
+    folder = env["paths"].dynos_dir / s.id
+    shim = json.loads((folder / "shim.json").read_text())["pid"]
+    net = json.loads((folder / "net.json").read_text())
+    child = json.loads((folder / "child.json").read_text())["pid"]
+    assert os.readlink(f"/proc/{shim}/exe").startswith(str(env["paths"].root / "libexec"))
+    for pid in (net["pasta"], child):
+        assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(shim)
+    os.kill(shim, signal.SIGKILL)  # a shim that crashes: an exit, and pasta goes with it
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 255
+    wait_until(lambda: not Path(f"/proc/{net['pasta']}").exists())
+
+
+def test_what_the_main_process_leaves_running_is_ended(env):
+    """The dyno ends with its main process: what it left running (holding the output open,
+    ignoring SIGTERM) gets a moment, then goes with the rest of the sandbox."""
+    rt = env["runtime"]
+    s = spec(env, "(trap '' TERM HUP; sleep 300) & echo main done; exit 4", "1-worker.1-left",
+             kind="worker")
+    rt.start(s)
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 4 and not info.stopping
+    assert "app[worker.1]: main done" in log_text(env)
+    assert "pushd[worker.1]: Process exited with status 4" in log_text(env)
+    assert not sandbox_pids(s.id)
+
+
 def test_dyno_survives_its_starter_and_is_adopted(env):
     paths = env["paths"]
     s = spec(env, "python3 /app/server.py", "1-web.1-orphan")
