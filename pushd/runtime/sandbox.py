@@ -24,7 +24,7 @@ from ..logs import AppLog
 from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
-from . import seccomp, shimbin
+from . import ksm, seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
@@ -116,7 +116,7 @@ class SandboxRuntime:
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time(),
-            "shim_binary": str(shimbin.ensure(self.paths))})
+            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm})
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -130,8 +130,11 @@ class SandboxRuntime:
                         endpoint=endpoint(spec))
 
     def check_host(self) -> None:
-        """At `pushd up`: what this runtime needs of the host is there (the shim built)."""
+        """At `pushd up`: what this runtime needs of the host is there (the shim built, KSM
+        on if `dyno_ksm`)."""
         shimbin.ensure(self.paths)
+        if self.settings.dyno_ksm:
+            ksm.enable_host()
 
     def stop(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)

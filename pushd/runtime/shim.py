@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..logs import AppLog
 from ..paths import Paths
-from . import seccomp, shimbin
+from . import ksm, seccomp, shimbin
 from .dynodir import DynoDir, proc_start, signal_sandbox
 from .netns import Attachment, Forward, NetnsError, attach
 from .records import DynoSpec
@@ -86,6 +86,8 @@ class Shim:
                                            "started_at": time.time(), "layer": layer,
                                            "cgroup": str(group or "")})
         try:
+            if self.config.get("ksm"):  # after the sandbox started: pasta inherits it, the app not
+                ksm.opt_in()
             init, network = self._attach_network(child, sandbox, group)
             # from here on a SIGTERM is held for the resident part, which sees `stopping`
             signal.pthread_sigmask(signal.SIG_BLOCK, HELD)

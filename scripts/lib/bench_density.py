@@ -11,12 +11,14 @@ daemon's RSS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import statistics
 import subprocess
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from pushd import daemon, deploy
@@ -45,6 +47,23 @@ class Handler(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
 HELLO_APP = {"app.py": HELLO, "Procfile": "web: python3 app.py\n"}
+
+
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+@contextlib.contextmanager
+def host_ksm_kept() -> Iterator[None]:
+    """The host's KSM settings as they were, whatever a `dyno_ksm` daemon turned on."""
+    names = ("run", "use_zero_pages")
+    before = {n: (KSM / n).read_text().strip() for n in names if (KSM / n).exists()}
+    try:
+        yield
+    finally:
+        if before.get("run") not in (None, "1"):
+            (KSM / "run").write_text("2")  # unmerge every page, then stop
+        for name, value in before.items():
+            (KSM / name).write_text(value)
 
 
 def memory_kb(pid: int) -> tuple[int, int]:
@@ -127,6 +146,40 @@ def copy_slug(platform: Platform, source: Slug, app_id: int, index: int) -> Slug
                 buildpack=source.buildpack)
 
 
+def serving(harness, app: str) -> bool:  # noqa: ANN001
+    try:
+        response = harness.http(app, timeout=5)
+    except OSError:
+        return False
+    return response.status == 200 and "hello world" in response.body
+
+
+def release_until_serving(platform: Platform, harness, names: list[str],  # noqa: ANN001
+                          slugs: dict[str, Slug], attempts: int = 3) -> None:
+    """Release each app's slug and wait until all serve; a release whose dyno failed to
+    start (a host under load sometimes refuses a sandbox its loopback) is cut again."""
+    store = platform.store
+    for _ in range(attempts):
+        versions = {}
+        for name in names:
+            app = store.app(name)
+            versions[name] = deploy.release(platform, app, description="bench density",
+                                            user="admin", slug=slugs[name], wait=False).version
+        deadline = time.monotonic() + 300
+        waiting = set(names)
+        while waiting and time.monotonic() < deadline:
+            for name in sorted(waiting):
+                status = store.release(store.app(name).id, versions[name]).status
+                if serving(harness, name) or status in ("failed", "superseded"):
+                    waiting.discard(name)
+            time.sleep(0.2)
+        names = [name for name in names if not serving(harness, name)]
+        if not names:
+            return
+        print(f"  again: {', '.join(names)}", flush=True)
+    raise SystemExit(f"never served: {', '.join(names)}")
+
+
 def bring_up(harness, count: int, until_body) -> Platform:  # noqa: ANN001
     """`count` one-dyno web apps, each answering 200 through the router."""
     first = "dens000"
@@ -140,17 +193,13 @@ def bring_up(harness, count: int, until_body) -> Platform:  # noqa: ANN001
     names = [f"dens{i:03d}" for i in range(1, count)]
     for start in range(0, len(names), BATCH):
         batch = names[start:start + BATCH]
+        slugs = {}
         for i, name in enumerate(batch, start + 1):
             if harness.ssh("apps:create", name).returncode != 0:
                 raise SystemExit(f"apps:create {name} failed")
-            app = store.app(name)
-            slug = copy_slug(platform, source, app.id, i)
-            store.add_slug(slug)
-            deploy.release(platform, app, description="bench density", user="admin",
-                           slug=slug, wait=False)
-        begun = time.monotonic()
-        for name in batch:
-            until_body(harness, name, "hello world", begun)
+            slugs[name] = copy_slug(platform, source, store.app(name).id, i)
+            store.add_slug(slugs[name])
+        release_until_serving(platform, harness, batch, slugs)
         print(f"  {start + len(batch) + 1}/{count} apps serving", flush=True)
     return platform
 
@@ -161,6 +210,8 @@ def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
     if not dynos:
         raise SystemExit("no running dyno found")
     label = "python shim" if comm(dynos[0]["shim"][0]).startswith("python") else "C shim"
+    if harness.settings.get("dyno_ksm"):
+        label += " + KSM"
     roles = ["shim", "bwrap (outer)", "bwrap (init)", "pasta", "other"]
     measured = [{role: [memory_kb(p) for p in dyno[role]] for role in [*roles, "app"]}
                 for dyno in dynos]

@@ -216,6 +216,37 @@ def test_the_resident_shim_owns_the_sandbox_and_its_pasta(env):
     wait_until(lambda: not Path(f"/proc/{net['pasta']}").exists())
 
 
+def ksm_merge_any(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/ksm_stat").read_text()
+    return "ksm_merge_any: yes" in stat
+
+
+def test_dyno_ksm_merges_pasta_pages_and_never_the_apps(env):
+    ksm = Path("/sys/kernel/mm/ksm")
+    before = {name: (ksm / name).read_text().strip() for name in ("run", "use_zero_pages")}
+    rt = SandboxRuntime(Settings(state_dir=env["paths"].root, dyno_ksm=True), env["paths"])
+    try:
+        rt.check_host()  # what `pushd up` does
+        assert (ksm / "run").read_text().strip() == "1"
+        assert (ksm / "use_zero_pages").read_text().strip() == "1"
+        s = spec(env, "python3 /app/server.py", "1-web.1-ksm")
+        rt.start(s)
+        up(s.port)
+        folder = env["paths"].dynos_dir / s.id
+        pasta = json.loads((folder / "net.json").read_text())["pasta"]
+        init = json.loads((folder / "net.json").read_text())["init"]
+        app = [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
+        assert ksm_merge_any(pasta)
+        assert app and not any(ksm_merge_any(pid) for pid in [init, *app])
+    finally:
+        for info in rt.list():
+            rt.remove(info.spec.id)
+        if before["run"] != "1":
+            (ksm / "run").write_text("2")  # unmerge what was merged, then back as it was
+        (ksm / "use_zero_pages").write_text(before["use_zero_pages"])
+        (ksm / "run").write_text(before["run"])
+
+
 def test_what_the_main_process_leaves_running_is_ended(env):
     """The dyno ends with its main process: what it left running (holding the output open,
     ignoring SIGTERM) gets a moment, then goes with the rest of the sandbox."""
