@@ -204,8 +204,21 @@ def bring_up(harness, count: int, until_body) -> Platform:  # noqa: ANN001
     return platform
 
 
+def ksm_settled(timeout: float = 1200) -> float:
+    """Wait until ksmd has scanned everything twice since now (a page merges on its second
+    scan); the seconds it took."""
+    begun = time.monotonic()
+    target = int((KSM / "full_scans").read_text()) + 2
+    while int((KSM / "full_scans").read_text()) < target:
+        if time.monotonic() - begun > timeout:
+            break
+        time.sleep(5)
+    return time.monotonic() - begun
+
+
 def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
     time.sleep(5)  # past the boot: the figures of dynos at rest
+    settled = ksm_settled() if harness.settings.get("dyno_ksm") else None
     dynos = classify(harness.state)
     if not dynos:
         raise SystemExit("no running dyno found")
@@ -223,6 +236,9 @@ def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
     platform_rss = [sum(per_dyno(r, 1)[i] for r in roles) for i in range(len(measured))]
     app_pss = per_dyno("app", 0)
     table = [(f"[{label}] dynos measured", f"{len(measured)} of {count} apps", "-")]
+    if settled is not None:
+        table.append((f"[{label}] KSM: two full scans after the last dyno was up",
+                      f"{settled:.0f} s", "ksmd at the kernel's default pace"))
     for role in roles:
         pss, rss = per_dyno(role, 0), per_dyno(role, 1)
         if not any(pss):
