@@ -204,15 +204,24 @@ def bring_up(harness, count: int, until_body) -> Platform:  # noqa: ANN001
     return platform
 
 
+def ksm_merged() -> int:
+    return sum(int((KSM / name).read_text()) for name in ("pages_sharing", "ksm_zero_pages")
+               if (KSM / name).exists())
+
+
 def ksm_settled(timeout: float = 1200) -> float:
-    """Wait until ksmd has scanned everything twice since now (a page merges on its second
-    scan); the seconds it took."""
+    """Wait until a full scan of ksmd merges nothing more (a page merges on its second scan
+    at the earliest); the seconds it took."""
     begun = time.monotonic()
-    target = int((KSM / "full_scans").read_text()) + 2
-    while int((KSM / "full_scans").read_text()) < target:
-        if time.monotonic() - begun > timeout:
-            break
+    merged, scans = ksm_merged(), int((KSM / "full_scans").read_text())
+    while time.monotonic() - begun < timeout:
         time.sleep(5)
+        if int((KSM / "full_scans").read_text()) < scans + 2:
+            continue
+        now = ksm_merged()
+        if now <= merged * 1.01:
+            break
+        merged, scans = now, int((KSM / "full_scans").read_text())
     return time.monotonic() - begun
 
 
@@ -237,7 +246,7 @@ def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
     app_pss = per_dyno("app", 0)
     table = [(f"[{label}] dynos measured", f"{len(measured)} of {count} apps", "-")]
     if settled is not None:
-        table.append((f"[{label}] KSM: two full scans after the last dyno was up",
+        table.append((f"[{label}] KSM: until a full scan merged no more",
                       f"{settled:.0f} s", "ksmd at the kernel's default pace"))
     for role in roles:
         pss, rss = per_dyno(role, 0), per_dyno(role, 1)
@@ -245,7 +254,7 @@ def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
             continue
         table.append((f"[{label}] {role} per dyno (median)",
                       f"PSS {statistics.median(pss):.2f} MB, RSS {statistics.median(rss):.2f} MB",
-                      "-"))
+                      f"PSS mean {statistics.mean(pss):.2f}, max {max(pss):.2f} MB"))
     table += [
         (f"[{label}] platform processes per dyno",
          ", ".join(f"{r} x{statistics.median(len(d[r]) for d in dynos):g}" for r in roles
