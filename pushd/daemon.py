@@ -80,6 +80,9 @@ def run(platform: Platform) -> None:
             raise
         raise PushdError(f"SSH port {settings.ssh_port}: {os.strerror(err.errno)}: held by pid "
                          f"{holder[0]} ({holder[1][:120]})") from None
+    check_host = getattr(platform.runtime, "check_host", None)  # optional: one line if not
+    if check_host is not None:
+        check_host()
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
         try:  # the dynos this daemon will adopt keep reaching their own endpoints meanwhile
             firewall.apply(settings, endpoint_pairs(platform.runtime.list()))

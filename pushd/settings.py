@@ -39,6 +39,9 @@ class Settings:
     # size of a dyno's writable layer (on top of its slug): a tmpfs, charged to the dyno's
     # memory like Heroku's ephemeral filesystem; 0 = no limit (the state dir's disk)
     dyno_disk_mb: int = 256
+    # merge the identical (mostly zeroed) pages of every dyno's pasta with the kernel's
+    # same-page merging (runtime/ksm.py): ~29 MB -> ~2 MB PSS per dyno; turns KSM on host-wide
+    dyno_ksm: bool = False
     memory_by_type: dict[str, int] = field(default_factory=dict)
     cpu_limit: float = 0.0  # cores per dyno (CFS quota) unless resource:limit says; 0 = none
     # what resource:limit may set per dyno; 0 = the host's memory / cores

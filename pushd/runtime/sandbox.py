@@ -2,7 +2,8 @@
 
 `start()` writes the dyno's spec into `dynos/<id>/` and launches `python -m
 pushd.runtime.shim` in a new session through `setsid --fork`, so the shim is nobody's child in
-the daemon and survives its death. Everything the daemon later needs (`list()` after a
+the daemon and survives its death; once the dyno is set up it execs the small resident
+part (`shim.c`). Everything the daemon later needs (`list()` after a
 restart) is read back from the files the shim keeps in that folder: facts (running, exit
 status, OOM, killed after the stop timeout, why it ended), never log lines of its own.
 A web dyno's endpoint (a host loopback port, forwarded by its pasta to `$PORT` inside) is
@@ -26,7 +27,7 @@ from ..errors import RuntimeFailure
 from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
-from . import seccomp
+from . import ksm, seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
@@ -135,7 +136,8 @@ class SandboxRuntime:
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time(),
-            "endpoint": list(web) if web else None})
+            "endpoint": list(web) if web else None,
+            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm})
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -147,6 +149,13 @@ class SandboxRuntime:
             raise RuntimeFailure(f"Could not launch the shim of {spec.id}")
         return DynoInfo(spec=spec, pid=None, running=True, started_at=time.time(),
                         endpoint=web)
+
+    def check_host(self) -> None:
+        """At `pushd up`: what this runtime needs of the host is there (the shim built, KSM
+        on if `dyno_ksm`)."""
+        shimbin.ensure(self.paths)
+        if self.settings.dyno_ksm:
+            ksm.enable_host()
 
     def stop(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)

@@ -208,6 +208,71 @@ def test_stop_escalates_to_sigkill_r12(env):
     assert platform_lines(env) == []
 
 
+def test_the_resident_shim_owns_the_sandbox_and_its_pasta(env):
+    """After the setup the shim is the small C program, in the same process: the sandbox and
+    its pasta (told to die with its parent) are still its children and still serve."""
+    rt = env["runtime"]
+    s = spec(env, "python3 /app/server.py", "1-web.1-resident")
+    rt.start(s)
+    up(s.port)
+    folder = env["paths"].dynos_dir / s.id
+    shim = json.loads((folder / "shim.json").read_text())["pid"]
+    net = json.loads((folder / "net.json").read_text())
+    child = json.loads((folder / "child.json").read_text())["pid"]
+    assert os.readlink(f"/proc/{shim}/exe").startswith(str(env["paths"].root / "libexec"))
+    for pid in (net["pasta"], child):
+        assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(shim)
+    os.kill(shim, signal.SIGKILL)  # a shim that crashes: an exit, and pasta goes with it
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 255
+    wait_until(lambda: not Path(f"/proc/{net['pasta']}").exists())
+
+
+def ksm_merge_any(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/ksm_stat").read_text()
+    return "ksm_merge_any: yes" in stat
+
+
+def test_dyno_ksm_merges_pasta_pages_and_never_the_apps(env):
+    ksm = Path("/sys/kernel/mm/ksm")
+    before = {name: (ksm / name).read_text().strip() for name in ("run", "use_zero_pages")}
+    rt = SandboxRuntime(Settings(state_dir=env["paths"].root, dyno_ksm=True), env["paths"])
+    try:
+        rt.check_host()  # what `pushd up` does
+        assert (ksm / "run").read_text().strip() == "1"
+        assert (ksm / "use_zero_pages").read_text().strip() == "1"
+        s = spec(env, "python3 /app/server.py", "1-web.1-ksm")
+        rt.start(s)
+        up(s.port)
+        folder = env["paths"].dynos_dir / s.id
+        pasta = json.loads((folder / "net.json").read_text())["pasta"]
+        init = json.loads((folder / "net.json").read_text())["init"]
+        app = [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
+        assert ksm_merge_any(pasta)
+        assert app and not any(ksm_merge_any(pid) for pid in [init, *app])
+    finally:
+        for info in rt.list():
+            rt.remove(info.spec.id)
+        if before["run"] != "1":
+            (ksm / "run").write_text("2")  # unmerge what was merged, then back as it was
+        (ksm / "use_zero_pages").write_text(before["use_zero_pages"])
+        (ksm / "run").write_text(before["run"])
+
+
+def test_what_the_main_process_leaves_running_is_ended(env):
+    """The dyno ends with its main process: what it left running (holding the output open,
+    ignoring SIGTERM) gets a moment, then goes with the rest of the sandbox."""
+    rt = env["runtime"]
+    s = spec(env, "(trap '' TERM HUP; sleep 300) & echo main done; exit 4", "1-worker.1-left",
+             kind="worker")
+    rt.start(s)
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 4 and not info.stopping
+    assert "app[worker.1]: main done" in log_text(env)
+    assert "pushd[worker.1]: Process exited with status 4" in log_text(env)
+    assert not sandbox_pids(s.id)
+
+
 def test_dyno_survives_its_starter_and_is_adopted(env):
     paths = env["paths"]
     s = spec(env, "python3 /app/server.py", "1-web.1-orphan")
