@@ -34,6 +34,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/flood":
             threading.Thread(target=flood, daemon=True).start()
+        elif self.path == "/ping":
+            print("ping", flush=True)
         self.send_response(200)
         self.send_header("Content-Length", "8")
         self.end_headers()
@@ -67,6 +69,7 @@ def test_logs_tail_sees_every_line_of_a_flood_across_rotations(flood_platform):
     seen: list[int] = []
     dropped: list[int] = []
     done = threading.Event()
+    attached = threading.Event()
 
     def read() -> None:
         assert follower.stdout is not None
@@ -78,12 +81,16 @@ def test_logs_tail_sees_every_line_of_a_flood_across_rotations(flood_platform):
                 dropped.append(int(marker.group(1)))
             elif "flood done" in line:
                 done.set()
+            elif line.rstrip("\n").endswith("app[web.1]: ping"):
+                attached.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     began = time.monotonic()
     try:
-        wait_until(lambda: platform.ssh("ps", "logflood").returncode == 0)
+        # the follower is attached once it sees a line printed after it started
+        wait_until(lambda: platform.http("logflood", path="/ping").status == 200
+                   and attached.wait(0.5))
         assert platform.http("logflood", path="/flood").status == 200
         wait_until(done.is_set, timeout=300, interval=0.5)
         took = time.monotonic() - began
