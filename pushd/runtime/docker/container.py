@@ -55,6 +55,7 @@ def create_kwargs(spec: DynoSpec, image_id: str, instance: str) -> dict[str, Any
         "mounts": [Mount("/app", None, type="volume")],
         "mem_limit": memory, "memswap_limit": memory, "pids_limit": spec.pids_max,
         "cpu_shares": spec.cpu_shares, "stop_signal": "SIGTERM",
+        **({"nano_cpus": round(spec.cpu_limit * 1e9)} if spec.cpu_limit > 0 else {}),
         "log_config": {"type": "json-file",
                        "config": {"max-size": "10m", "max-file": "3"}},
     }

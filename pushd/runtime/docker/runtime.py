@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ...cgroups import memory_use
 from ...errors import RuntimeFailure
 from ...files import replace_file
 from ...logs import AppLog
@@ -38,7 +39,7 @@ from ...settings import Settings
 from ..base import register
 from ..endpoints import HostEndpoints
 from ..netns import NetnsError, listening
-from ..records import DynoInfo, DynoSpec, Endpoint, OneOffIO
+from ..records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from . import network
 from .client import (
     ID,
@@ -62,6 +63,7 @@ class _Removed(Exception):
     """The dyno was removed while its container was being launched."""
 
 
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")  # the engine's groups (cgroupfs, v1)
 LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
 DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
 KILL_TIMEOUT_SLACK = 0.5
@@ -341,6 +343,15 @@ class DockerRuntime:
         log_file = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
         self.collectors.ensure(spec.id, container_id, spec.dyno, log_file,
                                self._cursor_path(spec.id), exited)
+
+    def memory(self, dyno_id: str) -> MemoryUse | None:
+        """The container's memory use and limit, from its cgroup (the engine's cgroupfs
+        driver); None while it is not running."""
+        container = (self._read(dyno_id) or {}).get("container")
+        if not container:
+            return None
+        found = memory_use(CGROUP_MEMORY / container)
+        return MemoryUse(*found) if found else None
 
     def probe(self, spec: DynoSpec) -> bool:
         """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
