@@ -112,3 +112,32 @@ def port_holder(port: int) -> tuple[int, str] | None:
             except OSError:
                 continue
     return None
+
+
+def owner_token(pid: int | None = None) -> str:
+    """`pid:start` of this process (or `pid`): who owns a one-off or a launch, recorded so
+    that a later check never takes a reused pid for the owner."""
+    pid = pid or os.getpid()
+    stat = live_stat(pid)
+    return f"{pid}:{stat.start if stat else 0}"
+
+
+def owner_alive(token: str) -> bool:
+    """The process an `owner_token` names still runs (the same one: its start time too)."""
+    pid, _, start = str(token).partition(":")
+    try:
+        stat = live_stat(int(pid))
+    except ValueError:
+        return False
+    return stat is not None and str(stat.start) == start
+
+
+def oneoff_owner_alive(record: dict) -> bool:
+    """A one-off's `oneoff.json`: its owner (pid and start time) still runs. An older record
+    with a bare pid is believed while that pid lives."""
+    if "owner" in record:
+        return owner_alive(record["owner"])
+    try:
+        return live_stat(int(record.get("pid", 0))) is not None
+    except (TypeError, ValueError):
+        return False

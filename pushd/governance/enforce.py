@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..limits import for_dyno
-from ..procs import live_stat
+from ..procs import live_stat, oneoff_owner_alive
 from . import audit, quotas
 from .policies import AppState, judge
 from .policyfile import FILE_NAME, Policies, PolicyFile
@@ -50,13 +50,13 @@ def running_oneoffs(paths: Paths, app_id: int) -> int:
     count = 0
     for entry in paths.dynos_dir.glob(f"{app_id}-run.*"):
         try:
-            owner = int(json.loads((entry / "oneoff.json").read_text())["pid"])
+            owner = json.loads((entry / "oneoff.json").read_text())
         except FileNotFoundError:
             count += entry.is_dir()
             continue
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        count += live_stat(owner) is not None
+        count += oneoff_owner_alive(owner)
     return count
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import RuntimeFailure
 from ..paths import Paths
-from ..procs import live_stat
+from ..procs import oneoff_owner_alive, owner_token
 from ..settings import Settings
 from . import ksm, seccomp, shimbin
 from .base import register
@@ -240,7 +240,7 @@ class SandboxRuntime:
         for entry in self.paths.dynos_dir.iterdir():
             folder = DynoDir(entry)
             owner = folder.read_json("oneoff.json") if entry.is_dir() else None
-            if owner is None or live_stat(int(owner.get("pid", 0))):
+            if owner is None or oneoff_owner_alive(owner):
                 continue
             DynoDir.release_cgroup(folder.cgroup())  # kills what still runs in it
             folder.release_layer()
@@ -261,7 +261,8 @@ class SandboxRuntime:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
             group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
                                           spec.cpu_limit)
-            folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
+            folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid(),
+                                              "owner": owner_token()})
             client = ClientEnd(io)
             start = start_tty if io.tty else start_pipes
             denylist = seccomp.program_fd()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pushd.procs import owner_alive, owner_token
 from pushd.runtime.docker.client import container_name, docker_time, instance_id, nanoseconds
 from pushd.runtime.docker.container import create_kwargs
 from pushd.runtime.docker.logcollect import Cursor
-from pushd.runtime.docker.oneoff import owner_alive, owner_token
 from pushd.runtime.records import DynoSpec
 
 SPEC = DynoSpec(id="7-web.2-v3-a1b2c3", app_id=7, app="shop", release=3, process_type="web",
@@ -67,3 +67,13 @@ def test_a_one_off_owner_is_this_very_process():
     pid, _, start = owner_token().partition(":")
     assert not owner_alive(f"{pid}:{int(start) + 1}")  # a recycled pid is not the owner
     assert not owner_alive("nonsense")
+
+
+def test_a_one_off_is_owned_by_the_same_process_not_by_a_reused_pid():
+    from pushd.procs import oneoff_owner_alive
+
+    pid, _, start = owner_token().partition(":")
+    assert oneoff_owner_alive({"pid": int(pid), "owner": owner_token()})
+    assert not oneoff_owner_alive({"pid": int(pid), "owner": f"{pid}:{int(start) + 1}"})
+    assert oneoff_owner_alive({"pid": int(pid)})  # an older record: the pid alone
+    assert not oneoff_owner_alive({"pid": "x"})

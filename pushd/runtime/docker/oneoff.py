@@ -10,12 +10,11 @@ away stops it: SIGHUP first, then the engine's SIGTERM, SIGKILL after the stop t
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ...procs import live_stat
+from ...procs import owner_token
 from ..netns import Attachment, NetnsError, attach, detach
 from ..records import DynoSpec, OneOffIO
 from ..sandboxio import CLIENT_POLL, ClientEnd, background
@@ -27,21 +26,6 @@ if TYPE_CHECKING:
 HANGUP_GRACE = 1.0
 OUTPUT_DRAIN = 5.0  # for the last output to reach the client once the container ended
 STDOUT, STDERR = 1, 2
-
-
-def owner_token(pid: int | None = None) -> str:
-    """`pid:start` of this process (or `pid`): who owns a one-off or a launch."""
-    pid = pid or os.getpid()
-    stat = live_stat(pid)
-    return f"{pid}:{stat.start if stat else 0}"
-
-
-def owner_alive(token: str) -> bool:
-    pid, _, start = token.partition(":")
-    with contextlib.suppress(ValueError):
-        stat = live_stat(int(pid))
-        return stat is not None and str(stat.start) == start
-    return False
 
 
 def run_oneoff(runtime: DockerRuntime, spec: DynoSpec, io: OneOffIO) -> int:

@@ -35,6 +35,7 @@ from ...errors import RuntimeFailure
 from ...files import replace_file
 from ...logs import AppLog
 from ...paths import Paths
+from ...procs import owner_alive, owner_token
 from ...settings import Settings
 from ..base import register
 from ..endpoints import HostEndpoints
@@ -54,7 +55,6 @@ from .client import (
 from .container import create_kwargs
 from .images import release_image
 from .logcollect import Collectors, read_cursor
-from .oneoff import owner_alive, owner_token
 
 log = logging.getLogger("pushd.docker")
 
