@@ -17,7 +17,7 @@ from .testpause import pause
 
 
 def app_log(platform: Platform, app: App) -> AppLog:
-    return AppLog(platform.paths.log_file(app.id), platform.settings.log_max_bytes)
+    return AppLog.shared(platform.paths.log_file(app.id), platform.settings.log_max_bytes)
 
 
 def rollout_timeout(platform: Platform) -> float:

@@ -57,7 +57,7 @@ class EventLog:
         self.paths, self.max_bytes = paths, max_bytes
 
     def _log(self, app_id: int) -> AppLog:
-        return AppLog(self.paths.log_file(app_id), self.max_bytes)
+        return AppLog.shared(self.paths.log_file(app_id), self.max_bytes)
 
     def write(self, app_id: int, dyno: str, *messages: str, at: float | None = None) -> None:
         self._log(app_id).write_lines([format_line("pushd", dyno, m, at) for m in messages])

@@ -74,6 +74,9 @@ FOLLOW_KEEP = 3  # rotated files a follower holds open before it drops the oldes
 
 
 class AppLog:
+    _shared: dict[Path, AppLog] = {}
+    _shared_lock = threading.Lock()
+
     def __init__(self, path: Path, max_bytes: int = 5 * 1024 * 1024) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
@@ -81,6 +84,17 @@ class AppLog:
         self.dropped_dyno = "log"
         self.dropped_reason = ""
         self.torn = False  # a write stopped mid-line: the next one first ends that line
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, path: Path, max_bytes: int) -> AppLog:
+        """This process's one writer of `path`, so that lines dropped on a full disk by any
+        of its threads are counted together and told once space is back."""
+        with cls._shared_lock:
+            log = cls._shared.get(Path(path))
+            if log is None or log.max_bytes != max_bytes:
+                log = cls._shared[Path(path)] = cls(path, max_bytes)
+            return log
 
     def write(self, source: str, dyno: str, message: str) -> None:
         self.write_lines([format_line(source, dyno, message)])
@@ -91,6 +105,10 @@ class AppLog:
         the marker saying how many were lost."""
         if not lines:
             return
+        with self._lock:
+            self._write_lines(lines)
+
+    def _write_lines(self, lines: list[str]) -> None:
         try:
             # never parents=True: a late line about a destroyed app must not bring its folder back
             self.path.parent.mkdir(mode=0o700, exist_ok=True)

@@ -114,3 +114,23 @@ def test_a_follower_too_far_behind_says_how_many_lines_it_skipped(tmp_path: Path
     skipped = sum(int(line.split()[1]) for line in markers)
     assert numbers == sorted(numbers) and numbers[-1] == total - 1
     assert markers and skipped == total - len(numbers)
+
+
+def test_platform_lines_dropped_by_separate_writers_are_counted_together(tmp_path):
+    """The daemon writes an app's platform lines from several places (supervisor, deploys,
+    commands): they share one writer, so every line a full disk dropped is in one marker."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    path = folder / "app.log"
+    AppLog.shared(path, 10**6).write("pushd", "web.1", "before")
+    real = folder / "real.log"
+    os.replace(path, real)
+    path.symlink_to("/dev/full")
+    AppLog.shared(path, 10**6).write("pushd", "web.1", "State changed from starting to up")
+    AppLog.shared(path, 10**6).write("pushd", "api", "Release v2 created by user alice")
+    path.unlink()
+    os.replace(real, path)
+    AppLog.shared(path, 10**6).write("pushd", "web.1", "after")
+    lines = AppLog(path).read(10)
+    assert "-- 2 lines dropped: No space left on device --" in lines[1]
+    assert lines[2].endswith("pushd[web.1]: after\n")

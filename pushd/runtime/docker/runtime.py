@@ -340,7 +340,7 @@ class DockerRuntime:
                 return not self.client.api.inspect_container(container_id)["State"]["Running"]
             except Exception:
                 return True
-        log_file = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
+        log_file = AppLog.shared(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
         self.collectors.ensure(spec.id, container_id, spec.dyno, log_file,
                                self._cursor_path(spec.id), exited)
 
