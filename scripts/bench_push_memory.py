@@ -59,6 +59,9 @@ def measure(platform: PushdUnderTest, label: str, action) -> list[str]:  # noqa:
         raise SystemExit(f"{label} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     after = settled_rss(pid)
     peak = sampler.peak
+    biggest = sorted(peak.by_name.items(), key=lambda item: -item[1])[:4]
+    print(f"{label}: largest descendants (MB): "
+          + ", ".join(f"{name} {mb(kb)}" for name, kb in biggest), file=sys.stderr)
     return [label, mb(idle), mb(peak.daemon_kb), mb(peak.git_kb), mb(peak.tree_kb), mb(after),
             f"+{mb(peak.git_kb - idle)}", f"{took:.1f}"]
 

@@ -57,7 +57,7 @@ class Peak:
     daemon_kb: int = 0  # the daemon alone: sampled VmRSS, and its VmHWM at the end
     git_kb: int = 0  # the daemon plus its git children and theirs (index-pack, upload-pack)
     tree_kb: int = 0  # the daemon plus every descendant (builds included)
-    seen: set[str] = field(default_factory=set)  # command names of descendants seen
+    by_name: dict[str, int] = field(default_factory=dict)  # a descendant's command → its peak
 
 
 class Sampler:
@@ -77,7 +77,7 @@ class Sampler:
         for child, (name, pack_work) in descendants(self.pid).items():
             rss = status_kb(child, "VmRSS")
             tree += rss
-            self.peak.seen.add(name)
+            self.peak.by_name[name] = max(self.peak.by_name.get(name, 0), rss)
             if pack_work:
                 git += rss
         peak = self.peak

@@ -36,8 +36,10 @@ INCOMING = "incoming"  # incoming.pack and incoming.idx in the quarantine
 PIDS_MAX = 16  # git index-pack starts nothing; room for the shell that enters the group
 PACK_NAME_RE = re.compile(r"pack\t([0-9a-f]{40})")
 # Bounded git: objects over 1 MB are streamed, not held (index-pack hashes them as they pass,
-# pack-objects copies them without a delta search), small delta caches, one thread.
-BOUNDED = ("core.bigFileThreshold=1m", "core.deltaBaseCacheLimit=16m", "pack.threads=1",
+# pack-objects copies them without a delta search), packs are mapped 1 MB at a time (16 MB
+# at most: a mapped pack counts in the resident memory), small delta caches, one thread.
+BOUNDED = ("core.bigFileThreshold=1m", "core.packedGitWindowSize=1m",
+           "core.packedGitLimit=16m", "core.deltaBaseCacheLimit=16m", "pack.threads=1",
            "pack.windowMemory=32m", "pack.deltaCacheSize=16m")
 
 
