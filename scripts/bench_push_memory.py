@@ -5,8 +5,8 @@ new app whose repo holds that much incompressible random data (files of `--file-
 over max_object_mb) with real `git push` over OpenSSH, and clones the largest back. For each:
 the daemon's resident memory idle before, its peak during (sampled VmRSS every 20 ms plus
 VmHWM), the peak of the daemon plus its git children (index-pack, upload-pack and what they
-start), the peak of the daemon plus every descendant (builds included), and its VmRSS once
-the push is over. Stops everything at the end.
+start), the peak of the daemon plus every descendant (builds, and the router and dynos it
+started, included), and its VmRSS once the push is over. Stops everything at the end.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def run(sizes: list[int], file_mb: int) -> list[list[str]]:
     return rows
 
 
-HEAD = ["action", "idle MB", "peak daemon", "peak daemon+git", "peak all descendants",
+HEAD = ["action", "idle MB", "peak daemon", "peak daemon+git", "peak all descendants*",
         "after MB", "over idle", "seconds"]
 
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = run([int(size) for size in args.sizes.split(",")], args.file_mb)
     print("peaks: sampled every 20 ms (the daemon's own also from VmHWM); "
-          "'over idle' = daemon+git peak - idle")
+          "'over idle' = daemon+git peak - idle; *builds, the router and dynos included")
     print_table(rows)
 
 
