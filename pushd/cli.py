@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from . import daemon, firewall, ports
+from . import daemon, diskspace, firewall, ports
 from .errors import PushdError, UsageError
 from .models import Key
 from .platform import Platform
@@ -139,6 +139,10 @@ def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | 
         clash = ports.ephemeral_clash(platform.settings.port_range, ports.kernel_ephemeral_range())
         if clash:
             raise UsageError(clash)
+        if platform.settings.runtime == "docker":  # the engine answers, the stack is there
+            from .runtime.docker.hooks import ensure_stack
+
+            ensure_stack(platform.settings, lambda line: click.echo(line))
         if admin_key:
             click.echo(daemon.register_admin_key(platform, admin_key))
         if not platform.store.keys():
@@ -186,6 +190,7 @@ def status(obj: dict, state_dir: str | None) -> None:
     s = platform.settings
     pid = platform.daemon_pid()
     click.echo(f"State dir:  {s.state_dir}")
+    click.echo(f"Disk:       {diskspace.status_line(s.state_dir, s.disk_warn_mb)}")
     click.echo(f"Daemon:     {'running, pid ' + str(pid) if pid else 'not running'}")
     click.echo(f"SSH:        port {s.ssh_port}")
     click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")

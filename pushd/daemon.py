@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
+import errno
 import json
 import logging
 import os
@@ -18,8 +18,9 @@ from pathlib import Path
 
 from . import firewall
 from .errors import Conflict, PushdError
-from .platform import Platform
-from .procs import live_stat
+from .platform import Platform, is_daemon_argv
+from .procs import port_holder, read_pid_file, write_pid_file
+from .runtime.endpoints import endpoint_pairs
 from .settings import Settings
 
 log = logging.getLogger("pushd")
@@ -56,7 +57,9 @@ def no_banner_tracebacks(record: logging.LogRecord) -> bool:
 def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     from .commands import load_all
+    from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
+    from .router.watch import WATCH_FILE, RouterWatch
     from .supervisor import Supervisor
 
     load_all()  # all code loaded now: an upgrade under a running daemon waits for its restart
@@ -69,33 +72,43 @@ def run(platform: Platform) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("paramiko.transport").addFilter(no_banner_tracebacks)
     stop = threading.Event()
-    ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
-    guard = None
+    try:
+        ssh = SSHServer(platform, settings.ssh_host, settings.ssh_port)
+    except OSError as err:  # say who holds the port, when it is taken
+        holder = port_holder(settings.ssh_port) if err.errno == errno.EADDRINUSE else None
+        if holder is None:
+            raise
+        raise PushdError(f"SSH port {settings.ssh_port}: {os.strerror(err.errno)}: held by pid "
+                         f"{holder[0]} ({holder[1][:120]})") from None
+    check_host = getattr(platform.runtime, "check_host", None)  # optional: one line if not
+    if check_host is not None:
+        check_host()
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
-        try:  # the dynos this daemon will adopt keep reaching their own ports meanwhile
-            firewall.apply(settings, {(i.spec.port, i.spec.uid) for i in platform.runtime.list()
-                                      if i.running and i.spec.port})
+        try:  # the dynos this daemon will adopt keep reaching their own endpoints meanwhile
+            firewall.apply(settings, endpoint_pairs(platform.runtime.list()))
         except PushdError as err:
             raise PushdError(f"{err} (or set `firewall: false` in pushd.yaml to run without "
                              "private dyno ports)") from None
-        guard = functools.partial(firewall.apply, settings)
     platform.router.start()
     abandon_rollouts(platform)
+    settle_all(platform)  # then a push the last daemon left: its branch follows its release
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
-    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
-                            guard=guard)
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
     platform.supervisor = supervisor
-    paths.pid_file.write_text(f"{os.getpid()}\n")
+    write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
         {"pid": os.getpid(), **{name: getattr(settings, name) for name in LIVE_SETTINGS}}))
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake())
+    watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
-               threading.Thread(target=ssh.serve, name="ssh", daemon=True)]
+               threading.Thread(target=ssh.serve, name="ssh", daemon=True),
+               threading.Thread(target=watch.run, args=(stop,), name="router-watch",
+                                daemon=True)]
     for thread in threads:
         thread.start()
     log.info("pushd %s up: ssh on %s:%d, http on %s:%d, runtime %s", os.getpid(),
@@ -113,7 +126,7 @@ def run(platform: Platform) -> None:
                     housekeeping(platform)
                 if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
                     log.warning("dyno port rules were removed from outside; putting them back")
-                    supervisor.reguard()
+                    firewall.apply(settings, endpoint_pairs(platform.runtime.list()))
             except Exception:
                 log.exception("housekeeping failed")
     finally:
@@ -138,10 +151,10 @@ def live_settings(settings: Settings) -> Settings:
     """`settings` with the running daemon's own values for LIVE_SETTINGS (if it runs)."""
     try:
         live = json.loads(live_file(settings.state_dir).read_text())
-        running = int((settings.state_dir / "pushd.pid").read_text())
     except (OSError, ValueError):
         return settings
-    if not isinstance(live, dict) or live.get("pid") != running or not live_stat(running):
+    running = read_pid_file(settings.state_dir / "pushd.pid", is_daemon_argv)
+    if not isinstance(live, dict) or running is None or live.get("pid") != running:
         return settings
     return dataclasses.replace(settings, **{k: live[k] for k in LIVE_SETTINGS if k in live})
 
@@ -249,7 +262,8 @@ def start_detached(platform: Platform, argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         tail = paths.daemon_log.read_text(errors="replace").strip().splitlines()[-1:]
-        reason = tail[0] if tail else f"see {paths.daemon_log}"
+        # the daemon's own one-line error (" !    why"), without its prefix
+        reason = tail[0].strip().removeprefix("!").strip() if tail else f"see {paths.daemon_log}"
         raise PushdError(f"pushd did not come up: {reason}")
     return proc.pid
 
@@ -270,10 +284,12 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         said.append("pushd is not running")
     if everything:
         from .dynospec import stop_app_dynos
+        from .events import EventLog
 
         runtime = platform.runtime
+        events = EventLog(platform.paths, platform.settings.log_max_bytes)
         for app_id in sorted({d.spec.app_id for d in runtime.list()}):
-            stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5)
+            stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5, events=events)
         runtime.sweep()  # one-offs the stopped daemon was running
         platform.router.stop()
         firewall.remove(platform.settings)

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .dynostatus import read_failure, wait_release, write_failure
-from .errors import ReleaseFailed
+from .errors import ReleaseFailed, RuntimeFailure
 from .logs import AppLog
 from .models import App, Release, Slug
 from .platform import Platform
+from .testpause import pause
 
 
 def app_log(platform: Platform, app: App) -> AppLog:
@@ -42,7 +43,14 @@ def release(platform: Platform, app: App, *, description: str, user: str,
                                         base=base)
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
+    if platform.images is not None and new.status == "pending":
+        try:
+            platform.images.release_cut(app, new)  # before the supervisor is told
+        except RuntimeFailure as err:
+            platform.store.set_release_status(app.id, new.version, "failed", only_if="pending")
+            raise ReleaseFailed(f"Release {new.name} failed: {err}") from None
     platform.notify()
+    pause(platform, "after-launching")  # fault tests only
     if new.status != "pending" or not wait or not platform.running:
         return new
     done = wait_release(platform.store, app.id, new.version, rollout_timeout(platform),
@@ -99,7 +107,9 @@ def prune_slugs(platform: Platform, app: App, log: Callable[[str], None] | None 
     store = platform.store
     for slug in store.slugs_to_prune(app.id, platform.settings.releases_kept):
         store.delete_slug(slug.id)
-        Path(slug.path).unlink(missing_ok=True)
-        shutil.rmtree(slug.dir, ignore_errors=True)
+        if slug.path:  # an image slug (Dockerfile deploy) has no tarball nor folder
+            Path(slug.path).unlink(missing_ok=True)
+        if slug.dir:
+            shutil.rmtree(slug.dir, ignore_errors=True)
         if log:
             log(f"Removed old slug {slug.id}")

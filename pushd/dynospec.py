@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from .errors import RuntimeFailure
+from .events import STOPPING, EventLog
 from .files import replace_file
 from .limits import for_dyno
 from .models import App, Release
@@ -52,31 +53,43 @@ def dyno_spec(store, settings: Settings, app: App, release: Release, kind: str, 
     """Everything a runtime needs to start dyno KIND.INDEX of `release` (a fresh id each)."""
     name = f"{kind}.{index}"
     limits = for_dyno(store, settings, app.id, kind)  # resource:limit, else the defaults
+    slug = store.slug(release.slug_id)
+    if port is not None and slug.port:
+        port = slug.port  # the port a Dockerfile EXPOSEs is its $PORT
     return DynoSpec(
         id=f"{app.id}-{name}-v{release.version}-{random.getrandbits(24):06x}",
         app_id=app.id, app=app.name, release=release.version, process_type=kind,
         index=index, command=command,
         env={**dyno_env(settings, release, name, port), **(extra_env or {})},
-        slug_dir=store.slug(release.slug_id).dir, uid=app_uid(settings, app.id), port=port,
+        slug_dir=slug.dir, image=slug.image, uid=app_uid(settings, app.id), port=port,
         memory_mb=limits.memory_mb, pids_max=settings.pids_max,
         cpu_shares=settings.cpu_shares, cpu_limit=limits.cpu, disk_mb=settings.dyno_disk_mb,
         stop_timeout=settings.stop_timeout)
 
 
 def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float,
-                   match: Callable[[DynoSpec], bool] = lambda spec: True) -> list[DynoSpec]:
+                   match: Callable[[DynoSpec], bool] = lambda spec: True, *,
+                   events: EventLog | None = None) -> list[DynoSpec]:
     """Stop every dyno of the app (that `match`) through the runtime and return once they
-    are gone (SIGKILLed past `timeout`): the specs of those that were running."""
+    are gone (SIGKILLed past `timeout`): the specs of those that were running. With
+    `events`, their stop and exit lines are written (an exit's only once, should a running
+    daemon's supervisor see it too)."""
     mine = [i for i in runtime.list() if i.spec.app_id == app_id and match(i.spec)]
     stopped = [info.spec for info in mine if info.running]
     for spec in stopped:
         runtime.stop(spec.id)
+        if events is not None:
+            events.write(app_id, spec.dyno, STOPPING)
     deadline = time.monotonic() + timeout
     ids = {i.spec.id for i in mine}
     while ids and time.monotonic() < deadline:
-        running = {i.spec.id for i in runtime.list() if i.running}
-        for dyno_id in ids - running:
-            runtime.remove(dyno_id)
+        infos = runtime.list()
+        running = {i.spec.id for i in infos if i.running}
+        for info in infos:
+            if info.spec.id in ids - running:
+                if events is not None:
+                    events.exited(info, time.time(), once=True)
+                runtime.remove(info.spec.id)
         ids &= running
         if ids:
             time.sleep(0.1)

@@ -3,7 +3,7 @@ routes, the `ps` snapshot, when to look again. Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .dynostatus import DynoStatus
@@ -26,11 +26,18 @@ class Dyno:
     pid: int | None = None
     ever_up: bool = False
     endpoint: Endpoint | None = None  # where the router reaches it (web), as its runtime says
+    adopted: bool = False  # found by a restarted daemon (its exit may be logged already)
+    warned: bool = False  # R14 told (a kill for memory then needs none before its R15)
 
     @property
     def slot(self) -> Slot:
         s = self.spec
         return (s.app_id, s.release, s.process_type, s.index)
+
+    @property
+    def web(self) -> bool:
+        """A dyno the router sends traffic to: up only once it listens on $PORT."""
+        return self.spec.process_type == "web" and self.spec.port is not None
 
     @property
     def routable(self) -> bool:
@@ -45,21 +52,20 @@ class Crash:
     command: str
 
 
-def adopted(info: DynoInfo, was_up: bool, probe: Callable[[DynoSpec], bool],
-            now: float) -> Dyno:
+def adopted(info: DynoInfo, was_up: bool, now: float) -> Dyno:
     """A dyno found by a restarted daemon. One that has exited is taken as up: the
-    supervisor's next look handles the exit (a crash, or a finished stop). Up before (or
-    answering now) stays up: a busy dyno missing one probe must not be R10-killed by a daemon
-    restart; any other gets a fresh boot window from now."""
+    supervisor's next look handles the exit (a crash, or a finished stop). Up before stays
+    up: a busy dyno missing one probe must not be R10-killed by a daemon restart. Any other
+    is starting, with a fresh boot window from now: the supervisor's next look finds it up
+    (and says so, once) if it runs, or listens on $PORT."""
     spec = info.spec
     if not info.running:
         return Dyno(spec, "up", now, info.started_at, stopping=info.stopping, pid=info.pid,
-                    ever_up=True, endpoint=info.endpoint)
-    web = spec.process_type == "web" and spec.port is not None
-    state = "up" if not web or was_up or probe(spec) else "starting"
+                    ever_up=True, endpoint=info.endpoint, adopted=True)
+    state = "up" if was_up else "starting"
     began = info.started_at or now
     return Dyno(spec, state, began, began if state == "up" else now, stopping=info.stopping,
-                pid=info.pid, ever_up=state == "up", endpoint=info.endpoint)
+                pid=info.pid, ever_up=state == "up", endpoint=info.endpoint, adopted=True)
 
 
 def next_wake(dynos: Iterable[Dyno], crashes: dict[Slot, Crash],
@@ -108,8 +114,8 @@ def status_rows(dynos: Iterable[Dyno], crashes: dict[Slot, Crash]) -> dict[int, 
         if dyno.stopping and dyno.state != "crashed":
             continue
         by_app.setdefault(s.app_id, []).append(DynoStatus(
-            s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release, s.port,
-            dyno.pid, s.id))
+            s.dyno, s.process_type, dyno.state, dyno.since, s.command, s.release,
+            dyno.endpoint.port if dyno.endpoint else None, dyno.pid, s.id))  # router's side
     shown = {(app_id, d.dyno) for app_id, rows in by_app.items() for d in rows}
     for (app_id, version, kind, index), crash in crashes.items():
         if (app_id, f"{kind}.{index}") not in shown:

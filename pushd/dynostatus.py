@@ -23,7 +23,7 @@ class DynoStatus:
     since: float  # when it entered that state (epoch seconds)
     command: str
     release: int
-    port: int | None = None
+    port: int | None = None  # a web dyno's endpoint port (where the router reaches it)
     pid: int | None = None
     id: str = ""
 

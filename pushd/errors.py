@@ -48,6 +48,11 @@ class BuildError(PushdError):
         self.phase = phase
 
 
+class DiskFull(PushdError):
+    """The state dir's filesystem (or another pushd writes to) is full: `No space left on
+    device`, where, and that nothing was changed."""
+
+
 class RuntimeFailure(PushdError):
     """The runtime could not start, stop or inspect a dyno."""
 

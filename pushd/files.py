@@ -12,10 +12,14 @@ def replace_file(path: Path, text: str, mode: int = 0o600, sync: bool = False) -
     crash must not lose; hints and snapshots rewritten often skip the fsync."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)  # the umask must not narrow (or a stale tmp widen) it
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        if sync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        os.fchmod(fd, mode)  # the umask must not narrow (or a stale tmp widen) it
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: `path` keeps its old text, and no half tmp stays
+        tmp.unlink(missing_ok=True)
+        raise

@@ -40,6 +40,8 @@ class Slug:
     process_types: dict[str, str] = field(default_factory=dict)
     buildpack: str = ""
     created_at: float = 0.0
+    image: str = ""  # a release image (pushd/<app>:v<N>) instead of path/dir, else ""
+    port: int = 0  # the port the image EXPOSEs: the web dyno's $PORT; 0: none
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .governance.policyfile import PolicyFile
     from .router.base import Router
     from .runtime.base import Runtime
+    from .runtime.docker.hooks import ReleaseImages
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_BUILDPACKS = PROJECT_DIR / "buildpacks"
@@ -27,6 +28,7 @@ TEMPLATES = PROJECT_DIR / "templates"
 def load_runtimes() -> None:
     """Import every runtime module: each registers itself (`@register`) in runtime/base.py."""
     from .runtime import sandbox  # noqa: F401  (the embedded default)
+    from .runtime.docker import runtime as docker_runtime  # noqa: F401  (containers)
 
 
 @dataclass
@@ -54,8 +56,35 @@ class Platform:
     @cached_property
     def builder(self) -> Builder:
         from .build.builder import BuildpackBuilder
+        from .build.dockerfile import (
+            ChoosingBuilder,
+            DockerfileBuilder,
+            docker_client,
+            repo_files,
+        )
 
-        return BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS)
+        containers = None
+        if self.settings.runtime == "docker":  # buildpacks run in a container of the stack
+            from .runtime.docker.build import container_steps
+
+            containers = container_steps(self.settings)
+        files = repo_files(self.paths.repo)
+        return ChoosingBuilder(
+            BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS,
+                             containers=containers),
+            DockerfileBuilder(self.settings, self.paths, docker_client, files,
+                              self.store.next_version),
+            self.settings.runtime, files)
+
+    @cached_property
+    def images(self) -> ReleaseImages | None:
+        """Release images and the engine's cleanup, for the docker runtime; None where
+        slugs stay folders."""
+        if self.settings.runtime != "docker":
+            return None
+        from .runtime.docker.hooks import ReleaseImages
+
+        return ReleaseImages(self)
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -77,15 +106,12 @@ class Platform:
         return policy_file(self.paths)
 
     def daemon_pid(self) -> int | None:
-        """The running daemon's pid, or None."""
-        from .procs import live_stat
+        """The running daemon's pid, or None: the pid file's process only if it is still the
+        one that wrote it (start time, and a `pushd ... up` command line), never a process
+        that got its pid after a reboot; a zombie (killed, never reaped) is not running."""
+        from .procs import read_pid_file
 
-        try:
-            pid = int(self.paths.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        # a killed daemon whose parent never reaps it stays a zombie: that is not running
-        return pid if live_stat(pid) else None
+        return read_pid_file(self.paths.pid_file, is_daemon_argv)
 
     def notify(self) -> None:
         """Tell the supervisor the desired state changed (in-process, or via SIGUSR1)."""
@@ -107,3 +133,9 @@ class Platform:
         port = self.settings.http_port
         suffix = "" if port == 80 else f":{port}"
         return f"http://{app_name}.{self.settings.domain}{suffix}/"
+
+
+def is_daemon_argv(argv: list[str]) -> bool:
+    """`pushd [...] up [...]` run as a console script or `python -m pushd.cli`."""
+    named = any(Path(arg).name == "pushd" or arg == "pushd.cli" for arg in argv[:3])
+    return named and "up" in argv

@@ -39,6 +39,9 @@ class Settings:
     # size of a dyno's writable layer (on top of its slug): a tmpfs, charged to the dyno's
     # memory like Heroku's ephemeral filesystem; 0 = no limit (the state dir's disk)
     dyno_disk_mb: int = 256
+    # merge the identical (mostly zeroed) pages of every dyno's pasta with the kernel's
+    # same-page merging (runtime/ksm.py): ~29 MB -> ~2 MB PSS per dyno; turns KSM on host-wide
+    dyno_ksm: bool = False
     memory_by_type: dict[str, int] = field(default_factory=dict)
     cpu_limit: float = 0.0  # cores per dyno (CFS quota) unless resource:limit says; 0 = none
     # what resource:limit may set per dyno; 0 = the host's memory / cores
@@ -47,10 +50,13 @@ class Settings:
     # a dyno using this share of its memory limit gets R14 in its log (R15 when killed at it)
     memory_warn_percent: int = 90
     log_max_bytes: int = 5 * 1024 * 1024
+    # `pushd status` warns when the state dir's filesystem has less free than this
+    disk_warn_mb: int = 1024
     crash_backoff_base: float = 1.0
     crash_backoff_max: float = 300.0
     uid_base: int = 40000
-    port_range: tuple[int, int] = (20000, 29999)
+    port_range: tuple[int, int] = (20000, 29999)  # host endpoints of web dynos
+    dyno_port: int = 5000  # $PORT: where a web dyno listens, in its own network
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
     # builds: each runs in its own cgroup (memory, pids, CPU) under build_timeout
     build_memory_mb: int = 2048
@@ -73,6 +79,9 @@ class Settings:
     ssh_max_preauth: int = 100
     ssh_max_preauth_per_source: int = 10
     ssh_auth_timeout: float = 10.0
+    # fault tests only (tests/faults): pushes pause at the step named in the state dir's
+    # `test-pause` file (gitserver/refmove.py `pause`); never on in production
+    test_hooks: bool = False
 
     @property
     def stack(self) -> str:
@@ -162,7 +171,7 @@ def _check_ranges(settings: Settings) -> None:
                  "max_pack_mb", "max_object_mb", "pack_memory_mb"):
         if getattr(settings, name) < 1:
             raise UsageError(f"{name} must be at least 1")
-    for name in ("cpu_limit", "max_dyno_memory_mb", "max_dyno_cpu"):
+    for name in ("cpu_limit", "max_dyno_memory_mb", "max_dyno_cpu", "disk_warn_mb"):
         if getattr(settings, name) < 0:
             raise UsageError(f"{name} must not be negative (0: no limit)")
     if not 1 <= settings.memory_warn_percent <= 100:
@@ -170,6 +179,8 @@ def _check_ranges(settings: Settings) -> None:
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")
+    if not 1024 <= settings.dyno_port <= 65535:  # bound by the app's own unprivileged uid
+        raise UsageError(f"dyno_port {settings.dyno_port} must lie within 1024-65535")
 
 
 def app_uid(settings: Settings, app_id: int) -> int:

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS config (
 CREATE TABLE IF NOT EXISTS slugs (
     id TEXT PRIMARY KEY, app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     path TEXT NOT NULL, dir TEXT NOT NULL, size INTEGER NOT NULL, commit_sha TEXT NOT NULL,
-    process_types TEXT NOT NULL, buildpack TEXT NOT NULL, created_at REAL NOT NULL);
+    process_types TEXT NOT NULL, buildpack TEXT NOT NULL, created_at REAL NOT NULL,
+    image TEXT NOT NULL DEFAULT '', port INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS releases (
     app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE, version INTEGER NOT NULL,
     slug_id TEXT, config TEXT NOT NULL, process_types TEXT NOT NULL, description TEXT NOT NULL,
@@ -64,7 +65,8 @@ def _release(row: sqlite3.Row) -> Release:
 
 def _slug(row: sqlite3.Row) -> Slug:
     return Slug(row["id"], row["app_id"], row["path"], row["dir"], row["size"], row["commit_sha"],
-                json.loads(row["process_types"]), row["buildpack"], row["created_at"])
+                json.loads(row["process_types"]), row["buildpack"], row["created_at"],
+                row["image"], row["port"])
 
 
 class Store(TenantTables, ResourceTables):
@@ -79,6 +81,16 @@ class Store(TenantTables, ResourceTables):
                 os.chmod(f"{self.path}{name}", 0o600)
         # idempotent; executescript commits on its own
         self._conn().executescript(SCHEMA + TENANT_SCHEMA + RESOURCE_SCHEMA)
+        self._add_columns("slugs", {"image": "TEXT NOT NULL DEFAULT ''",
+                                    "port": "INTEGER NOT NULL DEFAULT 0"})
+
+    def _add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Columns added since a state database was made (CREATE IF NOT EXISTS keeps an
+        older table as it was)."""
+        have = {row[1] for row in self._conn().execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                self._conn().execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -283,6 +295,13 @@ class Store(TenantTables, ResourceTables):
         return Release(app_id, version, slug_id, config, types, description, user, now, status,
                        commit)
 
+    def next_version(self, app_id: int) -> int:
+        """The version the app's next release will take (if nothing cuts one first)."""
+        row = self._one("SELECT next_version FROM apps WHERE id=?", app_id)
+        if row is None:
+            raise NotFound("That app no longer exists")
+        return int(row[0])
+
     @staticmethod
     def _current(db: sqlite3.Connection, app_id: int) -> Release | None:
         row = db.execute("SELECT * FROM releases WHERE app_id=? AND status='succeeded' "
@@ -329,10 +348,10 @@ class Store(TenantTables, ResourceTables):
     # slugs
     def add_slug(self, slug: Slug) -> None:
         with self.tx() as db:
-            db.execute("INSERT INTO slugs VALUES (?,?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO slugs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (slug.id, slug.app_id, slug.path, slug.dir, slug.size, slug.commit,
                         json.dumps(slug.process_types), slug.buildpack,
-                        slug.created_at or time.time()))
+                        slug.created_at or time.time(), slug.image, slug.port))
 
     def slug(self, slug_id: str) -> Slug:
         row = self._one("SELECT * FROM slugs WHERE id=?", slug_id)

@@ -1,9 +1,10 @@
-"""Desired formation vs running dynos: rollout, crash backoff, boot timeout, adoption.
-
-One loop converges (`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues
-and wakes it. The runtime, router, store, clock, port allocator and dyno probe (by default
-the runtime's own, which looks inside the dyno's network) come in through the constructor,
-so the logic is tested by replaying scripted histories with fakes.
+"""Desired formation vs running dynos: crash backoff, boot timeout, adoption, and the
+platform's event lines (`events.py`) from what the runtime reports. One loop converges
+(`reconcile`); everything else (`wake`, `restart`, `stop_all`) only queues and wakes it. A
+pending release's rollout is a state machine of its own (`rollout.py`): the loop feeds it
+what it sees and does what it decides. Runtime, router, store, clock and probe come in
+through the constructor: the logic is tested by replaying scripted histories with fakes.
+Endpoints (their ports, the firewall's view of them) are the runtime's; the loop reads them.
 """
 
 from __future__ import annotations
@@ -13,35 +14,37 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import rollout as ro
 from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
-from .dynostatus import DynoStatus, last_states, write_failure
+from .dynostatus import DynoStatus, last_states
 from .dynostatus import wait_release as _wait_release
-from .errors import RouterError, RuntimeFailure
-from .logs import AppLog
+from .errors import RuntimeFailure
+from .events import STOPPING, EventLog, starting
 from .memwatch import R14, MemoryWatch
 from .models import App, Release
 from .paths import Paths
-from .ports import PortAllocator
-from .publish import Guard, Publisher
+from .publish import Publisher
+from .rollout_driver import RolloutDriver
 from .router.base import Route
-from .runtime.records import DynoInfo, DynoSpec
+from .runtime.records import DynoInfo, DynoSpec, DynoState
 from .settings import Settings
 
 log = logging.getLogger("pushd.supervisor")
 
 
-class Supervisor:
+class Supervisor(RolloutDriver):
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
-                 clock: Callable[[], float] = time.time, ports: PortAllocator | None = None,
+                 clock: Callable[[], float] = time.time,
                  probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
-                 write_snapshot: bool = True, guard: Guard | None = None) -> None:
+                 write_snapshot: bool = True) -> None:
         self.store, self.runtime, self.router = store, runtime, router
         self.settings, self.paths, self.clock = settings, paths, clock
-        self.ports = ports or PortAllocator(settings.port_range)
         self.probe = probe or runtime.probe  # reaches that very dyno, not just its port
         self.stable_after = stable_after
-        self.out = Publisher(router, paths, guard=guard, write_snapshot=write_snapshot)
+        self.out = Publisher(router, paths, write_snapshot=write_snapshot)
+        self.events = EventLog(paths, settings.log_max_bytes)
+        self.rollouts: dict[int, ro.Rollout] = {}  # app id -> its pending release's
         self.dynos: dict[str, Dyno] = {}
         self.crashes: dict[Slot, Crash] = {}
         self.drain_until: dict[int, float] = {}
@@ -71,7 +74,7 @@ class Supervisor:
         this supervisor until it leaves the store (apps:destroy)."""
         timeout = timeout if timeout is not None else self.settings.stop_timeout + 15
         if not self.running:  # no loop to ask: do it here
-            stop_app_dynos(self.runtime, app_id, timeout)
+            stop_app_dynos(self.runtime, app_id, timeout, events=self.events)
             return
         with self._lock:
             self._requests.append(("halt", app_id, None))
@@ -118,11 +121,9 @@ class Supervisor:
         self._handle_requests(now)
         self._observe(infos, now)
         desired, pending = self._desired(now)
+        self._rollouts(pending)
         self._converge(desired, now)
-        self._rollouts(pending, now)
         self.out.routes_changed(self._build_routes())
-        self.out.ports_changed(frozenset((d.spec.port, d.spec.uid)
-                                         for d in self.dynos.values() if d.spec.port))
         self.out.status_changed(self.status())
         return self._sleep_for(now)
 
@@ -132,8 +133,7 @@ class Supervisor:
         known = last_states(self.paths)
         for info in infos.values():
             if info.spec.process_type != "run":  # one-offs belong to their caller
-                self.dynos[info.spec.id] = adopted(info, known.get(info.spec.id) == "up",
-                                                   self.probe, now)
+                self.dynos[info.spec.id] = adopted(info, known.get(info.spec.id) == "up", now)
 
     def _handle_requests(self, now: float) -> None:
         with self._lock:
@@ -157,8 +157,7 @@ class Supervisor:
             del self.crashes[slot]
         for dyno in list(self.dynos.values()):
             spec = dyno.spec
-            if spec.app_id != app_id or dyno.stopping or not matches(spec.process_type,
-                                                                      spec.index):
+            if spec.app_id != app_id or dyno.stopping or not matches(*dyno.slot[2:]):
                 continue
             if spec.process_type == "web" and dyno.state == "up":
                 dyno.replace = True
@@ -168,20 +167,22 @@ class Supervisor:
     def _observe(self, infos: dict[str, DynoInfo], now: float) -> None:
         for dyno in list(self.dynos.values()):
             info = infos.get(dyno.spec.id)
-            if info is None or not info.running:
+            if info is None or info.state in (DynoState.CRASHED, DynoState.EXITED):
                 self._on_exit(dyno, info, now)
                 continue
             dyno.pid = info.pid or dyno.pid
+            dyno.endpoint = info.endpoint or dyno.endpoint
             if dyno.stopping:
                 continue
             if self.memory.look(self.runtime, dyno.spec.id, now):  # crossed its soft threshold
                 self._platform(dyno.spec, R14)
+                dyno.warned = True
             if dyno.state == "starting":
                 spec = dyno.spec
-                if spec.process_type != "web" or spec.port is None:
-                    if info.pid is not None:  # its process runs (after "Starting process")
+                if not dyno.web:
+                    if info.state is DynoState.UP:  # its process runs
                         self._set_state(dyno, "up", now)
-                elif self.probe(spec):
+                elif info.state is DynoState.UP and self.probe(spec):
                     self._set_state(dyno, "up", now)
                 elif now - dyno.started >= self.settings.boot_timeout:
                     self._platform(spec, f"Error R10 (Boot timeout) -> Web process failed to "
@@ -196,17 +197,22 @@ class Supervisor:
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
-            if info is not None and info.oom_killed and not self.memory.warned(dyno.spec.id):
-                self._platform(dyno.spec, R14)  # it crossed between two looks; R15 follows
+            say = True  # its state change too, unless told (with its exit) before a restart
+            if info is not None and dyno.spec.app_id in self._apps:
+                # killed for memory having crossed R14's threshold between two looks: R14 first
+                r14 = info.oom_killed and not (dyno.warned or self.memory.warned(dyno.spec.id))
+                say = self.events.exited(info, now, once=dyno.adopted,
+                                         first=[R14] if r14 else []) or not dyno.adopted
             if dyno.state == "crashed":
                 return  # counted when it crashed (R10)
-            if dyno.stopping or (info is not None and info.stopping):
-                if dyno.spec.app_id in self._apps:
+            if dyno.stopping or (info is not None and info.state is DynoState.EXITED):
+                if say:
                     self._platform(dyno.spec, f"State changed from {dyno.state} to down")
                 return
-            self._set_state(dyno, "crashed", now)
+            self._set_state(dyno, "crashed", now, say)
             status = info.exit_status if info else None
-            self._crashed(dyno, now, f"exited with status {status} before binding $PORT")
+            why = f"{info.reason}; " if info is not None and info.reason else ""
+            self._crashed(dyno, now, f"{why}exited with status {status} before binding $PORT")
         finally:
             self.memory.forget(dyno.spec.id)
             self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
@@ -214,28 +220,15 @@ class Supervisor:
 
     def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
         spec = dyno.spec
-        pending = self._pending.get(spec.app_id)
-        if (pending is not None and spec.release == pending.version
-                and spec.process_type == "web" and not dyno.ever_up):
-            self._fail_release(pending, f"{spec.dyno} {reason}", spec.id)
-            return
+        rollout = self._feed(spec.app_id, spec.release, ro.DynoCrashed(
+            spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id))
+        if rollout is not None and rollout.state.done:
+            return  # it failed its release: not restarted
         previous = self.crashes.get(dyno.slot)
         count = previous.count + 1 if previous else 1
         delay = 0.0 if count == 1 else min(
             self.settings.crash_backoff_base * 2 ** (count - 2), self.settings.crash_backoff_max)
         self.crashes[dyno.slot] = Crash(count, now + delay, now, spec.command)
-
-    def _fail_release(self, release: Release, reason: str, dyno_id: str | None = None,
-                      status: str = "failed") -> None:
-        output = self.runtime.logs(dyno_id, 8) if dyno_id else []
-        write_failure(self.paths, release.app_id, release.version, reason, output)
-        self.store.set_release_status(release.app_id, release.version, status)
-        self._pending.pop(release.app_id, None)
-        said = "was" if status == "superseded" else "failed:"
-        self._log(release.app_id, "api", f"Release {release.name} {said} {reason}")
-        for dyno in self.dynos.values():
-            if dyno.spec.app_id == release.app_id and dyno.spec.release == release.version:
-                self._stop(dyno)
 
     def _desired(self, now: float) -> tuple[dict[Slot, Release], dict[int, Release]]:
         desired: dict[Slot, Release] = {}
@@ -274,13 +267,6 @@ class Supervisor:
                 self._supersede_older(app.id, pending)
         return desired, self._pending
 
-    def _supersede_older(self, app_id: int, pending: Release) -> None:
-        for release in self.store.releases(app_id, limit=20):
-            if release.status == "pending" and release.version < pending.version:
-                self._fail_release(release, f"superseded by {pending.name}",
-                                   status="superseded")
-                self._pending[app_id] = pending
-
     def _converge(self, desired: dict[Slot, Release], now: float) -> None:
         live: dict[Slot, list[Dyno]] = {}
         for dyno in self.dynos.values():
@@ -312,37 +298,9 @@ class Supervisor:
         for slot in [s for s in self.crashes if s not in desired]:
             del self.crashes[slot]
 
-    def _rollouts(self, pending: dict[int, Release], now: float) -> None:
-        for app_id, release in list(pending.items()):
-            mine = [d for d in self.dynos.values() if d.spec.app_id == app_id
-                    and d.spec.release == release.version and not d.stopping]
-            formation = self.store.formation(app_id)
-            webs = formation.get("web", 0) if "web" in release.process_types else 0
-            up_webs = {d.spec.index for d in mine if d.spec.process_type == "web" and d.routable}
-            if len(up_webs) < webs:
-                continue
-            routes = self._build_routes({app_id: release.version})
-            try:
-                self.out.switch(routes)
-            except RouterError as err:
-                self._fail_release(release, f"the router refused the new configuration: {err}")
-                continue
-            self.store.set_release_status(app_id, release.version, "succeeded")
-            self._serving[app_id] = release
-            del pending[app_id]
-            self.drain_until[app_id] = now + self.settings.drain_seconds
-            self._log(app_id, "api", f"Release {release.name} is live")
-
     def _start(self, slot: Slot, release: Release, now: float) -> None:
         app_id, _, kind, index = slot
-        port = None
-        if kind == "web":
-            try:
-                port = self.ports.allocate({d.spec.port for d in self.dynos.values()
-                                            if d.spec.port})
-            except RuntimeFailure as err:  # this dyno fails; the pass goes on for the others
-                self._no_port(slot, release, now, err)
-                return
+        port = self.settings.dyno_port if kind == "web" else None  # $PORT in its own network
         spec = dyno_spec(self.store, self.settings, self._apps[app_id], release, kind, index,
                          release.process_types[kind], port)
         if slot in self.crashes:
@@ -350,26 +308,22 @@ class Supervisor:
         dyno = Dyno(spec, "starting", now, now)
         try:
             info = self.runtime.start(spec)
-        except RuntimeFailure as err:
+        except RuntimeFailure as err:  # this dyno fails (no port, ...); the pass goes on
             self._platform(spec, f"Failed to start: {err}")
             self._crashed(dyno, now, f"could not start: {err}")
             return
+        self._platform(spec, starting(spec))
         dyno.pid, dyno.endpoint = info.pid, info.endpoint
         self.dynos[spec.id] = dyno
-        if (kind != "web" or port is None) and info.pid is not None:
+        self._feed(app_id, release.version, ro.DynoStarted(spec.dyno))
+        if not dyno.web and info.state is DynoState.UP:
             self._set_state(dyno, "up", now)  # nothing to probe: up once its process runs
-
-    def _no_port(self, slot: Slot, release: Release, now: float, err: RuntimeFailure) -> None:
-        app_id, _, kind, index = slot
-        spec = dyno_spec(self.store, self.settings, self._apps[app_id], release, kind, index,
-                         release.process_types[kind])
-        self._platform(spec, f"Failed to start: {err}")
-        self._crashed(Dyno(spec, "crashed", now, now), now, f"could not start: {err}")
 
     def _stop(self, dyno: Dyno) -> None:
         if not dyno.stopping:
             dyno.stopping = True
             self.runtime.stop(dyno.spec.id)
+            self._platform(dyno.spec, STOPPING)
 
     # router, status, logs
     def _build_routes(self, serving: dict[int, int] | None = None) -> list[Route]:
@@ -378,20 +332,16 @@ class Supervisor:
         return build_routes(self._apps.values(), versions, self.dynos.values(), set(self.halted),
                             self.settings.domain, self.store.domains_by_app(), self.crashes)
 
-    def reguard(self) -> None:
-        """Re-send the port rules on the next pass (they were flushed from outside)."""
-        self.out.reguard()
-        self.wake()
-
     def status(self) -> dict[int, list[DynoStatus]]:
         return status_rows(self.dynos.values(), self.crashes)
 
     def _sleep_for(self, now: float) -> float:
         return next_wake(self.dynos.values(), self.crashes, self.drain_until, now)
 
-    def _set_state(self, dyno: Dyno, state: str, now: float) -> None:
+    def _set_state(self, dyno: Dyno, state: str, now: float, say: bool = True) -> None:
         if dyno.state != state:
-            self._platform(dyno.spec, f"State changed from {dyno.state} to {state}")
+            if say:
+                self._platform(dyno.spec, f"State changed from {dyno.state} to {state}")
             dyno.state, dyno.since = state, now
             dyno.ever_up = dyno.ever_up or state == "up"
 
@@ -399,7 +349,5 @@ class Supervisor:
         self._log(spec.app_id, spec.dyno, message)
 
     def _log(self, app_id: int, source: str, message: str) -> None:
-        if app_id not in self._apps:
-            return  # a destroyed app keeps no log folder
-        AppLog(self.paths.log_file(app_id), self.settings.log_max_bytes).write(
-            "pushd", source, message)
+        if app_id in self._apps:  # a destroyed app keeps no log folder
+            self.events.write(app_id, source, message)

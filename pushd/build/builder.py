@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .. import diskspace
 from ..appfiles import app_subdir
 from ..errors import BuildError
 from ..models import App, Slug
@@ -35,6 +36,7 @@ from .hostpaths import Buildpack, HostPaths
 from .network import BuildNetwork
 from .process import BuildTimeout, Collected, describe_seconds, run_streaming, run_to_file
 from .release import process_types, run_release
+from .runner import ContainerFactory, StepContainer
 from .sandbox import APP_DIR, BuildSandbox
 from .slug import make_slug, size_text
 from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv
@@ -47,11 +49,15 @@ def default_bundled_dir() -> Path:
 
 class BuildpackBuilder:
     def __init__(self, settings: Settings, paths: Paths, bundled_dir: Path,
-                 host_env: Mapping[str, str] | None = None) -> None:
+                 host_env: Mapping[str, str] | None = None,
+                 containers: ContainerFactory | None = None) -> None:
+        """`containers`: where the buildpacks' steps and the slug's tar run (the docker
+        runtime's build container); None: in the bubblewrap sandbox."""
         self.settings = settings
         self.paths = paths
         self.bundled_dir = Path(bundled_dir)
         self.host_env = dict(os.environ if host_env is None else host_env)
+        self.containers = containers
 
     def build(self, app: App, commit: str, config: dict[str, str], out: Output, *,
               admin: bool = False) -> Slug:
@@ -68,6 +74,8 @@ class _BuildRun:
                  config: dict[str, str], out: Output, admin: bool) -> None:
         self.settings, self.paths = builder.settings, builder.paths
         self.host_env = builder.host_env
+        self.containers = builder.containers
+        self.container: StepContainer | None = None
         self.app, self.commit, self.config, self.out = app, commit, config, out
         self.uid = app_uid(self.settings, app.id)
         self.resolver = BuildpackResolver(
@@ -114,14 +122,20 @@ class _BuildRun:
             raise BuildError(f"Build timed out after {self.timeout_label}",
                              phase=self.phase) from None
         except BuildError as err:
-            if not isinstance(err, CompileFailed):
+            full = diskspace.full_at(root, str(err))  # a step that died of a full disk says so
+            if full is not None:
+                err = BuildError(str(full), phase=err.phase)
+                err.__cause__ = full
+            if full is not None or not isinstance(err, CompileFailed):
                 self.out(f" !     {err}\n")
             if self.name:
                 self.out(f" !     Push rejected, failed to compile {self.name} app.\n")
             else:
                 self.out(" !     Push failed\n")
-            raise
+            raise err from err.__cause__
         finally:
+            if self.container is not None:
+                self.container.close()
             self.network.stop()
             if self.cgroup is not None:
                 self.cgroup.kill_all()
@@ -163,6 +177,8 @@ class _BuildRun:
             packs = self.resolver.bundled()
         copies = self._copy_buildpacks(packs, bp_root)
         self.sandbox = dataclasses.replace(self.sandbox, buildpack_dirs=tuple(copies))
+        if self.containers is not None:
+            self._start_container()
         chosen = self._detect(packs, explicit=bool(refs))
 
         self.phase = "compile"
@@ -189,10 +205,24 @@ class _BuildRun:
                     dir=str(files.dir), size=files.size, commit=self.commit,
                     process_types=types, buildpack=chosen[-1][1], created_at=time.time())
 
+    def _start_container(self) -> None:
+        assert self.containers is not None and self.sandbox is not None
+        self.container = self.containers(self.app.name, self.app.id, self.sandbox)
+        offline = self.container.start()
+        if offline:
+            self.out(f" !     Warning: this build has no network access ({offline})\n")
+
     def _run(self, command: Sequence[str], extra_env: Mapping[str, str],
              on_line: Callable[[str], None]) -> int:
-        """A buildpack's step (detect, compile, release) in the full build sandbox."""
+        """A buildpack's step (detect, compile, release) in the full build sandbox, or in
+        the build's container."""
         assert self.sandbox is not None
+        if self.container is not None:
+            status = self.container.run(command, self.sandbox.env(self.host_env, extra_env),
+                                        on_line, self.deadline, self.phase,
+                                        self.timeout_label)
+            self._check_limits(status)
+            return status
         argv = self.sandbox.argv(command, extra_env, self.host_env)
         return self._limited(argv, on_line)
 
@@ -216,11 +246,12 @@ class _BuildRun:
         return [*self.cgroup.enter_argv(), *self.network.enter_argv()]
 
     def _check_limits(self, status: int) -> None:
-        assert self.cgroup is not None
-        if self.cgroup.oom_killed():
+        limited = self.container if self.container is not None else self.cgroup
+        assert limited is not None
+        if limited.oom_killed():
             raise BuildError(f"Build exceeded its memory limit of {self.limits.memory_mb} MB "
                              "and was stopped", phase=self.phase)
-        if status != 0 and self.cgroup.pids_exhausted():
+        if status != 0 and limited.pids_exhausted():
             raise BuildError(f"Build reached its limit of {self.limits.pids_max} processes",
                              phase=self.phase)
 
@@ -232,11 +263,17 @@ class _BuildRun:
 
     def _compress(self, command: Sequence[str], fd: int, limit: int) -> tuple[int, int]:
         assert self.sandbox is not None and self.cgroup is not None
-        argv = self.sandbox.step_argv(command, [Bind(str(self.sandbox.build_dir), APP_DIR)],
-                                      host_env=self.host_env)
         lines = Collected()
-        status, size = run_to_file([*self._enter(), *argv], fd, limit,
-                                   lines.append, self.deadline, "slug", self.timeout_label)
+        if self.container is not None:
+            status, size = self.container.to_file(command, self.sandbox.env(self.host_env),
+                                                  fd, limit, lines.append, self.deadline,
+                                                  "slug", self.timeout_label)
+        else:
+            argv = self.sandbox.step_argv(command,
+                                          [Bind(str(self.sandbox.build_dir), APP_DIR)],
+                                          host_env=self.host_env)
+            status, size = run_to_file([*self._enter(), *argv], fd, limit,
+                                       lines.append, self.deadline, "slug", self.timeout_label)
         if status >= 0:
             self._check_limits(status)
         if status > 0:

@@ -11,6 +11,7 @@ from ..build.slug import size_text
 from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
+from ..events import EventLog
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
@@ -75,6 +76,8 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
         ctx.out(f"Destroying {app.name} (including all add-ons)... ")
         _stop_dynos(platform, app)  # first: if they will not stop, the app is still whole
         hosts = {f"{app.name}.{platform.settings.domain}", *platform.store.domains(app.id)}
+        if platform.images is not None:  # the app's images, containers and volumes
+            platform.images.destroy(app.id)
         platform.store.delete_app(app.id)
         try:
             platform.notify()
@@ -106,7 +109,8 @@ def _stop_dynos(platform: Platform, app: App) -> None:
     # from the local CLI: a running daemon must not replace what we stop here
     platform.store.set_stopped(app.id, True)
     platform.notify()
-    stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15)
+    stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15,
+                   events=EventLog(platform.paths, platform.settings.log_max_bytes))
 
 
 @command("apps:info", "APP", "Show an app's details")

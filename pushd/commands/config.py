@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import shlex
+from collections.abc import Iterator
 
 from .. import deploy, names
-from ..errors import NotFound, UsageError
+from ..errors import NotFound, ReleaseFailed, UsageError
 from ..governance import enforce
 from ..models import App
 from .registry import Context, command, no_more, one_arg, parse_options
 
 
-def show_vars(ctx: Context, values: dict[str, str]) -> None:
+def show_vars(ctx: Context, values: dict[str, str], not_live: frozenset[str] = frozenset()
+              ) -> None:
     width = max((len(k) for k in values), default=0) + 2
     for key, value in values.items():
-        ctx.line(f"{key + ':':<{width}}{value}")
+        ctx.line(f"{key + ':':<{width}}{value}" + ("  [not live]" if key in not_live else ""))
+
+
+def not_live(ctx: Context, app: App, values: dict[str, str]) -> tuple[frozenset[str], str]:
+    """Keys whose stored value the serving release does not run with (set or unset by a
+    change whose release failed, or is still rolling out), and one line saying why."""
+    serving = ctx.store.current_release(app.id)
+    if serving is None:
+        return frozenset(), ""
+    live = serving.config
+    changed = frozenset(k for k in values if live.get(k) != values[k])
+    removed = sorted(k for k in live if k not in values)
+    if not changed and not removed:
+        return frozenset(), ""
+    pending = ctx.store.pending_release(app.id)
+    why = (f"{pending.name} is still rolling out" if pending else
+           "the release that carried them failed (see `releases`); they go live with the "
+           "next release")
+    gone = f"; unset but still live: {', '.join(removed)}" if removed else ""
+    return changed, f" !    Not live in the serving release {serving.name}: {why}{gone}"
 
 
 @command("config", "APP [-s|--shell] [-j|--json]", "Show the app's config vars")
@@ -32,8 +54,11 @@ def config_show(ctx: Context, app: App, args: list[str]) -> None:
         for key, value in values.items():
             ctx.line(f"{key}={shlex.quote(value)}")
     else:
+        marked, why = not_live(ctx, app, values)
         ctx.line(f"=== {app.name} Config Vars")
-        show_vars(ctx, values)
+        show_vars(ctx, values, marked)
+        if why:
+            ctx.line(why)
 
 
 @command("config:get", "APP KEY", "Print one config var's value, exactly as stored")
@@ -75,6 +100,19 @@ NO_WAIT = {"--no-wait": "nowait", "--no-restart": "nowait"}
 CONFIG_LIMIT = 32 * 1024
 
 
+@contextlib.contextmanager
+def _kept_not_live(keys: list[str], done: str) -> Iterator[None]:
+    """A change whose release fails stays in `config`, marked not live (the serving release
+    keeps its values): the failure says so."""
+    try:
+        yield
+    except ReleaseFailed as err:
+        verb = "stays" if len(keys) == 1 else "stay"
+        raise ReleaseFailed(f"{err}. {_describe(keys)} {verb} {done} in `config`, marked "
+                            "[not live] until a release with the change comes up", err.output
+                            ) from None
+
+
 def config_size(config: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
 
@@ -93,8 +131,10 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
                          f"{CONFIG_LIMIT // 1024} KB for all of an app's vars together")
     enforce.check_config(ctx.platform, app, values)
     ctx.out(f"Setting {_describe(keys)} and restarting {app.name}... ")
-    new = deploy.release(ctx.platform, app, description=f"Set {_describe(keys)} config vars",
-                         user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))
+    with _kept_not_live(keys, "set"):
+        new = deploy.release(ctx.platform, app,
+                             description=f"Set {_describe(keys)} config vars",
+                             user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))
     ctx.line(f"done, {new.name}")
     show_vars(ctx, values)
 
@@ -111,6 +151,8 @@ def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     if missing:
         raise NotFound(f"{', '.join(missing)} not set on {app.name}")
     ctx.out(f"Unsetting {_describe(keys)} and restarting {app.name}... ")
-    new = deploy.release(ctx.platform, app, description=f"Remove {_describe(keys)} config vars",
-                         user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"))
+    with _kept_not_live(keys, "unset"):
+        new = deploy.release(ctx.platform, app,
+                             description=f"Remove {_describe(keys)} config vars",
+                             user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"))
     ctx.line(f"done, {new.name}")

@@ -11,6 +11,7 @@ from .registry import Context, command, no_more, parse_options
 LOGS_OPTIONS = {"-n": "num", "--num": "num", "-p": "ptype", "--process-type": "ptype",
                 "-d": "dyno", "--dyno": "dyno", "-s": "source", "--source": "source"}
 TAIL_FLAG = {"-t": "tail", "--tail": "tail"}
+FLUSH_BYTES = 65536
 
 
 @command("logs", "APP [-n NUM] [-t|--tail] [-p TYPE] [-d DYNO] [-s app|pushd]",
@@ -36,5 +37,14 @@ def logs(ctx: Context, app: App, args: list[str]) -> None:
     for line in lines:
         ctx.out(display(line))
     if opts.get("tail"):  # from where the lines above end: nothing written since is lost
-        for line in log.follow(match, stop=ctx.cancelled, since=end):
-            ctx.out(display(line))
+        batch: list[str] = []
+        size = 0
+        for line in log.follow(match, stop=ctx.cancelled, since=end, caught_up=True):
+            if line:
+                batch.append(display(line))
+                size += len(line)
+            # one send per 64 KB, or as soon as the log has nothing more: a flood is not
+            # sent one packet per line (the follower would fall behind), a trickle is not held
+            if batch and (not line or size >= FLUSH_BYTES):
+                ctx.out("".join(batch))
+                batch, size = [], 0

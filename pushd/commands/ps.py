@@ -10,6 +10,7 @@ from .. import names
 from ..dynospec import oneoff_spec, request_restart, stop_app_dynos
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
+from ..events import EventLog, run_oneoff
 from ..governance import enforce
 from ..models import App
 from .registry import Context, command, no_more
@@ -125,7 +126,8 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
         stopped = stop_app_dynos(
             platform.runtime, app.id, platform.settings.stop_timeout + 15,
             lambda spec: spec.process_type != "run" and target in (None, spec.process_type,
-                                                                   spec.dyno))
+                                                                   spec.dyno),
+            events=EventLog(platform.paths, platform.settings.log_max_bytes))
         dynos = list(dict.fromkeys(  # a web.1 still draining an older release is one more
             spec.dyno for spec in sorted(stopped, key=lambda s: (s.process_type, s.index))))
         if dynos:
@@ -223,4 +225,5 @@ def run(ctx: Context, app: App, args: list[str]) -> int:
     spec = oneoff_spec(platform.store, platform.settings, platform.paths, app.id, command_text,
                        env={"TERM": term} if term else None)
     ctx.err(f"Running {command_text} on {app.name}... up, {spec.dyno}\n")
-    return platform.runtime.run(spec, ctx.io)
+    return run_oneoff(platform.runtime, spec, ctx.io,
+                      EventLog(platform.paths, platform.settings.log_max_bytes))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import names
+from .. import diskspace, names
 from ..errors import Forbidden, InvalidName, InvalidValue, NotFound, PushdError, UsageError
 from ..models import App, Key
 from ..platform import Platform
@@ -67,6 +67,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+# commands that only read, or free space (apps:destroy): they still run on a full disk; every
+# other one first checks that the state dir has room, so it fails before changing anything
+# instead of halfway
+NO_ROOM_NEEDED = frozenset({
+    "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
+    "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
+    "resource:report", "apps:destroy"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
@@ -199,8 +206,12 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
                 app = ctx.app(app_name)
             except NotFound:
                 raise
+            if cmd.name not in NO_ROOM_NEEDED:
+                diskspace.require_space(ctx.platform.settings.state_dir)
             status = cmd.func(ctx, app, args)
         else:
+            if cmd.name not in NO_ROOM_NEEDED:
+                diskspace.require_space(ctx.platform.settings.state_dir)
             status = cmd.func(ctx, args)
         return int(status or 0)
     except (InvalidName, InvalidValue) as err:
@@ -213,3 +224,8 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
     except PushdError as err:
         ctx.err(f" !    {err}\n")
         return err.exit_code
+    except Exception as err:
+        if not diskspace.is_full(err):
+            raise
+        ctx.err(f" !    {diskspace.disk_full(ctx.platform.settings.state_dir, err)}\n")
+        return 1

@@ -8,24 +8,31 @@ where it was, so pushing again retries.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from dulwich.errors import GitProtocolError
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import deploy
+from .. import deploy, diskspace
 from ..appfiles import deploy_lock, ensure_repo
-from ..errors import BuildError, PushdError, ReleaseFailed
+from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
+from ..testpause import pause
+from . import repogc
 from .intake import PackIntake, group_prefix
 from .packguard import PackCaps
+from .refmove import RefMove, record, settle
 from .upload import serve_upload
 
+log = logging.getLogger("pushd.push")
 ZERO = b"0" * 40
 DEPLOY_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
 
@@ -47,6 +54,8 @@ class DeployingReceivePack(ReceivePackHandler):
         self.caps = PackCaps(settings.max_pack_mb * 1024 * 1024,
                              settings.max_object_mb * 1024 * 1024)
         self._lock = threading.Lock()
+        self.client_gone = False
+        self.deployed = False
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
         """dulwich's, with the pack taken in by a PackIntake (intake.py) instead of dulwich's
@@ -66,6 +75,11 @@ class DeployingReceivePack(ReceivePackHandler):
             unpacked = True
             for name, status in super()._apply_pack(refs):
                 unpacked = unpacked and not (name == b"unpack" and status != b"ok")
+                if name == b"unpack" and b"No space left on device" in status:
+                    full = diskspace.disk_full(self.platform.settings.state_dir, OSError(
+                        28, "No space left on device", f"{self.repo.path}/objects"))
+                    self.progress(f" !     {full}\n")
+                    status = str(full).encode()
                 moved = moved or (name != b"unpack" and status == b"ok")
                 yield name, status
             if not unpacked:  # dulwich reports no ref then; git would say "failed to report"
@@ -77,15 +91,22 @@ class DeployingReceivePack(ReceivePackHandler):
                 intake.discard()
 
     def progress(self, text: str) -> None:
-        """A `remote: ` line for the user, sent at once over side-band channel 2."""
+        """A `remote: ` line for the user, sent at once over side-band channel 2. Once the
+        pusher has gone (Ctrl-C), lines are dropped: the push goes on to its end, and its
+        branch moves if its release goes live (as on Heroku, a build outlives its pusher)."""
         with self._lock:
-            if self.has_capability(CAPABILITY_SIDE_BAND_64K):
-                data = text.encode("utf-8", "replace")
-                for start in range(0, len(data), 65000):
-                    self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS,
-                                              data[start:start + 65000])
-            else:
-                self.fallback_out(text)
+            if self.client_gone:
+                return
+            try:
+                if self.has_capability(CAPABILITY_SIDE_BAND_64K):
+                    data = text.encode("utf-8", "replace")
+                    for start in range(0, len(data), 65000):
+                        self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS,
+                                                  data[start:start + 65000])
+                else:
+                    self.fallback_out(text)
+            except (OSError, EOFError, GitProtocolError):
+                self.client_gone = True
 
     def _on_update(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> bytes | None:
         store = self.platform.store
@@ -108,29 +129,59 @@ class DeployingReceivePack(ReceivePackHandler):
         if new_sha == ZERO:
             return b"the deploy branch cannot be deleted"
         try:
-            self.deploy(app, new_sha.decode())
-        except BuildError:
-            return b"build failed"  # the builder has already said why, line by line
+            self.deploy(app, RefMove(ref_name.decode(), old_sha.decode(), new_sha.decode(), 0))
+        except BuildError as err:  # the builder has already said why, line by line
+            return b"no space left on device" if diskspace.is_full(err) else b"build failed"
         except PushdError as err:
             self.progress(f" !     {err}\n")
             for line in getattr(err, "output", []):
                 self.progress(f"       {line}\n")
             return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
+        except Exception as err:
+            if not diskspace.is_full(err):
+                raise
+            self._say_full(err)  # never taken for a pusher that went away
+            return b"no space left on device"
+        self.deployed = True
         return None
 
-    def deploy(self, app: App, sha: str) -> None:
-        platform = self.platform
+    def _say_full(self, err: BaseException) -> None:
+        self.progress(f" !     {diskspace.disk_full(self.platform.settings.state_dir, err)}\n")
+
+    def deploy(self, app: App, move: RefMove) -> None:
+        """Build and release `move.new`. The move is recorded before the release is cut and
+        settled by `receive_pack` (or the next daemon start): see refmove.py."""
+        platform, sha = self.platform, move.new
         out = self.progress
         config = platform.store.config(app.id)
+        pause(platform, "before-build")
         enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        building = [False]
+
+        def build_out(text: str) -> None:
+            out(text)
+            if not building[0]:
+                building[0] = True
+                pause(platform, "during-build")
+
         with enforce.building(platform, app):
-            slug = platform.builder.build(app, sha, config, out, admin=self.user.is_admin)
+            slug = platform.builder.build(app, sha, config, build_out,
+                                          admin=self.user.is_admin)
         platform.store.add_slug(slug)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
+        latest = platform.store.releases(app.id, limit=1)
+        record(platform, app, RefMove(move.ref, move.old, sha,
+                                      latest[0].version if latest else 0))
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
                                  user=self.user.name, slug=slug)
+        pause(platform, "after-router-switch")
         deploy.prune_slugs(platform, app)
+        if platform.images is not None:
+            try:
+                platform.images.prune(app)
+            except RuntimeFailure as err:  # the release is live: a warning, not a failure
+                out(f" !     Warning: {err}\n")
         out(f"       Released {release.name}\n")
         out(f"       {platform.app_url(app.name)} deployed to pushd\n")
 
@@ -140,16 +191,32 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                  read_some: Callable[[int], bytes] | None = None) -> None:
     """`read_some` (like socket.recv) reads what has arrived of `inp`, when `inp` itself
     reads nothing ahead (session.ExactReader): the pack is read with it."""
+    diskspace.require_space(platform.settings.state_dir)  # before reading any of the pack
     with deploy_lock(platform, app, err):
-        repo = Repo(str(ensure_repo(platform, app)))
+        path = ensure_repo(platform, app)
+        repo = Repo(str(path))
+        packs, refs = repogc.snapshot(path), repo.get_refs()
+        moved = False
         try:
             proto = Protocol(inp.read, write)
             handler = DeployingReceivePack(DictBackend({"/": repo}), ["/"], proto,
                                            platform=platform, app=app, user=user,
                                            fallback_out=err, read_some=read_some)
             handler.handle()
+        except GitProtocolError as lost:  # the pusher went away (Ctrl-C, a dropped link)
+            log.warning("push to %s ended early: %s", app.name, lost)
         finally:
             repo.close()
+            try:  # a release that went live moves its branch, whatever broke the push
+                settle(platform, app)
+            except Exception:  # never hides the push's own outcome; the next start retries
+                log.exception("settling the branch of %s failed", app.name)
+            with contextlib.closing(Repo(str(path))) as after:
+                moved = after.get_refs() != refs
+            # a rejected or failed push leaves no objects behind: nothing refers to them
+            repogc.drop_leftovers(path, packs, refs_moved=moved)
+        if moved and handler.deployed:
+            repogc.collect(path)  # what the new history no longer reaches
 
 
 def upload_pack(platform: Platform, app: App, read_some: Callable[[int], bytes],

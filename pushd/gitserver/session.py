@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import paramiko
 
-from .. import names
+from .. import diskspace, names
 from ..commands.apps import create_app
 from ..commands.registry import Context, dispatch
 from ..errors import Forbidden, NotFound, PushdError
@@ -108,11 +108,13 @@ class Session:
         status = 1
         try:
             status = self.run(channel)
-        except (OSError, EOFError):
-            pass  # the client went away
-        except Exception:
-            log.exception("command failed")
-            self._say_err(channel, " !    Internal error; see the platform's log\n")
+        except Exception as err:
+            if diskspace.is_full(err):  # never taken for a client that went away
+                full = diskspace.disk_full(self.platform.settings.state_dir, err)
+                self._say_err(channel, f" !    {full}\n")
+            elif not isinstance(err, (OSError, EOFError)):  # else: the client went away
+                log.exception("command failed")
+                self._say_err(channel, " !    Internal error; see the platform's log\n")
         finally:
             try:
                 channel.send_exit_status(status)

@@ -28,6 +28,9 @@ class Router(Protocol):
 
     def stop(self) -> None: ...
 
+    def alive(self) -> bool:
+        """Whether the router's own process runs (what the watch in watch.py restarts)."""
+
     def rotate_logs(self, max_bytes: int) -> None:
         """Keep the router's own log files bounded (one rotated copy each)."""
 

@@ -19,7 +19,9 @@ from ..procs import children_map, proc_stat
 from ..settings import Settings
 from .base import Route
 from .nginxhost import ipv6_available, listen_addresses, nginx_error, worker_gid, worker_user
+from .nginxprocs import clear, explain_bind, orphans
 from .render import RenderOptions, generation_of, render
+from .watch import WATCH_FILE, describe_watch
 
 SYSTEM_INCLUDE = Path("/etc/nginx/conf.d/pushd.conf")
 def _proc_title(pid: int) -> str:
@@ -90,6 +92,11 @@ class NginxRouter:
     @property
     def pid_file(self) -> Path:
         return self.dir / "nginx.pid"
+
+    @property
+    def watch_file(self) -> Path:
+        """What the watch (watch.py) last saw of this nginx: outages, for `status`."""
+        return self.dir / WATCH_FILE
 
     @property
     def error_log(self) -> Path:
@@ -235,7 +242,7 @@ class NginxRouter:
                     return
             problem = self._new_emerg(log_offset)
             if problem:
-                raise RouterError(problem)
+                raise RouterError(explain_bind(problem))
             if time.monotonic() > deadline:
                 raise RouterError(f"nginx did not load the new config within {self.timeout:g}s")
             time.sleep(0.005)
@@ -258,10 +265,11 @@ class NginxRouter:
 
     def _spawn(self, generation: str | None) -> None:
         self.options.status_socket.unlink(missing_ok=True)  # left by a killed nginx
+        clear(orphans(self.dir, None))  # a killed master's workers still hold the ports
         offset = self._log_size()
         done = self._run([self.nginx_bin, "-p", f"{self.dir}/", "-c", str(self.conf)])
         if done.returncode != 0:
-            raise RouterError(nginx_error(done.stderr + done.stdout))
+            raise RouterError(explain_bind(nginx_error(done.stderr + done.stdout)))
         self._wait_live(generation, set(), offset)
 
     # -- Router ----------------------------------------------------------------------------
@@ -327,7 +335,13 @@ class NginxRouter:
             state = "included" if self.system_include.exists() else "not included"
             return f"system nginx, {state} ({self.system_include})"
         master = self.master_pid()
-        return f"nginx, pid {master}" if master else "nginx, not running"
+        said = f"nginx, pid {master}" if master else "nginx, not running"
+        watch = describe_watch(self.watch_file)
+        return f"{said} ({watch})" if watch else said
+
+    def alive(self) -> bool:
+        """Whether pushd's nginx master runs (the system's nginx is not pushd's to watch)."""
+        return self.system or self.master_pid() is not None
 
     def stop(self) -> None:
         with self._lock:
@@ -339,17 +353,14 @@ class NginxRouter:
             master = self.master_pid()
             if master is None:
                 return
-            workers = _children(master)
+            started = {pid: stat.start for pid in [master, *_children(master)]
+                       if (stat := proc_stat(pid)) is not None}
             os.kill(master, signal.SIGQUIT)  # graceful: in-flight requests finish
             deadline = time.monotonic() + self.timeout
             while self.master_pid() == master and time.monotonic() < deadline:
                 time.sleep(0.02)
             if self.master_pid() == master:
-                for pid in [master, *workers]:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                clear(started, grace=0.0)  # only those very processes, never a reused pid
 
     def _validate(self, text: str, keep: bool) -> None:
         if self.system:

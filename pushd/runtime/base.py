@@ -20,7 +20,11 @@ class Runtime(Protocol):
     name: str
 
     def start(self, spec: DynoSpec) -> DynoInfo:
-        """Start a detached dyno that outlives the daemon; returns at once."""
+        """Start a detached dyno that outlives the daemon; returns at once. A web dyno
+        (`spec.port`: its `$PORT` inside) gets an endpoint the runtime chooses and keeps
+        private (`DynoInfo.endpoint`). RuntimeFailure, one line, if it cannot start (no free
+        endpoint, ...). Runtimes report facts in `DynoInfo` and write no platform line:
+        those are the supervisor's (`pushd/events.py`)."""
 
     def stop(self, dyno_id: str) -> None:
         """SIGTERM the dyno's whole process group, SIGKILL after spec.stop_timeout. Returns at
@@ -48,7 +52,10 @@ class Runtime(Protocol):
         the supervisor logs R14 when it nears the limit."""
 
     def run(self, spec: DynoSpec, io: OneOffIO) -> int:
-        """Run a one-off dyno in the foreground, wired to `io`; returns the exit status."""
+        """Run a one-off dyno in the foreground, wired to `io`; returns the exit status.
+        Called through `events.run_oneoff`, which writes its lines; a client that left shows
+        in `io.gone()` (or a failed write): SIGHUP, then SIGTERM, SIGKILL after the stop
+        timeout (exit status 137)."""
 
 
 RUNTIMES: dict[str, type] = {}

@@ -15,6 +15,12 @@ bwrap nests its user namespaces; the network namespace belongs to the outer one,
 must join (`NS_GET_USERNS` finds it). pasta is told to die with its parent (the shim, or the
 thread running a one-off or a build), and `detach` stops it explicitly.
 
+A container's network namespace (the docker runtime's) belongs to the host's own user
+namespace instead: pasta joins it with `--netns-only`, still as the app's uid, given
+CAP_SYS_ADMIN and CAP_NET_ADMIN as ambient capabilities (what joining such a namespace
+takes), and is started to outlive its starter (`outlive`: no death signal, a session
+of its own), since a container outlives the daemon; its owner detaches it.
+
 pasta opens /dev/net/tun as the app's uid: the device must be 0666, as Debian's udev leaves
 it; a host without udev (a container) may have it 0600, which `attach` corrects.
 
@@ -71,26 +77,34 @@ class Attachment:
     start: int
 
 
-def pasta_argv(uid: int, netns: str, userns: str, forwards: Sequence[Forward] = (),
-               pid_file: str | None = None) -> list[str]:
+def pasta_argv(uid: int, netns: str, userns: str | None, forwards: Sequence[Forward] = (),
+               pid_file: str | None = None, outlive: bool = False) -> list[str]:
     """argv for: setpriv (drop to uid, die with the parent) -> pasta joined to the namespace.
 
     Only TCP from the host to the forwarded ports comes in; nothing from the namespace reaches
     the host's loopback (`-T none -U none`, `--no-map-gw`). pasta writes its pid to `pid_file`
-    once it is set up (its ports bound, the namespace configured)."""
+    once it is set up (its ports bound, the namespace configured). `outlive`: no death signal
+    (a container's pasta keeps serving while the daemon is down; its owner detaches it)."""
     tcp = ",".join(f"{f.host}/{f.host_port}:{f.port}" for f in forwards) or "none"
     ready = ["--pid", pid_file] if pid_file else []
-    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--pdeathsig=SIGKILL", "--", PASTA, "--foreground", "--quiet", *ready,
-            "--netns", netns, "--userns", userns, "--config-net", "--no-map-gw",
+    death = [] if outlive else ["--pdeathsig=SIGKILL"]
+    # a namespace of the host's own user namespace (a container's): pasta joins it without
+    # one, as the app's uid still, given the two capabilities that joining takes
+    user = ["--userns", userns] if userns else ["--netns-only"]
+    caps = [] if userns else [f"--{kind}-caps=+sys_admin,+net_admin"
+                              for kind in ("inh", "ambient")]
+    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *death,
+            "--", PASTA, "--foreground", "--quiet", *ready,
+            "--netns", netns, *user, "--config-net", "--no-map-gw",
             "-t", tcp, "-u", "none", "-T", "none", "-U", "none"]
 
 
 def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
-           timeout: float = READY_TIMEOUT) -> Attachment:
+           timeout: float = READY_TIMEOUT, outlive: bool = False) -> Attachment:
     """Start pasta for the network namespace of process `pid`, as `uid`; return once it is
     set up (its forwards bound on the host, the namespace configured). Raises NetnsError with
-    pasta's own reason when it exits instead (a host port already taken, say)."""
+    pasta's own reason when it exits instead (a host port already taken, say). `outlive`: in a
+    session of its own and without a death signal, so it outlives this process."""
     _open_tun()
     try:
         net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -102,12 +116,15 @@ def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
     try:
         os.fchown(ready_w, uid, uid)  # pasta opens it again (/proc/self/fd) as the app uid
         user = fcntl.ioctl(net, NS_GET_USERNS)
+        own = os.fstat(user).st_ino == os.stat("/proc/self/ns/user").st_ino
         try:
             proc = subprocess.Popen(
-                pasta_argv(uid, f"/proc/self/fd/{net}", f"/proc/self/fd/{user}", forwards,
-                           pid_file=f"/proc/self/fd/{ready_w}"),
+                pasta_argv(uid, f"/proc/self/fd/{net}", None if own else f"/proc/self/fd/{user}",
+                           forwards,
+                           pid_file=f"/proc/self/fd/{ready_w}", outlive=outlive),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                pass_fds=(net, user, ready_w), close_fds=True, cwd="/")
+                pass_fds=(net, user, ready_w), close_fds=True, cwd="/",
+                start_new_session=outlive)
         finally:
             os.close(user)
             os.close(ready_w)

@@ -8,6 +8,7 @@ seam (supervisor, router wiring, each runtime, the shim) imports them from one p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 
@@ -32,6 +33,7 @@ class DynoSpec:
     cpu_limit: float = 0.0  # at most this many cores (a fraction: a share of one); 0 = none
     disk_mb: int = 0  # size of the writable layer over the slug; 0: unbounded
     stop_timeout: float = 30.0
+    image: str = ""  # a Dockerfile release's image (runtimes that run images); "": the slug
 
     @property
     def dyno(self) -> str:
@@ -53,9 +55,21 @@ class Endpoint(NamedTuple):
     port: int
 
 
+class DynoState(StrEnum):
+    """A dyno's state as its runtime reports it (`DynoInfo.state`)."""
+
+    STARTING = "starting"  # launched; its process does not run yet
+    UP = "up"  # its process runs (a web dyno is routed once the supervisor's probe agrees)
+    CRASHED = "crashed"  # exited on its own, or ended by the runtime (`reason`)
+    EXITED = "exited"  # exited after a stop was asked for
+
+
 @dataclass
 class DynoInfo:
-    """What the runtime knows about a dyno it started, read again after a daemon restart."""
+    """What the runtime knows about a dyno it started, read again after a daemon restart.
+
+    Facts only: the supervisor turns them into the platform's event lines (`pushd/events.py`),
+    so a runtime writes none of its own."""
 
     spec: DynoSpec
     pid: int | None  # the main process (group leader) of the dyno, if known
@@ -69,6 +83,12 @@ class DynoInfo:
     killed_after_timeout: bool = False  # SIGKILLed after spec.stop_timeout (Heroku's R12)
     reason: str = ""  # why it could not start or was ended by the runtime, one line
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> DynoState:
+        if self.running:
+            return DynoState.UP if self.pid is not None else DynoState.STARTING
+        return DynoState.EXITED if self.stopping else DynoState.CRASHED
 
 
 class OneOffIO(Protocol):

@@ -2,13 +2,18 @@
 
 `start()` writes the dyno's spec into `dynos/<id>/` and launches `python -m
 pushd.runtime.shim` in a new session through `setsid --fork`, so the shim is nobody's child in
-the daemon and survives its death. Everything the daemon later needs (`list()` after a
-restart) is read back from the files the shim keeps in that folder.
+the daemon and survives its death; once the dyno is set up it execs the small resident
+part (`shim.c`). Everything the daemon later needs (`list()` after a
+restart) is read back from the files the shim keeps in that folder: facts (running, exit
+status, OOM, killed after the stop timeout, why it ended), never log lines of its own.
+A web dyno's endpoint (a host loopback port, forwarded by its pasta to `$PORT` inside) is
+chosen here (`endpoints.HostEndpoints`), which also keeps the firewall's view of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -19,17 +24,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import RuntimeFailure
-from ..logs import AppLog
 from ..paths import Paths
 from ..procs import live_stat
 from ..settings import Settings
-from . import seccomp
+from . import ksm, seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
+from .endpoints import HostEndpoints
 from .netns import Attachment, NetnsError, attach, detach, listening
 from .records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from .sandboxio import CLIENT_POLL, ClientEnd, SandboxInfo, kill_sandbox, start_pipes, start_tty
+
+log = logging.getLogger("pushd.runtime")
 
 DEFAULT_PATH = "/app/.venv/bin:/app/node_modules/.bin:/usr/local/bin:/usr/bin:/bin"
 # Its network, .profile.d, then ~/.profile, then the Procfile command (given as $1, never
@@ -53,6 +60,7 @@ DYNO_SCRIPT = (
     'exec bash -c "$PUSHD_DYNO_COMMAND"\n'
 )
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
+VANISHED = "the dyno's shim ended without recording its exit"
 # a one-off ends with its main process, as on Heroku: what it left running gets this long to
 # finish its output, then the rest of the dyno is killed
 DRAIN_AFTER_EXIT = 0.5
@@ -73,9 +81,14 @@ def dyno_environ(spec: DynoSpec) -> dict[str, str]:
     return env
 
 
-def endpoint(spec: DynoSpec) -> Endpoint | None:
-    """A web dyno's endpoint: the host loopback port its shim's pasta forwards to $PORT."""
-    return Endpoint("127.0.0.1", spec.port) if spec.port else None
+def endpoint(config: dict) -> Endpoint | None:
+    """A web dyno's endpoint (from its spec.json): the host loopback port its shim's pasta
+    forwards to $PORT. Dynos started before endpoints were chosen apart from $PORT had the
+    two equal."""
+    if config.get("endpoint"):
+        return Endpoint(*config["endpoint"])
+    port = config["spec"].get("port")
+    return Endpoint("127.0.0.1", port) if port else None
 
 
 def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
@@ -96,9 +109,11 @@ def dyno_argv(spec: DynoSpec, app_dir: str, cgroup: Path | None,
 class SandboxRuntime:
     name = "sandbox"
 
-    def __init__(self, settings: Settings, paths: Paths) -> None:
+    def __init__(self, settings: Settings, paths: Paths,
+                 endpoints: HostEndpoints | None = None) -> None:
         self.settings = settings
         self.paths = paths
+        self.endpoints = endpoints or HostEndpoints(settings)
 
     def _dir(self, dyno_id: str) -> DynoDir:
         if not dyno_id or "/" in dyno_id or dyno_id.startswith("."):
@@ -107,6 +122,12 @@ class SandboxRuntime:
 
     def start(self, spec: DynoSpec) -> DynoInfo:
         folder = self._dir(spec.id)
+        if folder.path.exists():
+            raise RuntimeFailure(f"Dyno {spec.id} exists already")
+        known = self.list()
+        web = self.endpoints.allocate(known) if spec.port else None  # RuntimeFailure if full
+        if web is not None:  # before pasta binds it: the app's own uid may reach it
+            self.endpoints.guard(known, frozenset({(web.port, spec.uid)}))
         try:
             folder.path.mkdir(parents=True)
         except FileExistsError:
@@ -114,7 +135,9 @@ class SandboxRuntime:
         folder.restrict(spec.uid)
         folder.write_json("spec.json", {
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
-            "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time()})
+            "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time(),
+            "endpoint": list(web) if web else None,
+            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm})
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -125,7 +148,14 @@ class SandboxRuntime:
         if launcher.wait() != 0:  # setsid --fork returns as soon as the shim is forked
             raise RuntimeFailure(f"Could not launch the shim of {spec.id}")
         return DynoInfo(spec=spec, pid=None, running=True, started_at=time.time(),
-                        endpoint=endpoint(spec))
+                        endpoint=web)
+
+    def check_host(self) -> None:
+        """At `pushd up`: what this runtime needs of the host is there (the shim built, KSM
+        on if `dyno_ksm`)."""
+        shimbin.ensure(self.paths)
+        if self.settings.dyno_ksm:
+            ksm.enable_host()
 
     def stop(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)
@@ -149,13 +179,16 @@ class SandboxRuntime:
             running = done is None and time.time() - config["created_at"] < LAUNCH_GRACE
         else:
             running = alive(shim["pid"], shim["start"])
-        status = None
+        status, done = None, (done or {})
         if not running:
-            status = done["status"] if done else 255  # the shim vanished without a word
+            status = done.get("status", 255)
         return DynoInfo(spec=spec, pid=child.get("pid"), running=running, exit_status=status,
                         started_at=child.get("started_at", config["created_at"]),
-                        stopping=folder.stopping, oom_killed=bool(done and done.get("oom")),
-                        endpoint=endpoint(spec), extra={"layer": child.get("layer", "")})
+                        stopping=folder.stopping, oom_killed=bool(done.get("oom")),
+                        endpoint=endpoint(config), finished_at=float(done.get("finished_at", 0)),
+                        killed_after_timeout=bool(done.get("killed_after_timeout")),
+                        reason=str(done.get("reason", "" if running or done else VANISHED)),
+                        extra={"layer": child.get("layer", "")})
 
     def list(self) -> list[DynoInfo]:
         found = []
@@ -196,6 +229,7 @@ class SandboxRuntime:
         folder.release_layer()
         DynoDir.release_cgroup(folder.cgroup())
         shutil.rmtree(folder.path, ignore_errors=True)
+        self.endpoints.guard(self.list())
 
     def sweep(self) -> list[str]:
         """Remove what one-offs left when the process running them (a daemon, a local
@@ -216,8 +250,8 @@ class SandboxRuntime:
 
     # one-off dynos
     def run(self, spec: DynoSpec, io: OneOffIO) -> int:
+        """The one-off's own lines (start, hangup, exit) are `events.run_oneoff`'s."""
         folder = self._dir(spec.id)
-        log = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
         folder.path.mkdir(parents=True, exist_ok=True)
         group = None
         proc = None
@@ -228,7 +262,6 @@ class SandboxRuntime:
             group = folder.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
                                           spec.cpu_limit)
             folder.write_json("oneoff.json", {"layer": layer, "pid": os.getpid()})
-            log.write("pushd", spec.dyno, f"Starting process with command `{spec.command}`")
             client = ClientEnd(io)
             start = start_tty if io.tty else start_pipes
             denylist = seccomp.program_fd()
@@ -240,8 +273,8 @@ class SandboxRuntime:
             finally:
                 sandbox.close_writer()  # bwrap has its own copy now
                 os.close(denylist)
-            network = self._attach_network(proc, sandbox, spec, log)
-            status = self._wait(proc, client, spec, log)
+            network = self._attach_network(proc, sandbox, spec)
+            status = self._wait(proc, client, spec)
             # bwrap's init outlives the main process while anything it started still runs,
             # and holds the output open: a moment to finish, then the rest of the dyno goes
             deadline = time.monotonic() + DRAIN_AFTER_EXIT
@@ -250,7 +283,6 @@ class SandboxRuntime:
             sandbox.kill_all(group)
             for copier in copiers:  # the dyno's last output reaches the client before its status
                 copier.join()
-            log.write("pushd", spec.dyno, f"Process exited with status {status}")
             return status
         finally:
             if proc is not None:  # interrupted: never leave any of it behind
@@ -264,21 +296,21 @@ class SandboxRuntime:
             shutil.rmtree(folder.path, ignore_errors=True)
 
     @staticmethod
-    def _attach_network(proc: subprocess.Popen, sandbox: SandboxInfo, spec: DynoSpec,
-                        log: AppLog) -> Attachment | None:
+    def _attach_network(proc: subprocess.Popen, sandbox: SandboxInfo,
+                        spec: DynoSpec) -> Attachment | None:
         """A one-off's way out (no ports in): pasta on its own network namespace. Without
-        it the one-off still runs, offline, and the app log says why."""
+        it the one-off still runs, offline, and it is told why on its stderr."""
         init = sandbox.wait_init(proc, LAUNCH_GRACE)
         if init is None:
             return None
         try:
             return attach(init, spec.uid)
         except NetnsError as err:
-            log.write("pushd", spec.dyno, f"Error: no network for this dyno: {err}")
+            log.warning("one-off %s runs without a network: %s", spec.id, err)
             return None
 
     @staticmethod
-    def _wait(proc: subprocess.Popen, client: ClientEnd, spec: DynoSpec, log: AppLog) -> int:
+    def _wait(proc: subprocess.Popen, client: ClientEnd, spec: DynoSpec) -> int:
         """The one-off's exit status; if its client goes away first, SIGHUP and SIGTERM every
         process of it, SIGKILL after the stop timeout."""
         while not client.gone():
@@ -286,7 +318,6 @@ class SandboxRuntime:
                 return exit_status(proc.wait(timeout=CLIENT_POLL))
             except subprocess.TimeoutExpired:
                 pass
-        log.write("pushd", spec.dyno, "Client disconnected; stopping all processes with SIGHUP")
         signal_sandbox(proc.pid, signal.SIGHUP)  # a hangup first: its handlers get to run
         try:
             return exit_status(proc.wait(timeout=HANGUP_GRACE))
@@ -295,7 +326,6 @@ class SandboxRuntime:
         try:
             return exit_status(proc.wait(timeout=spec.stop_timeout))
         except subprocess.TimeoutExpired:
-            log.write("pushd", spec.dyno, "Stopping remaining processes with SIGKILL")
             signal_sandbox(proc.pid, signal.SIGKILL)
             proc.kill()
             return exit_status(proc.wait())

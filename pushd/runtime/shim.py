@@ -1,37 +1,43 @@
 """The per-dyno shim: `python -m pushd.runtime.shim DYNO_DIR`, detached from the daemon.
 
-It owns one dyno for its whole life: prepares the writable layer and the memory cgroup, starts
-the sandbox, pipes its output into the app log line by line, handles SIGTERM (forwarded to
-every process of the dyno, SIGKILL after the stop timeout), records the exit status and
-cleans up. Because the escalation lives here, a stop completes even if the daemon dies.
+It owns one dyno for its whole life, in two stages within one process (one pid, so the
+sandbox and its pasta stay its children and `shim.json` keeps naming it):
+- here, in Python, briefly: prepare the writable layer and the cgroups, start the sandbox,
+  attach its network, record `child.json`/`net.json`; then `exec` the resident part,
+- `pushd-shim` (shim.c, built by `shimbin`): a small C program that pipes the output into
+  the app log line by line, handles SIGTERM (every process of the dyno, SIGKILL after the
+  stop timeout), reaps, stops pasta, and execs
+- `python -m pushd.runtime.shim --finish DYNO_DIR STATUS STOPPED KILLED` (`finish`): records
+  the exit status, releases the layer and the cgroups.
+Because the escalation lives in the shim, a stop completes even if the daemon dies. Signals
+stay blocked across each exec, so a SIGTERM between two stages is held, never lost.
+
+It writes the dyno's output and no platform line: its exit is recorded as facts in
+`exit.json` (`status`, `oom`, `killed_after_timeout`, `finished_at`, `reason`), which the
+runtime reports in `DynoInfo` and the supervisor turns into Heroku's lines (`events.py`).
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ..logs import AppLog, escape, format_line
-from . import seccomp
+from ..logs import AppLog
+from ..paths import Paths
+from . import ksm, seccomp, shimbin
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .netns import Attachment, Forward, NetnsError, attach, detach
+from .netns import Attachment, Forward, NetnsError, attach
 from .records import DynoSpec
-from .sandbox import DRAIN_AFTER_EXIT, dyno_argv, dyno_environ, exit_status
+from .sandbox import dyno_argv, dyno_environ
 from .sandboxio import SandboxInfo
 
-# the last lines of output kept in the dyno's folder (`Runtime.logs`): rewritten on every
-# output while a new release may still fail on this dyno, and once at exit
-TAIL_LINES = 20
-TAIL_WINDOW = 300.0
-TAIL_EVERY = 0.25
 SANDBOX_WAIT = 10.0  # for bwrap to tell the sandbox's init (its network namespace)
+HELD = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}  # blocked across the exec
 
 
 class Shim:
@@ -40,42 +46,36 @@ class Shim:
         config = folder.read_json("spec.json")
         if config is None:
             raise SystemExit(f"shim: no spec in {folder.path}")
+        self.config = config
         self.spec = DynoSpec(**config["spec"])
+        # the host loopback port the runtime chose, forwarded to $PORT (older specs: $PORT)
+        given = config.get("endpoint") or (
+            ["127.0.0.1", self.spec.port] if self.spec.port else None)
+        self.endpoint: tuple[str, int] | None = tuple(given) if given else None
         self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
-        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.tail_until = time.monotonic() + TAIL_WINDOW
-        self.tail_written = 0.0
         self.term_requested = False
-        self.stop_deadline: float | None = None
-        self.killed = False
-
-    def platform(self, message: str) -> None:
-        self.log.write("pushd", self.spec.dyno, message)
 
     def _on_term(self, signum: int, frame: object) -> None:
-        self.term_requested = True  # handled by the loop; the handler only records
+        self.term_requested = True  # the resident part begins the stop (`stopping` marked)
 
     def run(self) -> int:
+        """Set the dyno up, then become the resident shim (no return, unless stopped before
+        it started)."""
         spec = self.spec
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        # a handler (doing nothing) makes SIGCHLD write to the wakeup fd: the loop notices the
-        # main process's exit even when what it left running keeps the output open
-        signal.signal(signal.SIGCHLD, lambda *_: None)
         self.dir.write_json("shim.json", {"pid": os.getpid(), "start": proc_start(os.getpid())})
         if self.dir.stopping:  # stopped before we even started
             self.dir.write_json("exit.json", {"status": 0, "oom": False, "never_started": True,
                                               "finished_at": time.time()})
             return 0
-
+        # the daemon built it (`shimbin.ensure`); a spec written without it builds it here
+        binary = str(self.config.get("shim_binary")
+                      or shimbin.ensure(Paths(self.dir.path.parent.parent)))
         layer = self.dir.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
         group = self.dir.prepare_cgroup(spec.memory_mb, spec.pids_max, spec.cpu_shares,
                                         spec.cpu_limit)
-        self.platform(f"Starting process with command `{spec.command}`")
         out_r, out_w = os.pipe()
         sandbox = SandboxInfo()
         denylist = seccomp.program_fd()
@@ -90,115 +90,82 @@ class Shim:
         self.dir.write_json("child.json", {"pid": child.pid, "start": proc_start(child.pid),
                                            "started_at": time.time(), "layer": layer,
                                            "cgroup": str(group or "")})
-        if self.dir.stopping:
-            self.term_requested = True
-        network = self._attach_network(child, sandbox, group)
-
-        pending = b""
-        eof = False
-        main_exited: float | None = None  # what it left running holds the output open
-        while True:
-            if self.term_requested and self.stop_deadline is None:
-                self._begin_stop(child.pid)
-            timeout = None
-            if self.stop_deadline is not None and not self.killed:
-                timeout = max(0.0, self.stop_deadline - time.monotonic())
-            if not eof and child.poll() is not None:
-                # the main process is gone (the dyno ends with it, as on Heroku): a moment
-                # for the last output, then the rest of the sandbox goes
-                main_exited = main_exited or time.monotonic()
-                if time.monotonic() - main_exited >= DRAIN_AFTER_EXIT:
-                    sandbox.kill_all(group)
-                timeout = 0.1 if timeout is None else min(timeout, 0.1)
-            if eof:
-                timeout = 0.2 if timeout is None else min(timeout, 0.2)
-            watch = [wake_r] if eof else [wake_r, out_r]
-            try:
-                ready, _, _ = select.select(watch, [], [], timeout)
-            except InterruptedError:
-                ready = []
-            if wake_r in ready:
-                os.read(wake_r, 512)
-            if out_r in ready:
-                data = os.read(out_r, 65536)
-                if data:
-                    pending = self._emit(pending + data)
-                else:
-                    eof = True
-            if (self.stop_deadline is not None and not self.killed
-                    and time.monotonic() >= self.stop_deadline):
-                self.platform(f"Error R12 (Exit timeout) -> At least one process failed to exit "
-                              f"within {spec.stop_timeout:g} seconds of SIGTERM")
-                self.platform("Stopping remaining processes with SIGKILL")
-                signal_sandbox(child.pid, signal.SIGKILL)
-                self.killed = True
-            if eof and child.poll() is not None:
-                break
-        detach(network)
-        sandbox.close()
-        if pending:
-            self._emit(pending + b"\n")
-        self.dir.write_tail(list(self.tail))
-        status = exit_status(child.returncode)
-        oom = DynoDir.oom_killed(group)
-        if oom:
-            self.platform("Error R15 (Memory quota vastly exceeded)")
-            self.platform("Stopping process with SIGKILL")
-        self.platform(f"Process exited with status {status}")
-        self.dir.release_layer()
-        DynoDir.release_cgroup(group)
-        self.dir.write_json("exit.json", {"status": status, "oom": oom,
-                                          "finished_at": time.time()})
-        return 0
+        try:
+            if self.config.get("ksm"):  # after the sandbox started: pasta inherits it, the app not
+                ksm.opt_in()
+            init, network = self._attach_network(child, sandbox, group)
+            # from here on a SIGTERM is held for the resident part, which sees `stopping`
+            signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+            if self.term_requested:
+                self.dir.mark_stopping()
+            os.set_inheritable(out_r, True)
+            finisher = [sys.executable, "-m", "pushd.runtime.shim", "--finish",
+                        str(self.dir.path)]
+            os.execv(binary, resident_argv(binary, self.dir, child.pid, init, network, out_r,
+                                           self.log, spec, group, finisher))
+        except BaseException:  # nothing of the dyno may run on without its shim
+            signal_sandbox(child.pid, signal.SIGKILL)
+            sandbox.kill_all(group)
+            child.kill()
+            child.wait()
+            DynoDir.release_cgroup(group)
+            raise
+        return 1  # not reached: execv returns only by raising
 
     def _attach_network(self, child: subprocess.Popen, sandbox: SandboxInfo,
-                        group: Path | None) -> Attachment | None:
+                        group: Path | None) -> tuple[int | None, Attachment | None]:
         """pasta on the sandbox's own network namespace: its way out, and for a web dyno the
         host loopback port the platform routes to (forwarded to $PORT inside). Without it the
         dyno cannot serve: it is stopped, with the reason in the app log."""
         spec = self.spec
         init = sandbox.wait_init(child, SANDBOX_WAIT)
         if init is None:
-            return None  # ended at once (or bwrap failed): the loop reports its status
-        forwards = [Forward(spec.port, spec.port)] if spec.port else []
+            return None, None  # ended at once (or bwrap failed): the shim reports its status
+        endpoint = self.endpoint
+        forwards = [Forward(endpoint[1], spec.port, endpoint[0])] if endpoint else []
         try:
             network = attach(init, spec.uid, forwards)
         except NetnsError as err:
-            where = f" on port {spec.port}" if spec.port else ""
-            self.platform(f"Error: the dyno's network could not be set up{where}: {err}")
+            where = f" on port {endpoint[1]}" if endpoint else ""
+            self.dir.write_json("reason.json", {  # for the exit the finisher records
+                "reason": f"the dyno's network could not be set up{where}: {err}"})
             sandbox.kill_all(group)
             signal_sandbox(child.pid, signal.SIGKILL)
-            return None
+            return init, None
         self.dir.write_json("net.json", {"init": init, "pasta": network.pid,
                                          "pasta_start": network.start})
-        return network
+        return init, network
 
-    def _begin_stop(self, pid: int) -> None:
-        self.dir.mark_stopping()
-        self.platform("Stopping all processes with SIGTERM")
-        signal_sandbox(pid, signal.SIGTERM)
-        self.stop_deadline = time.monotonic() + self.spec.stop_timeout
 
-    def _emit(self, data: bytes) -> bytes:
-        *complete, rest = data.split(b"\n")
-        if len(rest) > 16384:  # an endless line still reaches the log
-            complete.append(rest)
-            rest = b""
-        # lines end at "\n" only; any other break or control character in them (\r, \x1e,
-        # U+2028, ESC) is escaped here, so it never forges a line nor reaches a terminal
-        texts = [escape(raw.decode("utf-8", "replace").rstrip("\r")) for raw in complete]
-        self.log.write_lines([format_line("app", self.spec.dyno, text) for text in texts])
-        if texts:
-            self.tail.extend(texts)
-            now = time.monotonic()
-            # while a release may still fail on it, and at most every TAIL_EVERY seconds
-            if now < self.tail_until and now - self.tail_written >= TAIL_EVERY:
-                self.dir.write_tail(list(self.tail))
-                self.tail_written = now
-        return rest
+def resident_argv(binary: str, folder: DynoDir, child: int, init: int | None,
+                  network: Attachment | None, out_fd: int, log: AppLog, spec: DynoSpec,
+                  group: Path | None, finisher: list[str]) -> list[str]:
+    """argv of `pushd-shim` (see shim.c for the order)."""
+    return [binary, str(folder.path), str(child), str(init or 0),
+            str(proc_start(init) or 0) if init else "0", str(network.pid if network else 0),
+            str(out_fd), str(log.path), str(log.max_bytes), spec.dyno, f"{spec.stop_timeout:g}",
+            str(group or ""), "--", *finisher]
+
+
+def finish(folder: DynoDir, status: int, stopped: bool, killed: bool) -> None:
+    """What the resident part execs once the dyno is gone: its exit recorded (`exit.json`,
+    written last: the runtime takes it as the end), its layer and cgroups released."""
+    finished = time.time()
+    child = folder.read_json("child.json") or {}
+    group = Path(child["cgroup"]) if child.get("cgroup") else None
+    oom = DynoDir.oom_killed(group)
+    folder.release_layer()
+    DynoDir.release_cgroup(group)
+    reason = (folder.read_json("reason.json") or {}).get("reason", "")
+    folder.write_json("exit.json", {"status": status, "oom": oom,
+                                    "killed_after_timeout": killed,
+                                    "finished_at": finished, "reason": reason})
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 6 and argv[1] == "--finish":
+        finish(DynoDir(Path(argv[2])), int(argv[3]), argv[4] == "stopped", argv[5] == "killed")
+        return 0
     if len(argv) != 2:
         print("usage: python -m pushd.runtime.shim DYNO_DIR", file=sys.stderr)
         return 2
@@ -207,7 +174,8 @@ def main(argv: list[str]) -> int:
         return Shim(folder).run()
     except Exception as err:  # recorded so the supervisor sees an exit, not a silent hang
         folder.write_json("exit.json", {"status": 255, "oom": False, "error": repr(err),
-                                        "finished_at": time.time()})
+                                        "finished_at": time.time(),
+                                        "reason": f"the dyno's shim failed: {err}"})
         with open(folder.path / "shim.err", "a") as fh:
             fh.write(json.dumps({"error": repr(err)}) + "\n")
         folder.release_layer()

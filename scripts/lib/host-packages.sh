@@ -1,11 +1,12 @@
 # Sourced by scripts/install and scripts/test: install the Debian packages pushd needs.
 # Installs only what is missing, so a second run is quick.
 # docker.io and debootstrap: the docker runtime and its stack image (`pushd stack:build`).
+# gcc and libc6-dev: the dyno shim's resident part (pushd/runtime/shim.c) is built on first use.
 
 pushd_host_packages() {
     local wanted=(git nginx bubblewrap openssh-client util-linux python3 python3-venv
                   python3-pip curl ca-certificates tar gzip nftables passt e2fsprogs mount wrk
-                  docker.io debootstrap
+                  docker.io debootstrap gcc libc6-dev
                   "$@")
     command -v node >/dev/null 2>&1 || wanted+=(nodejs)
     command -v npm >/dev/null 2>&1 || wanted+=(npm)

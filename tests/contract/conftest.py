@@ -15,8 +15,10 @@ How a runtime joins: write a `Harness` subclass for it below and add it to `HARN
 under the runtime's registered name. The subclass says only what is local to the runtime:
 `name` and `module` (the module whose import registers it), `slug()` (make an app's files
 ready to run: a folder, an image; returns what a spec carries), `check_host()` (fail when
-its engine or root is missing: never skip) and, if the runtime needs it, `endpoint_port()`
-and `cleanup()`. Every test then runs against it as `[name]`; nothing else changes.
+its engine or root is missing: never skip) and, if the runtime needs it, `cleanup()`. The
+runtime chooses each web dyno's endpoint itself (from `port_range`); `$PORT` is the same
+`dyno_port` for every dyno, inside its own network. Every test then runs against it as
+`[name]`; nothing else changes.
 Each test module gets a state folder of its own; dyno ids carry a random suffix, so two runs
 at once never share a cgroup, container or folder.
 """
@@ -35,7 +37,6 @@ from pathlib import Path
 import pytest
 
 from pushd.paths import Paths
-from pushd.ports import PortAllocator
 from pushd.runtime.base import Runtime, make_runtime
 from pushd.runtime.records import DynoSpec
 from pushd.settings import Settings
@@ -57,7 +58,6 @@ class Harness:
         self.paths.ensure()
         self.settings = Settings(state_dir=self.paths.root, runtime=self.name,
                                  **self.overrides)
-        self.ports = PortAllocator(self.settings.port_range)
         self.runtime = self.fresh_runtime()
         self._indexes = iter(range(1, 10_000))
 
@@ -77,9 +77,9 @@ class Harness:
         raise NotImplementedError
 
     def endpoint_port(self, kind: str) -> int | None:
-        """$PORT for a web dyno started straight through the runtime (the supervisor
-        allocates it today)."""
-        return self.ports.allocate(set()) if kind == "web" else None
+        """$PORT for a dyno started straight through the runtime, as the supervisor gives
+        it: the same for every web dyno, inside the dyno's own network."""
+        return self.settings.dyno_port if kind == "web" else None
 
     def spec(self, app_id: int, slug: str, kind: str, command: str, *,
              stop_timeout: float | None = None) -> DynoSpec:
@@ -124,7 +124,39 @@ class SandboxHarness(Harness):
         return str(folder)
 
 
-HARNESSES: dict[str, type[Harness]] = {"sandbox": SandboxHarness}
+class DockerHarness(SandboxHarness):
+    """Container dynos: the slug folder (owned by the app's uid) becomes the release image
+    when a dyno of it starts. Cleans up only what this state dir made (its label)."""
+
+    name = "docker"
+    module = "pushd.runtime.docker.runtime"
+
+    def check_host(self) -> None:
+        from pushd.runtime.docker.client import DockerFailure, connect
+        from pushd.stack import image_name
+
+        super().check_host()
+        try:
+            client = connect()
+        except DockerFailure as err:
+            pytest.fail(str(err), pytrace=False)
+        if not client.images.list(name=image_name(self.settings.stack)):
+            pytest.fail(f"missing {image_name(self.settings.stack)}: run pushd stack:build",
+                        pytrace=False)
+
+    def cleanup(self) -> None:
+        from pushd.runtime.docker.client import INSTANCE, connect, instance_id
+
+        super().cleanup()
+        client = connect()
+        label = f"{INSTANCE}={instance_id(self.paths.root)}"
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True, v=True)
+        for image in client.images.list(filters={"label": label}):
+            client.images.remove(image.id, force=True)
+
+
+HARNESSES: dict[str, type[Harness]] = {"sandbox": SandboxHarness, "docker": DockerHarness}
 
 
 @pytest.fixture(scope="module", params=sorted(HARNESSES))

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from pushd.dynostatus import wait_release
+from pushd.events import STOPPING as STOPPING_LINE
+from pushd.logs import format_line
 from pushd.models import App, Release, Slug
 from pushd.store import Store
 from pushd.supervisor import Supervisor
@@ -134,3 +136,65 @@ def test_dynos_outlive_a_killed_daemon_and_are_adopted_without_a_restart(harness
         assert platform.count("State changed from starting to up") == 1
     finally:
         supervisor.stop_all(app.id, timeout=15)
+
+
+def stand_in_daemon(harness: Harness) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.contract.daemon", harness.name,
+                             str(harness.root)], cwd=REPO)
+
+
+def killed(daemon: subprocess.Popen) -> None:
+    assert daemon.poll() is None, "the stand-in daemon died"
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait()
+
+
+def test_event_lines_are_written_once_even_when_the_daemon_is_killed(harness, store):
+    """Each event of a dyno is told once, by the supervisor, from what the runtime reports:
+    also an exit that happened while the daemon was down (told when a new daemon adopts the
+    dyno, with the exit's own time), and again by none of the daemons after it."""
+    app, release = deploy(harness, store, "onceonly",
+                          {"worker": "echo booted; sleep 5; echo leaving; exit 3"},
+                          {"README": "a worker that exits while the daemon is down\n"})
+
+    def lines() -> list[tuple[str, str]]:
+        return log_entries(harness, app.id, "worker.1")
+
+    def texts(prefix: str) -> list[tuple[str, str]]:
+        return [(stamp, text) for stamp, text in lines() if text.startswith(prefix)]
+
+    first = stand_in_daemon(harness)
+    try:
+        wait_until(lambda: store.release(app.id, release.version).status != "pending"
+                   and "booted" in log_texts(harness, app.id, "worker.1"), timeout=30)
+    finally:
+        killed(first)  # before its dyno exits
+    assert texts("Process exited") == []
+    (gone,) = [i for i in harness.fresh_runtime().list() if i.spec.app_id == app.id]
+    gone = wait_until(lambda: next((i for i in harness.fresh_runtime().list()
+                                    if i.spec.id == gone.spec.id and not i.running), None),
+                      timeout=30)
+    assert texts("Process exited") == []  # nobody watched it exit
+    second = stand_in_daemon(harness)
+    try:  # adopts the exited dyno: its exit is told, the worker restarted
+        wait_until(lambda: texts("Process exited") and len(texts("Starting process")) >= 2,
+                   timeout=30)
+    finally:
+        killed(second)
+    exits = texts("Process exited")
+    assert exits[0] == (format_line("pushd", "worker.1", "", gone.finished_at).split(" ")[0],
+                        "Process exited with status 3")  # the exit's own time
+    with supervising(harness, store, app) as third:  # a third daemon, then a stop
+        wait_until(lambda: [(d.dyno, d.state) for d in third.status().get(app.id, [])]
+                   in ([("worker.1", "up")], [("worker.1", "crashed")]), timeout=30)
+    seen = lines()
+    print("\n".join(f"{stamp} {text}" for stamp, text in seen))
+    platform = [entry for entry in seen if entry[1] != "booted" and entry[1] != "leaving"]
+    assert len(platform) == len(set(platform)), platform  # no event told twice
+    assert texts("Process exited with status 3")[0] == exits[0]
+    assert sum(text == "State changed from up to crashed" for _, text in seen) == len(
+        texts("Process exited with status 3"))
+    starts = len(texts("Starting process with command"))
+    assert starts == len(texts("State changed from starting to up")) >= 2
+    assert [text for _, text in seen].count(STOPPING_LINE) == 1
+    assert len(texts("Process exited")) == len(texts("Process exited with status 3")) + 1

@@ -122,7 +122,7 @@ class PushdUnderTest:
 
     def daemon_pid(self) -> int | None:
         try:
-            return int((self.state / "pushd.pid").read_text())
+            return int((self.state / "pushd.pid").read_text().split()[0])
         except (OSError, ValueError):
             return None
 
@@ -247,11 +247,14 @@ import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BODY = {body!r}
+BOOT = os.urandom(8).hex()  # this process's: a replaced dyno answers another
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         text = BODY + " dyno=" + os.environ.get("DYNO", "?")
+        if self.path == "/boot":
+            text = BOOT
         if self.path.startswith("/env/"):
             text = os.environ.get(self.path[5:], "<unset>")
         if self.path.startswith("/header/"):
@@ -271,6 +274,7 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 
 
 def python_app(body: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A Python web app with no dependencies that answers `body dyno=web.N`."""
+    """A Python web app with no dependencies that answers `body dyno=web.N` (`/boot`: a
+    token drawn as it started, `/env/NAME`, `/header/NAME`)."""
     return {"app.py": WEB_APP.format(body=body), "requirements.txt": "",
             "Procfile": "web: python3 app.py\n", **(extra or {})}

@@ -55,10 +55,10 @@ def test_ps_restart_stop_start(pushd: PushdUnderTest):
     deploy(pushd, "cycled", python_app("cycled"))
     pid_before = pushd.http("cycled", "/env/PS").body
     assert pid_before == "web.1"
-    port_before = pushd.http("cycled", "/env/PORT").body
+    boot_before = pushd.http("cycled", "/boot").body
     assert pushd.ssh("ps:restart", "cycled", "web").returncode == 0
     deadline = time.monotonic() + 30
-    while pushd.http("cycled", "/env/PORT").body == port_before:
+    while pushd.http("cycled", "/boot").body == boot_before:
         assert time.monotonic() < deadline, "web.1 was not replaced"
         time.sleep(0.2)
     assert pushd.ssh("ps:stop", "cycled").returncode == 0

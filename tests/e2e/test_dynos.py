@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -58,9 +59,8 @@ def test_worker_output_reaches_logs(pushd: PushdUnderTest):
 
 def test_killed_dyno_is_restarted(pushd: PushdUnderTest):
     deploy(pushd, "phoenix", python_app("alive"))
-    # find the web dyno's processes by its PORT and kill -9 the app process
-    port = pushd.http("phoenix", "/env/PORT").body
-    victims = [p for p in os.listdir("/proc") if p.isdigit() and _env_has(p, f"PORT={port}")]
+    # find the web dyno's processes (by the dyno folder their /app is from) and kill -9 them
+    victims = dyno_pids(pushd.state, "phoenix")
     assert victims
     for pid in victims:
         try:
@@ -68,7 +68,7 @@ def test_killed_dyno_is_restarted(pushd: PushdUnderTest):
         except ProcessLookupError:
             pass
     wait_until(lambda: pushd.http("phoenix").status == 200 and
-               pushd.http("phoenix", "/env/PORT").body != "", timeout=30)
+               pushd.http("phoenix", "/boot").body != "", timeout=30)
     logs = pushd.ssh("logs", "phoenix", "-s", "pushd").stdout
     assert "crashed" in logs or "exited" in logs
 
@@ -161,8 +161,18 @@ def test_router_headers(pushd: PushdUnderTest):
     assert pushd.http("headers", "/header/X-Forwarded-Port").body == str(pushd.http_port)
 
 
-def dyno_pids(port: str) -> set[str]:
-    return {p for p in os.listdir("/proc") if p.isdigit() and _env_has(p, f"PORT={port}")}
+def dyno_pids(state: Path, app: str, dyno: str = "web.1") -> set[str]:
+    """The processes inside `app`'s `dyno` sandboxes (their /app is from its dyno folder)."""
+    folders = []
+    for folder in (state / "dynos").iterdir():
+        try:
+            spec = json.loads((folder / "spec.json").read_text())["spec"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if spec["app"] == app and f"{spec['process_type']}.{spec['index']}" == dyno:
+            folders.append(folder)
+    return {p for p in os.listdir("/proc") if p.isdigit()
+            and any(_app_mount_from(p, folder) for folder in folders)}
 
 
 def app_web_pids(uid: int, state: Path) -> set[str]:
@@ -189,9 +199,8 @@ def _uid_of(pid: str) -> int | None:
 
 def test_daemon_death_keeps_dynos_serving_and_up_adopts_them(pushd: PushdUnderTest):
     deploy(pushd, "survivor", python_app("still here"))
-    port = pushd.http("survivor", "/env/PORT").body
-    # the dyno's processes inside its sandbox (the launcher outside it carries PORT too)
-    before = {p for p in dyno_pids(port) if _app_mount_from(p, pushd.state)}
+    # the dyno's processes inside its sandbox
+    before = dyno_pids(pushd.state, "survivor")
     assert before
     uid = _uid_of(next(iter(before)))
     all_before = app_web_pids(uid, pushd.state)
@@ -208,7 +217,7 @@ def test_daemon_death_keeps_dynos_serving_and_up_adopts_them(pushd: PushdUnderTe
         time.sleep(1.0)
     assert poll.failures == [], poll.failures[:5]
     assert poll.total > 50
-    assert {p for p in dyno_pids(port) if _app_mount_from(p, pushd.state)} == before  # adopted
+    assert dyno_pids(pushd.state, "survivor") == before  # adopted
     assert app_web_pids(uid, pushd.state) == before  # and no duplicate on another port
     ps = pushd.ssh("ps", "survivor").stdout
     assert "=== web (1)" in ps and "web.1: up" in ps

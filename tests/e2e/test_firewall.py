@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 
@@ -17,11 +18,25 @@ except OSError as err:
 '''
 
 
+def endpoint_port(pushd: PushdUnderTest, app: str) -> int:
+    """The host port the runtime chose for the app's web.1 (where the router reaches it)."""
+    for spec_file in (pushd.state / "dynos").glob("*/spec.json"):
+        config = json.loads(spec_file.read_text())
+        if config["spec"]["app"] == app and config.get("endpoint"):
+            return int(config["endpoint"][1])
+    raise AssertionError(f"no web dyno of {app}")
+
+
 def test_apps_cannot_call_each_others_dynos_directly(pushd: PushdUnderTest):
     for name in ("fwa", "fwb"):
         repo = pushd.new_app_repo(name, python_app(f"I am {name}", {"probe.py": PROBE}))
         assert pushd.push(repo).returncode == 0
-    port = int(pushd.http("fwb", "/env/PORT").body)
+    port = endpoint_port(pushd, "fwb")
+    # the runtime told the firewall: fwb's uid may reach this endpoint, and only its uid
+    table = sh([PUSHD, "status"], env=pushd.env()).stdout.split("nft table ", 1)[1]
+    rules = sh(["nft", "list", "table", "inet", table.split(")", 1)[0]]).stdout
+    own = rules.split("set own", 1)[1].split("set web", 1)[0]
+    assert own.count(f"{port} . ") == 1, rules
     # the platform itself (probes, nginx) still reaches the dyno...
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
         assert resp.read().decode().startswith("I am fwb")

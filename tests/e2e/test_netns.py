@@ -88,10 +88,10 @@ def test_a_squatter_holding_the_port_range_never_gets_another_apps_requests(net,
     thread = threading.Thread(target=poll)
     thread.start()
     try:
-        for _ in range(3):  # each restart takes a new port: the squatter's moment
-            before = net.http("victim", "/env/PORT").body
+        for _ in range(3):  # each restart binds a new endpoint: the squatter's moment
+            before = net.http("victim", "/boot").body
             assert net.ssh("ps:restart", "victim", user="alice").returncode == 0
-            wait_until(lambda b=before: net.http("victim", "/env/PORT").body not in (b, ""),
+            wait_until(lambda b=before: net.http("victim", "/boot").body not in (b, ""),
                        timeout=60)
     finally:
         stop.set()

@@ -43,7 +43,7 @@ def test_one_off_dies_with_its_client(pushd: PushdUnderTest):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=pushd.env())
     try:
-        wait_until(lambda: pids_running(["sleep", "3001"]), timeout=60)
+        wait_until(lambda: pids_running(["sleep", "3001"]), timeout=120)
         assert list(pushd.state.glob("dynos/*-run.*"))
     finally:
         client.send_signal(signal.SIGKILL)  # the client vanishes without a word
@@ -67,12 +67,10 @@ def test_one_off_keeps_running_after_its_input_ends(pushd: PushdUnderTest):
 def test_one_off_ends_with_its_main_process(pushd: PushdUnderTest):
     """As on Heroku: `run` returns when its command does; what it left running is killed."""
     deploy(pushd, "forker", python_app("f"))
-    started = time.monotonic()
     result = pushd.ssh("run", "forker", "nohup sleep 3002 >/dev/null 2>&1 & echo forked",
-                       timeout=60)
+                       timeout=120)  # returns at once: waiting for the sleep would time out
     assert result.returncode == 0, result.stderr
     assert result.stdout == "forked\n"
-    assert time.monotonic() - started < 20
     wait_until(lambda: not pids_running(["sleep", "3002"]), timeout=10)
     leftover = pushd.ssh("run", "forker", "sleep 3003 & echo one; echo two >&2; exit 7",
                          timeout=60)

@@ -55,7 +55,7 @@ def test_up_with_relative_paths_flags_over_file_then_status_and_down(workdir: Pa
             timeout=120)
     assert up.returncode == 0, up.stdout + up.stderr
     assert f"ssh on port {flag_port}" in up.stdout
-    pid = int((workdir / "state" / "pushd.pid").read_text())
+    pid = int((workdir / "state" / "pushd.pid").read_text().split()[0])
     assert f"(pid {pid})" in up.stdout
     assert ssh_apps(key, flag_port).startswith("=== ")  # the flag won over pushd.yaml
 

@@ -21,13 +21,13 @@ def test_restart_of_an_unknown_type_or_dyno_is_refused(pushd: PushdUnderTest):
 
 def test_restart_from_the_local_cli_replaces_web_without_downtime(pushd: PushdUnderTest):
     deploy(pushd, "localrestart", python_app("steady"))
-    port_before = pushd.http("localrestart", "/env/PORT").body
+    boot_before = pushd.http("localrestart", "/boot").body
     with Poller(pushd, "localrestart") as poll:
         result = sh([PUSHD, "ps:restart", "localrestart", "web"], env=pushd.env())
         assert result.returncode == 0, result.stderr
         assert result.stdout.endswith("done\n")
         deadline = time.monotonic() + 30
-        while pushd.http("localrestart", "/env/PORT").body == port_before:
+        while pushd.http("localrestart", "/boot").body == boot_before:
             assert time.monotonic() < deadline, "web.1 was not replaced"
             time.sleep(0.2)
         time.sleep(1.0)  # the old dyno drains and stops meanwhile

@@ -14,7 +14,7 @@ import pytest
 from .harness import PUSHD, free_port, sh
 
 LINE = (" !    Unknown runtime 'dokker' in pushd.yaml, --runtime or PUSHD_RUNTIME "
-        "(known: sandbox)")
+        "(known: docker, sandbox)")
 
 
 @pytest.fixture

@@ -241,10 +241,8 @@ def test_unchanged_apply_does_not_reload(router, backend):
     master = router.master_pid()
     workers = set(_children(master))
     reloads = router.reloads
-    started = time.monotonic()
     for _ in range(20):
         router.apply(routes)
-    assert time.monotonic() - started < 1.0
     assert router.reloads == reloads and set(_children(master)) == workers
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from pushd.events import EventLog, run_oneoff
 from pushd.paths import Paths
-from pushd.ports import PortAllocator
 from pushd.runtime.records import DynoSpec
 from pushd.runtime.sandbox import SandboxRuntime
 from pushd.settings import Settings
@@ -27,6 +27,8 @@ from pushd.settings import Settings
 from ..polling import wait_until
 
 UID = 40100
+# endpoints below the kernel's ephemeral ports; no nft table of its own for this state dir
+SETTINGS = {"port_range": (31000, 31999), "firewall": False}
 SERVER = r"""
 import http.server, json, os, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -70,11 +72,11 @@ def env():
     other.chmod(0o700)
     (paths.root / "secret-state").write_text("state secret\n")
     subprocess.run(["chown", "-R", f"{UID}:{UID}", str(slug)], check=True)
-    settings = Settings(state_dir=paths.root)
+    settings = Settings(**SETTINGS, state_dir=paths.root)
     runtime = SandboxRuntime(settings, paths)
     started: list[str] = []
     yield {"root": root, "paths": paths, "slug": slug, "other": other, "runtime": runtime,
-           "started": started, "ports": PortAllocator((31000, 31999))}
+           "started": started, "events": EventLog(paths, settings.log_max_bytes)}
     for info in runtime.list():
         runtime.remove(info.spec.id)
     shutil.rmtree(root, ignore_errors=True)
@@ -86,7 +88,7 @@ RUN = f"-{os.getpid()}"
 
 def spec(env, command, dyno_id, *, kind="web", memory_mb=256, stop_timeout=5.0, port=None):
     dyno_id += RUN
-    port = port or (env["ports"].allocate(set()) if kind == "web" else None)
+    port = port or (5000 if kind == "web" else None)  # $PORT, in the dyno's own network
     variables = {"HOME": "/app", "DYNO": f"{kind}.1", "FOO": "bar"}
     if port:
         variables["PORT"] = str(port)
@@ -122,12 +124,23 @@ def info_of(runtime, dyno_id):
     return next(i for i in runtime.list() if i.spec.id == dyno_id)
 
 
+def at(env, s, runtime=None):
+    """The host port the runtime chose for the web dyno `s` (its endpoint)."""
+    endpoint = info_of(runtime or env["runtime"], s.id).endpoint
+    assert endpoint.host == "127.0.0.1" and endpoint.port != s.port
+    return endpoint.port
+
+
+def platform_lines(env):
+    return [line for line in log_text(env).splitlines() if " pushd[" in line]
+
+
 def test_web_dyno_isolation_env_and_layer(env):
     rt = env["runtime"]
     s = spec(env, "python3 /app/server.py", "1-web.1-a")
     t0 = time.monotonic()
     rt.start(s)
-    status, body = up(s.port)
+    status, body = up(at(env, s))
     boot = time.monotonic() - t0
     print(f"dyno reachable after {boot:.3f}s")
     seen = json.loads(body)
@@ -137,9 +150,9 @@ def test_web_dyno_isolation_env_and_layer(env):
     # another app's slug, the state dir and its database are not there
     for path in (env["other"] / "secret.txt", env["paths"].root / "secret-state",
                  env["paths"].db, Path("/root")):
-        code, text = get(s.port, str(path).lstrip("/"))
+        code, text = get(at(env, s), str(path).lstrip("/"))
         assert code == 403, (path, text)
-    assert get(s.port, "app/original.txt") == (200, "pristine\n")
+    assert get(at(env, s), "app/original.txt") == (200, "pristine\n")
     # writes go to the dyno's own layer, never to the slug
     rt.stop(s.id)
     wait_until(lambda: not info_of(rt, s.id).running)
@@ -148,8 +161,8 @@ def test_web_dyno_isolation_env_and_layer(env):
     writer = spec(env, "echo changed > /app/original.txt && echo new > /app/new.txt && "
                   "python3 /app/server.py", "1-web.1-b")
     rt.start(writer)
-    up(writer.port)
-    assert get(writer.port, "app/original.txt") == (200, "changed\n")
+    up(at(env, writer))
+    assert get(at(env, writer), "app/original.txt") == (200, "changed\n")
     assert (env["slug"] / "original.txt").read_text() == "pristine\n"
     assert info_of(rt, writer.id).extra["layer"] == "overlay"
     rt.stop(writer.id)
@@ -157,12 +170,11 @@ def test_web_dyno_isolation_env_and_layer(env):
     rt.remove(writer.id)
     again = spec(env, "python3 /app/server.py", "1-web.1-c")
     rt.start(again)
-    up(again.port)
-    assert get(again.port, "app/original.txt") == (200, "pristine\n")
-    assert get(again.port, "app/new.txt")[0] == 403
-    log = log_text(env)
-    assert "pushd[web.1]: Starting process with command `python3 /app/server.py`" in log
-    assert "app[web.1]: booting" in log
+    up(at(env, again))
+    assert get(at(env, again), "app/original.txt") == (200, "pristine\n")
+    assert get(at(env, again), "app/new.txt")[0] == 403
+    assert "app[web.1]: booting" in log_text(env)
+    assert platform_lines(env) == []  # the supervisor's to write, from what it reports
 
 
 def test_stop_terms_the_whole_group_and_logs_status(env):
@@ -175,11 +187,11 @@ def test_stop_terms_the_whole_group_and_logs_status(env):
     time.sleep(0.5)  # let both traps get installed
     rt.stop(s.id)
     info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
-    assert info.exit_status == 143 and info.stopping
+    assert info.exit_status == 143 and info.stopping and not info.killed_after_timeout
+    assert info.finished_at >= info.started_at > 0 and info.reason == ""
     log = log_text(env)
     assert "app[worker.1]: helper got TERM" in log and "app[worker.1]: main got TERM" in log
-    assert "pushd[worker.1]: Stopping all processes with SIGTERM" in log
-    assert "pushd[worker.1]: Process exited with status 143" in log
+    assert platform_lines(env) == []
     rt.remove(s.id)
     assert not Path(f"/sys/fs/cgroup/memory/pushd/{s.id}").exists()
 
@@ -192,8 +204,73 @@ def test_stop_escalates_to_sigkill_r12(env):
     wait_until(lambda: "ignoring" in log_text(env))
     rt.stop(s.id)
     info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
-    assert info.exit_status == 137
-    assert "Error R12 (Exit timeout)" in log_text(env)
+    assert info.exit_status == 137 and info.killed_after_timeout  # the supervisor's R12
+    assert platform_lines(env) == []
+
+
+def test_the_resident_shim_owns_the_sandbox_and_its_pasta(env):
+    """After the setup the shim is the small C program, in the same process: the sandbox and
+    its pasta (told to die with its parent) are still its children and still serve."""
+    rt = env["runtime"]
+    s = spec(env, "python3 /app/server.py", "1-web.1-resident")
+    rt.start(s)
+    up(s.port)
+    folder = env["paths"].dynos_dir / s.id
+    shim = json.loads((folder / "shim.json").read_text())["pid"]
+    net = json.loads((folder / "net.json").read_text())
+    child = json.loads((folder / "child.json").read_text())["pid"]
+    assert os.readlink(f"/proc/{shim}/exe").startswith(str(env["paths"].root / "libexec"))
+    for pid in (net["pasta"], child):
+        assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(shim)
+    os.kill(shim, signal.SIGKILL)  # a shim that crashes: an exit, and pasta goes with it
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 255
+    wait_until(lambda: not Path(f"/proc/{net['pasta']}").exists())
+
+
+def ksm_merge_any(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/ksm_stat").read_text()
+    return "ksm_merge_any: yes" in stat
+
+
+def test_dyno_ksm_merges_pasta_pages_and_never_the_apps(env):
+    ksm = Path("/sys/kernel/mm/ksm")
+    before = {name: (ksm / name).read_text().strip() for name in ("run", "use_zero_pages")}
+    rt = SandboxRuntime(Settings(state_dir=env["paths"].root, dyno_ksm=True), env["paths"])
+    try:
+        rt.check_host()  # what `pushd up` does
+        assert (ksm / "run").read_text().strip() == "1"
+        assert (ksm / "use_zero_pages").read_text().strip() == "1"
+        s = spec(env, "python3 /app/server.py", "1-web.1-ksm")
+        rt.start(s)
+        up(s.port)
+        folder = env["paths"].dynos_dir / s.id
+        pasta = json.loads((folder / "net.json").read_text())["pasta"]
+        init = json.loads((folder / "net.json").read_text())["init"]
+        app = [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
+        assert ksm_merge_any(pasta)
+        assert app and not any(ksm_merge_any(pid) for pid in [init, *app])
+    finally:
+        for info in rt.list():
+            rt.remove(info.spec.id)
+        if before["run"] != "1":
+            (ksm / "run").write_text("2")  # unmerge what was merged, then back as it was
+        (ksm / "use_zero_pages").write_text(before["use_zero_pages"])
+        (ksm / "run").write_text(before["run"])
+
+
+def test_what_the_main_process_leaves_running_is_ended(env):
+    """The dyno ends with its main process: what it left running (holding the output open,
+    ignoring SIGTERM) gets a moment, then goes with the rest of the sandbox."""
+    rt = env["runtime"]
+    s = spec(env, "(trap '' TERM HUP; sleep 300) & echo main done; exit 4", "1-worker.1-left",
+             kind="worker")
+    rt.start(s)
+    info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
+    assert info.exit_status == 4 and not info.stopping
+    assert "app[worker.1]: main done" in log_text(env)
+    assert "pushd[worker.1]: Process exited with status 4" in log_text(env)
+    assert not sandbox_pids(s.id)
 
 
 def test_dyno_survives_its_starter_and_is_adopted(env):
@@ -205,20 +282,24 @@ def test_dyno_survives_its_starter_and_is_adopted(env):
         "from pushd.paths import Paths; from pushd.settings import Settings\n"
         "from pushd.runtime.records import DynoSpec; from pushd.runtime.sandbox import "
         "SandboxRuntime\n"
-        "p = Paths(Path(sys.argv[2])); rt = SandboxRuntime(Settings(state_dir=p.root), p)\n"
+        f"p = Paths(Path(sys.argv[2])); rt = SandboxRuntime(Settings(**{SETTINGS!r}, "
+        "state_dir=p.root), p)\n"
         "rt.start(DynoSpec(**json.loads(sys.argv[3])))\n"
         "import time; time.sleep(600)\n")
     from dataclasses import asdict
     proc = subprocess.Popen([sys.executable, "-c", starter, str(Path(__file__).parents[2]),
                              str(paths.root), json.dumps(asdict(s))])
-    up(s.port)
+    port = wait_until(lambda: any(i.spec.id == s.id for i in env["runtime"].list())
+                      and at(env, s))
+    up(port)
     proc.send_signal(signal.SIGKILL)  # the "daemon" dies hard
     proc.wait()
     time.sleep(0.3)
-    assert get(s.port, "env")[0] == 200
-    fresh = SandboxRuntime(Settings(state_dir=paths.root), paths)
+    assert get(port, "env")[0] == 200
+    fresh = SandboxRuntime(Settings(**SETTINGS, state_dir=paths.root), paths)
     infos = [i for i in fresh.list() if i.spec.id == s.id]
     assert len(infos) == 1 and infos[0].running and infos[0].spec == s
+    assert infos[0].endpoint.port == port
     fresh.stop(s.id)
     wait_until(lambda: not info_of(fresh, s.id).running)
 
@@ -231,10 +312,8 @@ def test_memory_hog_is_killed_with_r15(env):
     s = spec(env, hog, "1-worker.1-hog", kind="worker", memory_mb=64)
     rt.start(s)
     info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i, timeout=60)
-    assert info.oom_killed and info.exit_status == 137
-    log = log_text(env)
-    assert "pushd[worker.1]: Error R15 (Memory quota vastly exceeded)" in log
-    assert "pushd[worker.1]: Process exited with status 137" in log
+    assert info.oom_killed and info.exit_status == 137  # the supervisor's R15
+    assert platform_lines(env) == []
 
 
 class IO:
@@ -265,7 +344,7 @@ def test_run_returns_status_and_output(env):
     rt = env["runtime"]
     io = IO(b"from stdin\n")
     s = oneoff(env, "cat; echo out $DYNO $FROM_PROFILE_D; echo err >&2; exit 3")
-    status = rt.run(s, io)
+    status = run_oneoff(rt, s, io, env["events"])
     assert status == 3
     assert io.out == b"from stdin\nout run.1234 yes\n" and io.err == b"err\n"
     assert not (env["paths"].dynos_dir / s.id).exists()
@@ -325,7 +404,9 @@ class BrokenIO(IO):
 
 def run_in_thread(rt, dyno_spec, io):
     result = {}
-    thread = threading.Thread(target=lambda: result.update(status=rt.run(dyno_spec, io)),
+    events = EventLog(rt.paths, rt.settings.log_max_bytes)  # `run` writes Heroku's lines
+    thread = threading.Thread(
+        target=lambda: result.update(status=run_oneoff(rt, dyno_spec, io, events)),
                               daemon=True)
     thread.start()
     return thread, result

@@ -44,7 +44,7 @@ def test_deploy_and_rollout_with_real_dynos():
     paths = Paths(root / "state")
     paths.ensure()
     settings = Settings(state_dir=paths.root, drain_seconds=0.5, stop_timeout=3,
-                        port_range=(32000, 32700))
+                        port_range=(32000, 32700), firewall=False)
     store = Store(paths.db)
     runtime = SandboxRuntime(settings, paths)
     router = Router()

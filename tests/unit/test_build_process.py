@@ -7,16 +7,22 @@ import pytest
 from pushd.build.process import BuildTimeout, describe_seconds, run_streaming
 
 
-def test_lines_arrive_as_they_are_printed():
+def test_lines_arrive_as_they_are_printed(tmp_path):
+    # the process prints its second line only once the first has reached us: if lines
+    # waited for the process (or its output buffer), it would give up and exit 3
     seen = []
-    script = "import time\nprint('one', flush=True)\ntime.sleep(0.6)\nprint('two', end='')\n"
-    start = time.monotonic()
-    status = run_streaming(["python3", "-c", script],
-                           lambda line: seen.append((line, time.monotonic() - start)),
-                           time.monotonic() + 10, "compile")
+    heard = tmp_path / "heard"
+    script = ("import os, sys, time\nprint('one', flush=True)\n"
+              f"for _ in range(300):\n    if os.path.exists({str(heard)!r}): break\n"
+              "    time.sleep(0.05)\nelse:\n    sys.exit(3)\nprint('two', end='')\n")
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        heard.touch()
+
+    status = run_streaming(["python3", "-c", script], on_line, time.monotonic() + 30, "compile")
     assert status == 0
-    assert [line for line, _ in seen] == ["one\n", "two\n"]
-    assert seen[0][1] < 0.5 <= seen[1][1]  # the first line did not wait for the process
+    assert seen == ["one\n", "two\n"]
 
 
 def test_exit_status_and_stderr_merged():
@@ -34,7 +40,7 @@ def test_timeout_kills_the_whole_group(tmp_path):
     with pytest.raises(BuildTimeout) as err:
         run_streaming(["sh", "-c", script], lambda line: None, time.monotonic() + 1,
                       "compile", timeout_label="1 second")
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 20  # it did not wait for the 30 s sleep
     assert err.value.phase == "compile"
     child = int(marker.read_text())
     time.sleep(0.2)

@@ -14,13 +14,19 @@ from pushd.runtime.base import RUNTIMES, make_runtime
 from pushd.settings import Settings
 
 MESSAGE = ("Unknown runtime 'dokker' in pushd.yaml, --runtime or PUSHD_RUNTIME "
-           "(known: sandbox)")
+           "(known: docker, sandbox)")
 
 
 def test_the_sandbox_registers_itself_when_the_wiring_loads_runtimes():
     load_runtimes()
     assert RUNTIMES["sandbox"].__module__ == "pushd.runtime.sandbox"
     assert RUNTIMES["sandbox"].name == "sandbox"
+
+
+def test_the_docker_runtime_registers_itself_when_the_wiring_loads_runtimes():
+    load_runtimes()
+    assert RUNTIMES["docker"].__module__ == "pushd.runtime.docker.runtime"
+    assert RUNTIMES["docker"].name == "docker"
 
 
 def test_an_unknown_runtime_is_refused_when_the_platform_is_wired(tmp_path: Path):

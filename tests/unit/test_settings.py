@@ -34,7 +34,7 @@ def test_memory_per_process_type(tmp_path: Path):
 
 
 @pytest.mark.parametrize("text", ["uid_base: 50000\n", "uid_base: 0\n",
-                                  "port_range: 80-90\n"])
+                                  "port_range: 80-90\n", "dyno_port: 80\n"])
 def test_ranges_that_would_break_isolation_are_refused(tmp_path, text):
     (tmp_path / "pushd.yaml").write_text(text)
     with pytest.raises(UsageError):
@@ -46,3 +46,8 @@ def test_app_uids_stay_in_their_span():
     assert app_uid(settings, 1) == 40001
     with pytest.raises(UsageError):
         app_uid(settings, APP_UID_SPAN)
+
+
+def test_dyno_port_is_one_setting_for_every_web_dyno(tmp_path):
+    (tmp_path / "pushd.yaml").write_text("dyno_port: 8000\n")
+    assert load({"state_dir": str(tmp_path)}, env={}).dyno_port == 8000

@@ -1,4 +1,4 @@
-"""Supervisor logic replayed with a fake runtime, router, clock and port probe."""
+"""Supervisor logic replayed with a fake runtime, router, clock and dyno probe."""
 
 from __future__ import annotations
 
@@ -34,12 +34,16 @@ class FakeRuntime:
         self.infos: dict[str, DynoInfo] = {}
         self.events: list[tuple[str, str]] = []
         self.output: dict[str, list[str]] = {}
-        self.endpoint_host, self.endpoint_shift = "127.0.0.1", 0  # where $PORT is published
+        self.endpoint_host, self.next_port = "127.0.0.1", 20000  # where $PORT is published
+        self.full = False  # no endpoint left for a web dyno
 
     def start(self, spec: DynoSpec) -> DynoInfo:
         endpoint = None
         if spec.port:
-            endpoint = Endpoint(self.endpoint_host, spec.port + self.endpoint_shift)
+            if self.full:
+                raise RuntimeFailure("No free port left in 20000-29999")
+            endpoint = Endpoint(self.endpoint_host, self.next_port)
+            self.next_port += 1
         info = DynoInfo(spec=spec, pid=100 + len(self.events), running=True, endpoint=endpoint)
         self.infos[spec.id] = info
         self.events.append(("start", spec.id))
@@ -68,6 +72,9 @@ class FakeRuntime:
         info = self.infos[dyno_id]
         info.running, info.exit_status = False, status
 
+    def endpoint(self, spec: DynoSpec) -> tuple[str, int]:
+        return tuple(self.infos[spec.id].endpoint)
+
     def running(self, kind: str | None = None) -> list[DynoSpec]:
         return sorted((i.spec for i in self.infos.values() if i.running
                        and (kind is None or i.spec.process_type == kind)),
@@ -87,17 +94,6 @@ class FakeRouter:
         self.events.append(("router", tuple((r.app, r.upstreams) for r in routes)))
 
 
-class FakePorts:
-    def __init__(self) -> None:
-        self.next = 20000
-
-    def allocate(self, exclude: set[int]) -> int:
-        while self.next in exclude:
-            self.next += 1
-        self.next += 1
-        return self.next - 1
-
-
 class World:
     def __init__(self, tmp_path) -> None:
         self.paths = Paths(tmp_path / "state")
@@ -108,14 +104,14 @@ class World:
         self.clock = Clock()
         self.runtime = FakeRuntime()
         self.router = FakeRouter(self.runtime.events)
-        self.bound: set[int] = set()  # ports where the "app" accepts connections
+        self.bound: set[str] = set()  # dynos whose "app" accepts connections on $PORT
         self.sup = self.make()
         self.app = self.store.create_app("myapp", "alice")
         self.paths.app_dir(self.app.id).mkdir(parents=True)  # as apps:create does
 
     def make(self) -> Supervisor:
         return Supervisor(self.store, self.runtime, self.router, self.settings, self.paths,
-                          clock=self.clock, ports=FakePorts(), probe=self.probe)
+                          clock=self.clock, probe=self.probe)
 
     def deploy(self, types: dict[str, str], config: dict[str, str] | None = None):
         slug = Slug(id=f"s{len(self.store.slugs(self.app.id))}", app_id=self.app.id,
@@ -125,10 +121,10 @@ class World:
                                          slug=slug, config_set=config)
 
     def probe(self, spec: DynoSpec) -> bool:
-        return spec.port in self.bound
+        return spec.id in self.bound
 
     def bind_all(self) -> None:
-        self.bound.update(s.port for s in self.runtime.running("web"))
+        self.bound.update(s.id for s in self.runtime.running("web"))
 
     def tick(self, seconds: float = 0.0) -> None:
         self.clock.advance(seconds)
@@ -162,7 +158,7 @@ def test_first_deploy_gets_one_of_each_type_but_release(w):
     assert w.store.formation(w.app.id) == {"web": 1, "worker": 1}
     assert names(w.runtime.running()) == ["web.1", "worker.1"]
     web = w.runtime.running("web")[0]
-    assert web.env["PORT"] == str(web.port) and web.env["DYNO"] == "web.1"
+    assert web.env["PORT"] == str(web.port) == "5000" and web.env["DYNO"] == "web.1"
     assert web.env["HOME"] == "/app" and web.uid == 40000 + w.app.id
     assert web.env["STACK"] and web.env["SOURCE_VERSION"] == "abc1234"
     assert "PORT" not in w.runtime.running("worker")[0].env
@@ -170,7 +166,7 @@ def test_first_deploy_gets_one_of_each_type_but_release(w):
     w.bind_all()
     w.tick()
     assert w.store.release(w.app.id, release.version).status == "succeeded"
-    assert w.router.applied[-1][0].upstreams == (("127.0.0.1", web.port, "web.1"),)
+    assert w.router.applied[-1][0].upstreams == ((*w.runtime.endpoint(web), "web.1"),)
     assert w.router.applied[-1][0].hosts[0] == "myapp.localhost"
     assert "web.1]: State changed from starting to up" in w.log()
     status = read_status(w.paths, w.app.id)
@@ -178,24 +174,17 @@ def test_first_deploy_gets_one_of_each_type_but_release(w):
 
 
 def test_routes_go_to_the_endpoint_the_runtime_reports(w):
-    w.runtime.endpoint_host, w.runtime.endpoint_shift = "127.0.0.2", 7
+    w.runtime.endpoint_host, w.runtime.next_port = "127.0.0.2", 20007
     deploy_live(w, {"web": "python app.py"})
     web = w.runtime.running("web")[0]
-    assert w.router.applied[-1][0].upstreams == (("127.0.0.2", web.port + 7, "web.1"),)
-
-
-class NoPorts:
-    """Every port of the range held by other processes of the host."""
-
-    def allocate(self, exclude: set[int]) -> int:
-        raise RuntimeFailure("No free port left in 20000-29999")
+    assert web.port == w.settings.dyno_port  # $PORT inside; the endpoint is the runtime's
+    assert w.router.applied[-1][0].upstreams == (("127.0.0.2", 20007, "web.1"),)
 
 
 def test_no_free_port_fails_that_web_dyno_and_the_pass_goes_on_for_everyone_else(w):
     other = w.store.create_app("other", "bob")
     w.paths.app_dir(other.id).mkdir(parents=True)
-    w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
-                       ports=NoPorts(), probe=w.probe)
+    w.runtime.full = True  # every endpoint port held by other processes of the host
     release = w.deploy({"web": "python app.py", "worker": "python worker.py"})
     slug = Slug(id="o1", app_id=other.id, path="/o.tgz", dir="/slug", size=1,
                 commit="abc1234", process_types={"worker": "python worker.py"})
@@ -296,20 +285,21 @@ def test_rollout_switches_router_before_stopping_old_after_drain(w):
     v2 = w.deploy({"web": "v2"}, config={"A": "1"})
     w.tick()
     new = [s for s in w.runtime.running("web") if s.release == v2.version][0]
-    assert new.env["A"] == "1" and new.port != old.port
+    old_at, new_at = w.runtime.endpoint(old), w.runtime.endpoint(new)
+    assert new.env["A"] == "1" and new_at != old_at
     w.tick(1)
-    assert w.router.applied[-1][0].upstreams[0][1] == old.port  # old serves while new boots
+    assert w.router.applied[-1][0].upstreams[0][:2] == old_at  # old serves while new boots
     w.bind_all()
     w.tick()
     assert w.store.release(w.app.id, v2.version).status == "succeeded"
-    assert w.router.applied[-1][0].upstreams == (("127.0.0.1", new.port, "web.1"),)
+    assert w.router.applied[-1][0].upstreams == ((*new_at, "web.1"),)
     assert ("stop", old.id) not in w.runtime.events  # still draining
     w.tick(1)
     assert ("stop", old.id) not in w.runtime.events
     w.tick(1.5)
     events = w.runtime.events
     switched = max(i for i, e in enumerate(events) if e[0] == "router"
-                   and e[1][0][1] == (("127.0.0.1", new.port, "web.1"),))
+                   and e[1][0][1] == ((*new_at, "web.1"),))
     assert switched < events.index(("stop", old.id))
     assert names(w.runtime.running()) == ["web.1"]
 
@@ -361,7 +351,7 @@ def test_rollout_failure_on_boot_timeout(w):
     assert w.store.release(w.app.id, v2.version).status == "failed"
     w.tick()
     assert [s.id for s in w.runtime.running()] == [old.id]
-    assert w.router.applied[-1][0].upstreams[0][1] == old.port
+    assert w.router.applied[-1][0].upstreams[0][:2] == w.runtime.endpoint(old)
 
 
 def test_release_without_web_succeeds_once_started(w):
@@ -389,46 +379,13 @@ def test_route_of_an_app_whose_web_dynos_crashed_is_h10(w):
     assert w.router.applied[-1][0].crashed is False
     web = w.runtime.running("web")[0]
     w.runtime.crash(web.id)
-    w.bound.discard(web.port)
+    w.bound.discard(web.id)
     w.tick()
     route = w.router.applied[-1][0]
     assert route.upstreams == () and route.crashed is True
     w.store.set_formation(w.app.id, {"web": 0})
     w.tick()
     assert w.router.applied[-1][0].crashed is False  # scaled to zero: H14 again
-
-
-def test_port_guard_gets_every_web_dyno_port_and_uid_when_they_change(w):
-    sent: list[frozenset] = []
-    w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
-                       ports=FakePorts(), probe=w.probe, guard=sent.append)
-    deploy_live(w, {"web": "python app.py", "worker": "python worker.py"})
-    web = w.runtime.running("web")[0]
-    assert sent[-1] == {(web.port, 40000 + w.app.id)}  # workers have no port
-    count = len(sent)
-    w.tick()
-    assert len(sent) == count  # unchanged: not sent again
-    w.sup.reguard()  # the rules were flushed from outside
-    w.tick()
-    assert len(sent) == count + 1 and sent[-1] == sent[-2]
-
-
-def test_a_failed_port_rule_update_is_tried_again(w):
-    calls: list[frozenset] = []
-
-    def flaky(own: frozenset) -> None:
-        calls.append(own)
-        if len(calls) == 1:
-            raise RuntimeError("nft: resource busy")
-
-    w.sup = Supervisor(w.store, w.runtime, w.router, w.settings, w.paths, clock=w.clock,
-                       ports=FakePorts(), probe=w.probe, guard=flaky)
-    deploy_live(w, {"web": "python app.py"})
-    w.tick()
-    assert len(calls) >= 2 and calls[-1] == calls[0]  # the same rules, sent until taken
-    taken = len(calls)
-    w.tick()
-    assert len(calls) == taken  # then only on change
 
 
 def test_a_stop_all_that_times_out_leaves_the_app_running(w):
@@ -517,10 +474,10 @@ def test_restart_web_is_zero_downtime(w):
     w.sup.restart(w.app.id, "web.1")
     w.tick()
     new = [s for s in w.runtime.running("web") if s.id != old.id][0]
-    assert w.router.applied[-1][0].upstreams[0][1] == old.port
+    assert w.router.applied[-1][0].upstreams[0][:2] == w.runtime.endpoint(old)
     w.bind_all()
     w.tick()
-    assert w.router.applied[-1][0].upstreams == (("127.0.0.1", new.port, "web.1"),)
+    assert w.router.applied[-1][0].upstreams == ((*w.runtime.endpoint(new), "web.1"),)
     assert ("stop", old.id) not in w.runtime.events
     w.tick(3)
     assert [s.id for s in w.runtime.running()] == [new.id]

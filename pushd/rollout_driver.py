@@ -1,0 +1,78 @@
+"""The supervisor's side of release rollouts (a mixin `Supervisor` composes, as `Store`
+composes `store_tenants`): it keeps one `rollout.Rollout` per app with a pending release,
+feeds it what the loop observed and carries out the actions it decides (router switch,
+release status, failure report, stopping or retiring dynos, the `pushd[api]` line). The
+decisions are `rollout.py`'s, pure and tested alone; this is only their I/O.
+"""
+
+from __future__ import annotations
+
+from . import rollout as ro
+from .dynostatus import write_failure
+from .errors import RouterError
+from .models import Release
+
+
+class RolloutDriver:
+    """Uses the supervisor's store, runtime, paths, settings, clock, dynos, publisher."""
+
+    rollouts: dict[int, ro.Rollout]  # app id -> its pending release's
+
+    def _rollouts(self, pending: dict[int, Release]) -> None:
+        """Feed each pending release's rollout what this pass saw of its web dynos."""
+        self.rollouts = {app_id: r for app_id, r in self.rollouts.items() if app_id in pending}
+        for app_id, release in pending.items():
+            self._track(app_id, release)
+            formation = self.store.formation(app_id)
+            webs = formation.get("web", 0) if "web" in release.process_types else 0
+            self._feed(app_id, release.version, ro.Scaled(webs))
+            for dyno in list(self.dynos.values()):
+                spec = dyno.spec
+                if (spec.app_id == app_id and spec.release == release.version
+                        and spec.process_type == "web" and dyno.routable):
+                    self._feed(app_id, release.version, ro.DynoUp(spec.dyno))
+
+    def _supersede_older(self, app_id: int, pending: Release) -> None:
+        for release in self.store.releases(app_id, limit=20):
+            if release.status == "pending" and release.version < pending.version:
+                self._track(app_id, release)
+                self._feed(app_id, release.version, ro.Newer(pending.name))
+
+    def _track(self, app_id: int, release: Release) -> None:
+        if (r := self.rollouts.get(app_id)) is None or r.version != release.version:
+            self.rollouts[app_id] = ro.Rollout(release.version, release.name)
+
+    def _feed(self, app_id: int, version: int, event: ro.Event) -> ro.Rollout | None:
+        """Tell vN's rollout (None if not under way) what happened; do what it decides."""
+        rollout = self.rollouts.get(app_id)
+        if rollout is None or rollout.version != version or rollout.state.done:
+            return None
+        rollout, actions = ro.step(rollout, event)
+        self.rollouts[app_id] = rollout
+        for action in actions:
+            self._act(app_id, action)
+        return self.rollouts[app_id]
+
+    def _act(self, app_id: int, action: ro.Action) -> None:
+        match action:
+            case ro.SwitchRouter(version):
+                try:
+                    self.out.switch(self._build_routes({app_id: version}))
+                except RouterError as err:
+                    self._feed(app_id, version, ro.RouterRefused(str(err)))
+                else:
+                    self._feed(app_id, version, ro.Switched())
+            case ro.RecordFailure(version, reason, dyno_id):
+                output = self.runtime.logs(dyno_id, 8) if dyno_id else []
+                write_failure(self.paths, app_id, version, reason, output)
+            case ro.SetStatus(version, status):
+                self.store.set_release_status(app_id, version, str(status))
+                if status is ro.ReleaseState.SUCCEEDED:
+                    self._serving[app_id] = self.store.release(app_id, version)
+            case ro.Announce(message):
+                self._log(app_id, "api", message)
+            case ro.StopRelease(version):
+                for dyno in [d for d in self.dynos.values() if d.slot[:2] == (app_id, version)]:
+                    self._stop(dyno)
+            case ro.RetireOlder():
+                self.drain_until[app_id] = self.clock() + self.settings.drain_seconds

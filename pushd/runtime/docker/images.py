@@ -1,0 +1,114 @@
+"""Release images: `pushd/<app>:v<N>` = the stack image + the release's slug at `/app`.
+
+Made with the SDK alone, no Dockerfile and no build context: a container of the stack is
+created (never started), the slug is copied in as a tar stream (owners and modes kept: the
+slug belongs to the app's uid, so `/app` does too), and the container is committed with the
+labels gc and `apps:destroy` look for. Idempotent: an image with the tag and the same slug is
+reused. Safe under concurrent starts: one maker at a time per state dir (a lock file), and
+callers start containers from the image *id* returned by `release_image`, so a tag moved by
+another pushd instance afterwards never changes what a dyno runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ...stack import image_name
+from .client import APP, APP_ID, INSTANCE, RELEASE, SLUG, DockerFailure, one_line
+
+DEFAULT_STACK = "pushd-22"
+_THREAD_LOCK = threading.Lock()
+
+
+def release_tag(app: str, release: int) -> str:
+    return f"pushd/{app}:v{release}"
+
+
+def ensure_release_image(client: Any, app: str, app_id: int, release: int, slug_dir: str,
+                         stack: str = DEFAULT_STACK, labels: dict[str, str] | None = None,
+                         lock_dir: Path | None = None) -> str:
+    """The tag of the release image of `slug_dir`, made first if missing (or if the tag
+    points at another slug's image, e.g. one an app of the same name left in another state
+    dir)."""
+    release_image(client, app, app_id, release, slug_dir, stack, labels, lock_dir)
+    return release_tag(app, release)
+
+
+def release_image(client: Any, app: str, app_id: int, release: int, slug_dir: str,
+                  stack: str = DEFAULT_STACK, labels: dict[str, str] | None = None,
+                  lock_dir: Path | None = None) -> Any:
+    """The release image itself (start containers from its `.id`)."""
+    import docker
+
+    tag = release_tag(app, release)
+    slug = str(Path(slug_dir).resolve())
+    with _making(lock_dir):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            image = client.images.get(tag)
+            if image.labels.get(SLUG) == slug:
+                return image
+        wanted = {APP: app, APP_ID: str(app_id), RELEASE: str(release), SLUG: slug,
+                  **(labels or {})}
+        same_slug = _made_from(client, slug, wanted)
+        if same_slug is not None:  # a config change or a rollback: another tag, no copy
+            repository, _, version = tag.rpartition(":")
+            same_slug.tag(repository, version)
+            return same_slug
+        if not Path(slug).is_dir():
+            raise DockerFailure(f"The slug of {app} v{release} is gone ({slug})")
+        try:
+            return _commit(client, image_name(stack), tag, slug, wanted)
+        except docker.errors.ImageNotFound:
+            raise DockerFailure(f"The stack image {image_name(stack)} is missing: run "
+                                "`pushd stack:build`") from None
+        except docker.errors.APIError as err:
+            raise DockerFailure(f"Could not make the image {tag}: {one_line(err)}") from None
+
+
+def _made_from(client: Any, slug: str, wanted: dict[str, str]) -> Any:
+    """An image this instance already made of `slug` for this app, if any."""
+    same = [f"{key}={wanted[key]}" for key in (APP_ID, SLUG, INSTANCE) if key in wanted]
+    found = client.images.list(filters={"label": same})
+    return found[0] if found else None
+
+
+@contextlib.contextmanager
+def _making(lock_dir: Path | None) -> Iterator[None]:
+    """One image maker at a time: threads of this process, and processes on this state dir."""
+    with _THREAD_LOCK:
+        if lock_dir is None:
+            yield
+            return
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_dir / "images.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _commit(client: Any, stack: str, tag: str, slug: str, labels: dict[str, str]) -> Any:
+    repository, _, version = tag.rpartition(":")
+    holder = client.containers.create(stack, command=["true"], network_mode="none",
+                                      labels=labels)  # gc finds it if a crash leaves it
+    try:
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(slug, arcname="app")  # owners and modes as in the slug folder
+            archive.seek(0)
+            if not holder.put_archive("/", archive):
+                raise DockerFailure(f"The engine refused the slug for {tag}")
+        return holder.commit(repository=repository, tag=version,
+                             conf={"Labels": labels, "WorkingDir": "/app",
+                                   "Cmd": ["/bin/bash"]})
+    finally:
+        holder.remove(force=True)

@@ -1,0 +1,408 @@
+"""The docker runtime: one container per dyno, from the release image `pushd/<app>:v<N>`
+(`images.py`), made as `container.py` says (init, the app's uid, no capabilities, a
+read-only root with `/app` and `/tmp` writable, limits, `network_mode="none"`), with pasta
+attached from the host (`network.py`) and its output followed into the app log
+(`logcollect.py`).
+
+start() returns at once: the container is launched (release image, create, start, pasta)
+on a thread of its own, so the supervisor's loop never waits on the engine; until it runs
+the dyno is reported running without a pid, and a launch that fails is reported exited
+(255) with its reason.
+
+What the daemon must find again after a restart lives in the engine (the containers, by the
+labels of this state dir, and their output) and in one small state file per dyno under
+`<state>/docker/dynos/` (its spec, endpoint, pasta, when a stop was asked). stop() is the
+engine's own: SIGTERM, SIGKILL after the timeout, carried out by the engine even if the
+daemon dies meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ...errors import RuntimeFailure
+from ...files import replace_file
+from ...logs import AppLog
+from ...paths import Paths
+from ...settings import Settings
+from ..base import register
+from ..endpoints import HostEndpoints
+from ..netns import NetnsError, listening
+from ..records import DynoInfo, DynoSpec, Endpoint, OneOffIO
+from . import network
+from .client import (
+    ID,
+    INSTANCE,
+    ONEOFF,
+    connect,
+    docker_time,
+    instance_id,
+    one_line,
+    request_stop,
+)
+from .container import create_kwargs
+from .images import release_image
+from .logcollect import Collectors, read_cursor
+from .oneoff import owner_alive, owner_token
+
+log = logging.getLogger("pushd.docker")
+
+
+class _Removed(Exception):
+    """The dyno was removed while its container was being launched."""
+
+
+LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
+DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
+KILL_TIMEOUT_SLACK = 0.5
+
+
+@register("docker")
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, settings: Settings, paths: Paths) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.instance = instance_id(paths.root)
+        self.state_dir = paths.root / "docker" / "dynos"
+        self.endpoints = HostEndpoints(settings)  # ports from port_range, the firewall's pairs
+        self._client: Any = None
+        self._collectors: Collectors | None = None
+        self._lock = threading.Lock()
+        self._state_lock = threading.Lock()  # read-modify-write of the state files
+        self._launching: set[str] = set()
+
+    # the engine, connected on first use (a CLI that never touches a dyno needs none)
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = connect()
+                self._collectors = Collectors(self._client.api)
+        return self._client
+
+    @property
+    def collectors(self) -> Collectors:
+        self.client  # noqa: B018  (connects)
+        assert self._collectors is not None
+        return self._collectors
+
+    # state files
+    def _state_path(self, dyno_id: str) -> Path:
+        if not dyno_id or "/" in dyno_id or dyno_id.startswith("."):
+            raise RuntimeFailure(f"Invalid dyno id {dyno_id!r}")
+        return self.state_dir / f"{dyno_id}.json"
+
+    def _cursor_path(self, dyno_id: str) -> Path:
+        return self.state_dir / f"{dyno_id}.cursor"
+
+    def _read(self, dyno_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._state_path(dyno_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _write(self, dyno_id: str, state: dict[str, Any]) -> None:
+        replace_file(self._state_path(dyno_id), json.dumps(state, sort_keys=True), sync=True)
+
+    def _states(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        if self.state_dir.is_dir():
+            for path in self.state_dir.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    found[path.stem] = json.loads(path.read_text())
+        return found
+
+    def image(self, spec: DynoSpec) -> Any:
+        if spec.image:  # built from the app's Dockerfile
+            return self.client.images.get(spec.image)
+        return release_image(self.client, spec.app, spec.app_id, spec.release, spec.slug_dir,
+                             self.settings.stack, {INSTANCE: self.instance},
+                             lock_dir=self.paths.root / "docker")
+
+    def create_kwargs(self, spec: DynoSpec, image: Any) -> dict[str, Any]:
+        return create_kwargs(spec, image.id, self.instance)
+
+    # the Runtime protocol
+    def start(self, spec: DynoSpec) -> DynoInfo:
+        """Record the dyno and launch its container on a thread of its own: returns at once
+        (the release image, the engine's start and pasta take a second or more, which the
+        supervisor's loop must not wait for). The dyno is `running` without a pid until its
+        container runs; a launch that fails reports it exited (255) with the reason."""
+        if self._state_path(spec.id).exists():
+            raise RuntimeFailure(f"Dyno {spec.id} exists already")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        endpoint = None
+        if spec.process_type == "web" and spec.port is not None:
+            known = self.list()
+            endpoint = self.endpoints.allocate(known).port  # RuntimeFailure when none is free
+            self.endpoints.guard(known, frozenset({(endpoint, spec.uid)}))
+        state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
+                                 "created_at": time.time(), "launcher": owner_token()}
+        self._write(spec.id, state)
+        with self._lock:
+            self._launching.add(spec.id)
+        # a process of its own, as the sandbox's shim: a daemon killed meanwhile never leaves
+        # a launch half done (the next daemon sees the launcher alive, then its container)
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir.parent / "launch.log", "ab") as errors:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "pushd.runtime.docker.launch", str(self.paths.root),
+                 spec.id], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+        self._update(spec.id, {"launcher": owner_token(launcher.pid)})  # it outlives us
+        threading.Thread(target=self._reap, args=(spec.id, launcher), name=f"launch-{spec.id}",
+                         daemon=True).start()
+        return self._info(state, running=True)
+
+    def _reap(self, dyno_id: str, launcher: subprocess.Popen) -> None:
+        """Once the launcher is done: follow the container's output from here on."""
+        launcher.wait()
+        state = self._read(dyno_id)
+        if state and state.get("launched") and state.get("container"):
+            with contextlib.suppress(Exception):
+                self._follow(DynoSpec(**state["spec"]), state["container"])
+        with self._lock:
+            self._launching.discard(dyno_id)
+
+    def launch(self, dyno_id: str) -> None:
+        """In the launcher process: the release image, the container, its pasta."""
+        state = self._update(dyno_id, {"launcher": owner_token()})
+        if state is not None:
+            endpoint = state.get("endpoint")
+            self._launch(DynoSpec(**state["spec"]), int(endpoint) if endpoint else None)
+
+    def _launch(self, spec: DynoSpec, endpoint: int | None) -> None:
+        container_id = None
+        pasta = None
+        try:
+            image = self.image(spec)
+            container = self.client.containers.create(**self.create_kwargs(spec, image))
+            container_id = container.id
+            if not self._update(spec.id, {"container": container_id}):
+                raise _Removed
+            container.start()
+            container.reload()
+            pid = container.attrs["State"]["Pid"] or None
+            facts: dict[str, Any] = {"pid": pid, "launched": True, "started_at": docker_time(
+                container.attrs["State"]["StartedAt"])}
+            if pid:
+                try:
+                    pasta = network.connect(pid, spec.uid, endpoint, spec.port)
+                    facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
+                except NetnsError as err:
+                    if endpoint is not None:
+                        raise
+                    facts["reason"] = f"no network for this dyno: {err}"
+            state = self._update(spec.id, facts)
+            if state is None:
+                raise _Removed
+            if state.get("stop_requested"):  # stopped while it was launching
+                request_stop(self.client.api, container_id, math.ceil(spec.stop_timeout))
+        except Exception as err:
+            if pasta is not None:
+                network.release(pasta.pid, pasta.start)
+            if container_id is not None:
+                with contextlib.suppress(Exception):
+                    self.client.api.remove_container(container_id, v=True, force=True)
+            if not isinstance(err, _Removed):
+                reason = str(err) if isinstance(err, RuntimeFailure) else one_line(err)
+                log.warning("could not start %s: %s", spec.id, reason)
+                self._update(spec.id, {"failed": f"could not start: {reason}",
+                                       "container": None})
+
+    def _update(self, dyno_id: str, facts: dict[str, Any]) -> dict[str, Any] | None:
+        """Add facts to the dyno's state file; None (nothing written) once it is removed."""
+        with self._state_lock:
+            state = self._read(dyno_id)
+            if state is None:
+                return None
+            state.update(facts)
+            self._write(dyno_id, state)
+            return state
+
+    def stop(self, dyno_id: str) -> None:
+        with self._state_lock:
+            state = self._read(dyno_id)
+            if state is None:
+                return
+            if not state.get("stop_requested"):
+                state["stop_requested"] = time.time()
+                self._write(dyno_id, state)
+        if state.get("launched") and state.get("container"):
+            # the engine's own escalation: SIGTERM now, SIGKILL past the timeout (rounded
+            # up: never early), carried out by the engine even if the daemon dies meanwhile
+            request_stop(self.client.api, state["container"],
+                         math.ceil(state["spec"]["stop_timeout"]))
+
+    def list(self) -> list[DynoInfo]:
+        states = self._states()
+        containers = self._containers()
+        return [self._report(dyno_id, state, containers)
+                for dyno_id, state in sorted(states.items())]
+
+    def _report(self, dyno_id: str, state: dict[str, Any],
+                containers: dict[str, dict[str, Any]]) -> DynoInfo:
+        if not state.get("launched") and not state.get("failed"):
+            with self._lock:
+                launching = dyno_id in self._launching
+            if launching or (state.get("launcher") != owner_token()
+                             and owner_alive(state.get("launcher", ""))):
+                return self._info(state, running=True)
+            fresh = self._read(dyno_id)  # it may have launched since `state` was read
+            if fresh is None or not (fresh.get("launched") or fresh.get("failed")):
+                # its launcher died before the container ran with its network
+                return self._info(state, running=False, exit_status=255,
+                                  reason="its start was interrupted")
+            state, containers = fresh, self._containers()
+        if state.get("failed"):
+            return self._info(state, running=False, exit_status=255,
+                              finished_at=state.get("created_at", 0.0))
+        summary = containers.get(dyno_id)
+        if summary is not None and summary.get("State") in ("running", "restarting", "paused"):
+            self._follow(DynoSpec(**state["spec"]), summary["Id"])
+            return self._info(state, running=True)
+        return self._exited(dyno_id, state, summary)
+
+    def _containers(self) -> dict[str, dict[str, Any]]:
+        """This state dir's dyno containers (one-offs aside) as the engine lists them."""
+        listed = self.client.api.containers(all=True, filters={
+            "label": [f"{INSTANCE}={self.instance}"]})
+        return {c["Labels"][ID]: c for c in listed
+                if ID in c.get("Labels", {}) and ONEOFF not in c["Labels"]}
+
+    def _endpoint(self, state: dict[str, Any]) -> Endpoint | None:
+        return Endpoint("127.0.0.1", state["endpoint"]) if state.get("endpoint") else None
+
+    def _info(self, state: dict[str, Any], running: bool, **facts: Any) -> DynoInfo:
+        facts.setdefault("reason", state.get("failed") or state.get("reason", ""))
+        return DynoInfo(spec=DynoSpec(**state["spec"]), pid=state.get("pid"), running=running,
+                        started_at=state.get("started_at") or state.get("created_at", 0.0),
+                        stopping=bool(state.get("stop_requested")),
+                        endpoint=self._endpoint(state), **facts)
+
+    def _exited(self, dyno_id: str, state: dict[str, Any],
+                summary: dict[str, Any] | None) -> DynoInfo:
+        """An exited (or vanished) container: its status, once all its output is copied
+        (till then, or DRAIN_TIMEOUT, it is still reported running), its pasta ended."""
+        if summary is None:
+            self._release_later(state)
+            return self._info(state, running=False, exit_status=255,
+                              reason=state.get("reason") or "its container is gone")
+        try:
+            attrs = self.client.api.inspect_container(summary["Id"])["State"]
+        except Exception:  # removed meanwhile
+            return self._info(state, running=False, exit_status=255,
+                              reason="its container is gone")
+        finished = docker_time(attrs.get("FinishedAt"))
+        self._follow(DynoSpec(**state["spec"]), summary["Id"])
+        if not read_cursor(self._cursor_path(dyno_id)).done \
+                and time.time() - finished < DRAIN_TIMEOUT:
+            return self._info(state, running=True)  # its last lines are on their way
+        self._release_later(state)
+        status = int(attrs.get("ExitCode", 255))
+        asked = state.get("stop_requested") or 0.0
+        timeout = state["spec"]["stop_timeout"]
+        killed = bool(asked and status == 137
+                      and finished - asked >= timeout - KILL_TIMEOUT_SLACK)
+        oom = bool(attrs.get("OOMKilled"))
+        reason = state.get("reason", "") or (attrs.get("Error") or "")
+        if oom:
+            reason = "killed for exceeding its memory limit"
+        elif killed:
+            reason = f"did not exit within {timeout:g} seconds of SIGTERM"
+        return self._info(state, running=False, exit_status=status, oom_killed=oom,
+                          finished_at=finished, killed_after_timeout=killed, reason=reason)
+
+    @staticmethod
+    def _release_later(state: dict[str, Any]) -> None:
+        """End an exited container's pasta on a thread: list() reports the exit at once."""
+        if network.pasta_alive(state.get("pasta"), state.get("pasta_start")):
+            threading.Thread(target=network.release, args=(state["pasta"], state["pasta_start"]),
+                             daemon=True).start()
+
+    def _follow(self, spec: DynoSpec, container_id: str) -> None:
+        def exited() -> bool:
+            try:
+                return not self.client.api.inspect_container(container_id)["State"]["Running"]
+            except Exception:
+                return True
+        log_file = AppLog(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
+        self.collectors.ensure(spec.id, container_id, spec.dyno, log_file,
+                               self._cursor_path(spec.id), exited)
+
+    def probe(self, spec: DynoSpec) -> bool:
+        """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
+        state = self._read(spec.id)
+        return bool(state and spec.port and state.get("pid")
+                    and network.pasta_alive(state.get("pasta"), state.get("pasta_start"))
+                    and listening(state["pid"], spec.port))
+
+    def logs(self, dyno_id: str, lines: int) -> list[str]:
+        state = self._read(dyno_id)
+        if state is None or not state.get("container") or lines <= 0:
+            return []
+        try:
+            data = self.client.api.logs(state["container"], stdout=True, stderr=True,
+                                        tail=lines)
+        except Exception:
+            return []
+        return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+    def remove(self, dyno_id: str) -> None:
+        with self._state_lock:  # gone first: a launch still under way undoes itself
+            state = self._read(dyno_id)
+            if state is None:
+                return
+            self._state_path(dyno_id).unlink(missing_ok=True)
+        container_id = state.get("container")
+        if container_id:
+            with contextlib.suppress(Exception):
+                self.client.api.kill(container_id)
+            if not self.collectors.following(dyno_id):
+                self._follow(DynoSpec(**state["spec"]), container_id)
+            self.collectors.drain(dyno_id, DRAIN_TIMEOUT)
+        for found in self.client.api.containers(all=True, filters={"label": [
+                f"{INSTANCE}={self.instance}", f"{ID}={dyno_id}"]}):
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(found["Id"], v=True, force=True)
+        network.release(state.get("pasta"), state.get("pasta_start"))
+        self.collectors.forget(dyno_id)
+        self._cursor_path(dyno_id).unlink(missing_ok=True)
+        if state.get("endpoint"):
+            self.endpoints.guard(self.list())
+
+    def sweep(self) -> list[str]:
+        """Containers of this state dir that nobody owns any more: one-offs whose process
+        died, and dyno containers whose start never got a state file written."""
+        states = self._states()
+        swept = []
+        for found in self.client.api.containers(all=True, filters={
+                "label": [f"{INSTANCE}={self.instance}"]}):
+            labels = found.get("Labels", {})
+            dyno_id = labels.get(ID, "")
+            if ONEOFF in labels:
+                if owner_alive(labels[ONEOFF]):
+                    continue
+            elif dyno_id in states or time.time() - found.get("Created", 0) < LAUNCH_GRACE:
+                continue
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(found["Id"], v=True, force=True)
+            swept.append(dyno_id)
+        return swept
+
+    def run(self, spec: DynoSpec, io: OneOffIO) -> int:
+        from .oneoff import run_oneoff
+
+        return run_oneoff(self, spec, io)

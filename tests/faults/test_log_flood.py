@@ -1,0 +1,103 @@
+"""`logs -t` under a flood (issue 8): a dyno prints numbered lines as fast as it can while the
+log rotates every 2 MB; a follower over real ssh sees every number, in order, or a
+`-- N lines dropped --` marker accounting for exactly the ones it did not see."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ..e2e.harness import PushdUnderTest, new_root, python_app, running
+from ..polling import wait_until
+
+TOTAL = 300_000
+FLOOD = f'''\
+import os, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def flood():
+    out = sys.stdout
+    for start in range(0, {TOTAL}, 500):
+        out.write("".join(f"seq {{i}} end\\n" for i in range(start, start + 500)))
+        out.flush()
+    out.write("flood done\\n")
+    out.flush()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/flood":
+            threading.Thread(target=flood, daemon=True).start()
+        self.send_response(200)
+        self.send_header("Content-Length", "8")
+        self.end_headers()
+        self.wfile.write(b"flooding")
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+SEQ_RE = re.compile(r"app\[web\.1\]: seq (\d+) end$")
+DROPPED_RE = re.compile(r"-- (\d+) lines dropped")
+
+
+@pytest.fixture(scope="module")
+def flood_platform() -> Iterator[PushdUnderTest]:
+    yield from running(new_root("pushd-logflood-"), {
+        "boot_timeout": 30, "stop_timeout": 5, "drain_seconds": 0.5, "build_timeout": 300,
+        "ssh_auth_timeout": 5, "log_max_bytes": 2 * 1024 * 1024})
+
+
+def test_logs_tail_sees_every_line_of_a_flood_across_rotations(flood_platform):
+    platform = flood_platform
+    files = python_app("flooding", {"app.py": FLOOD})
+    platform.deploy("logflood", files)
+    platform.wait_for("logflood", "flooding")
+    follower = subprocess.Popen(
+        ["ssh", "-F", str(platform.ssh_config), "platform", "logs", "logflood", "-t", "-n", "0"],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=platform.env())
+    seen: list[int] = []
+    dropped: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            match = SEQ_RE.search(line.rstrip("\n"))
+            if match:
+                seen.append(int(match.group(1)))
+            elif marker := DROPPED_RE.search(line):
+                dropped.append(int(marker.group(1)))
+            elif "flood done" in line:
+                done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    began = time.monotonic()
+    try:
+        wait_until(lambda: platform.ssh("ps", "logflood").returncode == 0)
+        assert platform.http("logflood", path="/flood").status == 200
+        wait_until(done.is_set, timeout=300, interval=0.5)
+        took = time.monotonic() - began
+    finally:
+        follower.terminate()
+        follower.wait(10)
+        reader.join(10)
+    rotations = len(list((platform.state / "apps").glob("*/logs/app.log*")))
+    start = seen[0]
+    expected = list(range(start, TOTAL))
+    missing = len(expected) - len(seen)
+    print(f"\nFLOOD | {TOTAL} lines in {took:.1f} s ({TOTAL / took:.0f} lines/s): "
+          f"{len(seen)} seen from seq {start}, {missing} missing, {sum(dropped)} in "
+          f"{len(dropped)} markers, log files now {rotations}")
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)  # in order, none twice
+    assert missing == sum(dropped)  # every line not seen is accounted for by a marker
+    assert start < 1000  # the follower was there from the flood's start
