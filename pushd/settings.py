@@ -65,6 +65,9 @@ class Settings:
     build_cache_mb: int = 1024  # per app, a size-limited filesystem mounted during builds
     max_pack_mb: int = 512  # a push's pack on the wire
     max_object_mb: int = 100  # one object (file) in a push, uncompressed
+    # the memory of the child that indexes a push (git index-pack, in a cgroup of its own):
+    # new files of any size take a few MB; a file sent as a delta, about 3 times its size
+    pack_memory_mb: int = 384
     # host folders that buildpack paths of `user` keys may name (admins may name any)
     allowed_buildpack_paths: tuple[str, ...] = ()
     # the router: seconds a client has for its request header, and connections with a
@@ -165,7 +168,7 @@ def _check_ranges(settings: Settings) -> None:
         raise UsageError(f"uid_base {low} must be between 1000 and {NOBODY - APP_UID_SPAN}: "
                          f"app uids take {APP_UID_SPAN} from there")
     for name in ("build_memory_mb", "build_pids_max", "build_cpu_percent", "build_cache_mb",
-                 "max_pack_mb", "max_object_mb"):
+                 "max_pack_mb", "max_object_mb", "pack_memory_mb"):
         if getattr(settings, name) < 1:
             raise UsageError(f"{name} must be at least 1")
     for name in ("cpu_limit", "max_dyno_memory_mb", "max_dyno_cpu", "disk_warn_mb"):

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from dulwich.errors import GitProtocolError
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
-from dulwich.server import DictBackend, ReceivePackHandler, UploadPackHandler
+from dulwich.server import DictBackend, ReceivePackHandler
 
 from .. import deploy, diskspace
 from ..appfiles import deploy_lock, ensure_repo
@@ -27,8 +27,10 @@ from ..models import App, Key
 from ..platform import Platform
 from ..testpause import pause
 from . import repogc
-from .packguard import PackCaps, PackGuard, PackRefused, TrailerWatch
+from .intake import PackIntake, group_prefix
+from .packguard import PackCaps
 from .refmove import RefMove, record, settle
+from .upload import serve_upload
 
 log = logging.getLogger("pushd.push")
 ZERO = b"0" * 40
@@ -56,24 +58,19 @@ class DeployingReceivePack(ReceivePackHandler):
         self.deployed = False
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
-        """dulwich's, with the pack read through a PackGuard: a pack over the caps is
-        refused before dulwich inflates it, reported as the unpack status (every ref
-        `! [remote rejected]`), and no ref moves."""
-        guard, watch = PackGuard(self.caps), TrailerWatch()
-        read = self.proto.read
-
-        def guarded(size: int) -> bytes:
-            data = read(size)
-            watch.feed(data)
-            try:
-                guard.feed(data)
-            except PackRefused as err:
-                self.progress(f" !     {err}\n")
-                self._drain(watch)
-                raise
-            return data
-
-        self.proto.read = guarded  # type: ignore[method-assign]
+        """dulwich's, with the pack taken in by a PackIntake (intake.py) instead of dulwich's
+        add_thin_pack: checked against the caps as it arrives and indexed by git in a bounded
+        child, never held whole here. A pack over the caps is refused before anything is
+        inflated, reported as the unpack status (every ref `! [remote rejected]`), and no ref
+        moves; the pack of a push none of whose refs moved is removed again."""
+        platform = self.platform
+        intake = PackIntake(platform.paths.repo(self.app.id), self.caps,
+                            memory_mb=platform.settings.pack_memory_mb,
+                            prefix=group_prefix(platform.paths.root, self.app.id),
+                            read_some=self.read_some, say=self.progress)
+        store = self.repo.object_store
+        store.add_thin_pack = intake.add_thin_pack  # type: ignore[method-assign]
+        moved = False
         try:
             unpacked = True
             for name, status in super()._apply_pack(refs):
@@ -83,25 +80,15 @@ class DeployingReceivePack(ReceivePackHandler):
                         28, "No space left on device", f"{self.repo.path}/objects"))
                     self.progress(f" !     {full}\n")
                     status = str(full).encode()
+                moved = moved or (name != b"unpack" and status == b"ok")
                 yield name, status
             if not unpacked:  # dulwich reports no ref then; git would say "failed to report"
                 for _, _, ref in refs:
-                    yield ref, b"pack refused" if guard.refused else b"unpacker error"
+                    yield ref, b"pack refused" if intake.refused else b"unpacker error"
         finally:
-            self.proto.read = read  # type: ignore[method-assign]
-
-    def _drain(self, watch: TrailerWatch) -> None:
-        """Read (and drop) the rest of a refused pack, raw, up to its trailer, so the pusher
-        reads the refusal instead of a broken pipe. Past twice the cap: hang up."""
-        budget = 2 * self.caps.max_pack
-        while budget > 0:
-            data = self.read_some(65536)
-            if not data:
-                return
-            budget -= len(data)
-            if watch.feed(data):
-                return
-        raise PackRefused("push refused: the pack does not end")
+            del store.add_thin_pack
+            if not moved:
+                intake.discard()
 
     def progress(self, text: str) -> None:
         """A `remote: ` line for the user, sent at once over side-band channel 2. Once the
@@ -203,7 +190,7 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
                  write: Callable[[bytes], None], err: Callable[[str], None],
                  read_some: Callable[[int], bytes] | None = None) -> None:
     """`read_some` (like socket.recv) reads what has arrived of `inp`, when `inp` itself
-    buffers nothing (paramiko's channel file): used to drop the rest of a refused pack."""
+    reads nothing ahead (session.ExactReader): the pack is read with it."""
     diskspace.require_space(platform.settings.state_dir)  # before reading any of the pack
     with deploy_lock(platform, app, err):
         path = ensure_repo(platform, app)
@@ -232,14 +219,10 @@ def receive_pack(platform: Platform, app: App, user: Key, inp: BinaryIO,
             repogc.collect(path)  # what the new history no longer reaches
 
 
-def upload_pack(platform: Platform, app: App, inp: BinaryIO,
-                write: Callable[[bytes], None], err: Callable[[str], None]) -> None:
+def upload_pack(platform: Platform, app: App, read_some: Callable[[int], bytes],
+                write: Callable[[bytes], None], err: Callable[[str], None]) -> int:
+    """A clone or fetch, served by `git upload-pack` in a child (upload.py); its status."""
     if not platform.paths.repo(app.id).exists():
         with deploy_lock(platform, app, err):
             ensure_repo(platform, app)
-    repo = Repo(str(platform.paths.repo(app.id)))
-    try:
-        proto = Protocol(inp.read, write)
-        UploadPackHandler(DictBackend({"/": repo}), ["/"], proto).handle()
-    finally:
-        repo.close()
+    return serve_upload(platform.paths.repo(app.id), read_some, write, err)

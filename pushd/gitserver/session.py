@@ -6,6 +6,7 @@ import logging
 import re
 import shlex
 import threading
+from collections.abc import Callable
 
 import paramiko
 
@@ -29,6 +30,25 @@ def terminal_name(raw: bytes | str | None) -> str | None:
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", "replace")
     return raw if raw and TERM_RE.fullmatch(raw) else None
+
+
+class ExactReader:
+    """`read(n)` as a file's (n bytes, fewer only at the end) that never reads ahead: what
+    is not asked for stays in the channel, for `recv` to read as it arrives (the pack after
+    a push's commands)."""
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self.recv = recv
+
+    def read(self, size: int) -> bytes:
+        chunks, left = [], size
+        while left > 0:
+            data = self.recv(left)
+            if not data:
+                break
+            chunks.append(data)
+            left -= len(data)
+        return b"".join(chunks)
 
 
 class ChannelIO:
@@ -151,14 +171,13 @@ class Session:
         for prefix in ("~/", "/"):
             path = path.removeprefix(prefix)
         path = path.removesuffix("/").removesuffix(".git")
-        stdin = channel.makefile("rb")
         try:
             app = self.app_for_git(ctx, names.app_name(path), argv[0] == "git-receive-pack")
             if argv[0] == "git-upload-pack":
-                receive.upload_pack(self.platform, app, stdin, channel.sendall, ctx.err)
+                receive.upload_pack(self.platform, app, channel.recv, channel.sendall, ctx.err)
             else:
-                receive.receive_pack(self.platform, app, self.user, stdin, channel.sendall,
-                                     ctx.err, read_some=channel.recv)
+                receive.receive_pack(self.platform, app, self.user, ExactReader(channel.recv),
+                                     channel.sendall, ctx.err, read_some=channel.recv)
         except PushdError as err:
             ctx.err(f" !    {err}\n")
             return 1
