@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ from pushd.paths import Paths
 from pushd.settings import load
 from pushd.store import Store
 from tests.polling import wait_until
+from tests.repos import commit_and_push
 
 APP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "dockerfile-app"
 APP = App(id=4711, name=f"dockerfile-it-{os.getpid()}", owner="alice", created_at=0.0)
@@ -52,23 +52,7 @@ class Env:
         self.version = 3
 
     def push(self, files: dict[str, str], source: Path | None = None) -> str:
-        repo = self.paths.repo(APP.id)
-        if not repo.exists():
-            repo.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-        work = Path(tempfile.mkdtemp(dir=self.root))
-        if source is not None:
-            shutil.copytree(source, work, dirs_exist_ok=True)
-        for name, text in files.items():
-            (work / name).write_text(text)
-        git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-        subprocess.run(["git", "init", "-q", str(work)], check=True)
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "deploy"], check=True)
-        subprocess.run([*git, "push", "-q", "-f", str(repo), "HEAD:refs/heads/main"],
-                       check=True)
-        return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        return commit_and_push(self.paths.repo(APP.id), self.root, source, files)
 
     def builder(self) -> DockerfileBuilder:
         return DockerfileBuilder(self.settings, self.paths, docker_client,
