@@ -50,12 +50,13 @@ class AptSource:
     components: tuple[str, ...]
 
 
-def engine() -> Any:
-    """A client of the local Docker engine, or one line saying there is none."""
+def engine(**options: Any) -> Any:
+    """A client of the local Docker engine, or one line saying there is none (`options`:
+    `docker.from_env`'s, e.g. the docker runtime's timeout and pool size)."""
     import docker
 
     try:
-        client = docker.from_env()
+        client = docker.from_env(**options)
         client.ping()
     except docker.errors.DockerException as err:
         raise StackError("no Docker engine answers (start dockerd: scripts/install does); "

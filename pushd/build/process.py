@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from ..errors import BuildError
 
 LineSink = Callable[[str], None]
+Reader = Callable[[bytes], bool | None]  # True: it has had enough, stop the process
 MAX_LINE = 8192  # bytes of one output line shown; the rest of it up to the newline is dropped
 TRUNCATED = " [line truncated]"
 
@@ -107,7 +108,7 @@ def run_streaming(argv: Sequence[str], on_line: LineSink, deadline: float, phase
     return status
 
 
-def _supervise(proc: subprocess.Popen[bytes], readers: dict[int, Callable[[bytes], bool | None]],
+def _supervise(proc: subprocess.Popen[bytes], readers: dict[int, Reader],
                deadline: float, phase: str, timeout_label: str) -> int | None:
     """Hand what proc writes on each fd to its reader until every fd reached EOF, then
     return the exit status. A reader returning True has had enough: the process group is
@@ -174,6 +175,18 @@ def run_to_file(argv: Sequence[str], dest_fd: int, limit: int, on_line: LineSink
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout.fileno(), proc.stderr.fileno()
+    return stdout_to_file(dest_fd, limit, on_line, lambda out, err: _supervise(
+        proc, {stdout: out, stderr: err}, deadline, phase, timeout_label))
+
+
+def stdout_to_file(dest_fd: int, limit: int, on_line: LineSink,
+                   supervise: Callable[[Reader, Reader], int | None]) -> tuple[int, int]:
+    """`supervise(stdout_reader, stderr_reader)` runs a command and returns its exit status
+    (None when a reader stopped it): stdout is written to `dest_fd`, stderr sent to on_line
+    line by line. Returns (exit status, bytes written); past `limit` bytes the stdout reader
+    stops the command and (-1, bytes so far) is returned: nothing past the limit reaches the
+    disk. Shared by the sandbox's `run_to_file` and the docker build's exec."""
     written = 0
 
     def write(chunk: bytes) -> bool:
@@ -187,8 +200,7 @@ def run_to_file(argv: Sequence[str], dest_fd: int, limit: int, on_line: LineSink
         return False
 
     lines = LineSplitter(on_line)
-    status = _supervise(proc, {proc.stdout.fileno(): write, proc.stderr.fileno(): lines.feed},
-                        deadline, phase, timeout_label)
+    status = supervise(write, lines.feed)
     if status is None:
         return -1, written
     lines.close()

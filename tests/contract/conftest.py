@@ -25,6 +25,7 @@ at once never share a cgroup, container or folder.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import random
@@ -33,6 +34,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -159,15 +161,25 @@ class DockerHarness(SandboxHarness):
 HARNESSES: dict[str, type[Harness]] = {"sandbox": SandboxHarness, "docker": DockerHarness}
 
 
-@pytest.fixture(scope="module", params=sorted(HARNESSES))
-def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+H = TypeVar("H", bound=Harness)
+
+
+@contextlib.contextmanager
+def fresh_harness(kind: type[H], prefix: str) -> Iterator[H]:
+    """A `kind` harness on a new state folder, its host checked; cleaned up and removed after."""
     # bwrap runs as the app's uid and must traverse to the state dir: not under pytest's tmp
-    root = Path(tempfile.mkdtemp(prefix="pushd-contract-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     root.chmod(0o711)
-    made = HARNESSES[request.param](root)
+    made = kind(root)
     made.check_host()
     try:
         yield made
     finally:
         made.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=sorted(HARNESSES))
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    with fresh_harness(HARNESSES[request.param], "pushd-contract-") as made:
+        yield made

@@ -200,29 +200,44 @@ class PushdUnderTest:
 
 
 class Poller:
-    """Requests the app every 20 ms while in the `with` block; keeps what was not a 200."""
+    """Requests the app every `every` seconds while in the `with` block; keeps what was not a
+    200 (with `body` in it, when given) in `failures`, and when: `seconds` spans the first to
+    the last such request (0 if none failed)."""
 
-    def __init__(self, platform: PushdUnderTest, app: str) -> None:
-        self.platform, self.app = platform, app
+    def __init__(self, platform: PushdUnderTest, app: str, body: str | None = None,
+                 every: float = 0.02, timeout: float = 5) -> None:
+        self.platform, self.app, self.body = platform, app, body
+        self.every, self.timeout = every, timeout
         self.failures: list[object] = []
+        self.failed_at: list[float] = []
         self.total = 0
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run)
+        self.thread = threading.Thread(target=self.run, daemon=True)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
 
+    @property
+    def seconds(self) -> float:
+        return self.failed_at[-1] - self.failed_at[0] if self.failed_at else 0.0
+
     def run(self) -> None:
         while not self.stop.is_set():
+            failure: object = None
             try:
-                status = self.platform.http(self.app, timeout=5).status
-                if status != 200:
-                    self.failures.append(status)
+                answer = self.platform.http(self.app, timeout=self.timeout)
+                if answer.status != 200:
+                    failure = answer.status
+                elif self.body is not None and self.body not in answer.body:
+                    failure = f"200 without {self.body!r}"
             except OSError as err:
-                self.failures.append(str(err))
+                failure = str(err)
+            if failure is not None:
+                self.failures.append(failure)
+                self.failed_at.append(time.monotonic())
             self.total += 1
-            time.sleep(0.02)
+            time.sleep(self.every)
 
     def __enter__(self) -> Poller:
         self.thread.start()

@@ -8,9 +8,7 @@ and are removed by that label (only ours)."""
 
 from __future__ import annotations
 
-import http.server
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from pushd.build.dockerfile import SANDBOX_REFUSAL
 from pushd.runtime.base import RUNTIMES
 
+from ..loopback import loopback_service
 from .harness import PushdUnderTest, new_root, python_app, running
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "dockerfile-app"
@@ -162,31 +161,15 @@ def test_failed_docker_build_keeps_the_release_serving(docker_pushd: PushdUnderT
 
 
 def test_the_build_cannot_reach_the_host_loopback(docker_pushd: PushdUnderTest):
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with loopback_service() as (port, accepted):
         app = f"dockerfile-net-{RUN}"
         repo = docker_pushd.new_app_repo(app, fixture_files(Dockerfile=(
             f"FROM {STACK_IMAGE}\n"
-            f"RUN curl -sS --max-time 5 http://127.0.0.1:{server.server_address[1]}/leak\n"
+            f"RUN curl -sS --max-time 5 http://127.0.0.1:{port}/leak\n"
             "CMD [\"sleep\", \"1000\"]\n")))
         result = docker_pushd.push(repo)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode != 0
-    assert hits == []
+    assert accepted == []
     assert any("Failed to connect to 127.0.0.1" in line for line in remote_lines(
         result.stderr)), result.stderr
     assert not image_tags(app)  # nothing half-built is kept

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,41 +44,3 @@ def report(fault: str, outage: float | None, lost: str, seen: str) -> None:
 
 def state_of(root: Path) -> Path:
     return root / "state"
-
-
-class Downtime:
-    """Requests the app every 10 ms in the background; `seconds` spans the first to the last
-    request that did not answer 200 with `body` (0 if none failed), `failures` counts them."""
-
-    def __init__(self, platform, app: str, body: str) -> None:
-        self.platform, self.app, self.body = platform, app, body
-        self.failed_at: list[float] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                answer = self.platform.http(self.app, timeout=2)
-                ok = answer.status == 200 and self.body in answer.body
-            except OSError:
-                ok = False
-            if not ok:
-                self.failed_at.append(time.monotonic())
-            time.sleep(0.01)
-
-    @property
-    def seconds(self) -> float:
-        return self.failed_at[-1] - self.failed_at[0] if self.failed_at else 0.0
-
-    @property
-    def failures(self) -> int:
-        return len(self.failed_at)
-
-    def __enter__(self) -> Downtime:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ..e2e.harness import PUSHD, PushdUnderTest, new_root, python_app, sh
+from ..e2e.harness import PUSHD, Poller, PushdUnderTest, new_root, python_app, sh
 from ..polling import wait_until
-from .smalldisk import Outage, SmallDisk, report
+from .conftest import report
+from .smalldisk import SmallDisk
 
 FAST = {"boot_timeout": 30, "stop_timeout": 5, "drain_seconds": 0.5, "crash_backoff_base": 0.5,
         "crash_backoff_max": 4, "build_timeout": 300, "ssh_auth_timeout": 5,
@@ -70,7 +71,7 @@ def test_a_config_change_on_a_full_disk_changes_nothing_and_says_so(disk_platfor
     platform.wait_for("disk-config", "calm")
     releases = platform.ssh("releases", "disk-config").stdout
     router = (platform.state / "nginx" / "nginx.conf").read_text()
-    with Outage(platform, "disk-config", "calm") as outage:
+    with Poller(platform, "disk-config", body="calm", timeout=2) as outage:
         disk.fill()
         changed = platform.ssh("config:set", "disk-config", "MOOD=full")
         _says_full(changed, disk)
@@ -125,7 +126,7 @@ def test_a_push_on_a_full_disk_is_rejected_and_leaves_nothing(disk_platform, spa
     platform.commit(repo, {"app.py": python_app("second")["app.py"]})
     _random_file(repo, BIG)
     platform.commit(repo, {}, message="a big file")
-    with Outage(platform, app, "first") as outage:
+    with Poller(platform, app, body="first", timeout=2) as outage:
         disk.fill(leave_kb=leave_mb * 1024)
         pushed = platform.push(repo)
         _says_full(pushed, disk)
@@ -184,7 +185,7 @@ def test_a_log_flood_on_a_full_disk_keeps_the_dyno_serving(disk_platform, space)
     log_file = wait_until(lambda: next(iter(
         p for p in (platform.state / "apps").glob("*/logs/app.log")
         if "seq " in p.read_text(errors="replace")), None))
-    with Outage(platform, "disk-flood", "logging") as outage:
+    with Poller(platform, "disk-flood", body="logging", timeout=2) as outage:
         disk.fill()
         sizes = [log_file.stat().st_size]
 

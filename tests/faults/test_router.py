@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ..e2e.harness import PUSHD, PushdUnderTest, free_port, new_root, python_app, sh
+from ..e2e.harness import PUSHD, Poller, PushdUnderTest, free_port, new_root, python_app, sh
 from ..polling import wait_until
-from .conftest import Downtime, report
+from .conftest import report
 
 
 def title(pid: int) -> str:
@@ -89,7 +89,8 @@ def test_a_killed_router_is_restarted_and_only_its_own_orphans_are_cleared(
     master = master_of(platform)
     workers = wait_until(lambda: children(master))
 
-    with Downtime(platform, "faults-router", "routed") as downtime:
+    with Poller(platform, "faults-router", body="routed", every=0.01,
+                timeout=2) as downtime:
         for pid in [master, *workers] if kill == "master-and-workers" else [master]:
             os.kill(pid, signal.SIGKILL)
         new_master = wait_until(lambda: (pid := master_of(platform)) != master and pid)
@@ -112,7 +113,7 @@ def test_a_killed_router_is_restarted_and_only_its_own_orphans_are_cleared(
     assert platform.push(repo).returncode == 0
     platform.wait_for("faults-router", "after restart")
     report(f"nginx {kill} killed (SIGKILL)", downtime.seconds, "none",
-           f"{downtime.failures} failed requests (refused/reset) until the restart")
+           f"{downtime.failed} failed requests (refused/reset) until the restart")
 
 
 @pytest.mark.parametrize("which", ["http_port", "ssh_port"])

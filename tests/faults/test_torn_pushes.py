@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ..e2e.harness import PushdUnderTest, new_root, python_app, sh
+from ..e2e.harness import Poller, PushdUnderTest, new_root, python_app, sh
 from ..polling import wait_until
-from .conftest import FAST, Downtime, report
+from .conftest import FAST, report
 
 STEPS = {"before-build": "bb", "during-build": "db", "after-launching": "al",
          "after-router-switch": "rs"}
@@ -72,7 +72,7 @@ def test_branch_releases_and_served_code_agree_after_a_kill(
     control, arrived = platform.state / "test-pause", platform.state / "test-paused"
     arrived.unlink(missing_ok=True)
     control.write_text(step)
-    with Downtime(platform, app, "body ") as downtime:
+    with Poller(platform, app, body="body ", every=0.01, timeout=2) as downtime:
         push = start_push(platform, repo)
         try:
             wait_until(lambda: arrived.exists() and arrived.read_text() == step, timeout=120)

@@ -18,6 +18,7 @@ from pushd.errors import BuildError
 from pushd.models import App
 from pushd.paths import Paths
 from pushd.settings import app_uid, load
+from tests.repos import commit_and_push
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 APPS = FIXTURES / "apps"
@@ -47,24 +48,7 @@ class Env:
 
     def push(self, source: Path | None = None, files: dict[str, str] | None = None) -> str:
         """Commit `source`'s files (plus `files`) and push to the app's bare repo; the sha."""
-        repo = self.paths.repo(self.app.id)
-        if not repo.exists():
-            repo.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-        work = Path(tempfile.mkdtemp(dir=self.root))
-        if source is not None:
-            shutil.copytree(source, work, dirs_exist_ok=True)
-        for name, text in (files or {}).items():
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / name).write_text(text)
-        git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-        subprocess.run(["git", "init", "-q", str(work)], check=True)
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "deploy"], check=True)
-        subprocess.run([*git, "push", "-q", "-f", str(repo), "HEAD:refs/heads/main"],
-                       check=True)
-        return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        return commit_and_push(self.paths.repo(self.app.id), self.root, source, files)
 
     def build(self, sha: str, config: dict[str, str] | None = None, settings=None,
               app: App | None = None, admin: bool = True):

@@ -12,11 +12,9 @@ import dataclasses
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
-import threading
 from pathlib import Path
 
 import docker
@@ -32,6 +30,7 @@ from pushd.runtime.docker.gc import EngineGC
 from pushd.runtime.docker.images import ensure_release_image, release_tag
 from pushd.settings import app_uid
 from tests.integration.test_builder import APPS, BUILDPACKS, Env
+from tests.loopback import loopback_service
 from tests.polling import wait_until
 
 APP_ID = 918  # a uid nothing else on the test machine uses
@@ -98,6 +97,14 @@ class DockerEnv(Env):
                                          admin=admin)
         return err.value, lines
 
+    def compiling(self, name: str, script: str) -> dict[str, str]:
+        """The config of a build whose buildpack (a copy of `second` in the folder `name`)
+        has `script` as its bin/compile."""
+        bp = self.root / name
+        shutil.copytree(BUILDPACKS / "second", bp)
+        (bp / "bin" / "compile").write_text(script)
+        return {"BUILDPACK_URL": str(bp)}
+
     def labelled(self) -> dict[str, list]:
         """Every engine object of this test's app and instance."""
         filters = lbl.app_filter(self.settings.state_dir, APP_ID)
@@ -157,28 +164,19 @@ def test_node_app_is_built_in_a_container_and_its_release_image_serves(denv):
 def test_buildpack_steps_run_as_the_app_uid_with_the_stack_and_no_host(denv):
     """In the container: the app's uid, STACK, the classic args; neither the host's loopback
     (a server listens there) nor the Docker socket is reachable."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    accepted: list[bool] = []
-    threading.Thread(target=lambda: accepted.append(bool(listener.accept())),
-                     daemon=True).start()
-    probe = (
-        "#!/bin/bash\n"
-        'echo "uid=$(id -u) stack=$STACK args=$1,$2,$3"\n'
-        f"curl -sS -m 3 http://127.0.0.1:{port}/ >/dev/null 2>&1 && echo loopback=open "
-        "|| echo loopback=closed\n"
-        "for s in /var/run/docker.sock /run/docker.sock; do [ -e $s ] && echo socket=$s; "
-        "done; echo socket-check-done\n"
-        "curl -sS -m 3 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1 "
-        "&& echo api=open || echo api=closed\n")
-    bp = denv.root / "probe-bp"
-    shutil.copytree(BUILDPACKS / "second", bp)
-    (bp / "bin" / "compile").write_text(probe)
-    sha = denv.push(APPS / "procfile-app")
-    slug, lines = denv.build(sha, {"BUILDPACK_URL": str(bp)})
-    listener.close()
+    with loopback_service() as (port, accepted):
+        probe = (
+            "#!/bin/bash\n"
+            'echo "uid=$(id -u) stack=$STACK args=$1,$2,$3"\n'
+            f"curl -sS -m 3 http://127.0.0.1:{port}/ >/dev/null 2>&1 && echo loopback=open "
+            "|| echo loopback=closed\n"
+            "for s in /var/run/docker.sock /run/docker.sock; do [ -e $s ] && echo socket=$s; "
+            "done; echo socket-check-done\n"
+            "curl -sS -m 3 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1 "
+            "&& echo api=open || echo api=closed\n")
+        config = denv.compiling("probe-bp", probe)
+        sha = denv.push(APPS / "procfile-app")
+        slug, lines = denv.build(sha, config)
     uid = app_uid(denv.settings, APP_ID)
     assert f"uid={uid} stack=pushd-22 args=/app,/cache,/env\n" in lines
     assert "loopback=closed\n" in lines
@@ -189,12 +187,10 @@ def test_buildpack_steps_run_as_the_app_uid_with_the_stack_and_no_host(denv):
 def test_output_streams_live_from_the_container(denv):
     """The buildpack waits for the test to see its first line (it ends in error otherwise):
     only output streamed while the step runs lets it go."""
-    bp = denv.root / "live-bp"
-    shutil.copytree(BUILDPACKS / "second", bp)
-    (bp / "bin" / "compile").write_text(
+    config = denv.compiling("live-bp", (
         "#!/bin/bash\necho 'waiting for the test'\n: > \"$2/waiting\"\n"
         "for _ in $(seq 300); do [ -e \"$2/go\" ] && { echo 'let go'; exit 0; }; sleep 0.1; "
-        "done\necho 'nobody saw me'; exit 1\n")
+        "done\necho 'nobody saw me'; exit 1\n"))
     sha = denv.push(APPS / "procfile-app")
 
     def on_line(line: str) -> None:
@@ -203,7 +199,7 @@ def test_output_streams_live_from_the_container(denv):
             wait_until(lambda: (cache / "waiting").exists(), timeout=10)
             (cache / "go").touch()
 
-    _, lines = denv.build(sha, {"BUILDPACK_URL": str(bp)}, on_line=on_line)
+    _, lines = denv.build(sha, config, on_line=on_line)
     assert lines.index("waiting for the test\n") < lines.index("let go\n")
 
 
@@ -217,12 +213,10 @@ def test_a_failed_build_leaves_no_container_nor_image(denv):
 
 
 def test_build_timeout_stops_the_container(denv):
-    bp = denv.root / "slow-bp"
-    shutil.copytree(BUILDPACKS / "second", bp)
-    (bp / "bin" / "compile").write_text("#!/bin/sh\nsleep 60 &\necho sleeping\nsleep 60\n")
+    config = denv.compiling("slow-bp", "#!/bin/sh\nsleep 60 &\necho sleeping\nsleep 60\n")
     sha = denv.push(APPS / "procfile-app")
     settings = dataclasses.replace(denv.settings, build_timeout=3)
-    err, lines = denv.fail(sha, {"BUILDPACK_URL": str(bp)}, settings=settings)
+    err, lines = denv.fail(sha, config, settings=settings)
     assert err.phase == "compile" and "sleeping\n" in lines
     assert lines[-1] == " !     Build timed out after 3 seconds and was stopped.\n"
     assert denv.labelled()["containers"] == []
@@ -232,29 +226,24 @@ def test_build_timeout_stops_the_container(denv):
 
 
 def test_the_build_container_has_the_build_limits(denv):
-    bp = denv.root / "limits-bp"
-    shutil.copytree(BUILDPACKS / "second", bp)
-    (bp / "bin" / "compile").write_text(
+    config = denv.compiling("limits-bp", (
         "#!/bin/bash\necho mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)\n"
         "echo pids=$(cat /sys/fs/cgroup/pids/pids.max)\n"
         "echo cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)/"
-        "$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\n")
+        "$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\n"))
     sha = denv.push(APPS / "procfile-app")
     settings = dataclasses.replace(denv.settings, build_memory_mb=300, build_pids_max=77,
                                    build_cpu_percent=50)
-    _, lines = denv.build(sha, {"BUILDPACK_URL": str(bp)}, settings=settings)
+    _, lines = denv.build(sha, config, settings=settings)
     assert f"mem={300 * 1024 * 1024}\n" in lines and "pids=77\n" in lines
     assert "cpu=50000/100000\n" in lines
 
 
 def test_slug_size_limit_holds_in_the_container(denv):
-    bp = denv.root / "big-bp"
-    shutil.copytree(BUILDPACKS / "second", bp)
-    (bp / "bin" / "compile").write_text(
-        "#!/bin/sh\nhead -c 3000000 /dev/urandom > \"$1/blob\"\n")
+    config = denv.compiling("big-bp", "#!/bin/sh\nhead -c 3000000 /dev/urandom > \"$1/blob\"\n")
     sha = denv.push(APPS / "procfile-app")
     settings = dataclasses.replace(denv.settings, slug_limit_mb=1)
-    err, lines = denv.fail(sha, {"BUILDPACK_URL": str(bp)}, settings=settings)
+    err, lines = denv.fail(sha, config, settings=settings)
     assert err.phase == "slug" and "too large" in str(err)
     assert denv.labelled()["containers"] == [] and denv.leftovers() == []
 
@@ -334,13 +323,11 @@ def test_gc_reports_what_it_freed(denv):
 
 
 def test_a_build_over_its_memory_limit_is_stopped_and_says_so(denv):
-    bp = denv.root / "hungry-bp"
-    shutil.copytree(BUILDPACKS / "second", bp)
-    (bp / "bin" / "compile").write_text(
-        "#!/bin/sh\npython3 -c 'x = bytearray(400 * 1024 * 1024); print(len(x))'\n")
+    config = denv.compiling(
+        "hungry-bp", "#!/bin/sh\npython3 -c 'x = bytearray(400 * 1024 * 1024); print(len(x))'\n")
     sha = denv.push(APPS / "procfile-app")
     settings = dataclasses.replace(denv.settings, build_memory_mb=100)
-    err, lines = denv.fail(sha, {"BUILDPACK_URL": str(bp)}, settings=settings)
+    err, lines = denv.fail(sha, config, settings=settings)
     assert str(err) == "Build exceeded its memory limit of 100 MB and was stopped"
     assert denv.labelled()["containers"] == []
 

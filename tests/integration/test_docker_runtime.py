@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from pushd.procs import live_stat
 from pushd.runtime.docker.client import SLUG
 from pushd.runtime.docker.images import ensure_release_image
 
-from ..contract.conftest import DockerHarness
+from ..contract.conftest import DockerHarness, fresh_harness
 from ..contract.helpers import exited, listed, log_texts
 from ..polling import wait_until
 
@@ -52,15 +50,8 @@ time.sleep(3600)
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[DockerHarness]:
-    root = Path(tempfile.mkdtemp(prefix="pushd-docker-rt-", dir="/tmp"))
-    root.chmod(0o711)
-    made = DockerHarness(root)
-    made.check_host()
-    try:
+    with fresh_harness(DockerHarness, "pushd-docker-rt-") as made:
         yield made
-    finally:
-        made.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def slug_for(harness: DockerHarness, app_id: int) -> str:

@@ -4,12 +4,9 @@
 
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
-import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,9 @@ from pushd.models import App
 from pushd.paths import Paths
 from pushd.settings import load
 from pushd.store import Store
+from tests.loopback import loopback_service
 from tests.polling import wait_until
+from tests.repos import commit_and_push
 
 APP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "dockerfile-app"
 APP = App(id=4711, name=f"dockerfile-it-{os.getpid()}", owner="alice", created_at=0.0)
@@ -52,23 +51,7 @@ class Env:
         self.version = 3
 
     def push(self, files: dict[str, str], source: Path | None = None) -> str:
-        repo = self.paths.repo(APP.id)
-        if not repo.exists():
-            repo.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-        work = Path(tempfile.mkdtemp(dir=self.root))
-        if source is not None:
-            shutil.copytree(source, work, dirs_exist_ok=True)
-        for name, text in files.items():
-            (work / name).write_text(text)
-        git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-        subprocess.run(["git", "init", "-q", str(work)], check=True)
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "deploy"], check=True)
-        subprocess.run([*git, "push", "-q", "-f", str(repo), "HEAD:refs/heads/main"],
-                       check=True)
-        return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        return commit_and_push(self.paths.repo(APP.id), self.root, source, files)
 
     def builder(self) -> DockerfileBuilder:
         return DockerfileBuilder(self.settings, self.paths, docker_client,
@@ -158,28 +141,11 @@ def test_failing_run_is_one_line_and_leaves_no_image(engine, env):
 def test_the_build_cannot_reach_the_host_loopback(engine, env):
     """A server on the host's 127.0.0.1: a RUN step that calls it fails, the server sees
     nothing (the build has no network, not the host's)."""
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with loopback_service() as (port, accepted):
         sha = env.push({"Dockerfile": f"FROM {STACK_IMAGE}\n"
                         f"RUN curl -sS --max-time 5 http://127.0.0.1:{port}/leak\n"})
         err, lines = fail(env, sha)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert hits == []
+    assert accepted == []
     said = [line for line in lines if f"Failed to connect to 127.0.0.1 port {port}" in line]
     assert said and said[0].startswith("       curl: (7) "), lines  # shown plain, not red
     assert not [line for line in lines if "\x1b" in line]

@@ -10,7 +10,7 @@ import pytest
 from pushd import deploy
 from pushd.commands.registry import Context, dispatch
 from pushd.gitserver.receive import deploy_lock
-from pushd.models import Key
+from pushd.models import Key, Slug
 from pushd.platform import Platform
 from pushd.settings import Settings
 
@@ -28,6 +28,16 @@ class Harness:
         self.platform.paths.app_dir(self.app.id).mkdir()
         self.stdout: list[str] = []
         self.stderr: list[str] = []
+
+    def deployed(self, formation: dict[str, int]) -> Harness:
+        """myapp with release v1 (web and worker processes) succeeded, scaled to `formation`."""
+        store, app = self.platform.store, self.app
+        store.add_slug(Slug("s1", app.id, "/s/s1.tgz", "/s/s1", 10, "abc1234",
+                            {"web": "python3 app.py", "worker": "python3 w.py"}, "Python"))
+        store.create_release(app.id, description="Deploy", user="alice", slug=store.slug("s1"))
+        store.set_release_status(app.id, 1, "succeeded")
+        store.set_formation(app.id, formation)
+        return self
 
     def run(self, *argv: str, user: Key = ADMIN) -> int:
         self.stdout.clear()

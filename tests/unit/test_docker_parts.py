@@ -77,3 +77,15 @@ def test_a_one_off_is_owned_by_the_same_process_not_by_a_reused_pid():
     assert not oneoff_owner_alive({"pid": int(pid), "owner": f"{pid}:{int(start) + 1}"})
     assert oneoff_owner_alive({"pid": int(pid)})  # an older record: the pid alone
     assert not oneoff_owner_alive({"pid": "x"})
+
+
+def test_the_runtime_without_an_engine_fails_in_one_line(monkeypatch, tmp_path: Path) -> None:
+    import pytest
+
+    from pushd.runtime.docker.client import DockerFailure, connect
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    with pytest.raises(DockerFailure) as err:
+        connect()
+    assert str(err.value).startswith("no Docker engine answers (start dockerd")
+    assert "\n" not in str(err.value)

@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from pushd.models import Slug
 from tests.unit.test_command_dispatch import ADMIN, ALICE, BOB, Harness
 
 POLICIES = """\
@@ -29,15 +28,7 @@ rules:
 
 @pytest.fixture
 def h(tmp_path) -> Harness:
-    harness = Harness(tmp_path)
-    store = harness.platform.store
-    app = harness.app
-    store.add_slug(Slug("s1", app.id, "/s/s1.tgz", "/s/s1", 10, "abc1234",
-                        {"web": "python3 app.py", "worker": "python3 w.py"}, "Python"))
-    store.create_release(app.id, description="Deploy", user="alice", slug=store.slug("s1"))
-    store.set_release_status(app.id, 1, "succeeded")
-    store.set_formation(app.id, {"web": 1, "worker": 0})
-    return harness
+    return Harness(tmp_path).deployed({"web": 1, "worker": 0})
 
 
 def write_policies(h: Harness, text: str) -> None:

@@ -50,38 +50,9 @@ def test_a_line_torn_by_a_full_disk_is_ended_before_the_marker(tmp_path: Path):
     assert _numbers([lines[3]]) == [3]
 
 
-def test_a_follower_blocked_across_two_rotations_loses_no_line(tmp_path: Path):
-    (tmp_path / "logs").mkdir()
-    log = AppLog(tmp_path / "logs" / "app.log", max_bytes=4000)
-    seen: list[str] = []
-    done = threading.Event()
-    started = threading.Event()
-
-    def follow():
-        for line in log.follow(stop=done.is_set, poll=0.01):
-            seen.append(line)
-            if len(seen) == 1:
-                started.set()
-                time.sleep(2.0)  # a blocked ssh channel, while the log rotates three times
-
-    thread = threading.Thread(target=follow)
-    thread.start()
-    time.sleep(0.2)
-    log.write("app", "web.1", "seq 0")
-    started.wait(5)
-    for i in range(1, 250):  # ~3.2 files of 4000 bytes, written while the reader is blocked
-        log.write("app", "web.1", f"seq {i}")
-        time.sleep(0.002)
-    deadline = time.monotonic() + 10
-    while 249 not in _numbers(seen) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    done.set()
-    thread.join()
-    assert not [line for line in seen if "dropped" in line]
-    assert _numbers(seen) == list(range(250))
-
-
-def test_a_follower_too_far_behind_says_how_many_lines_it_skipped(tmp_path: Path):
+def _read_by_a_blocked_follower(tmp_path: Path, total: int) -> list[str]:
+    """What a follower of a 4000-byte-rotated log saw of `total` lines written while it was
+    blocked (2 s, a stalled ssh channel) on the first one."""
     (tmp_path / "logs").mkdir()
     log = AppLog(tmp_path / "logs" / "app.log", max_bytes=4000)
     seen: list[str] = []
@@ -100,7 +71,6 @@ def test_a_follower_too_far_behind_says_how_many_lines_it_skipped(tmp_path: Path
     time.sleep(0.2)
     log.write("app", "web.1", "seq 0")
     started.wait(5)
-    total = 400  # ~8 files: more than the follower keeps
     for i in range(1, total):
         log.write("app", "web.1", f"seq {i}")
         time.sleep(0.002)
@@ -109,6 +79,18 @@ def test_a_follower_too_far_behind_says_how_many_lines_it_skipped(tmp_path: Path
         time.sleep(0.02)
     done.set()
     thread.join()
+    return seen
+
+
+def test_a_follower_blocked_across_two_rotations_loses_no_line(tmp_path: Path):
+    seen = _read_by_a_blocked_follower(tmp_path, 250)  # ~3.2 files: the log rotates 3 times
+    assert not [line for line in seen if "dropped" in line]
+    assert _numbers(seen) == list(range(250))
+
+
+def test_a_follower_too_far_behind_says_how_many_lines_it_skipped(tmp_path: Path):
+    total = 400  # ~8 files: more than the follower keeps
+    seen = _read_by_a_blocked_follower(tmp_path, total)
     numbers = _numbers(seen)
     markers = [line for line in seen if "lines dropped" in line]
     skipped = sum(int(line.split()[1]) for line in markers)

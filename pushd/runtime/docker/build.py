@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...build.process import BuildTimeout, LineSplitter
+from ...build.process import BuildTimeout, LineSplitter, Reader, stdout_to_file
 from ...build.runner import ContainerFactory
 from ...build.sandbox import APP_DIR, CACHE_DIR, ENV_DIR, BuildSandbox, buildpack_mount
 from ...cgroups import counter_seen
@@ -144,28 +144,11 @@ class ContainerSteps:
                 timeout_label: str) -> tuple[int, int]:
         """stdout into `fd`, stderr to on_line; past `limit` bytes the container is killed
         and (-1, bytes so far) returned: nothing past the limit reaches the disk."""
-        written = 0
-
-        def write(chunk: bytes) -> bool:
-            nonlocal written
-            written += len(chunk)
-            if written > limit:
-                return True
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
-            return False
-
-        lines = LineSplitter(on_line)
-        status = self._exec(command, env, {1: write, 2: lines.feed}, deadline, phase,
-                            timeout_label)
-        if status is None:
-            return -1, written
-        lines.close()
-        return status, written
+        return stdout_to_file(fd, limit, on_line, lambda out, err: self._exec(
+            command, env, {1: out, 2: err}, deadline, phase, timeout_label))
 
     def _exec(self, command: Sequence[str], env: Mapping[str, str],
-              readers: Mapping[int, Callable[[bytes], bool | None]], deadline: float,
+              readers: Mapping[int, Reader], deadline: float,
               phase: str, timeout_label: str) -> int | None:
         """Run one exec, handing each frame's bytes to the reader of its stream (1 stdout,
         2 stderr); a reader returning True stops the build (None returned)."""

@@ -32,16 +32,13 @@ class DockerFailure(RuntimeFailure):
 
 def connect() -> Any:
     """A client of the local engine, or DockerFailure in one line."""
-    import docker
+    from ... import stack
 
     try:
         # a streaming connection per followed container: keep them all in the pool
-        client = docker.from_env(timeout=120, max_pool_size=1024)
-        client.ping()
-    except docker.errors.DockerException as err:
-        raise DockerFailure("no Docker engine answers (start dockerd: "
-                            f"scripts/lib/docker-engine.sh); {one_line(err)}") from None
-    return client
+        return stack.engine(timeout=120, max_pool_size=1024)
+    except stack.StackError as err:
+        raise DockerFailure(str(err)) from None
 
 
 def one_line(err: BaseException) -> str:
