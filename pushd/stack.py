@@ -60,7 +60,7 @@ def engine(**options: Any) -> Any:
         client.ping()
     except docker.errors.DockerException as err:
         raise StackError("no Docker engine answers (start dockerd: scripts/install does); "
-                         f"{str(err).splitlines()[0][:120]}") from err
+                         f"{(str(err).splitlines() or [type(err).__name__])[0][:120]}") from err
     return client
 
 
