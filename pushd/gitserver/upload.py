@@ -22,11 +22,13 @@ from .intake import PIECE, git_argv, git_env
 def _to_git(read_some: Callable[[int], bytes], stdin: IO[bytes]) -> None:
     """The client's side of the conversation (wants, haves, done) into git, until either
     ends: the channel closes, or git exits and the write fails."""
-    with contextlib.suppress(OSError, EOFError):
-        while data := read_some(PIECE):
-            stdin.write(data)
-    with contextlib.suppress(OSError):
-        stdin.close()
+    try:
+        with contextlib.suppress(OSError, EOFError):
+            while data := read_some(PIECE):
+                stdin.write(data)
+    finally:  # whatever broke the reading, git hears the end (never a child left waiting)
+        with contextlib.suppress(OSError):
+            stdin.close()
 
 
 def _errors_to(err: Callable[[str], None], stderr: IO[bytes]) -> None:

@@ -46,7 +46,7 @@ def test_a_push_or_clone_makes_the_repo_a_crash_left_out(platform: Platform):
     Repo(str(platform.paths.repo(app.id))).close()
     assert oct(folder.stat().st_mode & 0o777) == "0o711"
     other = platform.store.create_app("other", "admin")
-    receive.upload_pack(platform, other, io.BytesIO(FLUSH), written.append, _ignore)
+    receive.upload_pack(platform, other, io.BytesIO(FLUSH).read, written.append, _ignore)
     Repo(str(platform.paths.repo(other.id))).close()
 
 
