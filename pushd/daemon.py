@@ -57,6 +57,7 @@ def no_banner_tracebacks(record: logging.LogRecord) -> bool:
 def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     from .commands import load_all
+    from .drains.manager import DrainManager
     from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
     from .router.watch import WATCH_FILE, RouterWatch
@@ -108,7 +109,9 @@ def run(platform: Platform) -> None:
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
                threading.Thread(target=ssh.serve, name="ssh", daemon=True),
                threading.Thread(target=watch.run, args=(stop,), name="router-watch",
-                                daemon=True)]
+                                daemon=True),
+               threading.Thread(target=DrainManager(platform.store, paths).run, args=(stop,),
+                                name="drains", daemon=True)]
     for thread in threads:
         thread.start()
     log.info("pushd %s up: ssh on %s:%d, http on %s:%d, runtime %s", os.getpid(),
