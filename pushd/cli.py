@@ -111,7 +111,8 @@ def daemon_argv(platform: Platform) -> list[str]:
     working directory (absolute state dir; the admin key was registered by the caller)."""
     s = platform.settings
     argv = ["--state-dir", str(s.state_dir), "up", "--ssh-port", str(s.ssh_port),
-            "--http-port", str(s.http_port), "--domain", s.domain, "--runtime", s.runtime]
+            "--http-port", str(s.http_port), "--domain", s.domain, "--runtime", s.runtime,
+            "--metrics-port", str(s.metrics_port)]
     return [*argv, "--system-nginx"] if s.system_nginx else argv
 
 
@@ -123,17 +124,19 @@ def daemon_argv(platform: Platform) -> list[str]:
 @click.option("--admin-key", type=click.Path(exists=True, dir_okay=False),
               help="Register this public key file as an admin key")
 @click.option("--runtime", help="Dyno runtime (default sandbox)")
+@click.option("--metrics-port", type=int,
+              help="Serve Prometheus metrics on this port (loopback; default: off)")
 @click.option("--system-nginx", is_flag=True, default=None,
               help="Write an include for the system's nginx instead of running our own")
 @click.option("--detach", is_flag=True, help="Run in the background; return once it is up")
 @click.pass_obj
 def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | None,
        domain: str | None, admin_key: str | None, runtime: str | None,
-       system_nginx: bool | None, detach: bool) -> None:
+       metrics_port: int | None, system_nginx: bool | None, detach: bool) -> None:
     """Start the platform: SSH server, process manager and router, in one daemon."""
     flags = {"state_dir": state_dir or obj.get("state_dir"), "ssh_port": ssh_port,
              "http_port": http_port, "domain": domain, "runtime": runtime,
-             "system_nginx": system_nginx}
+             "metrics_port": metrics_port, "system_nginx": system_nginx}
     try:
         platform = platform_for(live=False, **flags)
         clash = ports.ephemeral_clash(platform.settings.port_range, ports.kernel_ephemeral_range())

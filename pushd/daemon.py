@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import firewall
+from . import firewall, metrics
 from .errors import Conflict, PushdError
 from .platform import Platform, is_daemon_argv
 from .procs import port_holder, read_pid_file, write_pid_file
@@ -102,6 +102,11 @@ def run(platform: Platform) -> None:
             raise
         raise PushdError(f"SSH port {settings.ssh_port}: {os.strerror(err.errno)}: held by pid "
                          f"{holder[0]} ({holder[1][:120]})") from None
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_host, settings.metrics_port)
+        except OSError as err:
+            raise PushdError(f"metrics port {settings.metrics_port}: {err.strerror}") from None
     check_host = getattr(platform.runtime, "check_host", None)  # optional: one line if not
     if check_host is not None:
         check_host()
@@ -127,12 +132,13 @@ def run(platform: Platform) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake())
     watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
+    drains = DrainManager(platform.store, paths)
+    metrics.watch_drains(drains.dropped)
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
                threading.Thread(target=ssh.serve, name="ssh", daemon=True),
                threading.Thread(target=watch.run, args=(stop,), name="router-watch",
                                 daemon=True),
-               threading.Thread(target=DrainManager(platform.store, paths).run, args=(stop,),
-                                name="drains", daemon=True),
+               threading.Thread(target=drains.run, args=(stop,), name="drains", daemon=True),
                threading.Thread(target=platform.router.log_receiver(
                    app_ids(platform), paths.log_file, settings.log_max_bytes).run,
                    args=(stop,), name="router-log", daemon=True)]

@@ -7,6 +7,7 @@ decisions are `rollout.py`'s, pure and tested alone; this is only their I/O.
 
 from __future__ import annotations
 
+from . import metrics
 from . import rollout as ro
 from .dynostatus import write_failure
 from .errors import RouterError
@@ -67,6 +68,8 @@ class RolloutDriver:
                 write_failure(self.paths, app_id, version, reason, output)
             case ro.SetStatus(version, status):
                 self.store.set_release_status(app_id, version, str(status))
+                if app_id in self._apps and status.done:
+                    metrics.deploys.labels(self._apps[app_id].name, str(status)).inc()
                 if status is ro.ReleaseState.SUCCEEDED:
                     self._serving[app_id] = self.store.release(app_id, version)
             case ro.Announce(message):

@@ -74,6 +74,9 @@ class Settings:
     # request in progress per client address (slowloris, greedy clients)
     router_header_timeout: int = 10
     router_timeout: int = 30  # seconds to an app's first byte before H12 (Heroku: 30)
+    # Prometheus metrics (/metrics) on this port of metrics_host; 0: not served
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     router_conns_per_client: int = 256
     # SSH logins not yet authenticated: at most this many at once, this many per source
     # address, and this long (seconds) from connect to an open session

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from . import rollout as ro
+from .dynometrics import DynoMetrics
 from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
 from .dynostatus import DynoStatus, last_states
@@ -50,6 +51,7 @@ class Supervisor(RolloutDriver):
         self.drain_until: dict[int, float] = {}
         self.halted: dict[int, float] = {}  # app id -> when (an id may go to a new app)
         self.memory = MemoryWatch(settings.memory_warn_percent)
+        self.counted = DynoMetrics()
         self._adopted = False
         self._lock = threading.Lock()
         self._requests: list[tuple[str, int, str | None]] = []
@@ -123,6 +125,10 @@ class Supervisor(RolloutDriver):
         desired, pending = self._desired(now)
         self._rollouts(pending)
         self._converge(desired, now)
+        self.counted.pass_done(
+            {i: a.name for i, a in self._apps.items()}, list(desired),
+            [d.slot for d in self.dynos.values() if d.state == "up" and not d.stopping],
+            [(d.spec.app_id, d.spec.process_type) for d in self.dynos.values()], now)
         self.out.routes_changed(self._build_routes())
         self.out.status_changed(self.status())
         return self._sleep_for(now)
@@ -220,6 +226,8 @@ class Supervisor(RolloutDriver):
 
     def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
         spec = dyno.spec
+        app = self._apps.get(spec.app_id)
+        self.counted.crashed(app.name if app else "", dyno.slot, spec.process_type, reason)
         rollout = self._feed(spec.app_id, spec.release, ro.DynoCrashed(
             spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id))
         if rollout is not None and rollout.state.done:
@@ -313,6 +321,7 @@ class Supervisor(RolloutDriver):
             self._crashed(dyno, now, f"could not start: {err}")
             return
         self._platform(spec, starting(spec))
+        self.counted.started(self._apps[app_id].name, slot, kind, slot in self.crashes)
         dyno.pid, dyno.endpoint = info.pid, info.endpoint
         self.dynos[spec.id] = dyno
         self._feed(app_id, release.version, ro.DynoStarted(spec.dyno))
@@ -342,6 +351,9 @@ class Supervisor(RolloutDriver):
         if dyno.state != state:
             if say:
                 self._platform(dyno.spec, f"State changed from {dyno.state} to {state}")
+            if state == "up" and not dyno.adopted and dyno.spec.app_id in self._apps:
+                self.counted.up(self._apps[dyno.spec.app_id].name, dyno.spec.process_type,
+                                now - dyno.started)
             dyno.state, dyno.since = state, now
             dyno.ever_up = dyno.ever_up or state == "up"
 

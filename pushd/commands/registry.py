@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import diskspace, names
+from .. import diskspace, metrics, names
 from ..errors import Forbidden, InvalidName, InvalidValue, NotFound, PushdError, UsageError
 from ..governance import audit
 from ..models import App, Key
@@ -189,9 +189,10 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
 
     load_all()
     argv = _app_first(list(argv), lambda name: name in {a.name for a in ctx.store.apps()})
-    status = 1
+    status, internal = 1, True
     try:
         status = _dispatch(ctx, argv)
+        internal = False
         return status
     finally:
         cmd = COMMANDS.get(argv[0]) if argv else None
@@ -203,6 +204,8 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
                                    cmd.raw, cmd.options)
             except UsageError:
                 app = None
+        metrics.commands.labels(cmd.name if cmd else "unknown",
+                                metrics.command_outcome(status, internal)).inc()
         trail = audit.Trail(ctx.platform.paths.audit_log)
         trail.command(ctx.user.name, ctx.user.fingerprint, argv, app or "", status)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .. import deploy, names
+from .. import deploy, metrics, names
 from ..errors import NotFound, UsageError
 from ..governance import enforce
 from ..models import App, Release
@@ -95,6 +95,7 @@ def rollback(ctx: Context, app: App, args: list[str]) -> None:
             raise NotFound(f"The slug of {target.name} is no longer kept; deploy again") from None
     enforce.check_rollback(ctx.platform, app, target)
     ctx.out(f"Rolling back {app.name} to {target.name}... ")
+    metrics.rollbacks.labels(app.name).inc()
     new = deploy.release(ctx.platform, app, description=f"Rollback to {target.name}",
                          user=ctx.user.name, base=target,
                          slug=store.slug(target.slug_id) if target.slug_id else None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -19,7 +20,7 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import deploy, diskspace
+from .. import deploy, diskspace, metrics
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..governance import enforce
@@ -128,20 +129,27 @@ class DeployingReceivePack(ReceivePackHandler):
             return None
         if new_sha == ZERO:
             return b"the deploy branch cannot be deleted"
+        started = time.monotonic()
         try:
             self.deploy(app, RefMove(ref_name.decode(), old_sha.decode(), new_sha.decode(), 0))
         except BuildError as err:  # the builder has already said why, line by line
+            metrics.pushes.labels("build_failed").inc()
             return b"no space left on device" if diskspace.is_full(err) else b"build failed"
         except PushdError as err:
+            metrics.pushes.labels("release_failed" if isinstance(err, ReleaseFailed)
+                                  else "refused").inc()
             self.progress(f" !     {err}\n")
             for line in getattr(err, "output", []):
                 self.progress(f"       {line}\n")
             return b"release failed" if isinstance(err, ReleaseFailed) else b"deploy failed"
         except Exception as err:
+            metrics.pushes.labels("error").inc()
             if not diskspace.is_full(err):
                 raise
             self._say_full(err)  # never taken for a pusher that went away
             return b"no space left on device"
+        metrics.pushes.labels("ok").inc()
+        metrics.serving_seconds.labels(app.name).observe(time.monotonic() - started)
         self.deployed = True
         return None
 
@@ -164,9 +172,11 @@ class DeployingReceivePack(ReceivePackHandler):
                 building[0] = True
                 pause(platform, "during-build")
 
+        started = time.monotonic()
         with enforce.building(platform, app):
             slug = platform.builder.build(app, sha, config, build_out,
                                           admin=self.user.is_admin)
+        metrics.build_seconds.labels(app.name).observe(time.monotonic() - started)
         platform.store.add_slug(slug)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         latest = platform.store.releases(app.id, limit=1)

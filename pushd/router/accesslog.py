@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..logs import AppLog, format_line
 
 log = logging.getLogger("pushd.router")
@@ -58,6 +59,21 @@ def parse_datagram(data: bytes) -> dict[str, str] | None:
     except ValueError:
         return None
     return entry if isinstance(entry, dict) else None
+
+
+def count(app: str, entry: dict[str, str]) -> None:
+    """The request in the router metrics (labels: the app, status class, dyno, H-code)."""
+    dyno = str(entry.get("dyno", "-"))
+    status = str(entry.get("status", ""))
+    metrics.router_requests.labels(app, metrics.status_class(status), dyno).inc()
+    code = str(entry.get("code", ""))
+    if code in DESCRIPTIONS:
+        metrics.router_errors.labels(app, code).inc()
+    seconds = str(entry.get("rt", "")).replace(":", ",").split(",")[-1].strip()
+    try:
+        metrics.router_service.labels(app).observe(float(seconds))
+    except ValueError:
+        pass  # "-": no upstream answered
 
 
 class _Bucket:
@@ -126,12 +142,14 @@ class RouterLogReceiver:
         if entry is None or not entry.get("app"):
             return
         app = str(entry["app"])
+        count(app, entry)
         if self._buckets[app].take():
             self._pending[app].append(format_line("pushd", "router", router_line(entry)))
 
     def flush(self) -> None:
         for app, bucket in self._buckets.items():
             if bucket.dropped:
+                metrics.router_lines_dropped.labels(app).inc(bucket.dropped)
                 self._pending[app].append(format_line(
                     "pushd", "router", f"-- {bucket.dropped} router lines dropped: over "
                     f"{RATE:.0f} a second --"))

@@ -1,15 +1,18 @@
 """Router lines in the app's log: every request through nginx becomes a `pushd[router]` line
-naming the dyno that served it and its status; one that outlasts `router_timeout` is H12."""
+naming the dyno that served it and its status; one that outlasts `router_timeout` is H12.
+The daemon's Prometheus metrics move by what the test did."""
 
 from __future__ import annotations
 
 import re
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest, new_root, python_app, running
+from .harness import PushdUnderTest, free_port, new_root, python_app, running
 
 SLOW = '''\
 import os, time
@@ -20,6 +23,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/slow":
             time.sleep(6)
+        if self.path == "/crash":
+            os._exit(3)
         data = ("ok dyno=" + os.environ["DYNO"]).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
@@ -38,7 +43,8 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 def quick(tmp_path_factory: pytest.TempPathFactory):
     """A daemon whose router gives an app 2 s to answer."""
     yield from running(new_root("pushd-router-logs-"), {
-        "boot_timeout": 8, "stop_timeout": 3, "drain_seconds": 0.5, "router_timeout": 2})
+        "boot_timeout": 8, "stop_timeout": 3, "drain_seconds": 0.5, "router_timeout": 2,
+        "crash_backoff_base": 0.5, "metrics_port": free_port()})
 
 
 def router_lines(pushd: PushdUnderTest, app: str, *filters: str) -> list[str]:
@@ -70,3 +76,49 @@ def test_requests_become_router_lines_and_a_slow_one_is_h12(quick: PushdUnderTes
                               if "path=\"/slow\"" in x])
     assert 'at=error code=H12 desc="Request timeout" method=GET path="/slow"' in h12[0]
     assert "status=503" in h12[0]
+
+
+def scrape(pushd: PushdUnderTest) -> dict[tuple[str, frozenset], float]:
+    port = pushd.settings["metrics_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        assert answer.status == 200
+        text = answer.read().decode()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(value for (metric, have), value in samples.items()
+               if metric == name and want <= have)
+
+
+def test_metrics_move_by_what_happened(quick: PushdUnderTest):
+    before = scrape(quick)
+    repo = quick.new_app_repo("metered", {**python_app("x"), "app.py": SLOW})
+    assert quick.push(repo).returncode == 0
+    for _ in range(5):
+        assert quick.http("metered", "/").status == 200
+    assert quick.ssh("ps:scale", "metered", "web=2").returncode == 0
+    assert quick.http("metered", "/crash").status == 503  # its dyno died mid-request
+
+    def moved(name: str, **labels: str) -> float:
+        return total(scrape(quick), name, **labels) - total(before, name, **labels)
+
+    app = {"app": "metered"}
+    assert moved("pushd_git_pushes_total", outcome="ok") == 1
+    assert moved("pushd_deploys_total", outcome="succeeded", **app) == 1
+    assert moved("pushd_build_duration_seconds_count", **app) == 1
+    assert moved("pushd_push_to_serving_seconds_count", **app) == 1
+    assert moved("pushd_commands_total", command="ps:scale", outcome="ok") == 1
+    wait_until(lambda: moved("pushd_router_requests_total", status_class="2xx", **app) == 5)
+    assert moved("pushd_router_service_seconds_count", **app) >= 5
+    wait_until(lambda: moved("pushd_dyno_crashes_total", reason="exit", **app) == 1)
+    wait_until(lambda: moved("pushd_dyno_restarts_total", reason="exit", **app) == 1)
+    wait_until(lambda: moved("pushd_scale_duration_seconds_count", **app) == 1)
+    # three starts of web: the push, the scale, the restart after the crash
+    wait_until(lambda: moved("pushd_dyno_starts_total", type="web", **app) == 3)
+    wait_until(lambda: moved("pushd_dyno_cold_start_seconds_count", type="web", **app) == 3)
+    wait_until(lambda: total(scrape(quick), "pushd_dynos_running", type="web", **app) == 2)
+    assert total(scrape(quick), "pushd_api_up") == 1
