@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import metrics
+from .slo import SLIFile
 
 
 def crash_reason(text: str) -> str:
@@ -21,7 +22,8 @@ def crash_reason(text: str) -> str:
 
 
 class DynoMetrics:
-    def __init__(self) -> None:
+    def __init__(self, sli: SLIFile | None = None, cold_start_ms: int = 500) -> None:
+        self.sli, self.cold_start_ms = sli, cold_start_ms
         self.last_reason: dict[Any, str] = {}  # slot → why it last crashed
         self._formation: dict[int, Tally[str]] = {}
         self._scaled_at: dict[int, float] = {}
@@ -38,6 +40,8 @@ class DynoMetrics:
 
     def up(self, app: str, kind: str, seconds: float) -> None:
         metrics.cold_start.labels(app, kind).observe(max(0.0, seconds))
+        if self.sli is not None:
+            self.sli.record("cold_start", seconds * 1000 <= self.cold_start_ms)
 
     def pass_done(self, names: Mapping[int, str], desired: Iterable[tuple[int, int, str, int]],
                   up: Iterable[tuple[int, int, str, int]], running: Iterable[tuple[int, str]],

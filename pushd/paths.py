@@ -33,6 +33,11 @@ class Paths:
         return self.root / "audit.log"
 
     @property
+    def slo_file(self) -> Path:
+        """Daily good/total counts of the platform's indicators (slo.py)."""
+        return self.root / "slo.json"
+
+    @property
     def nginx_dir(self) -> Path:
         return self.root / "nginx"
 

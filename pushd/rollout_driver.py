@@ -12,6 +12,7 @@ from . import rollout as ro
 from .dynostatus import write_failure
 from .errors import RouterError
 from .models import Release
+from .slo import SLIFile
 
 
 class RolloutDriver:
@@ -70,6 +71,9 @@ class RolloutDriver:
                 self.store.set_release_status(app_id, version, str(status))
                 if app_id in self._apps and status.done:
                     metrics.deploys.labels(self._apps[app_id].name, str(status)).inc()
+                if status in (ro.ReleaseState.SUCCEEDED, ro.ReleaseState.FAILED):
+                    SLIFile(self.paths.slo_file).record(
+                        "deploy", status is ro.ReleaseState.SUCCEEDED)
                 if status is ro.ReleaseState.SUCCEEDED:
                     self._serving[app_id] = self.store.release(app_id, version)
             case ro.Announce(message):

@@ -77,6 +77,11 @@ class Settings:
     # Prometheus metrics (/metrics) on this port of metrics_host; 0: not served
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    # objectives `slo` measures the platform against, over the last slo_window_days
+    slo_api_availability: float = 99.9  # percent of admin commands without an internal error
+    slo_deploy_success: float = 99.0  # percent of finished releases that went live
+    slo_cold_start_ms: int = 500  # 95 % of dyno starts up within this
+    slo_window_days: int = 30
     router_conns_per_client: int = 256
     # SSH logins not yet authenticated: at most this many at once, this many per source
     # address, and this long (seconds) from connect to an open session

@@ -30,6 +30,7 @@ from .rollout_driver import RolloutDriver
 from .router.base import Route
 from .runtime.records import DynoInfo, DynoSpec, DynoState
 from .settings import Settings
+from .slo import SLIFile
 
 log = logging.getLogger("pushd.supervisor")
 
@@ -51,7 +52,7 @@ class Supervisor(RolloutDriver):
         self.drain_until: dict[int, float] = {}
         self.halted: dict[int, float] = {}  # app id -> when (an id may go to a new app)
         self.memory = MemoryWatch(settings.memory_warn_percent)
-        self.counted = DynoMetrics()
+        self.counted = DynoMetrics(SLIFile(paths.slo_file), settings.slo_cold_start_ms)
         self._adopted = False
         self._lock = threading.Lock()
         self._requests: list[tuple[str, int, str | None]] = []

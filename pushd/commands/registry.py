@@ -16,6 +16,7 @@ from ..errors import Forbidden, InvalidName, InvalidValue, NotFound, PushdError,
 from ..governance import audit
 from ..models import App, Key
 from ..platform import Platform
+from ..slo import SLIFile
 
 
 @dataclass
@@ -75,7 +76,7 @@ COMMANDS: dict[str, Command] = {}
 NO_ROOM_NEEDED = frozenset({
     "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
     "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
-    "resource:report", "apps:destroy", "events", "drains"})
+    "resource:report", "apps:destroy", "events", "drains", "metrics", "slo"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
@@ -206,6 +207,7 @@ def dispatch(ctx: Context, argv: Sequence[str]) -> int:
                 app = None
         metrics.commands.labels(cmd.name if cmd else "unknown",
                                 metrics.command_outcome(status, internal)).inc()
+        SLIFile(ctx.platform.paths.slo_file).record("api", not internal)
         trail = audit.Trail(ctx.platform.paths.audit_log)
         trail.command(ctx.user.name, ctx.user.fingerprint, argv, app or "", status)
 

@@ -9,6 +9,7 @@ where it was, so pushing again retries.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from dulwich.server import DictBackend, ReceivePackHandler
 from .. import deploy, diskspace, metrics
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
+from ..files import replace_file
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
@@ -34,6 +36,7 @@ from .refmove import RefMove, record, settle
 from .upload import serve_upload
 
 log = logging.getLogger("pushd.push")
+LAST_DEPLOY = "last-deploy.json"  # when the last push went live and how long it took
 ZERO = b"0" * 40
 DEPLOY_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
 
@@ -149,7 +152,10 @@ class DeployingReceivePack(ReceivePackHandler):
             self._say_full(err)  # never taken for a pusher that went away
             return b"no space left on device"
         metrics.pushes.labels("ok").inc()
-        metrics.serving_seconds.labels(app.name).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        metrics.serving_seconds.labels(app.name).observe(took)
+        replace_file(self.platform.paths.app_dir(app.id) / LAST_DEPLOY, json.dumps(
+            {"at": time.time(), "seconds": round(took, 3)}))
         self.deployed = True
         return None
 

@@ -23,9 +23,12 @@ from typing import Any
 
 from .. import metrics
 from ..logs import AppLog, format_line
+from .stats import AppStats
 
 log = logging.getLogger("pushd.router")
 
+STATS_EVERY = 5.0  # seconds between two writes of an app's router-stats.json
+STATS_FILE = "router-stats.json"
 RATE = 500.0
 BURST = 2000.0
 FLUSH = 0.2
@@ -61,6 +64,15 @@ def parse_datagram(data: bytes) -> dict[str, str] | None:
     return entry if isinstance(entry, dict) else None
 
 
+def service_seconds(entry: dict[str, str]) -> float | None:
+    """The last upstream's response time (nginx lists one per upstream tried), if any."""
+    value = str(entry.get("rt", "")).replace(":", ",").split(",")[-1].strip()
+    try:
+        return float(value)
+    except ValueError:
+        return None  # "-": no upstream answered
+
+
 def count(app: str, entry: dict[str, str]) -> None:
     """The request in the router metrics (labels: the app, status class, dyno, H-code)."""
     dyno = str(entry.get("dyno", "-"))
@@ -69,11 +81,9 @@ def count(app: str, entry: dict[str, str]) -> None:
     code = str(entry.get("code", ""))
     if code in DESCRIPTIONS:
         metrics.router_errors.labels(app, code).inc()
-    seconds = str(entry.get("rt", "")).replace(":", ",").split(",")[-1].strip()
-    try:
-        metrics.router_service.labels(app).observe(float(seconds))
-    except ValueError:
-        pass  # "-": no upstream answered
+    seconds = service_seconds(entry)
+    if seconds is not None:
+        metrics.router_service.labels(app).observe(seconds)
 
 
 class _Bucket:
@@ -102,6 +112,9 @@ class RouterLogReceiver:
         self.lines_written = 0
         self._buckets: dict[str, _Bucket] = defaultdict(_Bucket)
         self._pending: dict[str, list[str]] = defaultdict(list)
+        self._stats: dict[str, AppStats] = {}
+        self._changed: set[str] = set()
+        self._stats_written = 0.0
 
     def bind(self) -> socket.socket:
         self.path.unlink(missing_ok=True)
@@ -143,6 +156,14 @@ class RouterLogReceiver:
             return
         app = str(entry["app"])
         count(app, entry)
+        seconds = service_seconds(entry)
+        if app not in self._stats:
+            app_id = self.app_ids(app)
+            self._stats[app] = (AppStats() if app_id is None else
+                                AppStats.load(self.log_file(app_id).with_name(STATS_FILE)))
+        self._stats[app].add(str(entry.get("status", "")),
+                             None if seconds is None else seconds * 1000)
+        self._changed.add(app)
         if self._buckets[app].take():
             self._pending[app].append(format_line("pushd", "router", router_line(entry)))
 
@@ -164,3 +185,13 @@ class RouterLogReceiver:
                 self.lines_written += len(lines)
             except OSError as err:
                 log.warning("router lines of %s not written: %s", app, err)
+        if time.monotonic() - self._stats_written >= STATS_EVERY:
+            self._stats_written = time.monotonic()
+            changed, self._changed = self._changed, set()
+            for app in changed:
+                app_id = self.app_ids(app)
+                if app_id is not None:
+                    try:
+                        self._stats[app].write(self.log_file(app_id).with_name(STATS_FILE))
+                    except OSError as err:
+                        log.warning("router figures of %s not written: %s", app, err)

@@ -122,3 +122,28 @@ def test_metrics_move_by_what_happened(quick: PushdUnderTest):
     wait_until(lambda: moved("pushd_dyno_cold_start_seconds_count", type="web", **app) == 3)
     wait_until(lambda: total(scrape(quick), "pushd_dynos_running", type="web", **app) == 2)
     assert total(scrape(quick), "pushd_api_up") == 1
+
+
+def test_metrics_command_and_slo_report(quick: PushdUnderTest):
+    """After test_metrics_move_by_what_happened: its app's last hour, the platform's SLOs."""
+    def summary() -> str | None:
+        shown = quick.ssh("metrics", "metered", user="admin").stdout
+        return shown if "(6 in all)" in shown else None
+    shown = wait_until(summary, timeout=30)
+    lines = shown.splitlines()
+    assert lines[0] == "=== metered metrics (last hour)"
+    assert lines[1] == "Requests:      0.1/min (6 in all)"
+    assert lines[2] == "Errors:        16.7 % (1 answers 5xx)"  # the /crash request
+    assert lines[3].startswith("Response time: p50 ≤") and "p99 ≤" in lines[3]
+    assert lines[4] == "Restarts:      1"
+    assert re.match(r"Last deploy:   v1 at .* \(succeeded\), push to serving \d+\.\d s$",
+                    lines[5]), lines[5]
+    assert quick.ssh("slo", user="alice").returncode == 1
+    report = quick.ssh("slo")
+    assert report.returncode == 0, report.stderr
+    rows = report.stdout.splitlines()
+    assert rows[0] == "=== SLOs (last 30 days)"
+    assert re.match(r"Platform API availability +target 99.9 % +100.00 % \((\d+)/\1\) +100 % "
+                    r"of error budget left  met$", rows[1]), rows[1]
+    assert re.match(r"Deploy success +target 99 % +100.00 % \((\d+)/\1\)", rows[2]), rows[2]
+    assert rows[3].startswith("Cold starts within 500 ms  target 95 %")
