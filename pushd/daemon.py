@@ -95,7 +95,8 @@ def run(platform: Platform) -> None:
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
-    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
+                            tls=platform.tls.decorate)
     platform.supervisor = supervisor
     write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
@@ -139,8 +140,8 @@ def run(platform: Platform) -> None:
 
 
 # what `pushd up` flags may set and other commands must then see as the daemon has them
-LIVE_SETTINGS = ("ssh_host", "ssh_port", "http_host", "http_port", "domain", "runtime",
-                 "system_nginx")
+LIVE_SETTINGS = ("ssh_host", "ssh_port", "http_host", "http_port", "https_port", "domain",
+                 "runtime", "system_nginx")
 
 
 def live_file(state_dir: Path) -> Path:

@@ -1,0 +1,98 @@
+"""Certificate checks before a certificate is stored: generated certificates, no files."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pushd.errors import CertificateError
+from pushd.tls import certs
+from tests.tlsgen import NOW, make_ca, make_leaf
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return make_ca()
+
+
+def test_a_matching_pair_is_described(ca):
+    chain, key = make_leaf(["www.example.com", "example.com"], ca)
+    info = certs.check_pair(chain, key, NOW)
+    assert info.names == ("www.example.com", "example.com")
+    assert info.issuer == "CN=pushd test CA" and not info.self_signed
+    assert not info.ocsp
+    assert info.expires_in(NOW) == dt.timedelta(days=89)
+    assert certs.check_domains(info, ["app.localhost", "www.example.com"]) == ["www.example.com"]
+
+
+def test_wrong_domain_is_refused_naming_both(ca):
+    chain, key = make_leaf(["other.example.org"], ca)
+    info = certs.check_pair(chain, key, NOW)
+    with pytest.raises(CertificateError, match=r"is for other\.example\.org, which matches "
+                       r"none of the app's domains \(app\.localhost, www\.example\.com\)"):
+        certs.check_domains(info, ["app.localhost", "www.example.com"])
+
+
+def test_key_of_another_certificate_is_refused(ca):
+    chain, _ = make_leaf(["www.example.com"], ca)
+    _, other_key = make_leaf(["www.example.com"], ca)
+    with pytest.raises(CertificateError, match="Private key does not match the certificate"):
+        certs.check_pair(chain, other_key, NOW)
+
+
+def test_expired_and_not_yet_valid_are_refused(ca):
+    chain, key = make_leaf(["www.example.com"], ca, start=NOW - dt.timedelta(days=100),
+                           days=90)
+    with pytest.raises(CertificateError, match="Certificate expired on 2026-11-18"):
+        certs.check_pair(chain, key, NOW)
+    chain, key = make_leaf(["www.example.com"], ca, start=NOW + dt.timedelta(days=2))
+    with pytest.raises(CertificateError, match="not valid before 2026-11-30"):
+        certs.check_pair(chain, key, NOW)
+
+
+def test_wildcards_cover_one_label():
+    assert certs.name_covers("*.example.com", "www.example.com")
+    assert not certs.name_covers("*.example.com", "a.b.example.com")
+    assert not certs.name_covers("*.example.com", "example.com")
+    assert certs.name_covers("*.example.com", "*.example.com")  # an app's wildcard domain
+    assert not certs.name_covers("www.example.com", "*.example.com")
+    assert certs.name_covers("WWW.Example.com", "www.example.com")
+
+
+def test_wildcard_certificate_matches_the_apps_subdomain(ca):
+    chain, key = make_leaf(["*.example.com"], ca)
+    info = certs.check_pair(chain, key, NOW)
+    assert certs.check_domains(info, ["api.example.com", "x.y.example.com"]) == [
+        "api.example.com"]
+
+
+def test_bundle_in_either_order_and_garbage_refused(ca):
+    chain, key = make_leaf(["www.example.com"], ca)
+    assert certs.split_bundle(chain + key) == certs.split_bundle(key + b"junk\n" + chain)
+    got_chain, got_key = certs.split_bundle(chain + key)
+    assert got_chain.count(b"BEGIN CERTIFICATE") == 2 and b"PRIVATE KEY" in got_key
+    with pytest.raises(CertificateError, match="No certificate found"):
+        certs.split_bundle(key)
+    with pytest.raises(CertificateError, match="found 0"):
+        certs.split_bundle(chain)
+    with pytest.raises(CertificateError, match="found 2"):
+        certs.split_bundle(chain + key + key)
+    with pytest.raises(CertificateError, match="over 256 KB"):
+        certs.split_bundle(b"x" * 300_000)
+
+
+def test_messages_never_carry_the_key(ca):
+    chain, key = make_leaf(["www.example.com"], ca)
+    broken = key.replace(key.splitlines()[2], b"A" * 64)
+    with pytest.raises(CertificateError) as caught:
+        certs.check_pair(chain, broken, NOW)
+    assert str(caught.value).startswith("Private key does not parse")
+    assert key.splitlines()[1].decode() not in str(caught.value)
+
+
+def test_self_signed_platform_certificate_covers_every_app():
+    chain, key = certs.self_signed("pushd.example", NOW)
+    info = certs.check_pair(chain, key, NOW)
+    assert info.self_signed and info.covers("myapp.pushd.example")
+    assert info.covers("pushd.example") and not info.covers("a.b.pushd.example")
