@@ -112,6 +112,10 @@ def run(platform: Platform) -> None:
                                 daemon=True)]
     for thread in threads:
         thread.start()
+    if settings.https_port:  # certs:auto: orders and renewals, off the supervisor's thread
+        from .tls.hooks import start_renewer
+
+        start_renewer(platform)
     log.info("pushd %s up: ssh on %s:%d, http on %s:%d, runtime %s", os.getpid(),
              settings.ssh_host, ssh.port, settings.http_host, settings.http_port,
              settings.runtime)
@@ -133,6 +137,8 @@ def run(platform: Platform) -> None:
     finally:
         stop.set()
         ssh.stop()
+        if platform.renewer is not None:
+            platform.renewer.stop()
         threads[0].join(timeout=10)
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)

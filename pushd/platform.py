@@ -37,6 +37,7 @@ def load_runtimes() -> None:
 class Platform:
     settings: Settings
     supervisor: Any = field(default=None)  # set inside the daemon only
+    renewer: Any = field(default=None)  # the ACME renewer (tls/renewal.py), in the daemon
 
     def __post_init__(self) -> None:
         """An unknown `runtime` ends every command (and the daemon's start) with one line."""

@@ -8,53 +8,19 @@ unencrypted private key, concatenated in either order:
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from ..errors import CertificateError, Conflict, NotFound, UsageError
 from ..models import App
-from ..router.base import Route, TLSSite
 from ..tls import certs
-from ..tls.files import Installed
+from ..tls.install import app_hosts, install, now
 from ..tls.sites import FEATURES
 from .registry import Context, command, no_more, one_arg
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def app_hosts(ctx: Context, app: App) -> list[str]:
-    return [f"{app.name}.{ctx.platform.settings.domain}", *ctx.store.domains(app.id)]
 
 
 def expiry(info: certs.Certificate) -> str:
     days = info.expires_in(now()).days
     return f"{info.not_after:%Y-%m-%d %H:%M} UTC ({days} days)"
-
-
-def check_with_router(ctx: Context, app: App, chain: bytes, key: bytes,
-                      hosts: list[str]) -> None:
-    """`nginx -t` with the candidate files: a certificate nginx would refuse never reaches
-    the config every app shares."""
-    if not ctx.platform.settings.https_port:
-        return
-    cert_path, key_path = ctx.platform.certs.stage(app.id, chain, key)
-    try:
-        ctx.platform.router.check([Route(app.name, tuple(app_hosts(ctx, app)), (), tls=(
-            TLSSite(tuple(hosts), str(cert_path), str(key_path)),))])
-    finally:
-        ctx.platform.certs.discard(app.id)
-
-
-def install(ctx: Context, app: App, bundle: bytes, source: str) -> Installed:
-    chain, key = certs.split_bundle(bundle)
-    info = certs.check_pair(chain, key, now())
-    hosts = certs.check_domains(info, app_hosts(ctx, app))
-    check_with_router(ctx, app, chain, key, hosts)
-    installed = ctx.platform.certs.install_app(app.id, chain, key, source)
-    ctx.platform.notify()
-    return installed
 
 
 @command("certs", "APP", "List the app's SSL certificate")
@@ -86,7 +52,7 @@ def certs_info(ctx: Context, app: App, args: list[str]) -> None:
     ctx.line(f"=== {app.name} SSL Certificate")
     for label, value in (
         ("Common Name(s)", ", ".join(info.names)),
-        ("Domains", ", ".join(h for h in app_hosts(ctx, app) if info.covers(h)) or "none"),
+        ("Domains", ", ".join(h for h in app_hosts(ctx.platform, app) if info.covers(h)) or "none"),
         ("Starts At", f"{info.not_before:%Y-%m-%d %H:%M} UTC"),
         ("Expires At", expiry(info)),
         ("Issuer", info.issuer),
@@ -109,7 +75,8 @@ def certs_add(ctx: Context, app: App, args: list[str]) -> None:
                        f"certs:auto:disable {app.name} first")
     bundle = ctx.read_stdin()
     ctx.out(f"Adding SSL certificate to {app.name}... ")
-    installed = install(ctx, app, bundle, "manual")
+    chain, key = certs.split_bundle(bundle)
+    installed = install(ctx.platform, app, chain, key, "manual")
     ctx.line("done")
     ctx.line(f"Certificate for {', '.join(installed.info.names)}, expires "
              f"{expiry(installed.info)}")
