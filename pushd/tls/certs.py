@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from ..errors import CertificateError
@@ -88,14 +88,20 @@ def _has_ocsp(cert: x509.Certificate) -> bool:
     return any(d.access_method == AuthorityInformationAccessOID.OCSP for d in aia.value)
 
 
+def _printable(text: str, limit: int = 200) -> str:
+    """Names inside a certificate are the uploader's: no control characters reach a
+    terminal or a log line."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:limit]
+
+
 def describe(leaf: x509.Certificate) -> Certificate:
     digest = leaf.fingerprint(hashes.SHA256()).hex().upper()
     return Certificate(
-        names=_names(leaf),
+        names=tuple(_printable(n, 253) for n in _names(leaf)),
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
-        issuer=leaf.issuer.rfc4514_string(),
-        subject=leaf.subject.rfc4514_string(),
+        issuer=_printable(leaf.issuer.rfc4514_string()),
+        subject=_printable(leaf.subject.rfc4514_string()),
         fingerprint=":".join(digest[i:i + 2] for i in range(0, len(digest), 2)),
         ocsp=_has_ocsp(leaf),
         self_signed=leaf.issuer == leaf.subject,
@@ -124,6 +130,10 @@ def check_pair(chain_pem: bytes, key_pem: bytes, now: dt.datetime) -> Certificat
     der = serialization.Encoding.DER
     if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
         raise CertificateError("Private key does not match the certificate")
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise CertificateError(f"RSA key of {key.key_size} bits: at least 2048 are needed")
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CertificateError("Unsupported key type: use an RSA (2048+ bits) or ECDSA key")
     if cert.not_after <= now:
         raise CertificateError(f"Certificate expired on {cert.not_after:%Y-%m-%d %H:%M} UTC")
     if cert.not_before > now:

@@ -96,3 +96,24 @@ def test_self_signed_platform_certificate_covers_every_app():
     info = certs.check_pair(chain, key, NOW)
     assert info.self_signed and info.covers("myapp.pushd.example")
     assert info.covers("pushd.example") and not info.covers("a.b.pushd.example")
+
+
+def test_weak_rsa_keys_and_control_characters(ca):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evil\x1b[2Jname.example")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(NOW - dt.timedelta(days=1))
+            .not_valid_after(NOW + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    chain = cert.public_bytes(serialization.Encoding.PEM)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    with pytest.raises(CertificateError, match="RSA key of 1024 bits"):
+        certs.check_pair(chain, pem, NOW)
+    info = certs.parse_chain(chain)
+    assert "\x1b" not in info.subject and "\x1b" not in info.names[0]

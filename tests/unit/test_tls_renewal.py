@@ -132,3 +132,24 @@ def test_https_settings(tmp_path):
         load({"state_dir": str(tmp_path)}, env={"PUSHD_TRUSTED_PROXIES": "example.com"})
     with pytest.raises(UsageError, match="must differ"):
         load({"state_dir": str(tmp_path), "https_port": 8080, "http_port": 8080}, env={})
+
+
+def test_a_certificate_nginx_refuses_never_goes_live(setup):
+    from pushd.errors import RouterError
+    from pushd.tls.install import install
+
+    platform, files = setup
+    checked = []
+
+    def check(routes):
+        checked.append(routes)
+        assert open(routes[0].tls[0].key).read().startswith("-----BEGIN")  # the candidate
+        raise RouterError("[emerg] SSL_CTX_use_PrivateKey failed")
+
+    platform.settings.https_port = 8443
+    platform.router = SimpleNamespace(check=check)
+    chain, key = make_leaf(["shop.example.com"], make_ca())
+    with pytest.raises(RouterError):
+        install(platform, platform.store.app_row, chain, key, "manual")
+    assert checked and files.app_cert(7) is None
+    assert not list((files.root / "app-7").glob("candidate*"))  # nothing left behind
