@@ -117,7 +117,7 @@ class Platform:
         """Each route's certificates and HTTPS features, for the supervisor."""
         from .tls.sites import TLSView
 
-        return TLSView(self.certs, bool(self.settings.https_port))
+        return TLSView(self.certs, bool(self.settings.https_port), self.settings.domain)
 
     @cached_property
     def policies(self) -> PolicyFile:

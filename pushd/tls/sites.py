@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from ..models import App
 from ..router.base import Route, TLSSite
-from .files import CertFiles
+from .files import CertFiles, Installed
 
 FEATURES = {
     "redirect-https": "Redirect HTTP requests to HTTPS (301)",
@@ -18,17 +18,18 @@ FEATURES = {
 
 
 class TLSView:
-    def __init__(self, files: CertFiles, https: bool) -> None:
-        self.files, self.https = files, https
+    def __init__(self, files: CertFiles, https: bool, domain: str) -> None:
+        self.files, self.https, self.domain = files, https, domain
 
     def decorate(self, routes: list[Route], apps: Iterable[App]) -> list[Route]:
         if not self.https:
             return routes
         ids = {app.name: app.id for app in apps}
-        return [self._route(route, ids[route.app]) if route.app in ids else route
+        platform = self.files.platform_cert(self.domain)  # in every route: a new one reloads
+        return [self._route(route, ids[route.app], platform) if route.app in ids else route
                 for route in routes]
 
-    def _route(self, route: Route, app_id: int) -> Route:
+    def _route(self, route: Route, app_id: int, platform: Installed) -> Route:
         state = self.files.state(app_id)
         features = state.get("features", [])
         sites: tuple[TLSSite, ...] = ()
@@ -38,6 +39,10 @@ class TLSView:
             if hosts:
                 sites = (TLSSite(hosts, str(cert.cert_path), str(cert.key_path),
                                  cert.info.ocsp),)
+        rest = tuple(h for h in route.hosts if all(h not in s.hosts for s in sites))
+        if rest:
+            sites += (TLSSite(rest, str(platform.cert_path), str(platform.key_path),
+                              platform.info.ocsp),)
         return dataclasses.replace(route, tls=sites,
                                    redirect_https="redirect-https" in features,
                                    hsts="hsts" in features)

@@ -149,6 +149,25 @@ def test_forwarded_headers_kept_from_trusted_proxies_only(tls):
     assert curl(platform, base + "X-Forwarded-Port", *trusted)[0] == "4443"
 
 
+def test_operator_sets_the_platform_certificate(tls):
+    platform, _ = tls
+    ca = make_ca("operator CA")
+    chain, key = make_leaf(["*.localhost", f"{APP}.localhost"], ca)
+    wrong_chain, wrong_key = make_leaf(["*.example.org"], ca)
+    refused = platform.ssh("certs:platform", input=(wrong_chain + wrong_key).decode())
+    assert refused.returncode != 0 and "matches none" in refused.stderr
+    done = platform.ssh("certs:platform", input=(chain + key).decode())
+    assert done.returncode == 0, done.stderr
+    assert "Setting the certificate of *.localhost... done" in done.stdout
+    root = platform.root / "operator-ca.pem"
+    root.write_bytes(chain.split(b"-----END CERTIFICATE-----\n", 1)[1])
+    body = wait_until(lambda: curl(platform, https_url(platform, f"{APP}.localhost"),
+                                   "--cacert", str(root), check=False)[0], timeout=20)
+    assert body.startswith("tls app")
+    user = platform.ssh("certs:platform", user="alice", input=(chain + key).decode())
+    assert user.returncode != 0  # admins only
+
+
 def fingerprint(platform: PushdUnderTest) -> str | None:
     for line in platform.ssh("certs:info", APP).stdout.splitlines():
         if line.startswith("Fingerprint:") and "ACM" in platform.ssh("certs", APP).stdout:
