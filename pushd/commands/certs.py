@@ -64,22 +64,35 @@ def certs_info(ctx: Context, app: App, args: list[str]) -> None:
         ctx.line(f"{label + ':':<16}{value}")
 
 
-@command("certs:add", "APP  (PEM certificate chain + private key on stdin)",
+@command("certs:add", "APP [FULLCHAIN KEY]  (over SSH: the PEM chain + key on stdin)",
          "Add an SSL certificate for the app's domains")
 def certs_add(ctx: Context, app: App, args: list[str]) -> None:
-    if args:
-        raise UsageError(f"certs:add reads the PEM chain and key on stdin: cat fullchain.pem "
-                         f"privkey.pem | ssh platform certs:add {app.name}")
     if ctx.platform.certs.state(app.id).get("auto"):
         raise Conflict(f"Automatic certificates are enabled for {app.name}: run "
                        f"certs:auto:disable {app.name} first")
-    bundle = ctx.read_stdin()
+    bundle = read_bundle(ctx, args, f"cat fullchain.pem privkey.pem | ssh platform certs:add "
+                                    f"{app.name}")
     ctx.out(f"Adding SSL certificate to {app.name}... ")
     chain, key = certs.split_bundle(bundle)
     installed = install(ctx.platform, app, chain, key, "manual")
     ctx.line("done")
     ctx.line(f"Certificate for {', '.join(installed.info.names)}, expires "
              f"{expiry(installed.info)}")
+
+
+def read_bundle(ctx: Context, args: list[str], example: str) -> bytes:
+    """FULLCHAIN KEY files for the local CLI (root on this host) and for admins; the PEM
+    bundle on stdin for everyone (a user's key must never name a file of the host)."""
+    if not args:
+        return ctx.read_stdin()
+    if len(args) != 2:
+        raise UsageError(f"Expected FULLCHAIN KEY, or the PEM bundle on stdin: {example}")
+    if not ctx.user.is_admin:
+        raise UsageError(f"Over SSH the certificate comes on stdin: {example}")
+    try:
+        return Path(args[0]).read_bytes() + b"\n" + Path(args[1]).read_bytes()
+    except OSError as err:
+        raise CertificateError(f"Cannot read {err.filename}: {err.strerror}") from None
 
 
 @command("certs:remove", "APP", "Remove the app's SSL certificate")
@@ -96,16 +109,8 @@ def certs_remove(ctx: Context, app: App, args: list[str]) -> None:
 @command("certs:platform", "[FULLCHAIN KEY]  (or the PEM bundle on stdin)",
          "Set the certificate of *.DOMAIN (admins)", app=False, admin=True)
 def certs_platform(ctx: Context, args: list[str]) -> None:
-    if len(args) == 2:
-        try:
-            bundle = Path(args[0]).read_bytes() + b"\n" + Path(args[1]).read_bytes()
-        except OSError as err:
-            raise CertificateError(f"Cannot read {err.filename}: {err.strerror}") from None
-    elif not args:
-        bundle = ctx.read_stdin()
-    else:
-        raise UsageError("certs:platform takes FULLCHAIN KEY, or the PEM bundle on stdin")
-    chain, key = certs.split_bundle(bundle)
+    chain, key = certs.split_bundle(read_bundle(
+        ctx, args, "cat fullchain.pem privkey.pem | ssh platform certs:platform"))
     info = certs.check_pair(chain, key, now())
     domain = ctx.platform.settings.domain
     certs.check_domains(info, [f"*.{domain}"])

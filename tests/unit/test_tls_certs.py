@@ -117,3 +117,24 @@ def test_weak_rsa_keys_and_control_characters(ca):
         certs.check_pair(chain, pem, NOW)
     info = certs.parse_chain(chain)
     assert "\x1b" not in info.subject and "\x1b" not in info.names[0]
+
+
+def test_only_admins_name_certificate_files(tmp_path, ca):
+    from types import SimpleNamespace
+
+    from pushd.commands.certs import read_bundle
+    from pushd.errors import UsageError
+
+    chain, key = make_leaf(["www.example.com"], ca)
+    (tmp_path / "c.pem").write_bytes(chain)
+    (tmp_path / "k.pem").write_bytes(key)
+    files = [str(tmp_path / "c.pem"), str(tmp_path / "k.pem")]
+
+    def ctx(admin: bool):
+        return SimpleNamespace(user=SimpleNamespace(is_admin=admin),
+                               read_stdin=lambda: b"from stdin")
+
+    assert read_bundle(ctx(True), files, "x").startswith(chain)
+    assert read_bundle(ctx(False), [], "x") == b"from stdin"
+    with pytest.raises(UsageError, match="Over SSH the certificate comes on stdin"):
+        read_bundle(ctx(False), ["/etc/shadow", "/etc/shadow"], "x")
