@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import CertificateError
 from ..files import replace_file
 from . import certs
 
@@ -31,6 +32,9 @@ def _utcnow() -> dt.datetime:
 class CertFiles:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # parsed certificates by file name: names are fingerprints, so never stale; the
+        # supervisor asks on every pass
+        self._parsed: dict[Path, certs.Certificate] = {}
 
     def _dir(self, owner: str) -> Path:
         path = self.root / owner
@@ -49,8 +53,13 @@ class CertFiles:
         try:
             pointer = json.loads((folder / "current.json").read_text())
             cert_path = folder / f"{pointer['name']}.crt"
-            info = certs.parse_chain(cert_path.read_bytes())
-        except (OSError, ValueError, KeyError, TypeError):
+            info = self._parsed.get(cert_path)
+            if info is None:
+                info = certs.parse_chain(cert_path.read_bytes())
+                if len(self._parsed) > 4096:
+                    self._parsed.clear()
+                self._parsed[cert_path] = info
+        except (OSError, ValueError, KeyError, TypeError, CertificateError):
             return None
         return Installed(cert_path, folder / f"{pointer['name']}.key", info,
                          str(pointer.get("source", "manual")))
