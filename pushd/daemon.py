@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import firewall
@@ -54,9 +55,30 @@ def no_banner_tracebacks(record: logging.LogRecord) -> bool:
                 and str(err).startswith("Error reading SSH protocol banner"))
 
 
+def app_ids(platform: Platform) -> Callable[[str], int | None]:
+    """App name → id, from the store, remembered for a few seconds (a router line each
+    request must not cost a query each)."""
+    cache: dict[str, tuple[float, int | None]] = {}
+
+    def lookup(name: str) -> int | None:
+        hit = cache.get(name)
+        if hit is not None and time.monotonic() - hit[0] < 5.0:
+            return hit[1]
+        try:
+            app_id: int | None = platform.store.app(name).id
+        except PushdError:
+            app_id = None
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[name] = (time.monotonic(), app_id)
+        return app_id
+    return lookup
+
+
 def run(platform: Platform) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     from .commands import load_all
+    from .drains.manager import DrainManager
     from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
     from .router.watch import WATCH_FILE, RouterWatch
@@ -109,7 +131,12 @@ def run(platform: Platform) -> None:
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
                threading.Thread(target=ssh.serve, name="ssh", daemon=True),
                threading.Thread(target=watch.run, args=(stop,), name="router-watch",
-                                daemon=True)]
+                                daemon=True),
+               threading.Thread(target=DrainManager(platform.store, paths).run, args=(stop,),
+                                name="drains", daemon=True),
+               threading.Thread(target=platform.router.log_receiver(
+                   app_ids(platform), paths.log_file, settings.log_max_bytes).run,
+                   args=(stop,), name="router-log", daemon=True)]
     for thread in threads:
         thread.start()
     if settings.https_port:  # certs:auto: orders and renewals, off the supervisor's thread

@@ -28,6 +28,11 @@ class Paths:
         return self.root / "pushd.log"
 
     @property
+    def audit_log(self) -> Path:
+        """Every admin action, one JSON line each (governance/audit.py)."""
+        return self.root / "audit.log"
+
+    @property
     def nginx_dir(self) -> Path:
         return self.root / "nginx"
 

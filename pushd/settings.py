@@ -82,6 +82,7 @@ class Settings:
     # the router: seconds a client has for its request header, and connections with a
     # request in progress per client address (slowloris, greedy clients)
     router_header_timeout: int = 10
+    router_timeout: int = 30  # seconds to an app's first byte before H12 (Heroku: 30)
     router_conns_per_client: int = 256
     # SSH logins not yet authenticated: at most this many at once, this many per source
     # address, and this long (seconds) from connect to an open session

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("help", "apps", "config", "releases", "keys", "buildpacks", "ps", "logs", "domains",
-           "governance", "resources", "gc", "certs", "acm")
+           "governance", "resources", "gc", "events", "drains", "certs", "acm")
 _loaded = False
 
 

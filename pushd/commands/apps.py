@@ -45,7 +45,8 @@ def apps_list(ctx: Context, args: list[str]) -> None:
             ctx.line(app.name)
 
 
-@command("apps:create", "NAME", "Create an app (pushing to a new name creates it too)", app=False)
+@command("apps:create", "NAME", "Create an app (pushing to a new name creates it too)", app=False,
+         names_app=True)
 def apps_create(ctx: Context, args: list[str]) -> None:
     _, positional = parse_options(args, {}, {})
     if len(positional) != 1:

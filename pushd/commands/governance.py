@@ -49,7 +49,8 @@ def quotas_set(ctx: Context, args: list[str]) -> None:
     limits = quotas.parse_assignments(args[1:])
     ctx.store.set_quotas(user, limits)
     text = " ".join(f"{k}={quotas.limit_text(k, v)}" for k, v in limits.items())
-    audit.record(ctx.user.name, f"quotas:set {user}", text)
+    trail = audit.Trail(ctx.platform.paths.audit_log)
+    trail.record(ctx.user.name, f"quotas:set {user}", text)
     ctx.line(f"Quotas of {user} set: {text}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import diskspace, names
 from ..errors import Forbidden, InvalidName, InvalidValue, NotFound, PushdError, UsageError
+from ..governance import audit
 from ..models import App, Key
 from ..platform import Platform
 
@@ -60,6 +61,7 @@ class Command:
     admin: bool = False
     raw: bool = False  # everything after the app is passed verbatim (run)
     options: frozenset[str] = frozenset()  # spellings that take a value (`-n 5`)
+    names_app: bool = False  # app-less, but its first argument is an app's name (apps:create)
     topic: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,16 +75,19 @@ COMMANDS: dict[str, Command] = {}
 NO_ROOM_NEEDED = frozenset({
     "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
     "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
-    "resource:report", "apps:destroy", "certs", "certs:info", "certs:auto", "features"})
+    "resource:report", "apps:destroy", "events", "drains", "certs", "certs:info",
+    "certs:auto", "features"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,
-            admin: bool = False, raw: bool = False,
-            options: Collection[str] = ()) -> Callable[[Handler], Handler]:
+            admin: bool = False, raw: bool = False, options: Collection[str] = (),
+            names_app: bool = False) -> Callable[[Handler], Handler]:
     """Register a command. `options` lists every spelling of its options that take a value,
-    so that value is never mistaken for the app (`releases -n 5 myapp`)."""
+    so that value is never mistaken for the app (`releases -n 5 myapp`). `names_app`: an
+    app-less command whose first argument names an app all the same (for the audit trail)."""
     def deco(func: Handler) -> Handler:
-        COMMANDS[name] = Command(name, func, usage, summary, app, admin, raw, frozenset(options))
+        COMMANDS[name] = Command(name, func, usage, summary, app, admin, raw, frozenset(options),
+                                 names_app)
         return func
     return deco
 
@@ -179,11 +184,41 @@ def _app_first(argv: list[str], is_app: Callable[[str], bool]) -> list[str]:
 
 
 def dispatch(ctx: Context, argv: Sequence[str]) -> int:
-    """Run one admin command; returns the exit status. Errors become one line on stderr."""
+    """Run one admin command; returns the exit status. Errors become one line on stderr.
+    Every command is recorded in the audit trail with its outcome (values redacted)."""
     from . import load_all
 
     load_all()
     argv = _app_first(list(argv), lambda name: name in {a.name for a in ctx.store.apps()})
+    status = 1
+    try:
+        status = _dispatch(ctx, argv)
+        return status
+    finally:
+        cmd = COMMANDS.get(argv[0]) if argv else None
+        app = None
+        if cmd is not None:
+            try:  # an app-less command may still name one with -a (`events -a myapp`)
+                named = cmd.takes_app or cmd.names_app
+                app, _ = split_app(argv[1:] if named else _only_flag(argv[1:]),
+                                   cmd.raw, cmd.options)
+            except UsageError:
+                app = None
+        trail = audit.Trail(ctx.platform.paths.audit_log)
+        trail.command(ctx.user.name, ctx.user.fingerprint, argv, app or "", status)
+
+
+def _only_flag(args: Sequence[str]) -> list[str]:
+    """Just the `-a APP` / `--app=APP` of `args`, if there is one."""
+    for i, item in enumerate(args):
+        if item in ("-a", "--app") and i + 1 < len(args):
+            return [item, args[i + 1]]
+        if item.startswith("--app="):
+            return [item]
+    return []
+
+
+def _dispatch(ctx: Context, argv: list[str]) -> int:
     if not argv or argv[0] in ("help", "--help", "-h"):
         return COMMANDS["help"].func(ctx, list(argv[1:])) or 0
     cmd = COMMANDS.get(argv[0])

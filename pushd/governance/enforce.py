@@ -29,14 +29,15 @@ MAX_TREE_FILE = 256 * 1024  # app.json, .buildpacks: read from the pushed tree
 
 
 def policy_file(paths: Paths) -> PolicyFile:
-    return PolicyFile(paths.root / FILE_NAME, on_change=_policies_changed)
+    trail = audit.Trail(paths.audit_log)
 
+    def changed(policies: Policies) -> None:
+        detail = (f"invalid: {policies.error}" if policies.error
+                  else f"{len(policies.rules)} rule(s): "
+                       + ", ".join(r.name for r in policies.rules))
+        trail.record(FILE_NAME, "policies changed", detail)
 
-def _policies_changed(policies: Policies) -> None:
-    detail = (f"invalid: {policies.error}" if policies.error
-              else f"{len(policies.rules)} rule(s): "
-                   + ", ".join(r.name for r in policies.rules))
-    audit.record(FILE_NAME, "policies changed", detail)
+    return PolicyFile(paths.root / FILE_NAME, on_change=changed)
 
 
 def rules(platform: Platform):  # noqa: ANN201  (tuple[Rule, ...])

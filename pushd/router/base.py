@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .accesslog import RouterLogReceiver
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,8 @@ class Router(Protocol):
 
     def describe(self) -> str:
         """One line for `pushd status`: what runs and where (or that it does not)."""
+
+    def log_receiver(self, app_ids: Callable[[str], int | None], log_file: Callable[[int], Path],
+                     max_bytes: int) -> RouterLogReceiver:
+        """What turns the router's per-request records into `pushd[router]` lines of each
+        app's log (`run(stop)` on a daemon thread)."""

@@ -18,6 +18,7 @@ from ..files import replace_file
 from ..paths import Paths
 from ..procs import children_map, proc_stat
 from ..settings import Settings
+from .accesslog import RouterLogReceiver
 from .base import Route
 from .nginxhost import (
     ipv6_available,
@@ -86,6 +87,7 @@ class NginxRouter:
             user=None if self.system else worker_user(),
             workers=workers or max(1, min(os.cpu_count() or 1, 4)),
             header_timeout=settings.router_header_timeout,
+            request_timeout=settings.router_timeout,
             conns_per_client=settings.router_conns_per_client,
             https_listen=listen_addresses(settings.http_host, settings.https_port, ipv6)
             if settings.https_port else (),
@@ -118,6 +120,11 @@ class NginxRouter:
     @property
     def error_log(self) -> Path:
         return self.dir / "error.log"
+
+    def log_receiver(self, app_ids: Callable[[str], int | None], log_file: Callable[[int], Path],
+                     max_bytes: int) -> RouterLogReceiver:
+        return RouterLogReceiver(self.options.router_log_socket, app_ids, log_file, max_bytes,
+                                 worker_gid(self.options.user))
 
     def render(self, routes: list[Route]) -> str:
         options = self.options

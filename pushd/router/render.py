@@ -46,6 +46,7 @@ class RenderOptions:
     workers: int = 2
     worker_connections: int = 8192  # per worker, client and upstream connections together
     header_timeout: int = 10  # seconds for a client's whole request header
+    request_timeout: int = 30  # seconds to the app's first byte, then H12
     body_timeout: int = 30  # seconds between two reads of a body, or two writes of an answer
     keepalive_timeout: int = 20  # seconds an idle client connection is kept
     conns_per_client: int = 256  # connections one address may have with requests in progress
@@ -61,9 +62,14 @@ class RenderOptions:
     def status_socket(self) -> Path:
         return self.nginx_dir / "status.sock"
 
+    @property
+    def router_log_socket(self) -> Path:
+        """Where nginx sends each app request's line (router/accesslog.py reads it)."""
+        return self.nginx_dir / "router-log.sock"
 
-LIMITS = ("worker_connections", "header_timeout", "body_timeout", "keepalive_timeout",
-          "conns_per_client", "upstream_keepalive")
+
+LIMITS = ("worker_connections", "header_timeout", "request_timeout", "body_timeout",
+          "keepalive_timeout", "conns_per_client", "upstream_keepalive")
 
 
 def _valid(check: Callable[[str], object], value: str) -> str:
@@ -208,6 +214,7 @@ def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> 
         "trusted_proxies": [_network(n) for n in options.trusted_proxies],
         "acme_dir": str(options.acme_dir) if options.acme_dir else "",
         "resolver": options.resolver or "",
+        "router_log_socket": str(options.router_log_socket),
     }
     template = env.get_template(MAIN_TEMPLATE if options.standalone else HTTP_TEMPLATE)
     draft = template.render(context, generation="0")

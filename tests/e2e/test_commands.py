@@ -159,3 +159,25 @@ def test_a_key_that_owns_apps_cannot_be_removed(pushd: PushdUnderTest):
     assert "alices-own" in refused.stderr and refused.stderr.endswith(" first\n")
     assert "alice  user" in pushd.ssh("keys").stdout
     assert pushd.ssh("apps", user="alice").returncode == 0
+
+
+def test_events_is_the_audit_trail_over_ssh(pushd: PushdUnderTest):
+    assert pushd.ssh("apps:create", "audited", user="alice").returncode == 0
+    secret = "s3cret-value-audit"
+    assert pushd.ssh("config:set", "audited", f"TOKEN={secret}", user="alice").returncode == 0
+    assert pushd.ssh("config:get", "TOKEN", "-a", "audited", user="bob").returncode == 1
+    mine = pushd.ssh("events", "-a", "audited", user="alice")
+    assert mine.returncode == 0, mine.stderr
+    shown = mine.stdout.splitlines()
+    assert [line.split("  ", 2)[2] for line in shown] == [
+        "apps:create audited  app=audited  ok",
+        "config:set audited TOKEN=[redacted]  app=audited  ok",
+        "config:get TOKEN -a audited  app=audited  failed (status 1)"]
+    assert "alice (SHA256:" in shown[0] and "bob (SHA256:" in shown[2]
+    assert "audited" not in pushd.ssh("events", user="bob").stdout.replace(
+        "config:get TOKEN -a audited", "")  # bob sees his own try, no app of alice's
+    everything = pushd.ssh("events", "-n", "500")
+    assert "config:set audited TOKEN=[redacted]" in everything.stdout
+    for path in pushd.state.rglob("*.log*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -26,6 +26,7 @@ from pushd.router import nginx as nginx_module
 from pushd.router.base import Route
 from pushd.router.nginx import NginxRouter, _children, _proc_title
 from pushd.settings import Settings
+from tests.polling import wait_until
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,8 +136,13 @@ def masters(router: NginxRouter) -> list[int]:
     ]
 
 
-def test_host_routing_and_forwarded_headers(router, backend):
+def test_host_routing_and_forwarded_headers(router, backend, tmp_path):
     port = backend()
+    app_log = tmp_path / "app.log"  # router lines reach the app's log through the receiver
+    receiver = router.log_receiver(lambda name: 1 if name == "myapp" else None,
+                                   lambda app_id: app_log, 1 << 20)
+    stop = threading.Event()
+    threading.Thread(target=receiver.run, args=(stop,), daemon=True).start()
     router.apply([Route("myapp", ("myapp.localhost", "www.example.com"),
                         (("127.0.0.1", port, "web.1"),))])
     before = int(time.time() * 1000)
@@ -158,7 +164,11 @@ def test_host_routing_and_forwarded_headers(router, backend):
     assert response.status == 200
     assert echoed(body)["x-request-id"] == "abc-123"
     assert response.getheader("X-Request-Id") == "abc-123"
-    log = (router.dir / "access.log").read_text()
+    try:
+        log = wait_until(lambda: app_log.exists() and app_log.read_text().count("\n") >= 2
+                         and app_log.read_text())
+    finally:
+        stop.set()
     assert "pushd[router]: at=info method=GET" in log and "dyno=web.1" in log
 
 
@@ -383,10 +393,10 @@ def test_all_interfaces_with_ipv6_and_several_apps_is_valid_nginx(state):
 
 
 def test_router_logs_are_rotated_and_reopened(router):
-    router.apply([Route("idle", ("idle.localhost",), ())])
+    """nginx's own access log (requests for hosts no app has) is rotated and reopened."""
     access = router.dir / "access.log"
     for _ in range(5):
-        get(router, "idle.localhost")
+        get(router, "idle.localhost")  # no app: the catch-all server's log
     wait = time.monotonic() + 10
     while access.stat().st_size == 0 and time.monotonic() < wait:
         time.sleep(0.05)

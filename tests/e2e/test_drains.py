@@ -1,0 +1,59 @@
+"""Log drains end to end: lines of the app's log reach a syslog listener the test runs on
+loopback, framed as RFC 5424; a drain that is down blocks neither the app nor pushd."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from tests.e2e.harness import PushdUnderTest
+from tests.polling import wait_until
+from tests.unit.test_drains import frames
+
+
+def test_a_syslog_drain_gets_the_apps_lines_and_a_dead_one_blocks_nothing(
+        pushd: PushdUnderTest):
+    server = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                got.append(data)
+    threading.Thread(target=serve, daemon=True).start()
+    live = f"syslog+tcp://127.0.0.1:{server.getsockname()[1]}"
+    dead_sock = socket.create_server(("127.0.0.1", 0))
+    dead = f"syslog+tcp://127.0.0.1:{dead_sock.getsockname()[1]}"
+    dead_sock.close()
+    try:
+        assert pushd.ssh("apps:create", "drained", user="alice").returncode == 0
+        refused = pushd.ssh("drains:add", "drained", live, user="alice")
+        assert refused.returncode != 0
+        assert "127.0.0.1 (a loopback address) needs an admin key" in refused.stderr
+        for url in (dead, live):
+            added = pushd.ssh("drains:add", "drained", url)
+            assert added.returncode == 0, added.stderr
+            assert added.stdout == f"Successfully added drain {url}\n"
+        again = pushd.ssh("drains:add", "drained", live)
+        assert again.returncode != 0 and "already drains to" in again.stderr
+
+        def sent() -> list[bytes]:
+            assert pushd.ssh("config:set", "drained", "N=1", user="alice").returncode == 0
+            return [m for m in frames(b"".join(got)) if b"Set N config vars" in m]
+        message = wait_until(sent, timeout=30, interval=1.0)[0]
+        assert message.startswith(b"<190>1 ")
+        assert b" drained pushd api - Release v" in message
+        def failing() -> str | None:
+            out = pushd.ssh("drains", "drained").stdout
+            return out if "failing:" in out else None
+        listing = wait_until(failing, timeout=30)
+        assert f"{dead} (d." in listing and "Connection refused" in listing
+        assert f"{live} (d." in listing
+        logs = pushd.ssh("logs", "-n", "5", "drained", user="alice")
+        assert logs.returncode == 0 and "Set N config vars" in logs.stdout
+        removed = pushd.ssh("drains:remove", "drained", dead)
+        assert removed.stdout == f"Successfully removed drain {dead}\n"
+        assert dead not in pushd.ssh("drains", "drained").stdout
+    finally:
+        server.close()
