@@ -111,8 +111,8 @@ def daemon_argv(platform: Platform) -> list[str]:
     working directory (absolute state dir; the admin key was registered by the caller)."""
     s = platform.settings
     argv = ["--state-dir", str(s.state_dir), "up", "--ssh-port", str(s.ssh_port),
-            "--http-port", str(s.http_port), "--domain", s.domain, "--runtime", s.runtime,
-            "--metrics-port", str(s.metrics_port)]
+            "--http-port", str(s.http_port), "--https-port", str(s.https_port),
+            "--domain", s.domain, "--runtime", s.runtime, "--metrics-port", str(s.metrics_port)]
     return [*argv, "--system-nginx"] if s.system_nginx else argv
 
 
@@ -120,6 +120,7 @@ def daemon_argv(platform: Platform) -> list[str]:
 @click.option("--state-dir", help="State directory (default /var/lib/pushd, env PUSHD_HOME)")
 @click.option("--ssh-port", type=int, help="SSH port (default 2222)")
 @click.option("--http-port", type=int, help="HTTP port of the router (default 8080)")
+@click.option("--https-port", type=int, help="HTTPS port of the router (443; default 0: off)")
 @click.option("--domain", help="Apps answer at APP.DOMAIN (default localhost)")
 @click.option("--admin-key", type=click.Path(exists=True, dir_okay=False),
               help="Register this public key file as an admin key")
@@ -131,12 +132,12 @@ def daemon_argv(platform: Platform) -> list[str]:
 @click.option("--detach", is_flag=True, help="Run in the background; return once it is up")
 @click.pass_obj
 def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | None,
-       domain: str | None, admin_key: str | None, runtime: str | None,
+       https_port: int | None, domain: str | None, admin_key: str | None, runtime: str | None,
        metrics_port: int | None, system_nginx: bool | None, detach: bool) -> None:
     """Start the platform: SSH server, process manager and router, in one daemon."""
     flags = {"state_dir": state_dir or obj.get("state_dir"), "ssh_port": ssh_port,
-             "http_port": http_port, "domain": domain, "runtime": runtime,
-             "metrics_port": metrics_port, "system_nginx": system_nginx}
+             "http_port": http_port, "https_port": https_port, "domain": domain,
+             "runtime": runtime, "metrics_port": metrics_port, "system_nginx": system_nginx}
     try:
         platform = platform_for(live=False, **flags)
         clash = ports.ephemeral_clash(platform.settings.port_range, ports.kernel_ephemeral_range())
@@ -197,6 +198,8 @@ def status(obj: dict, state_dir: str | None) -> None:
     click.echo(f"Daemon:     {'running, pid ' + str(pid) if pid else 'not running'}")
     click.echo(f"SSH:        port {s.ssh_port}")
     click.echo(f"HTTP:       port {s.http_port} (apps at http://APP.{s.domain}:{s.http_port}/)")
+    if s.https_port:
+        click.echo(f"HTTPS:      port {s.https_port}")
     click.echo(f"Router:     {platform.router.describe()}")
     click.echo(f"Dyno ports: {_firewall_state(s)}")
     click.echo(f"Runtime:    {s.runtime}")

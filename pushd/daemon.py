@@ -122,7 +122,8 @@ def run(platform: Platform) -> None:
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
-    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
+                            tls=platform.tls.decorate)
     platform.supervisor = supervisor
     write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
@@ -144,6 +145,10 @@ def run(platform: Platform) -> None:
                    args=(stop,), name="router-log", daemon=True)]
     for thread in threads:
         thread.start()
+    if settings.https_port:  # certs:auto: orders and renewals, off the supervisor's thread
+        from .tls.hooks import start_renewer
+
+        start_renewer(platform)
     log.info("pushd %s up: ssh on %s:%d, http on %s:%d, runtime %s", os.getpid(),
              settings.ssh_host, ssh.port, settings.http_host, settings.http_port,
              settings.runtime)
@@ -165,6 +170,8 @@ def run(platform: Platform) -> None:
     finally:
         stop.set()
         ssh.stop()
+        if platform.renewer is not None:
+            platform.renewer.stop()
         threads[0].join(timeout=10)
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)
@@ -172,8 +179,8 @@ def run(platform: Platform) -> None:
 
 
 # what `pushd up` flags may set and other commands must then see as the daemon has them
-LIVE_SETTINGS = ("ssh_host", "ssh_port", "http_host", "http_port", "domain", "runtime",
-                 "system_nginx")
+LIVE_SETTINGS = ("ssh_host", "ssh_port", "http_host", "http_port", "https_port", "domain",
+                 "runtime", "system_nginx")
 
 
 def live_file(state_dir: Path) -> Path:

@@ -68,3 +68,8 @@ class ReleaseFailed(PushdError):
     def __init__(self, message: str, output: list[str] | None = None) -> None:
         super().__init__(message)
         self.output = output or []
+
+
+class CertificateError(InvalidValue):
+    """A certificate or key refused (does not parse, expired, wrong domain, key mismatch),
+    or an ACME order that failed; the message says which and why."""

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .router.base import Router
     from .runtime.base import Runtime
     from .runtime.docker.hooks import ReleaseImages
+    from .tls.files import CertFiles
+    from .tls.sites import TLSView
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_BUILDPACKS = PROJECT_DIR / "buildpacks"
@@ -35,6 +37,7 @@ def load_runtimes() -> None:
 class Platform:
     settings: Settings
     supervisor: Any = field(default=None)  # set inside the daemon only
+    renewer: Any = field(default=None)  # the ACME renewer (tls/renewal.py), in the daemon
 
     def __post_init__(self) -> None:
         """An unknown `runtime` ends every command (and the daemon's start) with one line."""
@@ -96,7 +99,25 @@ class Platform:
     def router(self) -> Router:
         from .router.nginx import NginxRouter
 
-        return NginxRouter(self.settings, self.paths, TEMPLATES)
+        def platform_cert() -> tuple[str, str]:
+            cert = self.certs.platform_cert(self.settings.domain)
+            return str(cert.cert_path), str(cert.key_path)
+
+        return NginxRouter(self.settings, self.paths, TEMPLATES, platform_cert=platform_cert)
+
+    @cached_property
+    def certs(self) -> CertFiles:
+        """Certificates and keys (tls/files.py), root's alone."""
+        from .tls.files import CertFiles
+
+        return CertFiles(self.paths.root / "certs")
+
+    @cached_property
+    def tls(self) -> TLSView:
+        """Each route's certificates and HTTPS features, for the supervisor."""
+        from .tls.sites import TLSView
+
+        return TLSView(self.certs, bool(self.settings.https_port), self.settings.domain)
 
     @cached_property
     def policies(self) -> PolicyFile:

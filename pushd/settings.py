@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,14 @@ class Settings:
     ssh_host: str = "0.0.0.0"
     http_port: int = 8080
     http_host: str = "0.0.0.0"
+    https_port: int = 0  # the router's HTTPS port (443 in a real install); 0: no HTTPS
+    # addresses or networks of proxies in front whose X-Forwarded-Proto/-Port/-For are kept
+    trusted_proxies: tuple[str, ...] = ()
+    # ACME (certs:auto): the CA's directory, the CA bundle its HTTPS is checked with (empty:
+    # the system's), and how many days before expiry a certificate is renewed
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_ca_bundle: str = ""
+    acme_renew_days: float = 30.0
     domain: str = "localhost"
     runtime: str = "sandbox"
     system_nginx: bool = False
@@ -114,6 +123,9 @@ def _coerce(name: str, value: Any) -> Any:
             items = value.split(",") if isinstance(value, str) else list(value or ())
             return tuple(_absolute(name, str(item).strip()) for item in items
                          if str(item).strip())
+        if name == "trusted_proxies":
+            items = value.split(",") if isinstance(value, str) else list(value or ())
+            return tuple(_network(str(item).strip()) for item in items if str(item).strip())
         if isinstance(default, tuple):
             low, high = (value.split("-") if isinstance(value, str) else value)
             return (int(low), int(high))
@@ -122,6 +134,10 @@ def _coerce(name: str, value: Any) -> Any:
         return type(default)(value)
     except (TypeError, ValueError) as err:
         raise UsageError(f"Invalid setting {name}={value!r}: {err}") from None
+
+
+def _network(value: str) -> str:
+    return str(ipaddress.ip_network(value, strict=False))  # ValueError: one line above
 
 
 def _absolute(name: str, path: str) -> str:
@@ -188,6 +204,12 @@ def _check_ranges(settings: Settings) -> None:
     first, last = settings.port_range
     if not 1024 <= first <= last <= 65535:
         raise UsageError(f"port_range {first}-{last} must lie within 1024-65535")
+    if not 0 <= settings.https_port <= 65535:
+        raise UsageError(f"https_port {settings.https_port} must lie within 1-65535 (0: off)")
+    if settings.https_port and settings.https_port == settings.http_port:
+        raise UsageError("https_port and http_port must differ")
+    if not 0 < settings.acme_renew_days < 90:
+        raise UsageError("acme_renew_days must be between 0 and 90")
     if not 1024 <= settings.dyno_port <= 65535:  # bound by the app's own unprivileged uid
         raise UsageError(f"dyno_port {settings.dyno_port} must lie within 1024-65535")
 

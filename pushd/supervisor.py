@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from . import rollout as ro
 from .dynometrics import DynoMetrics
@@ -39,8 +39,10 @@ class Supervisor(RolloutDriver):
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time,
                  probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
-                 write_snapshot: bool = True) -> None:
+                 write_snapshot: bool = True,
+                 tls: Callable[[list[Route], Iterable[App]], list[Route]] | None = None) -> None:
         self.store, self.runtime, self.router = store, runtime, router
+        self.tls = tls  # adds each app's certificates and HTTPS features to its route
         self.settings, self.paths, self.clock = settings, paths, clock
         self.probe = probe or runtime.probe  # reaches that very dyno, not just its port
         self.stable_after = stable_after
@@ -339,8 +341,10 @@ class Supervisor(RolloutDriver):
     def _build_routes(self, serving: dict[int, int] | None = None) -> list[Route]:
         versions = {app_id: r.version for app_id, r in self._serving.items()}
         versions.update(serving or {})
-        return build_routes(self._apps.values(), versions, self.dynos.values(), set(self.halted),
-                            self.settings.domain, self.store.domains_by_app(), self.crashes)
+        routes = build_routes(self._apps.values(), versions, self.dynos.values(),
+                              set(self.halted), self.settings.domain,
+                              self.store.domains_by_app(), self.crashes)
+        return self.tls(routes, self._apps.values()) if self.tls else routes
 
     def status(self) -> dict[int, list[DynoStatus]]:
         return status_rows(self.dynos.values(), self.crashes)

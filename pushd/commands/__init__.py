@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("help", "apps", "config", "releases", "keys", "buildpacks", "ps", "logs", "domains",
-           "governance", "resources", "gc", "events", "drains", "observe")
+           "governance", "resources", "gc", "events", "drains", "observe", "certs", "acm")
 _loaded = False
 
 

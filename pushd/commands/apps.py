@@ -84,6 +84,7 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
             platform.notify()
         finally:  # the row is gone: nothing would ever remove the folder later
             shutil.rmtree(platform.paths.app_dir(app.id), ignore_errors=True)
+            platform.certs.forget(app.id)  # its id may go to a new app: no certificate with it
     if not _wait_unrouted(platform, hosts):
         ctx.out("(the router has not dropped it yet) ")
     ctx.line("done")

@@ -22,8 +22,12 @@ def domains_list(ctx: Context, app: App, args: list[str]) -> None:
     if custom:
         ctx.line("")
         ctx.line(f"=== {app.name} Custom Domains")
+        cert = ctx.platform.certs.app_cert(app.id)
         for host in custom:
-            ctx.line(host)
+            if cert is not None and cert.info.covers(host):
+                ctx.line(f"{host}  (certificate expires {cert.info.not_after:%Y-%m-%d})")
+            else:
+                ctx.line(host)
 
 
 @command("domains:add", "APP HOST", "Route another host name to the app")

@@ -76,7 +76,8 @@ COMMANDS: dict[str, Command] = {}
 NO_ROOM_NEEDED = frozenset({
     "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
     "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
-    "resource:report", "apps:destroy", "events", "drains", "metrics", "slo"})
+    "resource:report", "apps:destroy", "events", "drains", "metrics", "slo", "certs",
+    "certs:info", "certs:auto", "features"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,

@@ -12,12 +12,26 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class TLSSite:
+    """Hosts of one app served over HTTPS with the app's own certificate (files by content,
+    so a new certificate is a new route and a reload)."""
+
+    hosts: tuple[str, ...]
+    cert: str  # fullchain PEM path
+    key: str  # private key PEM path (root's, 0600)
+    staple: bool = False  # the certificate names an OCSP responder
+
+
+@dataclass(frozen=True)
 class Route:
     app: str
     hosts: tuple[str, ...]  # "myapp.localhost" first, then custom domains
     upstreams: tuple[tuple[str, int, str], ...]  # (host, port, dyno name) of up web dynos
     maintenance: bool = False
     crashed: bool = False  # no upstream because the web dynos crashed: H10, not H14
+    tls: tuple[TLSSite, ...] = ()  # hosts with their own certificate; the rest: the platform's
+    redirect_https: bool = False  # HTTP -> HTTPS 301 (`features:enable APP redirect-https`)
+    hsts: bool = False  # Strict-Transport-Security on HTTPS answers
 
 
 class Router(Protocol):

@@ -3,6 +3,7 @@ daemon, outliving pushd's) or, with `system_nginx`, writes an include file for t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -19,7 +20,14 @@ from ..procs import children_map, proc_stat
 from ..settings import Settings
 from .accesslog import RouterLogReceiver
 from .base import Route
-from .nginxhost import ipv6_available, listen_addresses, nginx_error, worker_gid, worker_user
+from .nginxhost import (
+    ipv6_available,
+    listen_addresses,
+    nginx_error,
+    resolver,
+    worker_gid,
+    worker_user,
+)
 from .nginxprocs import clear, explain_bind, orphans
 from .render import RenderOptions, generation_of, render
 from .watch import WATCH_FILE, describe_watch
@@ -58,6 +66,7 @@ class NginxRouter:
         ipv6: bool | None = None,
         workers: int | None = None,
         timeout: float = 15.0,
+        platform_cert: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
         self.settings = settings
         self.paths = paths
@@ -80,7 +89,15 @@ class NginxRouter:
             header_timeout=settings.router_header_timeout,
             request_timeout=settings.router_timeout,
             conns_per_client=settings.router_conns_per_client,
+            https_listen=listen_addresses(settings.http_host, settings.https_port, ipv6)
+            if settings.https_port else (),
+            https_port=settings.https_port or 443,
+            trusted_proxies=settings.trusted_proxies,
+            acme_dir=self.dir / "acme-challenge",
+            resolver=resolver(),
         )
+        # the certificate of *.DOMAIN, read at each render (`certs:platform` replaces it)
+        self.platform_cert = platform_cert
         self._lock = threading.Lock()
         self.reloads = 0  # how many times the config was switched (tests, status)
 
@@ -110,17 +127,24 @@ class NginxRouter:
                                  worker_gid(self.options.user))
 
     def render(self, routes: list[Route]) -> str:
-        return render(routes, self.options, self.templates_dir)
+        options = self.options
+        if options.https_listen and self.platform_cert is not None:
+            options = dataclasses.replace(options, platform_cert=self.platform_cert())
+        return render(routes, options, self.templates_dir)
 
     def _prepare_dirs(self) -> None:
         """nginx's folder (config, access log with every app's requests, temp files) is
         root's, entered by the workers' group only: no app uid reaches any of it."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "tmp").mkdir(exist_ok=True)
+        challenges = self.dir / "acme-challenge"  # HTTP-01 tokens: public by design
+        challenges.mkdir(exist_ok=True)
         group = worker_gid(self.options.user)
         if group is not None:
             os.chown(self.dir, 0, group)
+            os.chown(challenges, 0, group)
         self.dir.chmod(0o700 if group is None else 0o710)
+        challenges.chmod(0o755 if group is None else 0o750)
 
     def _live_text(self) -> str | None:
         try:

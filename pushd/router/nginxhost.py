@@ -79,3 +79,17 @@ def nginx_error(output: str) -> str:
     return lines[-1] if lines else "nginx failed without a message"
 
 
+
+
+def resolver(resolv_conf: str = "/etc/resolv.conf") -> str | None:
+    """The first name server, for OCSP stapling (nginx resolves the responder itself)."""
+    try:
+        with open(resolv_conf) as conf:
+            for line in conf:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "nameserver":
+                    address = words[1].split("%")[0]
+                    return f"[{address}]" if ":" in address else address
+    except OSError:
+        return None
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import jinja2
 
 from .. import names
 from ..errors import InvalidName, RouterError
-from .base import Route
+from .base import Route, TLSSite
 
 MAIN_TEMPLATE = "nginx.conf.j2"
 HTTP_TEMPLATE = "nginx_http.conf.j2"
@@ -50,6 +51,12 @@ class RenderOptions:
     keepalive_timeout: int = 20  # seconds an idle client connection is kept
     conns_per_client: int = 256  # connections one address may have with requests in progress
     upstream_keepalive: int = 16  # idle connections kept per app and worker
+    https_listen: tuple[str, ...] = ()  # empty: no HTTPS
+    https_port: int = 443  # for redirects (no port shown when 443)
+    platform_cert: tuple[str, str] | None = None  # (fullchain, key) for *.DOMAIN and the rest
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-* are kept
+    acme_dir: Path | None = None  # HTTP-01 challenge files, served on every HTTP host
+    resolver: str | None = None  # for OCSP stapling
 
     @property
     def status_socket(self) -> Path:
@@ -125,8 +132,36 @@ def _clean_routes(routes: list[Route]) -> list[Route]:
         for _, port, _ in upstreams:
             if not 0 < port < 65536:
                 raise RouterError(f"Refusing to route invalid upstream port {port}")
-        clean.append(Route(app, hosts, upstreams, bool(route.maintenance), bool(route.crashed)))
+        sites = tuple(_clean_site(site, hosts) for site in route.tls)
+        clean.append(Route(app, hosts, upstreams, bool(route.maintenance), bool(route.crashed),
+                           sites, bool(route.redirect_https), bool(route.hsts)))
     return clean
+
+
+def _clean_site(site: TLSSite, hosts: tuple[str, ...]) -> TLSSite:
+    if not site.hosts or any(host not in hosts for host in site.hosts):
+        raise RouterError(f"Refusing to route TLS hosts {site.hosts!r} outside {hosts!r}")
+    return TLSSite(site.hosts, _checked(_PATH_RE, site.cert, "certificate path"),
+                   _checked(_PATH_RE, site.key, "key path"), bool(site.staple))
+
+
+def _https_sites(route: Route, platform_cert: tuple[str, str]) -> list[TLSSite]:
+    """One HTTPS server per certificate: the app's own for the hosts they cover, the
+    platform's for the others (APP.DOMAIN, custom domains without a certificate yet)."""
+    own = {host for site in route.tls for host in site.hosts}
+    rest = tuple(host for host in route.hosts if host not in own)
+    sites = list(route.tls)
+    if rest:
+        sites.append(TLSSite(rest, *platform_cert, False))
+    return sites
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise RouterError(f"Refusing to route: trusted proxy {value[:60]!r} is not an "
+                          "address or network") from None
 
 
 def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> str:
@@ -140,6 +175,20 @@ def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> 
     if options.user is not None:
         _checked(re.compile(r"[a-z_][a-z0-9_-]{0,31}( [a-z_][a-z0-9_-]{0,31})?"), options.user,
                  "user")
+    https = bool(options.https_listen)
+    for address in options.https_listen:
+        _checked(_LISTEN_RE, address, "listen address")
+    platform_cert = options.platform_cert or ("", "")
+    if https:
+        if not options.platform_cert:
+            raise RouterError("HTTPS needs the platform certificate")
+        for path in platform_cert:
+            _checked(_PATH_RE, path, "certificate path")
+    if options.acme_dir is not None:
+        _checked(_PATH_RE, options.acme_dir, "ACME challenge dir")
+    if options.resolver is not None:
+        _checked(re.compile(r"[0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]"), options.resolver,
+                 "resolver")
     env = _environment(templates_dir)
     pages = {key: env.get_template(name).render() for key, name in PAGES.items()}
     dynos = sorted(
@@ -156,6 +205,15 @@ def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> 
         **{name: int(getattr(options, name)) for name in LIMITS},
         "nginx_dir": str(options.nginx_dir),
         "status_socket": str(options.status_socket),
+        "https_listen": list(options.https_listen),
+        "https_suffix": "" if options.https_port == 443 else f":{int(options.https_port)}",
+        "platform_cert": platform_cert[0],
+        "platform_key": platform_cert[1],
+        "sites": {route.app: _https_sites(route, platform_cert) if https else []
+                  for route in routes},
+        "trusted_proxies": [_network(n) for n in options.trusted_proxies],
+        "acme_dir": str(options.acme_dir) if options.acme_dir else "",
+        "resolver": options.resolver or "",
         "router_log_socket": str(options.router_log_socket),
     }
     template = env.get_template(MAIN_TEMPLATE if options.standalone else HTTP_TEMPLATE)

@@ -50,9 +50,9 @@ def test_forwarded_headers_and_upgrades():
     block = server_block(render([WEB], OPTIONS, TEMPLATES), "myapp.localhost")
     for header in (
         "proxy_set_header Host $http_host;",
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
-        "proxy_set_header X-Forwarded-Port $server_port;",
+        "proxy_set_header X-Forwarded-For $pushd_fwd_for;",
+        "proxy_set_header X-Forwarded-Proto $pushd_fwd_proto;",
+        "proxy_set_header X-Forwarded-Port $pushd_fwd_port;",
         "proxy_set_header X-Request-Id $pushd_request_id;",
         "proxy_set_header X-Request-Start $pushd_request_start;",
         "proxy_set_header Upgrade $http_upgrade;",
