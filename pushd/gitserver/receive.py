@@ -19,7 +19,7 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import deploy, diskspace
+from .. import buildlog, deploy, diskspace
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..governance import enforce
@@ -56,6 +56,7 @@ class DeployingReceivePack(ReceivePackHandler):
         self._lock = threading.Lock()
         self.client_gone = False
         self.deployed = False
+        self.build: buildlog.BuildRecord | None = None  # this push's build, once it started
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
         """dulwich's, with the pack taken in by a PackIntake (intake.py) instead of dulwich's
@@ -131,6 +132,10 @@ class DeployingReceivePack(ReceivePackHandler):
         try:
             self.deploy(app, RefMove(ref_name.decode(), old_sha.decode(), new_sha.decode(), 0))
         except BuildError as err:  # the builder has already said why, line by line
+            if self.build is not None and buildlog.was_canceled(self.platform, self.build):
+                self.progress(f" !     Build {self.build.number} canceled (builds:cancel); "
+                              f"{app.name} still serves its current release\n")
+                return b"build canceled"
             return b"no space left on device" if diskspace.is_full(err) else b"build failed"
         except PushdError as err:
             self.progress(f" !     {err}\n")
@@ -164,9 +169,9 @@ class DeployingReceivePack(ReceivePackHandler):
                 building[0] = True
                 pause(platform, "during-build")
 
-        with enforce.building(platform, app):
-            slug = platform.builder.build(app, sha, config, build_out,
-                                          admin=self.user.is_admin)
+        with enforce.building(platform, app), buildlog.recorded(
+                platform, app, sha, self.user.name, build_out) as (self.build, output):
+            slug = platform.builder.build(app, sha, config, output, admin=self.user.is_admin)
         platform.store.add_slug(slug)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         latest = platform.store.releases(app.id, limit=1)
