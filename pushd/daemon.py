@@ -60,6 +60,7 @@ def run(platform: Platform) -> None:
     from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
     from .router.watch import WATCH_FILE, RouterWatch
+    from .scheduler import Scheduler, fast_clock
     from .supervisor import Supervisor
 
     load_all()  # all code loaded now: an upgrade under a running daemon waits for its restart
@@ -105,7 +106,11 @@ def run(platform: Platform) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake())
     watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
+    fast = settings.test_hooks and settings.cron_speed > 1
+    cron_loop = Scheduler(platform, fast_clock(settings.cron_speed) if fast else time.time,
+                          tick=0.2 if fast else 5.0)
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
+               threading.Thread(target=cron_loop.run, args=(stop,), name="cron", daemon=True),
                threading.Thread(target=ssh.serve, name="ssh", daemon=True),
                threading.Thread(target=watch.run, args=(stop,), name="router-watch",
                                 daemon=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("help", "apps", "config", "releases", "keys", "buildpacks", "ps", "logs", "domains",
-           "governance", "resources", "gc", "builds")
+           "governance", "resources", "gc", "builds", "oneoffs")
 _loaded = False
 
 

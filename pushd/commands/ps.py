@@ -6,7 +6,7 @@ import re
 import shlex
 import time
 
-from .. import names
+from .. import detached, names
 from ..dynospec import oneoff_spec, request_restart, stop_app_dynos
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
@@ -53,7 +53,14 @@ def ps_lines(rows: list[DynoStatus], serving: int) -> list[str]:
 
 def dyno_lines(ctx: Context, app: App) -> list[str]:
     current = ctx.store.current_release(app.id)
-    return ps_lines(read_status(ctx.platform.paths, app.id), current.version if current else 0)
+    lines = ps_lines(read_status(ctx.platform.paths, app.id), current.version if current else 0)
+    oneoffs = detached.running(ctx.platform, app.id)  # run.N, scheduler.N
+    if oneoffs:
+        lines += [""] if lines else []
+        lines.append(f"=== run: one-off dynos ({len(oneoffs)})")
+        lines += [f"{o.dyno}: up ({ago(o.since)})" + (f": {o.command}" if o.command else "")
+                  for o in oneoffs]
+    return lines
 
 
 @command("ps", "APP", "List the app's dynos")
