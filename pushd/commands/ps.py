@@ -101,7 +101,8 @@ def parse_scale(args: list[str], current: dict[str, int],
 @command("ps:scale", "APP TYPE=N ...", "Scale process types (web=3 worker+1)")
 def ps_scale(ctx: Context, app: App, args: list[str]) -> None:
     release = ctx.store.current_release(app.id)
-    known = set(release.process_types) - {"release"} if release else None
+    # None before the first deploy (config-only releases declare no type)
+    known = set(release.process_types) - {"release"} if release and release.slug_id else None
     # the serving release's types only: not those of one still rolling out, nor removed ones;
     # before the first release, any type: the first release starts what was asked for
     formation = {t: q for t, q in ctx.store.formation(app.id).items()

@@ -198,7 +198,8 @@ def test_two_concurrent_pushes_are_serialised(pushd: PushdUnderTest):
     for t in threads:
         t.join()
     assert all(r.returncode == 0 for r in results.values()), results
-    waited = [r for r in results.values() if "in progress; waiting" in r.stderr]
+    waited = [r for r in results.values()
+              if "Waiting for the running build of racey (started " in r.stderr]
     assert len(waited) == 1
     releases = pushd.ssh("releases", "racey").stdout
     assert "v3" in releases and "v4" not in releases
