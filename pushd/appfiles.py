@@ -8,6 +8,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,15 +44,29 @@ def deploy_lock(platform: Platform, app: App, say: Callable[[str], None], *,
             if not wait:
                 raise Conflict(f"{app.name} is being deployed; try again when the push "
                                "ends") from None
-            say(f"-----> Another push to {app.name} is in progress; waiting for it to "
-                "finish...\n")
+            say(f"-----> {waiting_line(app.name, fd)}\n")
             fcntl.flock(fd, fcntl.LOCK_EX)
+        # when this holder started, for the next push's waiting line (a holder that dies
+        # loses the flock with its process: no lock outlives a crashed daemon)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{time.time():.3f}\n".encode(), 0)
         if store.app_by_id(app.id) is None:  # destroyed while we waited
             shutil.rmtree(folder, ignore_errors=True)
             raise NotFound(f"{app.name} was destroyed")
         yield
     finally:
         os.close(fd)
+
+
+def waiting_line(name: str, fd: int) -> str:
+    """`Waiting for the running build of myapp (started 12 s ago)...`, the start read from
+    the lock file its holder wrote."""
+    try:
+        started = float(os.pread(fd, 64, 0).decode().strip())
+    except (OSError, ValueError):
+        return f"Waiting for the running build of {name}..."
+    return (f"Waiting for the running build of {name} "
+            f"(started {max(0, int(time.time() - started))} s ago)...")
 
 
 def ensure_repo(platform: Platform, app: App) -> Path:

@@ -82,6 +82,7 @@ def run(platform: Platform) -> None:
     from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
     from .router.watch import WATCH_FILE, RouterWatch
+    from .scheduler import Scheduler, fast_clock
     from .supervisor import Supervisor
 
     load_all()  # all code loaded now: an upgrade under a running daemon waits for its restart
@@ -135,7 +136,11 @@ def run(platform: Platform) -> None:
     watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
     drains = DrainManager(platform.store, paths)
     metrics.watch_drains(drains.dropped)
+    fast = settings.test_hooks and settings.cron_speed > 1
+    cron_loop = Scheduler(platform, fast_clock(settings.cron_speed) if fast else time.time,
+                          tick=0.2 if fast else 5.0)
     threads = [threading.Thread(target=supervisor.run, args=(stop,), name="supervisor"),
+               threading.Thread(target=cron_loop.run, args=(stop,), name="cron", daemon=True),
                threading.Thread(target=ssh.serve, name="ssh", daemon=True),
                threading.Thread(target=watch.run, args=(stop,), name="router-watch",
                                 daemon=True),

@@ -100,6 +100,8 @@ class Settings:
     # fault tests only (tests/faults): pushes pause at the step named in the state dir's
     # `test-pause` file (gitserver/refmove.py `pause`); never on in production
     test_hooks: bool = False
+    # with test_hooks only: the cron scheduler's clock runs this many times faster
+    cron_speed: int = 1
 
     @property
     def stack(self) -> str:

@@ -20,6 +20,7 @@ from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
 from .settings import APP_UID_SPAN
 from .store_drains import DRAIN_SCHEMA, DrainTables
+from .store_builds import BUILD_HISTORY_SCHEMA, BuildHistory
 from .store_resources import RESOURCE_SCHEMA, ResourceTables
 from .store_tenants import TENANT_SCHEMA, TenantTables
 
@@ -70,7 +71,7 @@ def _slug(row: sqlite3.Row) -> Slug:
                 row["image"], row["port"])
 
 
-class Store(TenantTables, ResourceTables, DrainTables):
+class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
@@ -81,7 +82,8 @@ class Store(TenantTables, ResourceTables, DrainTables):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{self.path}{name}", 0o600)
         # idempotent; executescript commits on its own
-        self._conn().executescript(SCHEMA + TENANT_SCHEMA + RESOURCE_SCHEMA + DRAIN_SCHEMA)
+        self._conn().executescript(SCHEMA + TENANT_SCHEMA + RESOURCE_SCHEMA + DRAIN_SCHEMA
+                                     + BUILD_HISTORY_SCHEMA)
         self._add_columns("slugs", {"image": "TEXT NOT NULL DEFAULT ''",
                                     "port": "INTEGER NOT NULL DEFAULT 0"})
 

@@ -141,7 +141,8 @@ class Supervisor(RolloutDriver):
         self._adopted = True
         known = last_states(self.paths)
         for info in infos.values():
-            if info.spec.process_type != "run":  # one-offs belong to their caller
+            # one-offs belong to their caller (detached ones to the cron loop's reaper)
+            if info.spec.process_type not in ("run", "scheduler"):
                 self.dynos[info.spec.id] = adopted(info, known.get(info.spec.id) == "up", now)
 
     def _handle_requests(self, now: float) -> None:

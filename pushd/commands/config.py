@@ -117,6 +117,13 @@ def config_size(config: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
 
 
+def restarting(ctx: Context, app: App) -> str:
+    """` and restarting myapp`, only when the app has dynos to restart (a release to run)."""
+    release = ctx.store.current_release(app.id)
+    return f" and restarting {app.name}" if release is not None and release.slug_id else \
+        f" on {app.name}"
+
+
 @command("config:set", "APP KEY=value ... [--encoded] [--no-wait]",
          "Set config vars: a new release (--no-wait: don't wait for its dynos)")
 def config_set(ctx: Context, app: App, args: list[str]) -> None:
@@ -130,7 +137,7 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
         raise UsageError(f"Config vars would take {total // 1024} KB; the limit is "
                          f"{CONFIG_LIMIT // 1024} KB for all of an app's vars together")
     enforce.check_config(ctx.platform, app, values)
-    ctx.out(f"Setting {_describe(keys)} and restarting {app.name}... ")
+    ctx.out(f"Setting {_describe(keys)}{restarting(ctx, app)}... ")
     with _kept_not_live(keys, "set"):
         new = deploy.release(ctx.platform, app,
                              description=f"Set {_describe(keys)} config vars",
@@ -150,7 +157,7 @@ def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     missing = [k for k in keys if k not in current]
     if missing:
         raise NotFound(f"{', '.join(missing)} not set on {app.name}")
-    ctx.out(f"Unsetting {_describe(keys)} and restarting {app.name}... ")
+    ctx.out(f"Unsetting {_describe(keys)}{restarting(ctx, app)}... ")
     with _kept_not_live(keys, "unset"):
         new = deploy.release(ctx.platform, app,
                              description=f"Remove {_describe(keys)} config vars",

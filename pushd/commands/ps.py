@@ -6,7 +6,7 @@ import re
 import shlex
 import time
 
-from .. import names
+from .. import detached, names
 from ..dynospec import oneoff_spec, request_restart, stop_app_dynos
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
@@ -46,13 +46,21 @@ def ps_lines(rows: list[DynoStatus], serving: int) -> list[str]:
         for status in live + draining:
             state = status.state if status.release == serving else "draining"
             stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(status.since))
-            lines.append(f"{status.dyno}: {state} {stamp} ({ago(status.since)})")
+            where = f" at 127.0.0.1:{status.port}" if status.port else ""  # the router's way in
+            lines.append(f"{status.dyno}: {state} {stamp} ({ago(status.since)}){where}")
     return lines
 
 
 def dyno_lines(ctx: Context, app: App) -> list[str]:
     current = ctx.store.current_release(app.id)
-    return ps_lines(read_status(ctx.platform.paths, app.id), current.version if current else 0)
+    lines = ps_lines(read_status(ctx.platform.paths, app.id), current.version if current else 0)
+    oneoffs = detached.running(ctx.platform, app.id)  # run.N, scheduler.N
+    if oneoffs:
+        lines += [""] if lines else []
+        lines.append(f"=== run: one-off dynos ({len(oneoffs)})")
+        lines += [f"{o.dyno}: up ({ago(o.since)})" + (f": {o.command}" if o.command else "")
+                  for o in oneoffs]
+    return lines
 
 
 @command("ps", "APP", "List the app's dynos")
@@ -67,7 +75,9 @@ def ps(ctx: Context, app: App, args: list[str]) -> None:
         ctx.line(line)
 
 
-def parse_scale(args: list[str], current: dict[str, int], known: set[str]) -> dict[str, int]:
+def parse_scale(args: list[str], current: dict[str, int],
+                known: set[str] | None) -> dict[str, int]:
+    """`known`: the types the serving release declares (None before the first release)."""
     if not args:
         raise UsageError("ps:scale needs TYPE=N (or TYPE+N, TYPE-N)")
     wanted = dict(current)
@@ -77,7 +87,7 @@ def parse_scale(args: list[str], current: dict[str, int], known: set[str]) -> di
             raise UsageError(f"{item!r} is not TYPE=N, TYPE+N or TYPE-N")
         ptype, op, number = match.group(1), match.group(2), int(match.group(3))
         names.process_type(ptype)
-        if ptype not in known:
+        if known is not None and ptype not in known:
             raise NotFound(f"Couldn't find that process type ({ptype}); the current release "
                            f"declares: {', '.join(sorted(known)) or 'none'}")
         base = wanted.get(ptype, 0)
@@ -91,9 +101,12 @@ def parse_scale(args: list[str], current: dict[str, int], known: set[str]) -> di
 @command("ps:scale", "APP TYPE=N ...", "Scale process types (web=3 worker+1)")
 def ps_scale(ctx: Context, app: App, args: list[str]) -> None:
     release = ctx.store.current_release(app.id)
-    known = set(release.process_types) - {"release"} if release else set()
-    # the serving release's types only: not those of one still rolling out, nor removed ones
-    formation = {t: q for t, q in ctx.store.formation(app.id).items() if t in known}
+    # None before the first deploy (config-only releases declare no type)
+    known = set(release.process_types) - {"release"} if release and release.slug_id else None
+    # the serving release's types only: not those of one still rolling out, nor removed ones;
+    # before the first release, any type: the first release starts what was asked for
+    formation = {t: q for t, q in ctx.store.formation(app.id).items()
+                 if known is None or t in known}
     if not args:
         ctx.line(" ".join(f"{t}={q}" for t, q in formation.items()) or "No process types")
         return
@@ -188,6 +201,18 @@ def oneoff_command(args: list[str], command_line: str | None = None) -> str:
                     for w in args)
 
 
+def procfile_command(text: str, process_types: dict[str, str]) -> str:
+    """`run app console` runs the Procfile's `console:` command (Heroku's rule); a leading
+    `--` (`run app -- --help`) only ends pushd's options and is dropped."""
+    words = _split(text)
+    if words and words[0] == "--":
+        text = text.lstrip()[2:].lstrip()
+        words = words[1:]
+    if words is not None and len(words) == 1 and words[0] in process_types:
+        return process_types[words[0]]
+    return text
+
+
 def _split(text: str) -> list[str] | None:
     try:
         return shlex.split(text)
@@ -217,7 +242,10 @@ def run(ctx: Context, app: App, args: list[str]) -> int:
     release = ctx.store.current_release(app.id)
     if release is None or not release.slug_id:
         raise NotFound(f"{app.name} has no release to run; git push first")
-    command_text = oneoff_command(args, getattr(ctx.io, "command_line", None))
+    command_text = procfile_command(oneoff_command(args, getattr(ctx.io, "command_line", None)),
+                                    release.process_types)
+    if not command_text.strip():
+        raise UsageError("run needs a command")
     platform = ctx.platform
     enforce.check_oneoff(platform, app)
     # on a terminal the dyno gets the client's TERM (Heroku's CLI passes it on too)

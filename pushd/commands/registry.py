@@ -77,7 +77,8 @@ NO_ROOM_NEEDED = frozenset({
     "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
     "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
     "resource:report", "apps:destroy", "events", "drains", "metrics", "slo", "certs",
-    "certs:info", "certs:auto", "features"})
+    "certs:info", "certs:auto", "features", "builds", "builds:output", "builds:cancel",
+    "cron:list"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,

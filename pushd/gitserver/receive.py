@@ -21,7 +21,7 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import deploy, diskspace, metrics
+from .. import buildlog, deploy, diskspace, metrics
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..files import replace_file
@@ -60,6 +60,7 @@ class DeployingReceivePack(ReceivePackHandler):
         self._lock = threading.Lock()
         self.client_gone = False
         self.deployed = False
+        self.build: buildlog.BuildRecord | None = None  # this push's build, once it started
 
     def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:
         """dulwich's, with the pack taken in by a PackIntake (intake.py) instead of dulwich's
@@ -136,6 +137,11 @@ class DeployingReceivePack(ReceivePackHandler):
         try:
             self.deploy(app, RefMove(ref_name.decode(), old_sha.decode(), new_sha.decode(), 0))
         except BuildError as err:  # the builder has already said why, line by line
+            if self.build is not None and buildlog.was_canceled(self.platform, self.build):
+                self.progress(f" !     Build {self.build.number} canceled (builds:cancel); "
+                              f"{app.name} still serves its current release\n")
+                metrics.pushes.labels("canceled").inc()
+                return b"build canceled"
             metrics.pushes.labels("build_failed").inc()
             return b"no space left on device" if diskspace.is_full(err) else b"build failed"
         except PushdError as err:
@@ -179,9 +185,9 @@ class DeployingReceivePack(ReceivePackHandler):
                 pause(platform, "during-build")
 
         started = time.monotonic()
-        with enforce.building(platform, app):
-            slug = platform.builder.build(app, sha, config, build_out,
-                                          admin=self.user.is_admin)
+        with enforce.building(platform, app), buildlog.recorded(
+                platform, app, sha, self.user.name, build_out) as (self.build, output):
+            slug = platform.builder.build(app, sha, config, output, admin=self.user.is_admin)
         metrics.build_seconds.labels(app.name).observe(time.monotonic() - started)
         platform.store.add_slug(slug)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned

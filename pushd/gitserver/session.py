@@ -191,5 +191,6 @@ class Session:
                 raise
         if self.user is None:
             raise Forbidden("Unknown key")
-        ctx.err(f"-----> Creating app {name}\n")
+        # on ssh's stderr, before git's own lines: prefixed as git prefixes the push's lines
+        ctx.err(f"remote: -----> Creating app {name}\n")
         return create_app(self.platform, name, self.user)

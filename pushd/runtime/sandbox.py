@@ -57,7 +57,8 @@ DYNO_SCRIPT = (
     'done\n'
     'unset PUSHD_PROFILE_SCRIPT\n'
     'if [ -r "$HOME/.profile" ]; then . "$HOME/.profile"; fi\n'
-    'exec bash -c "$PUSHD_DYNO_COMMAND"\n'
+    # `--`: a command starting with `-` (`run app -- --help`) is the command, not an option
+    'exec bash -c -- "$PUSHD_DYNO_COMMAND"\n'
 )
 LAUNCH_GRACE = 30.0  # a spec without a shim yet is still launching for this long
 VANISHED = "the dyno's shim ended without recording its exit"

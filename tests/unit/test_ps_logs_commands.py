@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pushd.commands.logs import logs
-from pushd.commands.ps import oneoff_command, ps_lines, ps_restart
+from pushd.commands.ps import oneoff_command, procfile_command, ps_lines, ps_restart
 from pushd.commands.registry import Context
 from pushd.dynospec import take_restart_requests
 from pushd.dynostatus import DynoStatus
@@ -54,14 +54,14 @@ def test_logs_n_zero_prints_nothing_and_negative_is_refused(h: Harness):
 
 def test_ps_counts_and_lists_the_serving_release_like_heroku():
     since = time.time() - 3700
-    rows = [DynoStatus("web.1", "web", "up", since, "gunicorn app:app", 2),
+    rows = [DynoStatus("web.1", "web", "up", since, "gunicorn app:app", 2, port=20001),
             DynoStatus("web.1", "web", "starting", since, "gunicorn new:app", 3),  # rolling out
             DynoStatus("web.1", "web", "up", since, "gunicorn old:app", 1),  # draining
             DynoStatus("worker.1", "worker", "crashed", since, "python3 worker.py", 2)]
     lines = ps_lines(rows, serving=2)
     stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(since))
     assert lines == ["=== web (1): gunicorn app:app",
-                     f"web.1: up {stamp} (~ 1h ago)",
+                     f"web.1: up {stamp} (~ 1h ago) at 127.0.0.1:20001",
                      f"web.1: draining {stamp} (~ 1h ago)",
                      "",
                      "=== worker (1): python3 worker.py",
@@ -188,3 +188,15 @@ def test_restart_without_the_daemon_stops_the_dynos_and_queues_nothing(h: Harnes
     assert h.stdout[-1] == "pushd is not running and none of them runs; they start with pushd up\n"
     assert take_restart_requests(h.platform.paths) == []
     assert not (h.platform.paths.dynos_dir / ".restart-requests").exists()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("console", "python3 -i app.py"),  # a Procfile type runs its command (Heroku's rule)
+    ("console --x", "console --x"),  # more than the type: a command of its own
+    ("-- --help", "--help"),  # `--` ends pushd's options; the rest reaches the dyno intact
+    ("--  console", "python3 -i app.py"),
+    ("--help", "--help"),
+])
+def test_run_takes_procfile_types_and_a_leading_double_dash(text, expected):
+    assert procfile_command(text, {"web": "python3 app.py", "console": "python3 -i app.py"}) \
+        == expected
