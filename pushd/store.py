@@ -19,8 +19,8 @@ from pathlib import Path
 from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
 from .settings import APP_UID_SPAN
-from .store_drains import DRAIN_SCHEMA, DrainTables
 from .store_builds import BUILD_HISTORY_SCHEMA, BuildHistory
+from .store_drains import DRAIN_SCHEMA, DrainTables
 from .store_resources import RESOURCE_SCHEMA, ResourceTables
 from .store_tenants import TENANT_SCHEMA, TenantTables
 
