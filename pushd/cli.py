@@ -11,11 +11,9 @@ import click
 
 from . import daemon, diskspace, firewall, ports
 from .errors import PushdError, UsageError
-from .models import Key
+from .models import LOCAL_ADMIN
 from .platform import Platform
 from .settings import Settings, load
-
-LOCAL_ADMIN = Key(name="local-admin", role="admin", public_key="", fingerprint="local")
 
 
 def platform_for(live: bool = True, **flags: object) -> Platform:
@@ -68,24 +66,21 @@ def admin_command(name: str, summary: str) -> click.Command:
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     @click.pass_obj
     def run(obj: dict, args: tuple[str, ...]) -> None:
-        from .commands.registry import Context, dispatch
-        from .localio import TerminalIO
+        """Handed to the running daemon over its control socket: the same code as over SSH."""
+        from .control.client import NotRunning
+        from .control.client import run as remote
+        from .control.server import socket_path
 
         platform = platform_for(state_dir=obj.get("state_dir"))
-
-        def out(text: str) -> None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-        def err(text: str) -> None:
-            sys.stderr.write(text)
-            sys.stderr.flush()
-
-        ctx = Context(platform, LOCAL_ADMIN, out, err, sys.stdin.buffer.read,
-                      io=TerminalIO(), ssh_target=f"{platform.settings.domain}:"
-                      f"{platform.settings.ssh_port}")
         try:
-            status = dispatch(ctx, [name, *args])
+            status = remote(socket_path(platform.paths.root), [name, *args])
+        except NotRunning as err:
+            if name != "help":
+                _fail(err)
+            from .commands.registry import Context, dispatch
+
+            status = dispatch(Context(platform, LOCAL_ADMIN, sys.stdout.write, sys.stderr.write),
+                              [name, *args])
         except KeyboardInterrupt:
             status = 130
         sys.exit(status)

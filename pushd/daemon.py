@@ -103,6 +103,9 @@ def run(platform: Platform) -> None:
             raise
         raise PushdError(f"SSH port {settings.ssh_port}: {os.strerror(err.errno)}: held by pid "
                          f"{holder[0]} ({holder[1][:120]})") from None
+    from .control.server import ControlServer
+
+    control = ControlServer(platform)  # the local CLI's way in (the same sessions as SSH)
     if settings.metrics_port:
         try:
             metrics.serve(settings.metrics_host, settings.metrics_port)
@@ -132,7 +135,6 @@ def run(platform: Platform) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake())
     watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
     drains = DrainManager(platform.store, paths)
     metrics.watch_drains(drains.dropped)
@@ -145,6 +147,8 @@ def run(platform: Platform) -> None:
                threading.Thread(target=watch.run, args=(stop,), name="router-watch",
                                 daemon=True),
                threading.Thread(target=drains.run, args=(stop,), name="drains", daemon=True),
+               threading.Thread(target=control.serve, args=(stop,), name="control",
+                                daemon=True),
                threading.Thread(target=platform.router.log_receiver(
                    app_ids(platform), paths.log_file, settings.log_max_bytes).run,
                    args=(stop,), name="router-log", daemon=True)]

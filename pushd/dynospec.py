@@ -4,15 +4,12 @@ shared by the supervisor loop and by commands run anywhere."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
 from collections.abc import Callable
 
 from .errors import RuntimeFailure
 from .events import STOPPING, EventLog
-from .files import replace_file
 from .limits import for_dyno
 from .models import App, Release
 from .paths import Paths
@@ -21,7 +18,6 @@ from .runtime.records import DynoSpec
 from .settings import Settings, app_uid
 
 # under dynos/, whose dot-named entries the runtime never takes for dynos
-RESTART_REQUESTS = ".restart-requests"
 DYNO_PATH = "/app/.venv/bin:/app/node_modules/.bin:/app/bin:/usr/local/bin:/usr/bin:/bin"
 
 
@@ -98,30 +94,3 @@ def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float,
     return stopped
 
 
-def request_restart(paths: Paths, app_id: int, target: str | None) -> None:
-    """Queue `ps:restart [TYPE|DYNO]` for the daemon's supervisor from another process (the
-    local CLI), which then wakes it (`Platform.notify`): the supervisor replaces web dynos
-    successor first, as for a restart asked over SSH."""
-    folder = paths.dynos_dir / RESTART_REQUESTS
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"{time.time_ns():020d}-{os.getpid()}-{random.getrandbits(32):08x}.json"
-    replace_file(folder / name, json.dumps({"app_id": app_id, "target": target}), sync=True)
-
-
-def take_restart_requests(paths: Paths) -> list[tuple[int, str | None]]:
-    """The queued restart requests as (app id, target), oldest first; taking removes them."""
-    folder = paths.dynos_dir / RESTART_REQUESTS
-    try:
-        queued = sorted(p for p in folder.iterdir()
-                        if p.suffix == ".json" and not p.name.startswith("."))
-    except FileNotFoundError:
-        return []
-    taken = []
-    for path in queued:
-        try:
-            data = json.loads(path.read_text())
-            taken.append((int(data["app_id"]), data.get("target")))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: dropped, never retried forever
-        path.unlink(missing_ok=True)
-    return taken

@@ -18,6 +18,10 @@ class Key:
         return self.role == "admin"
 
 
+# who runs a command through the local CLI (root on the platform's host)
+LOCAL_ADMIN = Key(name="local-admin", role="admin", public_key="", fingerprint="local")
+
+
 @dataclass(frozen=True)
 class App:
     id: int

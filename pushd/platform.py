@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -135,20 +133,24 @@ class Platform:
         return read_pid_file(self.paths.pid_file, is_daemon_argv)
 
     def notify(self) -> None:
-        """Tell the supervisor the desired state changed (in-process, or via SIGUSR1)."""
+        """Tell the supervisor the desired state changed. Commands run in the daemon (over SSH
+        or the local CLI's control socket), where it is; a platform without one (a unit
+        test's) has nothing to tell."""
         if self.supervisor is not None:
             self.supervisor.wake()
-            return
-        pid = self.daemon_pid()
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGUSR1)
-            except OSError:
-                pass
 
     @property
     def running(self) -> bool:
-        return self.supervisor is not None or self.daemon_pid() is not None
+        """Whether a supervisor rolls releases out here (the daemon's platform)."""
+        return self.supervisor is not None
+
+    def the_supervisor(self) -> Any:
+        """The daemon's supervisor; PushdError on a platform without one."""
+        if self.supervisor is None:
+            from .errors import PushdError
+
+            raise PushdError("pushd is not running: start it with `pushd up`")
+        return self.supervisor
 
     def app_url(self, app_name: str) -> str:
         port = self.settings.http_port

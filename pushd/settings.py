@@ -83,6 +83,7 @@ class Settings:
     # request in progress per client address (slowloris, greedy clients)
     router_header_timeout: int = 10
     router_timeout: int = 30  # seconds to an app's first byte before H12 (Heroku: 30)
+    router_logs: bool = True  # each app request a `pushd[router]` line of the app's log
     # Prometheus metrics (/metrics) on this port of metrics_host; 0: not served
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"

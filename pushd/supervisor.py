@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from . import rollout as ro
 from .dynometrics import DynoMetrics
-from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
+from .dynospec import dyno_spec, stop_app_dynos
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
 from .dynostatus import DynoStatus, last_states
 from .dynostatus import wait_release as _wait_release
@@ -148,9 +148,6 @@ class Supervisor(RolloutDriver):
     def _handle_requests(self, now: float) -> None:
         with self._lock:
             requests, self._requests = self._requests, []
-        # ps:restart from the local CLI (another process) is queued in the state dir
-        requests += [("restart", app_id, target)
-                     for app_id, target in take_restart_requests(self.paths)]
         for kind, app_id, target in requests:
             if kind == "halt":
                 self.halted[app_id] = time.time()

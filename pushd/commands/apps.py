@@ -8,10 +8,8 @@ from .. import names
 from ..appfiles import deploy_lock, ensure_repo
 from ..appids import reusable
 from ..build.slug import size_text
-from ..dynospec import stop_app_dynos
 from ..dynostatus import router_state, wait_router
 from ..errors import Conflict, Forbidden, RuntimeFailure, UsageError
-from ..events import EventLog
 from ..governance import enforce
 from ..models import App, Key
 from ..platform import Platform
@@ -101,18 +99,11 @@ def _wait_unrouted(platform: Platform, hosts: set[str]) -> bool:
 
 def _stop_dynos(platform: Platform, app: App) -> None:
     """Stop every dyno of the app; RuntimeFailure, with nothing deleted, if they would not."""
-    if platform.supervisor is not None:
-        try:
-            platform.supervisor.stop_all(app.id)
-        except RuntimeFailure:
-            raise RuntimeFailure(f"Timed out stopping the dynos of {app.name}; nothing was "
-                                 f"deleted: run apps:destroy {app.name} again") from None
-        return
-    # from the local CLI: a running daemon must not replace what we stop here
-    platform.store.set_stopped(app.id, True)
-    platform.notify()
-    stop_app_dynos(platform.runtime, app.id, platform.settings.stop_timeout + 15,
-                   events=EventLog(platform.paths, platform.settings.log_max_bytes))
+    try:
+        platform.the_supervisor().stop_all(app.id)
+    except RuntimeFailure:
+        raise RuntimeFailure(f"Timed out stopping the dynos of {app.name}; nothing was "
+                             f"deleted: run apps:destroy {app.name} again") from None
 
 
 @command("apps:info", "APP", "Show an app's details")

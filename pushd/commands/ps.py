@@ -7,7 +7,7 @@ import shlex
 import time
 
 from .. import detached, names
-from ..dynospec import oneoff_spec, request_restart, stop_app_dynos
+from ..dynospec import oneoff_spec
 from ..dynostatus import DynoStatus, read_status
 from ..errors import NotFound, UsageError
 from ..events import EventLog, run_oneoff
@@ -128,30 +128,7 @@ def ps_restart(ctx: Context, app: App, args: list[str]) -> None:
         if target not in restart_targets(ctx, app):
             raise NotFound(f"No such process type or dyno: {target}")
     ctx.out(f"Restarting {target or 'all'} dynos on {app.name}... ")
-    platform = ctx.platform
-    if platform.supervisor is not None:
-        platform.supervisor.restart(app.id, target)
-        ctx.line("done")
-        return
-    if platform.daemon_pid() is None:
-        # no supervisor to hand it to, and a request left for it would fire whenever pushd
-        # next starts: stop them now; pushd starts them again when it starts
-        stopped = stop_app_dynos(
-            platform.runtime, app.id, platform.settings.stop_timeout + 15,
-            lambda spec: spec.process_type != "run" and target in (None, spec.process_type,
-                                                                   spec.dyno),
-            events=EventLog(platform.paths, platform.settings.log_max_bytes))
-        dynos = list(dict.fromkeys(  # a web.1 still draining an older release is one more
-            spec.dyno for spec in sorted(stopped, key=lambda s: (s.process_type, s.index))))
-        if dynos:
-            ctx.line(f"pushd is not running: stopped {', '.join(dynos)}; "
-                     f"{'it starts' if len(dynos) == 1 else 'they start'} again with pushd up")
-        else:
-            ctx.line("pushd is not running and none of them runs; they start with pushd up")
-        return
-    # from the local CLI: the daemon's supervisor replaces them (web: successor first)
-    request_restart(platform.paths, app.id, target)
-    platform.notify()
+    ctx.platform.the_supervisor().restart(app.id, target)  # web dynos: successor first
     ctx.line("done")
 
 

@@ -9,7 +9,6 @@ restart is queued for the daemon's supervisor (it runs when pushd is up again).
 
 from __future__ import annotations
 
-from ..dynospec import request_restart
 from ..errors import NotFound
 from ..governance import enforce
 from ..limits import (
@@ -69,11 +68,7 @@ def restart(ctx: Context, app: App, scope: str) -> bool:
     if scope == ONEOFF or app.stopped or ctx.store.current_release(app.id) is None:
         return False
     target = None if scope == APP_WIDE else scope
-    if ctx.platform.supervisor is not None:
-        ctx.platform.supervisor.restart(app.id, target)
-    else:  # the daemon's supervisor takes it now, or when pushd next starts
-        request_restart(ctx.platform.paths, app.id, target)
-        ctx.platform.notify()
+    ctx.platform.the_supervisor().restart(app.id, target)
     return True
 
 

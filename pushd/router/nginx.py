@@ -88,6 +88,7 @@ class NginxRouter:
             workers=workers or max(1, min(os.cpu_count() or 1, 4)),
             header_timeout=settings.router_header_timeout,
             request_timeout=settings.router_timeout,
+            router_logs=settings.router_logs,
             conns_per_client=settings.router_conns_per_client,
             https_listen=listen_addresses(settings.http_host, settings.https_port, ipv6)
             if settings.https_port else (),

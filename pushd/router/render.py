@@ -47,6 +47,7 @@ class RenderOptions:
     worker_connections: int = 8192  # per worker, client and upstream connections together
     header_timeout: int = 10  # seconds for a client's whole request header
     request_timeout: int = 30  # seconds to the app's first byte, then H12
+    router_logs: bool = True  # app requests sent to the router-log socket
     body_timeout: int = 30  # seconds between two reads of a body, or two writes of an answer
     keepalive_timeout: int = 20  # seconds an idle client connection is kept
     conns_per_client: int = 256  # connections one address may have with requests in progress
@@ -215,6 +216,7 @@ def render(routes: list[Route], options: RenderOptions, templates_dir: Path) -> 
         "acme_dir": str(options.acme_dir) if options.acme_dir else "",
         "resolver": options.resolver or "",
         "router_log_socket": str(options.router_log_socket),
+        "router_logs": bool(options.router_logs),
     }
     template = env.get_template(MAIN_TEMPLATE if options.standalone else HTTP_TEMPLATE)
     draft = template.render(context, generation="0")

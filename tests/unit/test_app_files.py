@@ -175,26 +175,6 @@ def test_a_destroyed_apps_folder_goes_even_if_waking_the_supervisor_fails(
     assert not platform.paths.app_dir(app.id).exists()
 
 
-class NoDynos:
-    def list(self) -> list:
-        return []
-
-
-def test_a_local_destroy_stops_the_app_before_deleting_it(platform: Platform, monkeypatch):
-    app = create_app(platform, "myapp", ADMIN)
-    seen: list[bool] = []
-
-    def runtime(self: Platform) -> NoDynos:
-        seen.append(self.store.app_by_id(app.id).stopped)
-        return NoDynos()
-
-    monkeypatch.setattr(Platform, "runtime", property(runtime))
-    assert _destroy(platform, "myapp")[0] == 0
-    assert seen == [True]  # a running daemon would not start what the CLI stops
-    assert platform.store.app_by_id(app.id) is None
-    assert not platform.paths.app_dir(app.id).exists()
-
-
 def test_destroy_says_done_once_the_router_no_longer_serves_the_app(platform: Platform):
     from pushd.dynostatus import write_status
 

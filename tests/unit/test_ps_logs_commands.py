@@ -10,13 +10,11 @@ import pytest
 from pushd.commands.logs import logs
 from pushd.commands.ps import oneoff_command, procfile_command, ps_lines, ps_restart
 from pushd.commands.registry import Context
-from pushd.dynospec import take_restart_requests
 from pushd.dynostatus import DynoStatus
-from pushd.errors import NotFound, UsageError
+from pushd.errors import NotFound, PushdError, UsageError
 from pushd.logs import AppLog
 from pushd.models import Key
 from pushd.platform import Platform
-from pushd.runtime.records import DynoInfo, DynoSpec
 from pushd.settings import Settings
 
 ADMIN = Key(name="admin", role="admin", public_key="", fingerprint="")
@@ -106,20 +104,6 @@ def test_restart_refuses_unknown_types_and_dynos(h: Harness):
                                               (h.app.id, "worker"), (h.app.id, None)]
 
 
-def test_restart_from_the_cli_asks_the_daemon_and_stops_nothing(h: Harness, monkeypatch):
-    h.platform.store.set_formation(h.app.id, {"web": 1})
-    woken = []
-    monkeypatch.setattr(h.platform, "daemon_pid", lambda: 4242)
-    monkeypatch.setattr(h.platform, "notify", lambda: woken.append(True))
-    monkeypatch.setattr(Platform, "runtime", property(lambda self: pytest.fail("runtime used")))
-    ps_restart(h.ctx, h.app, ["web"])
-    ps_restart(h.ctx, h.app, [])
-    assert woken == [True, True] and h.stdout[-1] == "done\n"
-    assert take_restart_requests(h.platform.paths) == [(h.app.id, "web"), (h.app.id, None)]
-    assert take_restart_requests(h.platform.paths) == []  # taken once
-    assert [i.name for i in h.platform.paths.dynos_dir.iterdir()] == [".restart-requests"]
-
-
 class DroppedChannel:
     """A channel whose connection is gone: paramiko then has no transport for it."""
 
@@ -143,51 +127,13 @@ def test_logs_tail_ends_when_the_ssh_connection_is_gone(h: Harness):
     assert [line.rsplit(": ", 1)[1] for line in out] == ["hello\n"]
 
 
-class StoppableRuntime:
-    """The dynos' own records (what the runtime reads back), with no daemon around."""
-
-    def __init__(self, dynos: list[DynoInfo]) -> None:
-        self.dynos = {info.spec.id: info for info in dynos}
-        self.stopped: list[str] = []
-
-    def list(self) -> list[DynoInfo]:
-        return list(self.dynos.values())
-
-    def stop(self, dyno_id: str) -> None:
-        self.stopped.append(dyno_id)
-        self.dynos[dyno_id].running = False
-
-    def remove(self, dyno_id: str) -> None:
-        self.dynos.pop(dyno_id, None)
-
-
-def _dyno(app_id: int, ptype: str, index: int, release: int = 1) -> DynoInfo:
-    spec = DynoSpec(id=f"{app_id}-{ptype}.{index}-v{release}-abc", app_id=app_id, app="a",
-                    release=release, process_type=ptype, index=index, command="x", env={},
-                    slug_dir="/nowhere", uid=1)
-    return DynoInfo(spec=spec, pid=None, running=True)
-
-
-def test_restart_without_the_daemon_stops_the_dynos_and_queues_nothing(h: Harness,
-                                                                       monkeypatch):
-    h.platform.store.set_formation(h.app.id, {"web": 2, "worker": 1})
-    runtime = StoppableRuntime([_dyno(h.app.id, "web", 2), _dyno(h.app.id, "web", 1),
-                                _dyno(h.app.id, "web", 1, release=0),  # still draining
-                                _dyno(h.app.id, "worker", 1), _dyno(h.app.id + 1, "web", 1)])
-    monkeypatch.setattr(h.platform, "daemon_pid", lambda: None)
-    monkeypatch.setattr(Platform, "runtime", property(lambda self: runtime))
-    ps_restart(h.ctx, h.app, ["web"])
-    assert h.stdout[-1] == ("pushd is not running: stopped web.1, web.2; they start again "
-                            "with pushd up\n")
-    assert sorted(runtime.stopped) == [f"{h.app.id}-web.1-v0-abc", f"{h.app.id}-web.1-v1-abc",
-                                       f"{h.app.id}-web.2-v1-abc"]
-    ps_restart(h.ctx, h.app, ["worker.1"])
-    assert h.stdout[-1] == "pushd is not running: stopped worker.1; it starts again with pushd up\n"
-    assert sorted(runtime.dynos) == [f"{h.app.id + 1}-web.1-v1-abc"]  # another app's: untouched
-    ps_restart(h.ctx, h.app, [])
-    assert h.stdout[-1] == "pushd is not running and none of them runs; they start with pushd up\n"
-    assert take_restart_requests(h.platform.paths) == []
-    assert not (h.platform.paths.dynos_dir / ".restart-requests").exists()
+def test_restart_needs_the_daemon_and_stops_nothing_without_it(h: Harness, monkeypatch):
+    """Commands run in the daemon (SSH, or the local CLI's control socket): a platform
+    without its supervisor refuses instead of acting behind its back."""
+    h.platform.store.set_formation(h.app.id, {"web": 2})
+    monkeypatch.setattr(Platform, "runtime", property(lambda self: pytest.fail("runtime used")))
+    with pytest.raises(PushdError, match="^pushd is not running: start it with `pushd up`$"):
+        ps_restart(h.ctx, h.app, ["web"])
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import pytest
 
-from pushd.dynospec import dyno_spec, take_restart_requests
+from pushd.dynospec import dyno_spec
 from pushd.limits import APP_WIDE, Limit
 from pushd.models import Slug
 from tests.unit.test_command_dispatch import ALICE, BOB, Harness
+from tests.unit.test_ps_logs_commands import FakeSupervisor
 
 
 @pytest.fixture
 def h(tmp_path) -> Harness:
-    return Harness(tmp_path).deployed({"web": 1, "worker": 1})
+    return with_supervisor(Harness(tmp_path).deployed({"web": 1, "worker": 1}))
+
+
+def with_supervisor(h: Harness) -> Harness:
+    h.platform.supervisor = FakeSupervisor()  # the daemon's: it takes the restarts
+    return h
+
+
+def restarts(h: Harness) -> list[tuple[int, str | None]]:
+    taken, h.platform.supervisor.restarts = h.platform.supervisor.restarts, []
+    return taken
 
 
 def spec_of(h: Harness, kind: str):  # noqa: ANN201
@@ -29,7 +40,7 @@ def test_limit_then_report_shows_it_and_the_next_dynos_get_it(h: Harness):
         "Setting limits of web dynos of myapp... done, restarting them",
         "Type  Memory      CPU (cores)",
         "web   256m (set)  0.5 (set)"]
-    assert take_restart_requests(h.platform.paths) == [(h.app.id, "web")]  # for the daemon
+    assert restarts(h) == [(h.app.id, "web")]  # for the daemon
     assert h.run("resource:report", "myapp") == 0, h.err
     assert h.out.splitlines() == [
         "=== myapp Resource Limits",
@@ -44,7 +55,7 @@ def test_limit_then_report_shows_it_and_the_next_dynos_get_it(h: Harness):
 def test_an_app_wide_limit_applies_to_every_type_without_its_own(h: Harness):
     assert h.run("resource:limit", "--cpu=0.25", "myapp", "--process-type=worker") == 0, h.err
     assert h.run("resource:limit", "myapp", "--memory", "1g") == 0, h.err
-    assert take_restart_requests(h.platform.paths) == [(h.app.id, "worker"), (h.app.id, None)]
+    assert restarts(h) == [(h.app.id, "worker"), (h.app.id, None)]
     assert h.run("resource:report", "-a", "myapp") == 0
     assert h.out.splitlines()[1:] == [
         "Type    Memory                   CPU (cores)",
@@ -89,7 +100,7 @@ def test_a_bad_value_is_one_line_and_changes_nothing(h: Harness, argv, says, sta
     if "Invalid" in says:
         assert rest == []  # a bad value says what a good one is, in one line
     assert h.platform.store.resource_limits(h.app.id) == {}
-    assert take_restart_requests(h.platform.paths) == []
+    assert restarts(h) == []
 
 
 def test_the_operators_maximum_and_the_owners_memory_quota_bound_limits(tmp_path):
@@ -99,6 +110,7 @@ def test_the_operators_maximum_and_the_owners_memory_quota_bound_limits(tmp_path
     h = Harness(tmp_path)
     h.platform = Platform(Settings(state_dir=tmp_path / "state", max_dyno_memory_mb=2048,
                                    max_dyno_cpu=1.0))
+    with_supervisor(h)
     store = h.platform.store
     store.add_slug(Slug("s1", h.app.id, "/s", "/s", 1, "abc", {"web": "x"}, "Python"))
     store.create_release(h.app.id, description="Deploy", user="alice", slug=store.slug("s1"))
@@ -128,11 +140,11 @@ def test_only_keys_with_access_may_see_or_set_limits(h: Harness):
 
 
 def test_before_the_first_push_any_type_may_be_limited_and_nothing_restarts(tmp_path):
-    h = Harness(tmp_path)
+    h = with_supervisor(Harness(tmp_path))
     assert h.run("resource:limit", "myapp", "--cpu", "0.5", "--process-type", "clock") == 0
     assert h.out.splitlines()[0] == ("Setting limits of clock dynos of myapp... done; dynos "
                                      "get them when they start")
-    assert take_restart_requests(h.platform.paths) == []
+    assert restarts(h) == []
     assert h.run("resource:report", "myapp") == 0
     assert h.out.splitlines()[1:] == ["Type   Memory          CPU (cores)",
                                       "clock  512m (default)  0.5 (set)"]
