@@ -59,6 +59,7 @@ def run(platform: Platform) -> None:
     from .commands import load_all
     from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
+    from .health import HealthChecks
     from .router.watch import WATCH_FILE, RouterWatch
     from .supervisor import Supervisor
 
@@ -95,7 +96,10 @@ def run(platform: Platform) -> None:
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
-    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths)
+    health = HealthChecks(paths)
+    supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
+                            health=health)
+    health.wake = supervisor.wake
     platform.supervisor = supervisor
     write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
@@ -133,6 +137,7 @@ def run(platform: Platform) -> None:
         stop.set()
         ssh.stop()
         threads[0].join(timeout=10)
+        health.close()
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)
         log.info("pushd stopped; dynos keep running")

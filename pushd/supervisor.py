@@ -21,6 +21,7 @@ from .dynostatus import DynoStatus, last_states
 from .dynostatus import wait_release as _wait_release
 from .errors import RuntimeFailure
 from .events import STOPPING, EventLog, starting
+from .health import HealthChecks
 from .memwatch import R14, MemoryWatch
 from .models import App, Release
 from .paths import Paths
@@ -37,10 +38,11 @@ class Supervisor(RolloutDriver):
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time,
                  probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
-                 write_snapshot: bool = True) -> None:
+                 write_snapshot: bool = True, health: HealthChecks | None = None) -> None:
         self.store, self.runtime, self.router = store, runtime, router
         self.settings, self.paths, self.clock = settings, paths, clock
         self.probe = probe or runtime.probe  # reaches that very dyno, not just its port
+        self.health = health  # app.json checks (health.py) before a web dyno is routed
         self.stable_after = stable_after
         self.out = Publisher(router, paths, write_snapshot=write_snapshot)
         self.events = EventLog(paths, settings.log_max_bytes)
@@ -132,7 +134,7 @@ class Supervisor(RolloutDriver):
         self._adopted = True
         known = last_states(self.paths)
         for info in infos.values():
-            if info.spec.process_type != "run":  # one-offs belong to their caller
+            if info.spec.process_type not in ("run", "release"):  # one-offs: their caller's
                 self.dynos[info.spec.id] = adopted(info, known.get(info.spec.id) == "up", now)
 
     def _handle_requests(self, now: float) -> None:
@@ -183,7 +185,7 @@ class Supervisor(RolloutDriver):
                     if info.state is DynoState.UP:  # its process runs
                         self._set_state(dyno, "up", now)
                 elif info.state is DynoState.UP and self.probe(spec):
-                    self._set_state(dyno, "up", now)
+                    self._checked(dyno, now)
                 elif now - dyno.started >= self.settings.boot_timeout:
                     self._platform(spec, f"Error R10 (Boot timeout) -> Web process failed to "
                                    f"bind to $PORT within {self.settings.boot_timeout:g} "
@@ -194,6 +196,29 @@ class Supervisor(RolloutDriver):
                     self._stop(dyno)
             elif dyno.state == "up" and now - dyno.since >= self.stable_after:
                 self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
+
+    def _checked(self, dyno: Dyno, now: float) -> None:
+        """A listening web dyno: up once its health checks pass; failed, it stops."""
+        spec = dyno.spec
+        verdict = None if self.health is None else self.health.result(
+            spec.id, dyno.endpoint, f"{spec.app}.{self.settings.domain}",
+            self.health.app_json(spec.app_id, self._slug_of(spec)).checks("web"))
+        if self.health is None or verdict is not None and verdict.ok:
+            self._set_state(dyno, "up", now)
+        elif verdict is not None:
+            self._platform(spec, f"Error: {verdict.detail}")
+            self._set_state(dyno, "crashed", now)
+            self._crashed(dyno, now, verdict.detail, failed_check=True)
+            self._stop(dyno)
+
+    def _slug_of(self, spec: DynoSpec) -> str | None:
+        for release in (self._pending.get(spec.app_id), self._serving.get(spec.app_id)):
+            if release is not None and release.version == spec.release:
+                return release.slug_id
+        try:
+            return self.store.release(spec.app_id, spec.release).slug_id
+        except Exception:
+            return None
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
@@ -214,14 +239,17 @@ class Supervisor(RolloutDriver):
             why = f"{info.reason}; " if info is not None and info.reason else ""
             self._crashed(dyno, now, f"{why}exited with status {status} before binding $PORT")
         finally:
+            if self.health is not None:
+                self.health.forget(dyno.spec.id)
             self.memory.forget(dyno.spec.id)
             self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
             self.dynos.pop(dyno.spec.id, None)  # last: stop_all waits for this
 
-    def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
+    def _crashed(self, dyno: Dyno, now: float, reason: str, failed_check: bool = False) -> None:
         spec = dyno.spec
-        rollout = self._feed(spec.app_id, spec.release, ro.DynoCrashed(
-            spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id))
+        event = ro.CheckFailed(spec.dyno, reason, spec.id) if failed_check else ro.DynoCrashed(
+            spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id)
+        rollout = self._feed(spec.app_id, spec.release, event)
         if rollout is not None and rollout.state.done:
             return  # it failed its release: not restarted
         previous = self.crashes.get(dyno.slot)

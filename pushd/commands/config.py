@@ -134,7 +134,8 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
     with _kept_not_live(keys, "set"):
         new = deploy.release(ctx.platform, app,
                              description=f"Set {_describe(keys)} config vars",
-                             user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))
+                             user=ctx.user.name, config_set=values, wait=not opts.get("nowait"),
+                             out=ctx.err)
     ctx.line(f"done, {new.name}")
     show_vars(ctx, values)
 
@@ -154,5 +155,6 @@ def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     with _kept_not_live(keys, "unset"):
         new = deploy.release(ctx.platform, app,
                              description=f"Remove {_describe(keys)} config vars",
-                             user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"))
+                             user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"),
+                             out=ctx.err)
     ctx.line(f"done, {new.name}")

@@ -19,7 +19,7 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import deploy, diskspace
+from .. import appjson, deploy, diskspace, health, releasephase
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..governance import enforce
@@ -156,6 +156,8 @@ class DeployingReceivePack(ReceivePackHandler):
         config = platform.store.config(app.id)
         pause(platform, "before-build")
         enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        app_json = enforce.tree_file(self.repo, sha, "app.json")
+        manifest = appjson.parse(app_json)  # malformed: the push fails before building
         building = [False]
 
         def build_out(text: str) -> None:
@@ -168,14 +170,16 @@ class DeployingReceivePack(ReceivePackHandler):
             slug = platform.builder.build(app, sha, config, build_out,
                                           admin=self.user.is_admin)
         platform.store.add_slug(slug)
+        health.save(platform.paths, app.id, slug.id, app_json)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         latest = platform.store.releases(app.id, limit=1)
         record(platform, app, RefMove(move.ref, move.old, sha,
                                       latest[0].version if latest else 0))
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
-                                 user=self.user.name, slug=slug)
+                                 user=self.user.name, slug=slug, out=out, manifest=manifest)
         pause(platform, "after-router-switch")
+        releasephase.postdeploy(platform, app, release, manifest, out)
         deploy.prune_slugs(platform, app)
         if platform.images is not None:
             try:

@@ -1,0 +1,107 @@
+"""What a deploy promises (issue 10): the release phase runs before the new dynos and a
+failing one keeps the old release serving; health checks (app.json's, else GET / below 500)
+gate the switch; app.json's scripts run; a malformed app.json fails the push."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .harness import PushdUnderTest, python_app
+
+ERRORING_APP = '''\
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        data = b"everything is broken"
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+def remote(result) -> list[str]:
+    return [line.removeprefix("remote: ").rstrip() for line in result.stderr.splitlines()]
+
+
+def test_release_phase_runs_first_and_a_failing_one_keeps_the_old_release(
+        pushd: PushdUnderTest):
+    scripts = {"scripts": {"dokku": {"predeploy": "echo PREDEPLOY-RAN"},
+                           "postdeploy": "echo POSTDEPLOY-RAN"}}
+    files = python_app("phase one", {
+        "Procfile": "web: python3 app.py\nrelease: echo migrating $PUSHD_RELEASE_VERSION\n",
+        "app.json": json.dumps(scripts)})
+    repo = pushd.new_app_repo("rel-phase", files)
+    result = pushd.push(repo)
+    assert result.returncode == 0, result.stderr
+    lines = remote(result)
+    order = [next(i for i, line in enumerate(lines) if text in line) for text in (
+        "PREDEPLOY-RAN", "Running release command…", "migrating v1",
+        "POSTDEPLOY-RAN", "Released v1")]
+    assert order == sorted(order), lines
+    assert pushd.http("rel-phase").body.startswith("phase one")
+    # the app log, which release and web dynos share, has the release's line before web.1
+    log = pushd.ssh("logs", "rel-phase", "-n", "200").stdout.splitlines()
+    said = next(i for i, line in enumerate(log)
+                if re.search(r"app\[release\.\d+\]: migrating v1", line))
+    web = next(i for i, line in enumerate(log) if "[web.1]: Starting process" in line)
+    assert said < web, log
+
+    pushd.commit(repo, {"Procfile": "web: python3 app.py\n"
+                                    "release: echo cannot migrate; exit 3\n",
+                        "app.py": python_app("phase two")["app.py"]})
+    failed = pushd.push(repo)
+    assert failed.returncode != 0
+    assert "Release v2 failed: release command exited with status 3" in failed.stderr
+    assert "cannot migrate" in failed.stderr
+    assert "[web.1]" not in " ".join(remote(failed))  # no v2 dyno started
+    assert pushd.http("rel-phase").body.startswith("phase one")
+    listing = pushd.ssh("releases", "rel-phase").stdout
+    assert "(release command failed)" in listing.splitlines()[1], listing
+    output = pushd.ssh("releases:output", "rel-phase", "v2").stdout  # predeploy's, release's
+    assert output.splitlines() == ["PREDEPLOY-RAN", "cannot migrate"]
+
+    back = pushd.ssh("rollback", "rel-phase", "v1")  # runs v1's release command again
+    assert back.returncode == 0, back.stderr
+    assert "Running release command…" in back.stderr and "migrating v3" in back.stderr
+    assert pushd.http("rel-phase").body.startswith("phase one")
+
+
+def test_checks_gate_the_switch(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("rel-checks", python_app("healthy"))
+    assert pushd.push(repo).returncode == 0
+
+    pushd.commit(repo, {"app.py": ERRORING_APP})  # answers 500 on /: not live by default
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    assert ("Release v2 failed: web.1 health check 'default' failed: GET / answered 500 "
+            "'everything is broken'") in result.stderr, result.stderr
+    assert "the previous release keeps serving" in result.stderr
+    assert pushd.http("rel-checks").body.startswith("healthy")
+
+    checks = {"healthchecks": {"web": [{"type": "startup", "name": "ready", "path": "/env/READY",
+                                        "content": "yes", "attempts": 2, "wait": 0.5}]}}
+    pushd.commit(repo, {**python_app("unready"), "app.json": json.dumps(checks)})
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    assert ("web.1 health check 'ready' failed: GET /env/READY answered 200 '<unset>' after "
+            "2 attempts (expected a status below 500 with 'yes' in the body)") in result.stderr
+    assert pushd.http("rel-checks").body.startswith("healthy")
+
+    pushd.commit(repo, {"app.json": '{\n  "healthchecks": {}\n  "formation": {}\n}\n'})
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    assert "app.json is not valid JSON: Expecting ',' delimiter at line 3 column 3" \
+        in result.stderr, result.stderr
+    assert "Launching" not in result.stderr
+    assert pushd.http("rel-checks").body.startswith("healthy")
