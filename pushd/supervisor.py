@@ -211,6 +211,12 @@ class Supervisor(RolloutDriver):
             self._crashed(dyno, now, verdict.detail, failed_check=True)
             self._stop(dyno)
 
+    def _initial_quantity(self, app_id: int, release: Release, kind: str) -> int:
+        """A type's first quantity: app.json's formation, else Heroku's rule (web: 1)."""
+        declared = (self.health.app_json(app_id, release.slug_id).formation
+                    if self.health is not None else {})
+        return declared[kind].quantity if kind in declared else int(kind == "web")
+
     def _slug_of(self, spec: DynoSpec) -> str | None:
         for release in (self._pending.get(spec.app_id), self._serving.get(spec.app_id)):
             if release is not None and release.version == spec.release:
@@ -281,8 +287,8 @@ class Supervisor(RolloutDriver):
             for release in (current, pending):
                 if release is None or not release.slug_id:
                     continue
-                new = {t: 1 for t in release.process_types if t not in formation
-                       and t != "release"}
+                new = {t: self._initial_quantity(app.id, release, t)
+                       for t in release.process_types if t not in formation and t != "release"}
                 if new:
                     self.store.set_formation(app.id, new)
                     formation.update(new)

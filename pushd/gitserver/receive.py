@@ -186,6 +186,11 @@ class DeployingReceivePack(ReceivePackHandler):
                 platform.images.prune(app)
             except RuntimeFailure as err:  # the release is live: a warning, not a failure
                 out(f" !     Warning: {err}\n")
+        started = [t for t in slug.process_types if t != "release" and (
+            manifest.formation[t].quantity if t in manifest.formation else t == "web")]
+        if not started and slug.process_types:
+            out(f"       No dyno started: only web starts by itself (ps:scale {app.name} "
+                f"TYPE=1 starts one of: {', '.join(slug.process_types)})\n")
         out(f"       Released {release.name}\n")
         out(f"       {platform.app_url(app.name)} deployed to pushd\n")
 

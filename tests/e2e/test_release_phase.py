@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..polling import wait_until
 from .harness import PushdUnderTest, python_app
 
 ERRORING_APP = '''\
@@ -105,3 +106,25 @@ def test_checks_gate_the_switch(pushd: PushdUnderTest):
         in result.stderr, result.stderr
     assert "Launching" not in result.stderr
     assert pushd.http("rel-checks").body.startswith("healthy")
+
+
+def test_formation_comes_from_app_json_else_web_only(pushd: PushdUnderTest):
+    files = python_app("formed", {
+        "worker.py": "import time\nprint('working', flush=True)\ntime.sleep(600)\n",
+        "Procfile": "web: python3 app.py\nworker: python3 worker.py\nclock: sleep 600\n",
+        "app.json": json.dumps({"formation": {"web": {"quantity": 2},
+                                              "worker": {"quantity": 1}}})})
+    pushd.deploy("rel-formed", files)
+    assert pushd.ssh("ps:scale", "rel-formed").stdout == "clock=0 web=2 worker=1\n"
+    wait_until(lambda: all(f"{d}: up" in pushd.ssh("ps", "rel-formed").stdout
+                           for d in ("web.1", "web.2", "worker.1")))
+    assert "clock" not in pushd.ssh("ps", "rel-formed").stdout
+
+    lone = pushd.new_app_repo("rel-noweb", {"Procfile": "worker: sleep 600\n",
+                                            "requirements.txt": ""})
+    result = pushd.push(lone)
+    assert result.returncode == 0, result.stderr
+    assert "No dyno started: only web starts by itself (ps:scale rel-noweb TYPE=1" \
+        in result.stderr
+    assert pushd.ssh("ps:scale", "rel-noweb").stdout == "worker=0\n"
+    assert "worker" not in pushd.ssh("ps", "rel-noweb").stdout
