@@ -7,6 +7,7 @@ decisions are `rollout.py`'s, pure and tested alone; this is only their I/O.
 
 from __future__ import annotations
 
+from . import maintenance
 from . import rollout as ro
 from .dynostatus import write_failure
 from .errors import RouterError
@@ -74,5 +75,7 @@ class RolloutDriver:
             case ro.StopRelease(version):
                 for dyno in [d for d in self.dynos.values() if d.slot[:2] == (app_id, version)]:
                     self._stop(dyno)
-            case ro.RetireOlder():
-                self.drain_until[app_id] = self.clock() + self.settings.drain_seconds
+            case ro.RetireOlder():  # checks:set wait-to-retire, else drain_seconds
+                wait = maintenance.checks(self.paths, app_id).wait_to_retire
+                self.drain_until[app_id] = self.clock() + (
+                    self.settings.drain_seconds if wait is None else wait)

@@ -13,7 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+from . import maintenance
 from . import rollout as ro
 from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
@@ -200,10 +202,12 @@ class Supervisor(RolloutDriver):
     def _checked(self, dyno: Dyno, now: float) -> None:
         """A listening web dyno: up once its health checks pass; failed, it stops."""
         spec = dyno.spec
-        verdict = None if self.health is None else self.health.result(
-            spec.id, dyno.endpoint, f"{spec.app}.{self.settings.domain}",
-            self.health.app_json(spec.app_id, self._slug_of(spec)).checks("web"))
-        if self.health is None or verdict is not None and verdict.ok:
+        chosen = maintenance.checks(self.paths, spec.app_id) if self.health else None
+        verdict = None if self.health is None or chosen.skips("web") else self.health.result(
+            spec.id, dyno.endpoint, f"{spec.app}.{self.settings.domain}", tuple(
+                replace(c, attempts=chosen.attempts or c.attempts) for c in
+                self.health.app_json(spec.app_id, self._slug_of(spec)).checks("web")))
+        if self.health is None or chosen.skips("web") or verdict is not None and verdict.ok:
             self._set_state(dyno, "up", now)
         elif verdict is not None:
             self._platform(spec, f"Error: {verdict.detail}")
@@ -364,7 +368,8 @@ class Supervisor(RolloutDriver):
         versions = {app_id: r.version for app_id, r in self._serving.items()}
         versions.update(serving or {})
         return build_routes(self._apps.values(), versions, self.dynos.values(), set(self.halted),
-                            self.settings.domain, self.store.domains_by_app(), self.crashes)
+                            self.settings.domain, self.store.domains_by_app(), self.crashes,
+                            maintenance.apps_in(self.paths, self._apps))
 
     def status(self) -> dict[int, list[DynoStatus]]:
         return status_rows(self.dynos.values(), self.crashes)

@@ -128,3 +128,35 @@ def test_formation_comes_from_app_json_else_web_only(pushd: PushdUnderTest):
         in result.stderr
     assert pushd.ssh("ps:scale", "rel-noweb").stdout == "worker=0\n"
     assert "worker" not in pushd.ssh("ps", "rel-noweb").stdout
+
+
+def test_maintenance_checks_commands_and_no_restart(pushd: PushdUnderTest):
+    repo = pushd.new_app_repo("rel-maint", python_app("serving"))
+    assert pushd.push(repo).returncode == 0
+    assert pushd.ssh("maintenance:on", "rel-maint").returncode == 0
+    page = wait_until(lambda: (r := pushd.http("rel-maint")).status == 503 and r)
+    assert "Offline for maintenance" in page.body and "H80 Maintenance mode" in page.body
+    assert "web.1: up" in pushd.ssh("ps", "rel-maint").stdout  # dynos keep running
+    assert pushd.ssh("maintenance", "rel-maint").stdout == "on\n"
+    assert pushd.ssh("maintenance:off", "rel-maint").returncode == 0
+    wait_until(lambda: pushd.http("rel-maint").body.startswith("serving"))
+    assert pushd.ssh("checks:run", "rel-maint").stdout == "web.1: ok\n"
+
+    # --no-restart: no release and no restart; the next release has the value
+    boot = pushd.http("rel-maint", "/boot").body
+    assert pushd.ssh("config:set", "rel-maint", "READY=yes", "--no-restart").returncode == 0
+    assert pushd.http("rel-maint", "/boot").body == boot
+    assert pushd.http("rel-maint", "/env/READY").body == "<unset>"
+    assert "v2" not in pushd.ssh("releases", "rel-maint").stdout
+    checks = {"healthchecks": {"web": [{"path": "/env/READY", "content": "yes"}]}}
+    pushd.commit(repo, {**python_app("ready now"), "app.json": json.dumps(checks)})
+    result = pushd.push(repo)  # its content check passes: READY=yes came with it
+    assert result.returncode == 0, result.stderr
+    assert pushd.http("rel-maint").body.startswith("ready now")
+
+    # checks disabled: a release answering 500 goes live as the operator asked
+    assert pushd.ssh("checks:disable", "rel-maint", "web").returncode == 0
+    pushd.commit(repo, {"app.py": ERRORING_APP})
+    result = pushd.push(repo)
+    assert result.returncode == 0, result.stderr
+    assert pushd.http("rel-maint").status == 500
