@@ -165,9 +165,10 @@ def live_settings(settings: Settings) -> Settings:
 
 
 def abandon_rollouts(platform: Platform) -> None:
-    """Releases still rolling out when the last daemon stopped lost the push (or command)
-    that waited on them, whose git ref never moved: they fail, the serving one stays, and
-    the branch and the running code agree. Pushing again retries."""
+    """Releases still rolling out (or in their release phase) when the last daemon stopped
+    lost the push (or command) that waited on them, whose git ref never moved: they fail,
+    the serving one stays, and the branch and the running code agree. Pushing again
+    retries."""
     from .deploy import app_log
     from .dynostatus import write_failure
 
@@ -175,8 +176,8 @@ def abandon_rollouts(platform: Platform) -> None:
     store = platform.store
     for app in store.apps():
         for release in store.releases(app.id, limit=20):
-            if release.status == "pending" and store.set_release_status(
-                    app.id, release.version, "failed", only_if="pending"):
+            if release.status in ("pending", "releasing") and store.set_release_status(
+                    app.id, release.version, "failed", only_if=release.status):
                 write_failure(platform.paths, app.id, release.version, reason, [])
                 app_log(platform, app).write("pushd", "api",
                                              f"Release {release.name} failed: {reason}")
