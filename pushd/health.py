@@ -20,6 +20,7 @@ from .files import replace_file
 from .paths import Paths
 from .runtime.records import Endpoint
 
+LIVENESS_EVERY = 5.0  # seconds between two rounds of a live dyno's liveness checks
 MAX_BODY = 64 * 1024  # read of an answer's body
 SHOWN_BODY = 120  # of it, in the push's failure line
 
@@ -69,12 +70,13 @@ def attempt(endpoint: Endpoint, host: str, path: str, timeout: float) -> tuple[i
 def run_checks(endpoint: Endpoint, host: str, checks: tuple[Check, ...], *,
                get: Callable[[Endpoint, str, str, float], tuple[int, str]] = attempt,
                sleep: Callable[[float], None] = time.sleep,
-               stop: threading.Event | None = None) -> CheckResult:
+               stop: threading.Event | None = None, liveness: bool = False) -> CheckResult:
     """Every HTTP check in turn (`attempts` tries each, `wait` apart); the first that never
-    passes is the result, naming its request and last answer."""
+    passes is the result, naming its request and last answer. The startup and readiness
+    checks gate a new dyno; `liveness` runs only the liveness ones (after the switch)."""
     for check in checks:
-        if check.path is None or check.type == "liveness":
-            continue  # uptime checks are the supervisor's; liveness runs after the switch
+        if check.path is None or (check.type == "liveness") != liveness:
+            continue  # uptime checks are the supervisor's
         if check.initial_delay:
             sleep(check.initial_delay)
         answer = ""
@@ -110,6 +112,7 @@ class HealthChecks:
         self._running: dict[str, Future] = {}
         self._stop = threading.Event()
         self._cache: dict[tuple[int, str], AppJson] = {}
+        self._last: dict[str, float] = {}  # dyno id -> when its last liveness round ended
 
     def app_json(self, app_id: int, slug_id: str | None) -> AppJson:
         key = (app_id, slug_id or "")
@@ -136,8 +139,34 @@ class HealthChecks:
         except Exception as err:  # a bug in checking must not pass a dyno
             return CheckResult(False, f"health check could not run: {err}")
 
+    def live(self, dyno_id: str, endpoint: Endpoint | None, host: str,
+             checks: tuple[Check, ...], now: float) -> CheckResult | None:
+        """A routed dyno's liveness checks, a round every LIVENESS_EVERY seconds: the failed
+        result of a round once it ends, else None."""
+        key = f"live:{dyno_id}"
+        future = self._running.get(key)
+        if future is not None:
+            if not future.done():
+                return None
+            del self._running[key]
+            self._last[dyno_id] = now
+            try:
+                result = future.result()
+            except Exception as err:
+                result = CheckResult(False, f"health check could not run: {err}")
+            return None if result.ok else result
+        if endpoint is None or now - self._last.get(dyno_id, 0.0) < LIVENESS_EVERY:
+            return None
+        future = self._pool.submit(run_checks, endpoint, host, checks, stop=self._stop,
+                                   liveness=True)
+        future.add_done_callback(lambda _: self.wake())
+        self._running[key] = future
+        return None
+
     def forget(self, dyno_id: str) -> None:
         self._running.pop(dyno_id, None)
+        self._running.pop(f"live:{dyno_id}", None)
+        self._last.pop(dyno_id, None)
 
     def close(self) -> None:
         self._stop.set()

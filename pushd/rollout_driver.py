@@ -19,6 +19,12 @@ class RolloutDriver:
 
     rollouts: dict[int, ro.Rollout]  # app id -> its pending release's
 
+    def _wait_to_retire(self, app_id: int) -> float:
+        """How long an old web dyno is kept, out of the router, before its SIGTERM:
+        `checks:set wait-to-retire`, else the `drain_seconds` setting."""
+        wait = maintenance.checks(self.paths, app_id).wait_to_retire
+        return self.settings.drain_seconds if wait is None else wait
+
     def _rollouts(self, pending: dict[int, Release]) -> None:
         """Feed each pending release's rollout what this pass saw of its web dynos."""
         self.rollouts = {app_id: r for app_id, r in self.rollouts.items() if app_id in pending}
@@ -75,7 +81,5 @@ class RolloutDriver:
             case ro.StopRelease(version):
                 for dyno in [d for d in self.dynos.values() if d.slot[:2] == (app_id, version)]:
                     self._stop(dyno)
-            case ro.RetireOlder():  # checks:set wait-to-retire, else drain_seconds
-                wait = maintenance.checks(self.paths, app_id).wait_to_retire
-                self.drain_until[app_id] = self.clock() + (
-                    self.settings.drain_seconds if wait is None else wait)
+            case ro.RetireOlder():
+                self.drain_until[app_id] = self.clock() + self._wait_to_retire(app_id)

@@ -13,10 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from . import maintenance
 from . import rollout as ro
+from .checks_driver import CheckDriver
 from .dynospec import dyno_spec, stop_app_dynos, take_restart_requests
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
 from .dynostatus import DynoStatus, last_states
@@ -36,7 +36,7 @@ from .settings import Settings
 log = logging.getLogger("pushd.supervisor")
 
 
-class Supervisor(RolloutDriver):
+class Supervisor(RolloutDriver, CheckDriver):
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time,
                  probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
@@ -196,39 +196,11 @@ class Supervisor(RolloutDriver):
                     self._crashed(dyno, now, "did not bind $PORT within "
                                   f"{self.settings.boot_timeout:g} seconds (R10 Boot timeout)")
                     self._stop(dyno)
-            elif dyno.state == "up" and now - dyno.since >= self.stable_after:
-                self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
-
-    def _checked(self, dyno: Dyno, now: float) -> None:
-        """A listening web dyno: up once its health checks pass; failed, it stops."""
-        spec = dyno.spec
-        chosen = maintenance.checks(self.paths, spec.app_id) if self.health else None
-        verdict = None if self.health is None or chosen.skips("web") else self.health.result(
-            spec.id, dyno.endpoint, f"{spec.app}.{self.settings.domain}", tuple(
-                replace(c, attempts=chosen.attempts or c.attempts) for c in
-                self.health.app_json(spec.app_id, self._slug_of(spec)).checks("web")))
-        if self.health is None or chosen.skips("web") or verdict is not None and verdict.ok:
-            self._set_state(dyno, "up", now)
-        elif verdict is not None:
-            self._platform(spec, f"Error: {verdict.detail}")
-            self._set_state(dyno, "crashed", now)
-            self._crashed(dyno, now, verdict.detail, failed_check=True)
-            self._stop(dyno)
-
-    def _initial_quantity(self, app_id: int, release: Release, kind: str) -> int:
-        """A type's first quantity: app.json's formation, else Heroku's rule (web: 1)."""
-        declared = (self.health.app_json(app_id, release.slug_id).formation
-                    if self.health is not None else {})
-        return declared[kind].quantity if kind in declared else int(kind == "web")
-
-    def _slug_of(self, spec: DynoSpec) -> str | None:
-        for release in (self._pending.get(spec.app_id), self._serving.get(spec.app_id)):
-            if release is not None and release.version == spec.release:
-                return release.slug_id
-        try:
-            return self.store.release(spec.app_id, spec.release).slug_id
-        except Exception:
-            return None
+            elif dyno.state == "up":
+                if now - dyno.since >= self.stable_after:
+                    self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
+                if dyno.web and self.health is not None:
+                    self._liveness(dyno, now)
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
@@ -320,7 +292,7 @@ class Supervisor(RolloutDriver):
                 continue
             if any(d.state == "up" for d in fresh):
                 for old in (d for d in dynos if d.replace and d.retire_at is None):
-                    old.retire_at = now + self.settings.drain_seconds
+                    old.retire_at = now + self._wait_to_retire(old.spec.app_id)
             for extra in sorted(fresh, key=lambda d: (d.state != "up", d.started))[1:]:
                 self._stop(extra)
         for dyno in sorted(self.dynos.values(), key=lambda d: -d.spec.index):
@@ -331,7 +303,15 @@ class Supervisor(RolloutDriver):
             elif dyno.slot not in desired and dyno.state != "crashed":
                 serving = self._serving.get(dyno.spec.app_id)
                 older = serving is not None and dyno.spec.release < serving.version
-                if not (older and self.drain_until.get(dyno.spec.app_id, 0) > now):
+                if older and self.drain_until.get(dyno.spec.app_id, 0) > now:
+                    continue
+                app = self._apps.get(dyno.spec.app_id)
+                scaled_down = (serving is not None and dyno.spec.release == serving.version
+                               and app is not None and not app.stopped
+                               and app.id not in self.halted)
+                if scaled_down and dyno.routable and dyno.web:  # out of the router first
+                    dyno.retire_at = now + self._wait_to_retire(dyno.spec.app_id)
+                else:
                     self._stop(dyno)
         for slot in [s for s in self.crashes if s not in desired]:
             del self.crashes[slot]

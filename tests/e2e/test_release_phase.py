@@ -160,3 +160,45 @@ def test_maintenance_checks_commands_and_no_restart(pushd: PushdUnderTest):
     result = pushd.push(repo)
     assert result.returncode == 0, result.stderr
     assert pushd.http("rel-maint").status == 500
+
+
+DYING_APP = '''\
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BOOT = os.urandom(8).hex()
+DEAD = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/die":
+            DEAD.append(1)
+        status = 500 if self.path == "/live" and DEAD else 200
+        data = BOOT.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+def test_a_web_dyno_failing_liveness_is_restarted(pushd: PushdUnderTest):
+    checks = {"healthchecks": {"web": [{"type": "liveness", "name": "alive", "path": "/live",
+                                        "attempts": 1}]}}
+    pushd.deploy("rel-live", {"app.py": DYING_APP, "requirements.txt": "",
+                              "Procfile": "web: python3 app.py\n",
+                              "app.json": json.dumps(checks)})
+    boot = pushd.http("rel-live").body
+    assert pushd.http("rel-live", "/die").status == 200  # its liveness check now fails
+    wait_until(lambda: (r := pushd.http("rel-live")).status == 200 and r.body != boot,
+               timeout=60)
+    log = pushd.ssh("logs", "rel-live", "-n", "100").stdout
+    assert ("pushd[web.1]: Error: liveness health check 'alive' failed: GET /live answered "
+            "500") in log, log

@@ -221,12 +221,14 @@ def test_scale_up_and_down_highest_index_first(w):
     assert names(w.runtime.running("web")) == ["web.1", "web.2", "web.3"]
     assert len(w.router.applied[-1][0].upstreams) == 3
     w.store.set_formation(w.app.id, {"web": 1, "worker": 0})
-    w.tick()
-    assert names(w.runtime.running()) == ["web.1"]
-    stops = [e[1] for e in w.runtime.events if e[0] == "stop"]
-    assert "-web.3-" in stops[0] and "-web.2-" in stops[1]
+    w.tick()  # out of the router at once, SIGTERM after the wait-to-retire (drain)
     assert w.router.applied[-1][0].upstreams[0][2] == "web.1"
     assert len(w.router.applied[-1][0].upstreams) == 1
+    assert names(w.runtime.running()) == ["web.1", "web.2", "web.3"]
+    w.tick(w.settings.drain_seconds)
+    assert names(w.runtime.running()) == ["web.1"]
+    stops = [e[1] for e in w.runtime.events if e[0] == "stop" and "-web." in e[1]]
+    assert "-web.3-" in stops[0] and "-web.2-" in stops[1]
 
 
 def test_crash_restarts_at_once_then_backs_off_then_resets(w):
