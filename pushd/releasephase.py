@@ -113,6 +113,8 @@ def run(platform: Platform, app: App, release: Release, manifest: AppJson | None
         out: Out | None) -> None:
     """The release phase of vN; ReleaseFailed (the output kept) if a step fails."""
     kept = b""
+    after = ("the previous release keeps serving" if platform.store.current_release(app.id)
+             else "nothing was serving before")
     for what, command in commands(release, manifest):
         if out is not None:
             out(f"-----> Running {what} for {release.name}…\n" if what != "release command"
@@ -122,11 +124,10 @@ def run(platform: Platform, app: App, release: Release, manifest: AppJson | None
         _keep(platform, app, release, kept)
         if timed_out:
             raise ReleaseFailed(f"Release {release.name} failed: {what} timed out after "
-                                f"{platform.settings.release_timeout:g}s; the previous "
-                                "release keeps serving")
+                                f"{platform.settings.release_timeout:g}s; {after}")
         if status != 0:
             raise ReleaseFailed(f"Release {release.name} failed: {what} exited with status "
-                                f"{status}; the previous release keeps serving")
+                                f"{status}; {after}")
 
 
 def postdeploy(platform: Platform, app: App, release: Release, manifest: AppJson | None,

@@ -132,12 +132,16 @@ def changes(platform, repo, app: str, python_app) -> list[tuple[str, object]]:  
     ]
 
 
-def scenario(platform, python_app) -> tuple[Run, list[str]]:  # noqa: ANN001
+def scenario(platform, python_app, wait_to_retire: float | None = None  # noqa: ANN001
+             ) -> tuple[Run, list[str]]:
     """Deploy the app, then run the load and the 20 changes; the run and any change that
-    failed."""
+    failed. `wait_to_retire`: `checks:set` for the app first (else `drain_seconds`)."""
     app = "loadbench"
     repo = platform.new_app_repo(app, python_app("load 0"))
     assert platform.push(repo).returncode == 0
+    if wait_to_retire is not None:
+        assert platform.ssh("checks:set", app, f"wait-to-retire={wait_to_retire:g}"
+                            ).returncode == 0
     run, stop, failures = Run(), threading.Event(), []
 
     def drive() -> None:
