@@ -60,7 +60,7 @@ def test_release_phase_runs_first_and_a_failing_one_keeps_the_old_release(
 
     pushd.commit(repo, {"Procfile": "web: python3 app.py\n"
                                     "release: echo cannot migrate; exit 3\n",
-                        "app.py": python_app("phase two")["app.py"]})
+                        "app.py": python_app("phase two")["app.py"], "app.json": "{}"})
     failed = pushd.push(repo)
     assert failed.returncode != 0
     assert "Release v2 failed: release command exited with status 3" in failed.stderr
@@ -69,8 +69,7 @@ def test_release_phase_runs_first_and_a_failing_one_keeps_the_old_release(
     assert pushd.http("rel-phase").body.startswith("phase one")
     listing = pushd.ssh("releases", "rel-phase").stdout
     assert "(release command failed)" in listing.splitlines()[1], listing
-    output = pushd.ssh("releases:output", "rel-phase", "v2").stdout  # predeploy's, release's
-    assert output.splitlines() == ["PREDEPLOY-RAN", "cannot migrate"]
+    assert pushd.ssh("releases:output", "rel-phase", "v2").stdout == "cannot migrate\n"
 
     back = pushd.ssh("rollback", "rel-phase", "v1")  # runs v1's release command again
     assert back.returncode == 0, back.stderr
