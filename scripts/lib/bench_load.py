@@ -161,12 +161,12 @@ def scenario(platform, python_app, wait_to_retire: float | None = None  # noqa: 
     driver.start()
     asyncio.run(load(platform.http_port, f"{app}.localhost", run, stop))
     driver.join()
-    try:  # what the router logged of the failures, for finding their cause
-        for line in (platform.state / "nginx" / "access.log").read_text().splitlines():
-            if " status=5" in line:
-                failures.append("router: " + line[:240])
-    except OSError:
-        pass
+    for name in ("access.log.1", "access.log"):  # the router's 5xx lines: their cause
+        try:
+            lines = (platform.state / "nginx" / name).read_text().splitlines()
+        except OSError:
+            continue
+        failures += ["router: " + line[:240] for line in lines if " status=5" in line]
     return run, failures
 
 
