@@ -81,6 +81,7 @@ def run(platform: Platform) -> None:
     from .drains.manager import DrainManager
     from .gitserver.refmove import settle_all
     from .gitserver.ssh import SSHServer
+    from .health import HealthChecks
     from .router.watch import WATCH_FILE, RouterWatch
     from .scheduler import Scheduler, fast_clock
     from .supervisor import Supervisor
@@ -126,8 +127,10 @@ def run(platform: Platform) -> None:
     tighten(platform)
     for dyno_id in platform.runtime.sweep():
         log.info("removed one-off %s left by a stopped pushd", dyno_id)
+    health = HealthChecks(paths)
     supervisor = Supervisor(platform.store, platform.runtime, platform.router, settings, paths,
-                            tls=platform.tls.decorate)
+                            tls=platform.tls.decorate, health=health)
+    health.wake = supervisor.wake
     platform.supervisor = supervisor
     write_pid_file(paths.pid_file, os.getpid())
     live_file(paths.root).write_text(json.dumps(
@@ -182,6 +185,7 @@ def run(platform: Platform) -> None:
         if platform.renewer is not None:
             platform.renewer.stop()
         threads[0].join(timeout=10)
+        health.close()
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)
         log.info("pushd stopped; dynos keep running")
@@ -209,9 +213,10 @@ def live_settings(settings: Settings) -> Settings:
 
 
 def abandon_rollouts(platform: Platform) -> None:
-    """Releases still rolling out when the last daemon stopped lost the push (or command)
-    that waited on them, whose git ref never moved: they fail, the serving one stays, and
-    the branch and the running code agree. Pushing again retries."""
+    """Releases still rolling out (or in their release phase) when the last daemon stopped
+    lost the push (or command) that waited on them, whose git ref never moved: they fail,
+    the serving one stays, and the branch and the running code agree. Pushing again
+    retries."""
     from .deploy import app_log
     from .dynostatus import write_failure
 
@@ -219,8 +224,8 @@ def abandon_rollouts(platform: Platform) -> None:
     store = platform.store
     for app in store.apps():
         for release in store.releases(app.id, limit=20):
-            if release.status == "pending" and store.set_release_status(
-                    app.id, release.version, "failed", only_if="pending"):
+            if release.status in ("pending", "releasing") and store.set_release_status(
+                    app.id, release.version, "failed", only_if=release.status):
                 write_failure(platform.paths, app.id, release.version, reason, [])
                 app_log(platform, app).write("pushd", "api",
                                              f"Release {release.name} failed: {reason}")

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import health, releasephase
+from .appjson import AppJson
 from .dynostatus import read_failure, wait_release, write_failure
 from .errors import ReleaseFailed, RuntimeFailure
 from .logs import AppLog
@@ -28,8 +30,13 @@ def rollout_timeout(platform: Platform) -> float:
 def release(platform: Platform, app: App, *, description: str, user: str,
             slug: Slug | None = None, config_set: dict[str, str] | None = None,
             config_unset: list[str] | None = None, base: Release | None = None,
-            wait: bool = True) -> Release:
+            wait: bool = True, out: Callable[[str], None] | None = None,
+            manifest: AppJson | None = None, addon_change: bool = False) -> Release:
     """Cut the next release, tell the supervisor, and (if the platform runs) wait for it.
+
+    A new release with code runs its release phase first (`releasephase.py`, output to
+    `out`; skipped for a release cut for an add-on change), in state `releasing`, which the
+    supervisor does not start. `manifest`: the push's app.json (scripts); else the slug's.
 
     Raises ReleaseFailed when the new release's dynos did not come up: the previous release
     keeps serving. A release still rolling out for the app is waited for first, so a config
@@ -38,17 +45,22 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     if platform.running and not settle(platform, app):
         raise ReleaseFailed("A release of this app is still rolling out; try again when it "
                             "is live (see `ps` and `logs`)")
+    phase = platform.running and not addon_change
     new = platform.store.create_release(app.id, description=description, user=user, slug=slug,
                                         config_set=config_set, config_unset=config_unset,
-                                        base=base)
+                                        base=base, status="releasing" if phase else "pending")
+    phase = phase and new.status == "releasing" and not getattr(new, "addon_change", False)
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
     if platform.images is not None and new.status == "pending":
         try:
             platform.images.release_cut(app, new)  # before the supervisor is told
         except RuntimeFailure as err:
-            platform.store.set_release_status(app.id, new.version, "failed", only_if="pending")
+            platform.store.set_release_status(app.id, new.version, "failed",
+                                              only_if=new.status)
             raise ReleaseFailed(f"Release {new.name} failed: {err}") from None
+    if new.status == "releasing":
+        new = _release_phase(platform, app, new, manifest, out, phase)
     platform.notify()
     pause(platform, "after-launching")  # fault tests only
     if new.status != "pending" or not wait or not platform.running:
@@ -77,15 +89,45 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     return done
 
 
+def _release_phase(platform: Platform, app: App, new: Release, manifest: AppJson | None,
+                   out: Callable[[str], None] | None, run: bool) -> Release:
+    """Run vN's release phase; then it is `pending` for the supervisor, or failed."""
+    if manifest is None:
+        manifest = health.load(platform.paths, app.id, new.slug_id) if new.slug_id else None
+    try:
+        if run:
+            releasephase.run(platform, app, new, manifest, out)
+    except ReleaseFailed as err:
+        write_failure(platform.paths, app.id, new.version, RELEASE_COMMAND_FAILED, [])
+        platform.store.set_release_status(app.id, new.version, "failed", only_if="releasing")
+        app_log(platform, app).write("pushd", "api", f"Release {new.name} failed: "
+                                     f"{RELEASE_COMMAND_FAILED}")
+        raise err from None
+    except BaseException:
+        platform.store.set_release_status(app.id, new.version, "failed", only_if="releasing")
+        raise
+    platform.store.set_release_status(app.id, new.version, "pending", only_if="releasing")
+    return platform.store.release(app.id, new.version)
+
+
+RELEASE_COMMAND_FAILED = "release command failed"
+
+
 def settle(platform: Platform, app: App) -> bool:
     """Wait (up to a rollout's time) while a release of the app is still rolling out;
     whether none is any more."""
     deadline = time.monotonic() + rollout_timeout(platform)
-    while platform.store.pending_release(app.id) is not None:
+    while platform.store.pending_release(app.id) is not None or releasing(platform, app):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True
+
+
+def releasing(platform: Platform, app: App) -> bool:
+    """Whether the app's newest release is in its release phase."""
+    latest = platform.store.releases(app.id, limit=1)
+    return bool(latest) and latest[0].status == "releasing"
 
 
 def _carrying_successor(platform: Platform, app: App, release: Release,

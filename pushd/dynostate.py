@@ -86,7 +86,8 @@ def next_wake(dynos: Iterable[Dyno], crashes: dict[Slot, Crash],
 
 def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[Dyno],
                  halted: set[int], domain: str, custom_domains: dict[int, list[str]],
-                 crashes: dict[Slot, Crash] | None = None) -> list[Route]:
+                 crashes: dict[Slot, Crash] | None = None,
+                 maintenance: frozenset[int] = frozenset()) -> list[Route]:
     """One route per app: its hosts, and the up web dynos of the release that serves (none
     because they crashed shows H10, none at all H14)."""
     crashed_web = {slot[0] for slot in crashes or {} if slot[2] == "web"}
@@ -102,7 +103,7 @@ def build_routes(apps: Iterable[App], versions: dict[int, int], dynos: Iterable[
         hosts = (f"{app.name}.{domain}", *custom_domains.get(app.id, ()))
         crashed = not upstreams and app.id in crashed_web and app.id not in halted
         routes.append(Route(app=app.name, hosts=hosts, upstreams=tuple(upstreams),
-                            crashed=crashed))
+                            crashed=crashed, maintenance=app.id in maintenance))
     return routes
 
 

@@ -53,6 +53,15 @@ class DynoCrashed:
 
 
 @dataclass(frozen=True)
+class CheckFailed:
+    """A web dyno of the release listened but failed its app.json (or default) checks."""
+
+    dyno: str
+    detail: str  # the failing check's request and answer
+    dyno_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Switched:
     """The router now sends the app's traffic to this release."""
 
@@ -67,7 +76,7 @@ class Newer:
     name: str  # v7: a release cut after this one
 
 
-Event = Scaled | DynoStarted | DynoUp | DynoCrashed | Switched | RouterRefused | Newer
+Event = Scaled | DynoStarted | DynoUp | DynoCrashed | CheckFailed | Switched | RouterRefused | Newer
 
 
 # actions: what the supervisor does
@@ -132,6 +141,8 @@ def step(rollout: Rollout, event: Event) -> tuple[Rollout, list[Action]]:
             r = replace(r, state=ReleaseState.ROLLING_OUT, up=r.up | {dyno})
         case DynoCrashed(dyno, reason, "web", False, dyno_id):
             return _end(r, ReleaseState.FAILED, f"{dyno} {reason}", dyno_id)
+        case CheckFailed(dyno, detail, dyno_id) if dyno not in r.up:
+            return _end(r, ReleaseState.FAILED, f"{dyno} {detail}", dyno_id)
         case DynoCrashed(dyno, _, "web", True, _):
             r = replace(r, up=r.up - {dyno})  # restarted like any crash; not yet serving
         case Switched():

@@ -7,7 +7,7 @@ decisions are `rollout.py`'s, pure and tested alone; this is only their I/O.
 
 from __future__ import annotations
 
-from . import metrics
+from . import maintenance, metrics
 from . import rollout as ro
 from .dynostatus import write_failure
 from .errors import RouterError
@@ -19,6 +19,12 @@ class RolloutDriver:
     """Uses the supervisor's store, runtime, paths, settings, clock, dynos, publisher."""
 
     rollouts: dict[int, ro.Rollout]  # app id -> its pending release's
+
+    def _wait_to_retire(self, app_id: int) -> float:
+        """How long an old web dyno is kept, out of the router, before its SIGTERM:
+        `checks:set wait-to-retire`, else the `drain_seconds` setting."""
+        wait = maintenance.checks(self.paths, app_id).wait_to_retire
+        return self.settings.drain_seconds if wait is None else wait
 
     def _rollouts(self, pending: dict[int, Release]) -> None:
         """Feed each pending release's rollout what this pass saw of its web dynos."""
@@ -82,4 +88,4 @@ class RolloutDriver:
                 for dyno in [d for d in self.dynos.values() if d.slot[:2] == (app_id, version)]:
                     self._stop(dyno)
             case ro.RetireOlder():
-                self.drain_until[app_id] = self.clock() + self.settings.drain_seconds
+                self.drain_until[app_id] = self.clock() + self._wait_to_retire(app_id)

@@ -41,6 +41,7 @@ class Settings:
     rename_hold_hours: float = 24.0  # an app's old name stays its owner's this long
     stop_timeout: float = 30.0
     boot_timeout: float = 60.0
+    release_timeout: float = 3600.0  # the release phase (Procfile release:, predeploy)
     drain_seconds: float = 1.0
     memory_mb: int = 512
     pids_max: int = 256  # processes + threads per dyno: a fork bomb stays inside its dyno

@@ -298,6 +298,15 @@ class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
         return Release(app_id, version, slug_id, config, types, description, user, now, status,
                        commit)
 
+    def change_config(self, app_id: int, config_set: dict[str, str] | None = None,
+                      config_unset: list[str] | None = None) -> None:
+        """Change config vars without a release (`--no-restart`): the next release has them."""
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO config VALUES (?,?,?)",
+                           [(app_id, k, v) for k, v in (config_set or {}).items()])
+            db.executemany("DELETE FROM config WHERE app_id=? AND key=?",
+                           [(app_id, k) for k in config_unset or []])
+
     def next_version(self, app_id: int) -> int:
         """The version the app's next release will take (if nothing cuts one first)."""
         row = self._one("SELECT next_version FROM apps WHERE id=?", app_id)

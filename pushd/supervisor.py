@@ -14,7 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from . import maintenance
 from . import rollout as ro
+from .checks_driver import CheckDriver
 from .dynometrics import DynoMetrics
 from .dynospec import dyno_spec, stop_app_dynos
 from .dynostate import Crash, Dyno, Slot, adopted, build_routes, next_wake, status_rows
@@ -22,6 +24,7 @@ from .dynostatus import DynoStatus, last_states
 from .dynostatus import wait_release as _wait_release
 from .errors import RuntimeFailure
 from .events import STOPPING, EventLog, starting
+from .health import HealthChecks
 from .memwatch import R14, MemoryWatch
 from .models import App, Release
 from .paths import Paths
@@ -35,16 +38,18 @@ from .slo import SLIFile
 log = logging.getLogger("pushd.supervisor")
 
 
-class Supervisor(RolloutDriver):
+class Supervisor(RolloutDriver, CheckDriver):
     def __init__(self, store, runtime, router, settings: Settings, paths: Paths, *,
                  clock: Callable[[], float] = time.time,
                  probe: Callable[[DynoSpec], bool] | None = None, stable_after: float = 10.0,
                  write_snapshot: bool = True,
-                 tls: Callable[[list[Route], Iterable[App]], list[Route]] | None = None) -> None:
+                 tls: Callable[[list[Route], Iterable[App]], list[Route]] | None = None,
+                 health: HealthChecks | None = None) -> None:
         self.store, self.runtime, self.router = store, runtime, router
         self.tls = tls  # adds each app's certificates and HTTPS features to its route
         self.settings, self.paths, self.clock = settings, paths, clock
         self.probe = probe or runtime.probe  # reaches that very dyno, not just its port
+        self.health = health  # app.json checks (health.py) before a web dyno is routed
         self.stable_after = stable_after
         self.out = Publisher(router, paths, write_snapshot=write_snapshot)
         self.events = EventLog(paths, settings.log_max_bytes)
@@ -142,7 +147,7 @@ class Supervisor(RolloutDriver):
         known = last_states(self.paths)
         for info in infos.values():
             # one-offs belong to their caller (detached ones to the cron loop's reaper)
-            if info.spec.process_type not in ("run", "scheduler"):
+            if info.spec.process_type not in ("run", "scheduler", "release"):
                 self.dynos[info.spec.id] = adopted(info, known.get(info.spec.id) == "up", now)
 
     def _handle_requests(self, now: float) -> None:
@@ -190,7 +195,7 @@ class Supervisor(RolloutDriver):
                     if info.state is DynoState.UP:  # its process runs
                         self._set_state(dyno, "up", now)
                 elif info.state is DynoState.UP and self.probe(spec):
-                    self._set_state(dyno, "up", now)
+                    self._checked(dyno, now)
                 elif now - dyno.started >= self.settings.boot_timeout:
                     self._platform(spec, f"Error R10 (Boot timeout) -> Web process failed to "
                                    f"bind to $PORT within {self.settings.boot_timeout:g} "
@@ -199,8 +204,11 @@ class Supervisor(RolloutDriver):
                     self._crashed(dyno, now, "did not bind $PORT within "
                                   f"{self.settings.boot_timeout:g} seconds (R10 Boot timeout)")
                     self._stop(dyno)
-            elif dyno.state == "up" and now - dyno.since >= self.stable_after:
-                self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
+            elif dyno.state == "up":
+                if now - dyno.since >= self.stable_after:
+                    self.crashes.pop(dyno.slot, None)  # a successful start resets the cool-off
+                if dyno.web and self.health is not None:
+                    self._liveness(dyno, now)
 
     def _on_exit(self, dyno: Dyno, info: DynoInfo | None, now: float) -> None:
         try:
@@ -221,16 +229,19 @@ class Supervisor(RolloutDriver):
             why = f"{info.reason}; " if info is not None and info.reason else ""
             self._crashed(dyno, now, f"{why}exited with status {status} before binding $PORT")
         finally:
+            if self.health is not None:
+                self.health.forget(dyno.spec.id)
             self.memory.forget(dyno.spec.id)
             self.runtime.remove(dyno.spec.id)  # after _crashed has read its last output
             self.dynos.pop(dyno.spec.id, None)  # last: stop_all waits for this
 
-    def _crashed(self, dyno: Dyno, now: float, reason: str) -> None:
+    def _crashed(self, dyno: Dyno, now: float, reason: str, failed_check: bool = False) -> None:
         spec = dyno.spec
         app = self._apps.get(spec.app_id)
         self.counted.crashed(app.name if app else "", dyno.slot, spec.process_type, reason)
-        rollout = self._feed(spec.app_id, spec.release, ro.DynoCrashed(
-            spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id))
+        event = ro.CheckFailed(spec.dyno, reason, spec.id) if failed_check else ro.DynoCrashed(
+            spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id)
+        rollout = self._feed(spec.app_id, spec.release, event)
         if rollout is not None and rollout.state.done:
             return  # it failed its release: not restarted
         previous = self.crashes.get(dyno.slot)
@@ -262,8 +273,8 @@ class Supervisor(RolloutDriver):
             for release in (current, pending):
                 if release is None or not release.slug_id:
                     continue
-                new = {t: 1 for t in release.process_types if t not in formation
-                       and t != "release"}
+                new = {t: self._initial_quantity(app.id, release, t)
+                       for t in release.process_types if t not in formation and t != "release"}
                 if new:
                     self.store.set_formation(app.id, new)
                     formation.update(new)
@@ -291,7 +302,7 @@ class Supervisor(RolloutDriver):
                 continue
             if any(d.state == "up" for d in fresh):
                 for old in (d for d in dynos if d.replace and d.retire_at is None):
-                    old.retire_at = now + self.settings.drain_seconds
+                    old.retire_at = now + self._wait_to_retire(old.spec.app_id)
             for extra in sorted(fresh, key=lambda d: (d.state != "up", d.started))[1:]:
                 self._stop(extra)
         for dyno in sorted(self.dynos.values(), key=lambda d: -d.spec.index):
@@ -302,7 +313,15 @@ class Supervisor(RolloutDriver):
             elif dyno.slot not in desired and dyno.state != "crashed":
                 serving = self._serving.get(dyno.spec.app_id)
                 older = serving is not None and dyno.spec.release < serving.version
-                if not (older and self.drain_until.get(dyno.spec.app_id, 0) > now):
+                if older and self.drain_until.get(dyno.spec.app_id, 0) > now:
+                    continue
+                app = self._apps.get(dyno.spec.app_id)
+                scaled_down = (serving is not None and dyno.spec.release == serving.version
+                               and app is not None and not app.stopped
+                               and app.id not in self.halted)
+                if scaled_down and dyno.routable and dyno.web:  # out of the router first
+                    dyno.retire_at = now + self._wait_to_retire(dyno.spec.app_id)
+                else:
                     self._stop(dyno)
         for slot in [s for s in self.crashes if s not in desired]:
             del self.crashes[slot]
@@ -341,7 +360,8 @@ class Supervisor(RolloutDriver):
         versions.update(serving or {})
         routes = build_routes(self._apps.values(), versions, self.dynos.values(),
                               set(self.halted), self.settings.domain,
-                              self.store.domains_by_app(), self.crashes)
+                              self.store.domains_by_app(), self.crashes,
+                              maintenance.apps_in(self.paths, self._apps))
         return self.tls(routes, self._apps.values()) if self.tls else routes
 
     def status(self) -> dict[int, list[DynoStatus]]:

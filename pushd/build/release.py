@@ -70,9 +70,6 @@ def process_types(build_dir: Path, release: ReleaseInfo,
     if text is not None:
         declared = parse_procfile(text)
         out(f"       Procfile declares types -> {', '.join(declared) or '(none)'}\n")
-        if "release" in declared:  # said plainly, so nobody counts on migrations having run
-            out(" !     This pushd does not run the release phase yet: `release:` is not run "
-                "(run it with `run APP ...`)\n")
     defaults = {k: v for k, v in release.default_process_types.items() if k not in declared}
     if defaults:
         out(f"       Default types for buildpack -> {', '.join(defaults)}\n")

@@ -94,7 +94,7 @@ def _describe(keys: list[str]) -> str:
 
 # The dynos restart with the new release either way; these only skip waiting for them.
 # `--no-restart` is accepted because earlier usage text advertised it.
-NO_WAIT = {"--no-wait": "nowait", "--no-restart": "nowait"}
+NO_WAIT = {"--no-wait": "nowait", "--no-restart": "norestart"}
 # Heroku's limit for all of an app's config vars together; it also keeps every value well
 # below what one environment string may hold when a dyno starts (128 KB)
 CONFIG_LIMIT = 32 * 1024
@@ -124,8 +124,9 @@ def restarting(ctx: Context, app: App) -> str:
         f" on {app.name}"
 
 
-@command("config:set", "APP KEY=value ... [--encoded] [--no-wait]",
-         "Set config vars: a new release (--no-wait: don't wait for its dynos)")
+@command("config:set", "APP KEY=value ... [--encoded] [--no-wait] [--no-restart]",
+         "Set config vars: a new release (--no-wait: don't wait for its dynos; "
+         "--no-restart: no release, the next one has them)")
 def config_set(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {}, {"--encoded": "encoded", **NO_WAIT})
     if not rest:
@@ -137,17 +138,25 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
         raise UsageError(f"Config vars would take {total // 1024} KB; the limit is "
                          f"{CONFIG_LIMIT // 1024} KB for all of an app's vars together")
     enforce.check_config(ctx.platform, app, values)
+    if opts.get("norestart"):  # Dokku's: no release now; the next release carries them
+        ctx.out(f"Setting {_describe(keys)} on {app.name} without a restart... ")
+        ctx.store.change_config(app.id, config_set=values)
+        ctx.line("done (live with the next release)")
+        show_vars(ctx, values)
+        return
     ctx.out(f"Setting {_describe(keys)}{restarting(ctx, app)}... ")
     with _kept_not_live(keys, "set"):
         new = deploy.release(ctx.platform, app,
                              description=f"Set {_describe(keys)} config vars",
-                             user=ctx.user.name, config_set=values, wait=not opts.get("nowait"))
+                             user=ctx.user.name, config_set=values, wait=not opts.get("nowait"),
+                             out=ctx.err)
     ctx.line(f"done, {new.name}")
     show_vars(ctx, values)
 
 
-@command("config:unset", "APP KEY ... [--no-wait]",
-         "Remove config vars: a new release (--no-wait: don't wait for its dynos)")
+@command("config:unset", "APP KEY ... [--no-wait] [--no-restart]",
+         "Remove config vars: a new release (--no-wait: don't wait for its dynos; "
+         "--no-restart: no release, the next one has them)")
 def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, {}, NO_WAIT)
     if not rest:
@@ -157,9 +166,15 @@ def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     missing = [k for k in keys if k not in current]
     if missing:
         raise NotFound(f"{', '.join(missing)} not set on {app.name}")
+    if opts.get("norestart"):
+        ctx.out(f"Unsetting {_describe(keys)} on {app.name} without a restart... ")
+        ctx.store.change_config(app.id, config_unset=keys)
+        ctx.line("done (live with the next release)")
+        return
     ctx.out(f"Unsetting {_describe(keys)}{restarting(ctx, app)}... ")
     with _kept_not_live(keys, "unset"):
         new = deploy.release(ctx.platform, app,
                              description=f"Remove {_describe(keys)} config vars",
-                             user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"))
+                             user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"),
+                             out=ctx.err)
     ctx.line(f"done, {new.name}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .. import deploy, metrics, names
+from .. import deploy, metrics, names, releasephase
+from ..dynostatus import read_failure
 from ..errors import NotFound, UsageError
 from ..governance import enforce
 from ..models import App, Release
@@ -16,9 +17,16 @@ def when(ts: float) -> str:
     return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(ts))
 
 
-def status_note(release: Release) -> str:
-    return {"failed": " (failed)", "pending": " (deploying)",
+def status_note(release: Release, why: str | None = None) -> str:
+    if release.status == "failed" and why == deploy.RELEASE_COMMAND_FAILED:
+        return f" ({why})"
+    return {"failed": " (failed)", "pending": " (deploying)", "releasing": " (releasing)",
             "superseded": " (superseded)"}.get(release.status, "")
+
+
+def _why(ctx: Context, app: App, release: Release) -> str | None:
+    failure = read_failure(ctx.platform.paths, app.id, release.version)
+    return failure[0] if failure else None
 
 
 NUM_OPTION = {"-n": "num", "--num": "num"}
@@ -39,7 +47,7 @@ def releases_list(ctx: Context, app: App, args: list[str]) -> None:
         ctx.line("(no releases yet: git push to deploy)")
         return
     current = ctx.store.current_release(app.id)
-    rows = [(r.name, r.description + status_note(r), r.user, when(r.created_at),
+    rows = [(r.name, r.description + status_note(r, _why(ctx, app, r)), r.user, when(r.created_at),
              "*" if current and current.version == r.version else "") for r in releases]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for name, desc, user, stamp, mark in rows:
@@ -72,6 +80,24 @@ def releases_info(ctx: Context, app: App, args: list[str]) -> None:
     show_vars(ctx, release.config)
 
 
+@command("releases:output", "APP [vN]",
+         "Print a release's release phase output (default: the newest release)")
+def releases_output(ctx: Context, app: App, args: list[str]) -> None:
+    if len(args) > 1:
+        raise UsageError("releases:output takes one release")
+    if args:
+        release = ctx.store.release(app.id, names.release_version(args[0]))
+    else:
+        latest = ctx.store.releases(app.id, limit=1)
+        if not latest:
+            raise NotFound(f"{app.name} has no release yet")
+        release = latest[0]
+    output = releasephase.read_output(ctx.platform, app.id, release.version)
+    if output is None:
+        raise NotFound(f"{release.name} ran no release command")
+    ctx.out(output)
+
+
 @command("rollback", "APP [vN]", "Roll back to a kept release (default: the previous one)")
 def rollback(ctx: Context, app: App, args: list[str]) -> None:
     if len(args) > 1:
@@ -97,6 +123,6 @@ def rollback(ctx: Context, app: App, args: list[str]) -> None:
     ctx.out(f"Rolling back {app.name} to {target.name}... ")
     metrics.rollbacks.labels(app.name).inc()
     new = deploy.release(ctx.platform, app, description=f"Rollback to {target.name}",
-                         user=ctx.user.name, base=target,
+                         user=ctx.user.name, base=target, out=ctx.err,
                          slug=store.slug(target.slug_id) if target.slug_id else None)
     ctx.line(f"done, {new.name}")

@@ -21,7 +21,7 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import buildlog, deploy, diskspace, metrics
+from .. import appjson, buildlog, deploy, diskspace, health, metrics, releasephase
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..files import replace_file
@@ -176,6 +176,8 @@ class DeployingReceivePack(ReceivePackHandler):
         config = platform.store.config(app.id)
         pause(platform, "before-build")
         enforce.check_push(platform, app, self.repo, sha)  # quotas and policies: Refused
+        app_json = enforce.tree_file(self.repo, sha, "app.json")
+        manifest = appjson.parse(app_json)  # malformed: the push fails before building
         building = [False]
 
         def build_out(text: str) -> None:
@@ -190,20 +192,27 @@ class DeployingReceivePack(ReceivePackHandler):
             slug = platform.builder.build(app, sha, config, output, admin=self.user.is_admin)
         metrics.build_seconds.labels(app.name).observe(time.monotonic() - started)
         platform.store.add_slug(slug)
+        health.save(platform.paths, app.id, slug.id, app_json)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
         latest = platform.store.releases(app.id, limit=1)
         record(platform, app, RefMove(move.ref, move.old, sha,
                                       latest[0].version if latest else 0))
         out("-----> Launching...\n")
         release = deploy.release(platform, app, description=f"Deploy {sha[:7]}",
-                                 user=self.user.name, slug=slug)
+                                 user=self.user.name, slug=slug, out=out, manifest=manifest)
         pause(platform, "after-router-switch")
+        releasephase.postdeploy(platform, app, release, manifest, out)
         deploy.prune_slugs(platform, app)
         if platform.images is not None:
             try:
                 platform.images.prune(app)
             except RuntimeFailure as err:  # the release is live: a warning, not a failure
                 out(f" !     Warning: {err}\n")
+        started = [t for t in slug.process_types if t != "release" and (
+            manifest.formation[t].quantity if t in manifest.formation else t == "web")]
+        if not started and slug.process_types:
+            out(f"       No dyno started: only web starts by itself (ps:scale {app.name} "
+                f"TYPE=1 starts one of: {', '.join(slug.process_types)})\n")
         out(f"       Released {release.name}\n")
         out(f"       {platform.app_url(app.name)} deployed to pushd\n")
 

@@ -43,6 +43,8 @@ def deploy(harness: Harness, store: Store, name: str, process_types: dict[str, s
     slug = Slug(f"slug-{name}", app.id, "/dev/null", harness.slug(app.id, files), 1, "c0ffee",
                 process_types)
     store.add_slug(slug)
+    # as ps:scale would: by Heroku's rule only web starts by itself
+    store.set_formation(app.id, {t: 1 for t in process_types if t != "web"})
     return app, store.create_release(app.id, description="Deploy", user="contract", slug=slug)
 
 

@@ -93,7 +93,7 @@ def test_keys_can_be_added_and_removed_by_admins(pushd: PushdUnderTest):
 
 def test_an_options_value_is_not_taken_for_the_app(pushd: PushdUnderTest):
     assert pushd.ssh("apps:create", "optioned").returncode == 0
-    assert pushd.ssh("config:set", "optioned", "A=1", "--no-restart").returncode == 0
+    assert pushd.ssh("config:set", "optioned", "A=1", "--no-wait").returncode == 0
     releases = pushd.ssh("releases", "-n", "5", "optioned")
     assert releases.returncode == 0, releases.stderr
     assert releases.stdout.startswith("=== optioned Releases\nv1  Set A config vars  admin")

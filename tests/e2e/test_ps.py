@@ -39,7 +39,7 @@ def test_a_type_removed_from_the_procfile_leaves_the_formation(pushd: PushdUnder
     files = python_app("w", {"worker.py": "import time\ntime.sleep(100000)\n",
                              "Procfile": "web: python3 app.py\nworker: python3 worker.py\n"})
     repo = deploy(pushd, "dropper", files)
-    assert pushd.ssh("ps:scale", "dropper").stdout == "web=1 worker=1\n"
+    assert pushd.ssh("ps:scale", "dropper").stdout == "web=1 worker=0\n"  # only web starts
     pushd.commit(repo, {"Procfile": "web: python3 app.py\n"}, "no worker")
     pushed = pushd.push(repo)
     assert pushed.returncode == 0, pushed.stderr
@@ -59,4 +59,4 @@ def test_a_type_removed_from_the_procfile_leaves_the_formation(pushd: PushdUnder
     pushd.commit(repo, {"Procfile": "web: python3 app.py\nworker: python3 worker.py\n"}, "back")
     pushed = pushd.push(repo)
     assert pushed.returncode == 0, pushed.stderr
-    assert pushd.ssh("ps:scale", "dropper").stdout == "web=1 worker=1\n"
+    assert pushd.ssh("ps:scale", "dropper").stdout == "web=1 worker=0\n"

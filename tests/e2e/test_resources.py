@@ -107,7 +107,8 @@ def test_limit_then_report_shows_it_and_the_dynos_restart_with_it(pushd: PushdUn
 
 
 def test_a_memory_hog_logs_r14_then_r15_and_is_restarted(pushd: PushdUnderTest):
-    pushd.deploy("res-hog", {p.name: p.read_text() for p in HOG.iterdir()})
+    pushd.deploy("res-hog", {**{p.name: p.read_text() for p in HOG.iterdir()},
+                             "app.json": '{"formation": {"worker": {"quantity": 1}}}'})
     result = pushd.ssh("resource:limit", "res-hog", "--memory", "64m", "--process-type",
                        "worker")
     assert result.returncode == 0, result.stderr
@@ -168,6 +169,7 @@ SPIN = "while True:\n    pass\n"
 def test_a_cpu_limit_caps_a_busy_loop_in_its_cgroup(pushd: PushdUnderTest):
     files = python_app("res-cpu", {"spin.py": SPIN})
     files["Procfile"] = "web: python3 app.py\nspin: python3 spin.py\n"
+    files["app.json"] = '{"formation": {"spin": {"quantity": 1}}}'  # only web by default
     pushd.deploy("res-cpu", files)
     result = pushd.ssh("resource:limit", "res-cpu", "--cpu", "0.25", "--process-type", "spin")
     assert result.returncode == 0, result.stderr

@@ -42,8 +42,9 @@ def test_defaults_without_procfile(tmp_path):
     assert lines[-1] == "       Default types for buildpack -> web\n"
 
 
-def test_a_release_phase_is_said_not_to_run(tmp_path):
+def test_a_release_phase_is_a_type_the_release_runs(tmp_path):
     (tmp_path / "Procfile").write_text("web: gunicorn app\nrelease: python manage.py migrate\n")
     lines = []
-    process_types(tmp_path, ReleaseInfo(), lines.append)
-    assert any("does not run the release phase yet" in line for line in lines)
+    assert process_types(tmp_path, ReleaseInfo(), lines.append)["release"] == (
+        "python manage.py migrate")  # run by releasephase.py before the release's dynos
+    assert not any("release phase" in line for line in lines)

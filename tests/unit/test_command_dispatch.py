@@ -83,7 +83,7 @@ def test_the_app_may_come_before_the_command(h: Harness):
     assert h.run("destory", "logs") == 2 and "Unknown command: 'destory'" in h.err
 
 
-def test_config_set_no_wait_and_no_restart_mean_the_same(h: Harness, monkeypatch):
+def test_config_set_no_wait_and_no_restart(h: Harness, monkeypatch):
     waits = []
     real = deploy.release
 
@@ -92,13 +92,19 @@ def test_config_set_no_wait_and_no_restart_mean_the_same(h: Harness, monkeypatch
         return real(*args, **kwargs)
 
     monkeypatch.setattr(deploy, "release", spy)
-    assert h.run("config:set", "myapp", "A=1", "--no-restart") == 0, h.err
     assert h.run("config:set", "myapp", "B=1", "--no-wait") == 0, h.err
     assert h.run("config:set", "myapp", "C=1") == 0, h.err
+    assert waits == [False, True]
+    app = h.platform.store.app("myapp")
+    before = h.platform.store.releases(app.id, 100)
+    assert h.run("config:set", "myapp", "A=1", "--no-restart") == 0, h.err
     assert h.run("config:unset", "myapp", "C", "--no-restart") == 0, h.err
-    assert waits == [False, False, True, False]
+    assert waits == [False, True]  # no release cut: nothing restarts
+    assert h.platform.store.releases(app.id, 100) == before
+    assert h.platform.store.config(app.id) == {"A": "1", "B": "1"}
+    assert "live with the next release" in h.out
     assert h.run("help", "config:set") == 0
-    assert "--no-wait" in h.out and "--no-restart" not in h.out
+    assert "--no-wait" in h.out and "--no-restart" in h.out
 
 
 def test_a_bad_name_is_one_line_a_usage_error_two(h: Harness):

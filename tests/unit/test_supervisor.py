@@ -113,7 +113,14 @@ class World:
         return Supervisor(self.store, self.runtime, self.router, self.settings, self.paths,
                           clock=self.clock, probe=self.probe)
 
-    def deploy(self, types: dict[str, str], config: dict[str, str] | None = None):
+    def deploy(self, types: dict[str, str], config: dict[str, str] | None = None,
+               scale_others: bool = True):
+        """`scale_others`: types other than web get one dyno, as `ps:scale` would give them
+        (by Heroku's rule only web starts by itself)."""
+        if scale_others:
+            known = self.store.formation(self.app.id)
+            self.store.set_formation(self.app.id, {t: 1 for t in types if t not in known
+                                                   and t not in ("web", "release")})
         slug = Slug(id=f"s{len(self.store.slugs(self.app.id))}", app_id=self.app.id,
                     path="/x.tgz", dir="/slug", size=1, commit="abc1234", process_types=types)
         self.store.add_slug(slug)
@@ -152,10 +159,14 @@ def deploy_live(w: World, types=None) -> None:
     assert w.store.release(w.app.id, release.version).status == "succeeded"
 
 
-def test_first_deploy_gets_one_of_each_type_but_release(w):
-    release = w.deploy({"web": "gunicorn app", "worker": "celery", "release": "migrate"})
+def test_first_deploy_starts_one_web_dyno_only(w):
+    release = w.deploy({"web": "gunicorn app", "worker": "celery", "release": "migrate"},
+                       scale_others=False)
     w.tick()
-    assert w.store.formation(w.app.id) == {"web": 1, "worker": 1}
+    assert w.store.formation(w.app.id) == {"web": 1, "worker": 0}
+    assert names(w.runtime.running()) == ["web.1"]
+    w.store.set_formation(w.app.id, {"worker": 1})  # ps:scale worker=1
+    w.tick()
     assert names(w.runtime.running()) == ["web.1", "worker.1"]
     web = w.runtime.running("web")[0]
     assert web.env["PORT"] == str(web.port) == "5000" and web.env["DYNO"] == "web.1"
@@ -189,6 +200,7 @@ def test_no_free_port_fails_that_web_dyno_and_the_pass_goes_on_for_everyone_else
     slug = Slug(id="o1", app_id=other.id, path="/o.tgz", dir="/slug", size=1,
                 commit="abc1234", process_types={"worker": "python worker.py"})
     w.store.add_slug(slug)
+    w.store.set_formation(other.id, {"worker": 1})
     w.store.create_release(other.id, description="Deploy", user="bob", slug=slug)
     w.tick()  # raises nothing
     assert "web.1]: Failed to start: No free port left in 20000-29999" in w.log()
@@ -209,12 +221,14 @@ def test_scale_up_and_down_highest_index_first(w):
     assert names(w.runtime.running("web")) == ["web.1", "web.2", "web.3"]
     assert len(w.router.applied[-1][0].upstreams) == 3
     w.store.set_formation(w.app.id, {"web": 1, "worker": 0})
-    w.tick()
-    assert names(w.runtime.running()) == ["web.1"]
-    stops = [e[1] for e in w.runtime.events if e[0] == "stop"]
-    assert "-web.3-" in stops[0] and "-web.2-" in stops[1]
+    w.tick()  # out of the router at once, SIGTERM after the wait-to-retire (drain)
     assert w.router.applied[-1][0].upstreams[0][2] == "web.1"
     assert len(w.router.applied[-1][0].upstreams) == 1
+    assert names(w.runtime.running()) == ["web.1", "web.2", "web.3"]
+    w.tick(w.settings.drain_seconds)
+    assert names(w.runtime.running()) == ["web.1"]
+    stops = [e[1] for e in w.runtime.events if e[0] == "stop" and "-web." in e[1]]
+    assert "-web.3-" in stops[0] and "-web.2-" in stops[1]
 
 
 def test_crash_restarts_at_once_then_backs_off_then_resets(w):
