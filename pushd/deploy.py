@@ -28,7 +28,7 @@ def rollout_timeout(platform: Platform) -> float:
 def release(platform: Platform, app: App, *, description: str, user: str,
             slug: Slug | None = None, config_set: dict[str, str] | None = None,
             config_unset: list[str] | None = None, base: Release | None = None,
-            wait: bool = True) -> Release:
+            wait: bool = True, kind: str = "") -> Release:
     """Cut the next release, tell the supervisor, and (if the platform runs) wait for it.
 
     Raises ReleaseFailed when the new release's dynos did not come up: the previous release
@@ -40,7 +40,7 @@ def release(platform: Platform, app: App, *, description: str, user: str,
                             "is live (see `ps` and `logs`)")
     new = platform.store.create_release(app.id, description=description, user=user, slug=slug,
                                         config_set=config_set, config_unset=config_unset,
-                                        base=base)
+                                        base=base, kind=kind)
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
     if platform.images is not None and new.status == "pending":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("help", "apps", "config", "releases", "keys", "buildpacks", "ps", "logs", "domains",
-           "governance", "resources", "gc")
+           "governance", "resources", "gc", "addons")
 _loaded = False
 
 

@@ -73,7 +73,7 @@ COMMANDS: dict[str, Command] = {}
 NO_ROOM_NEEDED = frozenset({
     "help", "apps", "apps:info", "ps", "config", "config:get", "releases", "releases:info",
     "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
-    "resource:report", "apps:destroy"})
+    "resource:report", "apps:destroy", "addons", "addons:info", "addons:backups"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,

@@ -26,9 +26,13 @@ Pairs = frozenset[tuple[int, int]]
 
 
 def endpoint_pairs(infos: Iterable[DynoInfo]) -> Pairs:
-    """(endpoint port, app uid) of every running dyno with a loopback endpoint."""
-    return frozenset((i.endpoint.port, i.spec.uid) for i in infos
-                     if i.running and i.endpoint is not None)
+    """(endpoint port, app uid) of every running dyno with a loopback endpoint, and (add-on
+    port, app uid) of the add-on ports running dynos reach (`DynoSpec.reach`)."""
+    infos = list(infos)
+    pairs = {(i.endpoint.port, i.spec.uid) for i in infos
+             if i.running and i.endpoint is not None}
+    pairs |= {(int(port), i.spec.uid) for i in infos if i.running for port in i.spec.reach}
+    return frozenset(pairs)
 
 
 class HostEndpoints:

@@ -305,7 +305,7 @@ class SandboxRuntime:
         if init is None:
             return None
         try:
-            return attach(init, spec.uid)
+            return attach(init, spec.uid, reach=spec.reach)
         except NetnsError as err:
             log.warning("one-off %s runs without a network: %s", spec.id, err)
             return None

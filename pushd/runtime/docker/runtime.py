@@ -201,7 +201,8 @@ class DockerRuntime:
                 container.attrs["State"]["StartedAt"])}
             if pid:
                 try:
-                    pasta = network.connect(pid, spec.uid, endpoint, spec.port)
+                    pasta = network.connect(pid, spec.uid, endpoint, spec.port,
+                                            tuple(spec.reach))
                     facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
                 except NetnsError as err:
                     if endpoint is not None:
