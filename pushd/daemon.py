@@ -302,5 +302,8 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         runtime.sweep()  # one-offs the stopped daemon was running
         platform.router.stop()
         firewall.remove(platform.settings)
-        said.append("stopped every dyno and the router")
+        from .addons.service import stop_all
+
+        stop_all(platform)  # the add-ons' servers (their data stays)
+        said.append("stopped every dyno, the router and the add-ons' servers")
     return "; ".join(said)

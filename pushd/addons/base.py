@@ -6,8 +6,8 @@ when it fails), `url` is the binding a dyno gets as `<NAME>_URL`, `rotate` adds 
 password and `revoke` drops the first once every attached app runs with the new one,
 `backup`/`restore` copy the data into/out of a file, `destroy` removes data and credentials,
 `info` says what `addons:info` shows (never a password), `ports` are the host loopback
-ports a dyno must reach, and `keep_up` (called by the daemon every few seconds) starts or
-adopts the service's processes.
+ports a dyno must reach, `keep_up` (called by the daemon every few seconds) starts or
+adopts the service's processes, and `shutdown` stops them all (`pushd down --all`).
 
 Adding a service type is one module with one `@register("kind")` class, listed in
 `addons/__init__.PROVIDER_MODULES`: the commands and the core never name a kind.
@@ -61,6 +61,7 @@ class Provider(Protocol):
     def destroy(self, state: State) -> None: ...
     def info(self, state: State) -> dict[str, str]: ...
     def keep_up(self, state: State) -> None: ...
+    def shutdown(self, states: list[State]) -> None: ...  # `pushd down --all`
 
 
 PROVIDERS: dict[str, Callable[[ProviderEnv], Provider]] = {}

@@ -146,6 +146,9 @@ class PostgresProvider:
                  else f"pushd's own cluster, 127.0.0.1:{state['port']}")
         return {"Server": where, "Database": state["db"], "Role": state["user"]}
 
+    def shutdown(self, states: list[State]) -> None:
+        self.cluster.stop()
+
     def keep_up(self, state: State) -> None:
         if not state.get("server"):
             self.cluster.ensure()

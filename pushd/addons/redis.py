@@ -180,6 +180,11 @@ class RedisProvider:
         running = "running" if self._pid(state) else "not running (restarting)"
         return {"Server": f"redis-server, 127.0.0.1:{state['port']}", "Process": running}
 
+    def shutdown(self, states: list[State]) -> None:
+        for state in states:
+            with self._lock(state):
+                self._stop(state)
+
     def keep_up(self, state: State) -> None:
         if self._pid(state) is not None:
             return

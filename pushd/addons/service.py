@@ -226,3 +226,12 @@ def release_app_addons(platform: Platform, app: App, force: bool, user: str) -> 
             store.detach_addon(app.id, att.name)  # the app goes: no release needed
     for addon in own:
         destroy(platform, addon, user)
+
+
+def stop_all(platform: Platform) -> None:
+    """`pushd down --all`: stop every add-on's server (their data stays)."""
+    from .base import kinds
+
+    addons = platform.store.addons()
+    for kind in kinds():
+        provider(platform, kind).shutdown([a.state for a in addons if a.kind == kind])
