@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from .. import firewall
 from ..ports import PortAllocator
 from ..settings import Settings
-from .records import DynoInfo, Endpoint
+from .records import DynoInfo, DynoSpec, Endpoint
 
 log = logging.getLogger("pushd.runtime")
 
@@ -33,6 +33,11 @@ def endpoint_pairs(infos: Iterable[DynoInfo]) -> Pairs:
              if i.running and i.endpoint is not None}
     pairs |= {(int(port), i.spec.uid) for i in infos if i.running for port in i.spec.reach}
     return frozenset(pairs)
+
+
+def reach_pairs(spec: DynoSpec) -> Pairs:
+    """(add-on port, app uid) a dyno about to start must reach."""
+    return frozenset((int(port), spec.uid) for port in spec.reach)
 
 
 class HostEndpoints:
