@@ -153,16 +153,23 @@ def _wait_old_dynos_gone(platform: Platform, app_id: int, version: int) -> None:
         time.sleep(0.1)
 
 
-def destroy(platform: Platform, addon: Addon, user: str) -> None:
-    """Detach from every app (vars removed in a release each), then remove the data."""
+def destroy(platform: Platform, addon: Addon, user: str) -> list[str]:
+    """Detach from every app (vars removed in a release each), then remove the data. An app
+    whose release without the var fails (it needs it to boot) does not keep the data: its
+    previous release serves on, and the returned lines say so."""
+    warnings = []
     for att in platform.store.attachments(addon=addon.name):
         app = platform.store.app_by_id(att.app_id)
         if app is not None:
-            detach(platform, app, att, user)
+            try:
+                detach(platform, app, att, user)
+            except ReleaseFailed as err:
+                warnings.append(f"{app.name}: {err}; {att.var} is removed from its config")
     provider(platform, addon.kind).destroy(addon.state)
     platform.store.delete_addon(addon.name)
     for backup in backups(platform, addon):
         backup.unlink(missing_ok=True)
+    return warnings
 
 
 def backup_dir(platform: Platform, addon: Addon) -> Path:

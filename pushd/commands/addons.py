@@ -120,8 +120,10 @@ def addons_destroy(ctx: Context, args: list[str]) -> None:
         raise UsageError(f"This destroys {addon.name} and all its data. To proceed, type: "
                          f"addons:destroy {addon.name} --confirm {owner_name}")
     ctx.out(f"Destroying {addon.name} on {owner_name}... ")
-    service.destroy(ctx.platform, addon, ctx.user.name)
+    warnings = service.destroy(ctx.platform, addon, ctx.user.name)
     ctx.line("done")
+    for warning in warnings:
+        ctx.err(f" !    {warning}\n")
 
 
 @command("addons:credentials:rotate", "ADDON",

@@ -10,8 +10,12 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+
+from pushd.addons.base import AddonError
+from pushd.addons.redis import call
 
 from ..polling import wait_until
 from .harness import Poller, PushdUnderTest, sh
@@ -90,8 +94,13 @@ def superuser(pushd: PushdUnderTest, sql: str) -> str:
                   "postgres", "-XAtqc", sql]))
 
 
-def redis_cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return sh(["redis-cli", "-u", url, "--no-auth-warning", *args], timeout=30)
+def redis_cmd(url: str, *args: str) -> str:
+    """A command over RESP with the URL's password (the error's text when refused)."""
+    parts = urlsplit(url)
+    try:
+        return str(call(parts.port, parts.password, *args))
+    except AddonError as err:
+        return str(err)
 
 
 def var(pushd: PushdUnderTest, app: str, key: str) -> str:
@@ -164,7 +173,7 @@ def test_addon_vars_are_owned_and_passwords_stay_out_of_info(pushd: PushdUnderTe
     assert password not in (pushd.state / "pushd.log").read_text()
     unknown = pushd.ssh("addons:create", "mysql", "-a", APP)
     assert unknown.returncode != 0 and "Unknown add-on service 'mysql'" in unknown.stderr
-    bad = pushd.ssh("addons:create", "postgres", "--as", "bad name!", "-a", APP)
+    bad = pushd.ssh("addons:create", "postgres", "--as", "bad-name!", "-a", APP)
     assert bad.returncode != 0 and "Invalid attachment name" in bad.stderr
 
 
@@ -178,11 +187,12 @@ def test_two_apps_cannot_read_each_other(pushd: PushdUnderTest, bound):
     denied = psql(theirs.rsplit("/", 1)[0] + "/" + db_of_mine, "SELECT count(*) FROM hits")
     assert denied.returncode != 0 and "permission denied" in denied.stderr
     my_redis, their_redis = var(pushd, APP, "REDIS_URL"), var(pushd, OTHER, "REDIS_URL")
-    assert redis_cli(their_redis, "GET", "hits").stdout.strip() == ""
-    their_password = their_redis.split(":")[2].split("@")[0]
-    crossed = redis_cli(my_redis.replace(my_redis.split(":")[2].split("@")[0],
-                                         their_password), "GET", "hits")
-    assert "WRONGPASS" in crossed.stdout + crossed.stderr
+    assert redis_cmd(their_redis, "GET", "hits") == "None"  # their own keyspace
+    assert int(redis_cmd(my_redis, "GET", "hits")) > 0
+    their_password = urlsplit(their_redis).password
+    crossed = redis_cmd(my_redis.replace(urlsplit(my_redis).password, their_password),
+                        "GET", "hits")
+    assert "WRONGPASS" in crossed
     # from inside the dyno: its own add-ons' ports only
     my_port, their_port = my_redis.rsplit(":", 1)[1].split("/")[0], \
         their_redis.rsplit(":", 1)[1].split("/")[0]
