@@ -175,6 +175,7 @@ class RedisProvider:
         with self._lock(state):
             self._stop(state)
             shutil.rmtree(self.folder(state), ignore_errors=True)
+            (self.root / f".{state['name']}.lock").unlink(missing_ok=True)
 
     def info(self, state: State) -> dict[str, str]:
         running = "running" if self._pid(state) else "not running (restarting)"

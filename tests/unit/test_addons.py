@@ -118,3 +118,14 @@ def test_rollback_keeps_todays_bindings_and_drops_gone_ones(tmp_path: Path):
     again = store.create_release(app.id, description="Rollback", user="u", base=first)
     assert "REDIS_URL" not in again.config  # a binding that is gone never comes back
     assert store.addon_var_owners(app.id) == {"DATABASE_URL": "postgres-amber-1234"}
+
+
+def test_external_servers_come_from_pushd_yaml(tmp_path: Path):
+    from pushd.settings import load
+
+    (tmp_path / "pushd.yaml").write_text(
+        "addon_servers:\n  postgres: postgres://admin:pw@db.example.com/postgres\n"
+        "addon_port_range: 19100-19199\n")
+    settings = load({"state_dir": str(tmp_path)}, env={})
+    assert settings.addon_servers == {"postgres": "postgres://admin:pw@db.example.com/postgres"}
+    assert settings.addon_port_range == (19100, 19199)
