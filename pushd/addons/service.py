@@ -121,8 +121,10 @@ def rotate(platform: Platform, addon: Addon, user: str) -> list[Release]:
     rolls onto it; only then is the old password revoked. A release that fails keeps the old
     password valid (both work) and says so."""
     prov = provider(platform, addon.kind)
-    new_state = prov.rotate(addon.state)
-    platform.store.set_addon_state(addon.name, {**new_state, "revoke": addon.state})
+    current = {k: v for k, v in addon.state.items() if k != "revoke"}
+    new_state = prov.rotate(current)
+    # both valid until the apps run with the new one: kept, should we die before revoking
+    platform.store.set_addon_state(addon.name, {**new_state, "revoke": current})
     releases = []
     for att in platform.store.attachments(addon=addon.name):
         app = platform.store.app_by_id(att.app_id)
@@ -136,7 +138,7 @@ def rotate(platform: Platform, addon: Addon, user: str) -> list[Release]:
                                 "completes") from None
         releases.append(new)
         _wait_old_dynos_gone(platform, app.id, new.version)
-    prov.revoke(addon.state, new_state)
+    prov.revoke(current, new_state)
     platform.store.set_addon_state(addon.name, new_state)
     return releases
 

@@ -17,10 +17,12 @@ AS_OPTION = {"--as": "as"}
 CONFIRM = {"--confirm": "confirm"}
 
 
-def _addon(ctx: Context, name: str) -> Addon:
-    """An add-on the caller may act on: attached to an app they can reach."""
+def _addon(ctx: Context, name: str, owner: bool = False) -> Addon:
+    """An add-on the caller may act on: attached to an app they can reach (`owner`: its
+    owning app, for what changes or removes its data or credentials)."""
     addon = ctx.store.addon(service.addon_name(name))
-    apps = {addon.app_id} | {a.app_id for a in ctx.store.attachments(addon=addon.name)}
+    apps = {addon.app_id} | ({a.app_id for a in ctx.store.attachments(addon=addon.name)}
+                             if not owner else set())
     if not any((app := ctx.store.app_by_id(i)) is not None and ctx.can_access(app)
                for i in apps):
         raise Forbidden(f"You do not have access to the add-on {name}")
@@ -113,7 +115,7 @@ def addons_detach(ctx: Context, app: App, args: list[str]) -> None:
          app=False, options=CONFIRM)
 def addons_destroy(ctx: Context, args: list[str]) -> None:
     opts, rest = parse_options(args, CONFIRM, {})
-    addon = _addon(ctx, one_arg(rest, "addons:destroy", "one ADDON"))
+    addon = _addon(ctx, one_arg(rest, "addons:destroy", "one ADDON"), owner=True)
     owner = ctx.store.app_by_id(addon.app_id)
     owner_name = owner.name if owner else addon.name
     if opts.get("confirm") != owner_name:
@@ -130,7 +132,7 @@ def addons_destroy(ctx: Context, args: list[str]) -> None:
          "New credentials; attached apps roll onto them, then the old ones are revoked",
          app=False)
 def addons_rotate(ctx: Context, args: list[str]) -> None:
-    addon = _addon(ctx, one_arg(args, "addons:credentials:rotate", "one ADDON"))
+    addon = _addon(ctx, one_arg(args, "addons:credentials:rotate", "one ADDON"), owner=True)
     ctx.out(f"Rotating credentials of {addon.name}... ")
     releases = service.rotate(ctx.platform, addon, ctx.user.name)
     ctx.line(f"done, {', '.join(r.name for r in releases) or 'no app attached'}")
@@ -138,7 +140,7 @@ def addons_rotate(ctx: Context, args: list[str]) -> None:
 
 @command("addons:backup", "ADDON", "Snapshot an add-on's data (pg_dump, Redis RDB)", app=False)
 def addons_backup(ctx: Context, args: list[str]) -> None:
-    addon = _addon(ctx, one_arg(args, "addons:backup", "one ADDON"))
+    addon = _addon(ctx, one_arg(args, "addons:backup", "one ADDON"), owner=True)
     ctx.out(f"Backing up {addon.name}... ")
     path = service.backup(ctx.platform, addon)
     ctx.line(f"done, {path.stem}")
@@ -158,7 +160,7 @@ def addons_backups(ctx: Context, args: list[str]) -> None:
 def addons_restore(ctx: Context, args: list[str]) -> None:
     if len(args) != 2:
         raise UsageError("addons:restore needs ADDON and BACKUP (see addons:backups)")
-    addon = _addon(ctx, args[0])
+    addon = _addon(ctx, args[0], owner=True)
     ctx.out(f"Restoring {args[1]} into {addon.name}... ")
     service.restore(ctx.platform, addon, args[1])
     ctx.line("done")
