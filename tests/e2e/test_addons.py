@@ -171,6 +171,8 @@ def test_addon_vars_are_owned_and_passwords_stay_out_of_info(pushd: PushdUnderTe
     listed = ok(pushd.ssh("addons", "-a", APP))
     assert bound["postgres"] in listed and bound["redis"] in listed
     assert password not in (pushd.state / "pushd.log").read_text()
+    stranger = pushd.ssh("addons:info", bound["postgres"], user="bob")
+    assert stranger.returncode != 0 and "do not have access" in stranger.stderr
     unknown = pushd.ssh("addons:create", "mysql", "-a", APP)
     assert unknown.returncode != 0 and "Unknown add-on service 'mysql'" in unknown.stderr
     bad = pushd.ssh("addons:create", "postgres", "--as", "bad-name!", "-a", APP)
