@@ -260,10 +260,10 @@ def test_destroy_removes_data_and_apps_destroy_refuses(pushd: PushdUnderTest, bo
     ok(pushd.ssh("addons:destroy", bound["redis"], "--confirm", APP))
     assert not redis_dir.exists()
     wait_until(lambda: not Path(f"/proc/{redis_pid}").exists(), timeout=10)
-    assert "REDIS_URL" not in ok(pushd.ssh("config", "-a", APP))
+    assert "REDIS_URL=" not in ok(pushd.ssh("config", "-s", "-a", APP))
     db = var(pushd, APP, "DATABASE_URL").rsplit("/", 1)[1]
     ok(pushd.ssh("addons:destroy", bound["postgres"], "--confirm", APP))
-    assert "SHARED_URL" not in ok(pushd.ssh("config", "-a", OTHER))
+    assert "SHARED_URL=" not in ok(pushd.ssh("config", "-s", "-a", OTHER))
     assert superuser(pushd, f"SELECT count(*) FROM pg_database WHERE datname='{db}'"
                      ).strip() == "0"
     assert superuser(pushd, f"SELECT count(*) FROM pg_roles WHERE rolname LIKE "
