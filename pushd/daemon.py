@@ -122,6 +122,7 @@ def run(platform: Platform) -> None:
             raise PushdError(f"{err} (or set `firewall: false` in pushd.yaml to run without "
                              "private dyno ports)") from None
     platform.router.start()
+    keep_addons_up(platform)  # adopt the add-ons' servers, or start them again
     abandon_rollouts(platform)
     settle_all(platform)  # then a push the last daemon left: its branch follows its release
     tighten(platform)
@@ -174,6 +175,8 @@ def run(platform: Platform) -> None:
             try:  # housekeeping must never take the daemon down
                 if ticks % 30 == 0:
                     housekeeping(platform)
+                if ticks % 2 == 0:
+                    keep_addons_up(platform)
                 if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
                     log.warning("dyno port rules were removed from outside; putting them back")
                     firewall.apply(settings, endpoint_pairs(platform.runtime.list()))
@@ -189,6 +192,12 @@ def run(platform: Platform) -> None:
         if platform.daemon_pid() == os.getpid():
             paths.pid_file.unlink(missing_ok=True)
         log.info("pushd stopped; dynos keep running")
+
+
+def keep_addons_up(platform: Platform) -> None:
+    from .addons.service import keep_up
+
+    keep_up(platform)
 
 
 # what `pushd up` flags may set and other commands must then see as the daemon has them
@@ -347,5 +356,8 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         runtime.sweep()  # one-offs the stopped daemon was running
         platform.router.stop()
         firewall.remove(platform.settings)
-        said.append("stopped every dyno and the router")
+        from .addons.service import stop_all
+
+        stop_all(platform)  # the add-ons' servers (their data stays)
+        said.append("stopped every dyno, the router and the add-ons' servers")
     return "; ".join(said)

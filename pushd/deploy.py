@@ -31,7 +31,7 @@ def release(platform: Platform, app: App, *, description: str, user: str,
             slug: Slug | None = None, config_set: dict[str, str] | None = None,
             config_unset: list[str] | None = None, base: Release | None = None,
             wait: bool = True, out: Callable[[str], None] | None = None,
-            manifest: AppJson | None = None, addon_change: bool = False) -> Release:
+            manifest: AppJson | None = None, kind: str = "") -> Release:
     """Cut the next release, tell the supervisor, and (if the platform runs) wait for it.
 
     A new release with code runs its release phase first (`releasephase.py`, output to
@@ -45,11 +45,12 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     if platform.running and not settle(platform, app):
         raise ReleaseFailed("A release of this app is still rolling out; try again when it "
                             "is live (see `ps` and `logs`)")
-    phase = platform.running and not addon_change
+    phase = platform.running and kind != "addon"  # add-on releases skip it, as on Heroku
     new = platform.store.create_release(app.id, description=description, user=user, slug=slug,
                                         config_set=config_set, config_unset=config_unset,
-                                        base=base, status="releasing" if phase else "pending")
-    phase = phase and new.status == "releasing" and not getattr(new, "addon_change", False)
+                                        base=base, kind=kind,
+                                        status="releasing" if phase else "pending")
+    phase = phase and new.status == "releasing"
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
     if platform.images is not None and new.status == "pending":

@@ -17,6 +17,12 @@ from .runtime.base import Runtime
 from .runtime.records import DynoSpec
 from .settings import Settings, app_uid
 
+
+def reachable_ports(store, app_id: int) -> tuple[int, ...]:  # noqa: ANN001
+    """The host loopback ports an app's dynos must reach: its add-ons' (the one place this
+    is decided, for any per-dyno network mechanism)."""
+    return tuple(store.addon_ports(app_id))
+
 # under dynos/, whose dot-named entries the runtime never takes for dynos
 DYNO_PATH = "/app/.venv/bin:/app/node_modules/.bin:/app/bin:/usr/local/bin:/usr/bin:/bin"
 
@@ -60,7 +66,7 @@ def dyno_spec(store, settings: Settings, app: App, release: Release, kind: str, 
         slug_dir=slug.dir, image=slug.image, uid=app_uid(settings, app.id), port=port,
         memory_mb=limits.memory_mb, pids_max=settings.pids_max,
         cpu_shares=settings.cpu_shares, cpu_limit=limits.cpu, disk_mb=settings.dyno_disk_mb,
-        stop_timeout=settings.stop_timeout)
+        stop_timeout=settings.stop_timeout, reach=reachable_ports(store, app.id))
 
 
 def stop_app_dynos(runtime: Runtime, app_id: int, timeout: float,

@@ -40,13 +40,16 @@ def table_name(settings: Settings) -> str:
     return f"pushd_{digest}"
 
 
-def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> str:
+def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = (),
+            addons: Iterable[int] = ()) -> str:
     """The nft script that (re)creates this instance's table atomically. `own` holds the
     (port, app uid) of every running web dyno of this instance.
 
     App uids are refused only this instance's dyno ports (the `web` set), never the whole
     range: an accept in one table cannot undo a reject in another, so two instances on one
-    host must not refuse each other's ports."""
+    host must not refuse each other's ports. For the same reason the catch-all refusal of
+    host addresses leaves `addon_port_range` out, and each table refuses app uids its own
+    add-ons' ports (`addons`) unless the (port, uid) pair is in `own`."""
     low, high = settings.port_range
     first_uid = settings.uid_base
     last_uid = settings.uid_base + APP_UID_SPAN - 1
@@ -54,12 +57,15 @@ def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> str:
     pairs = sorted({(int(port), int(uid)) for port, uid in own})
     own_set = _set("inet_service . uid", [f"{port} . {uid}" for port, uid in pairs])
     web_set = _set("inet_service", sorted({str(port) for port, _ in pairs}))
+    addon_set = _set("inet_service", [str(p) for p in sorted({int(p) for p in addons})])
+    a_low, a_high = settings.addon_port_range
     return (
         f"table inet {name}\n"
         f"delete table inet {name}\n"
         f"table inet {name} {{\n"
         f"  set own {{ {own_set} }}\n"
         f"  set web {{ {web_set} }}\n"
+        f"  set addon {{ {addon_set} }}\n"
         f"  chain input {{\n"
         f"    type filter hook input priority filter; policy accept;\n"
         f'    iifname != "lo" tcp dport {low}-{high} tcp flags & (syn | ack) == syn drop\n'
@@ -69,7 +75,9 @@ def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> str:
         f'    oifname "lo" tcp dport . meta skuid @own accept\n'
         f'    oifname "lo" tcp dport @web meta skuid {first_uid}-{last_uid} '
         f"reject with tcp reset\n"
+        f"    tcp dport @addon meta skuid {first_uid}-{last_uid} reject with tcp reset\n"
         f"    meta skuid {first_uid}-{last_uid} fib daddr type local "
+        f"tcp dport != {a_low}-{a_high} "
         f"tcp flags & (syn | ack) == syn reject with tcp reset\n"
         f"    meta skuid {first_uid}-{last_uid} fib daddr type local meta l4proto udp "
         f"reject\n"
@@ -94,7 +102,9 @@ def apply(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> None:
     if shutil.which("nft") is None:
         raise PushdError("nft (package nftables) is missing: dyno ports would be reachable "
                          "from outside; install nftables")
-    done = _nft(ruleset(settings, own))
+    from .addons.reach import instance_ports
+
+    done = _nft(ruleset(settings, own, instance_ports(settings)))
     if done.returncode != 0:
         raise PushdError(f"nft refused pushd's dyno rules: {done.stderr.strip()}")
 

@@ -60,6 +60,9 @@ class Release:
     created_at: float
     status: str = "pending"  # pending -> succeeded | failed
     commit: str = ""
+    # "addon": cut by addons:attach/detach/credentials:rotate, which skip a release phase;
+    # "" for every other release
+    kind: str = ""
 
     @property
     def name(self) -> str:

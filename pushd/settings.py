@@ -67,6 +67,11 @@ class Settings:
     uid_base: int = 40000
     port_range: tuple[int, int] = (20000, 29999)  # host endpoints of web dynos
     dyno_port: int = 5000  # $PORT: where a web dyno listens, in its own network
+    # host loopback ports of add-on services (pushd's postgres cluster, each redis-server);
+    # a dyno reaches its own add-ons' ports only (pasta -T, the firewall's `own` pairs)
+    addon_port_range: tuple[int, int] = (19000, 19999)
+    # kind -> an external server's admin URL for new add-ons (`providers:add` overrides)
+    addon_servers: dict[str, str] = field(default_factory=dict)
     firewall: bool = True  # nftables rules keep dyno ports private; false only to opt out
     # builds: each runs in its own cgroup (memory, pids, CPU) under build_timeout
     build_memory_mb: int = 2048
@@ -133,6 +138,8 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(default, tuple):
             low, high = (value.split("-") if isinstance(value, str) else value)
             return (int(low), int(high))
+        if name == "addon_servers":  # kind -> URL
+            return {str(k): str(v) for k, v in dict(value).items()}
         if isinstance(default, dict):
             return {str(k): int(v) for k, v in dict(value).items()}
         return type(default)(value)

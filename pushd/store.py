@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import Conflict, NotFound
 from .models import App, Key, Release, Slug
 from .settings import APP_UID_SPAN
+from .store_addons import ADDON_SCHEMA, AddonTables
 from .store_builds import BUILD_HISTORY_SCHEMA, BuildHistory
 from .store_drains import DRAIN_SCHEMA, DrainTables
 from .store_resources import RESOURCE_SCHEMA, ResourceTables
@@ -62,7 +63,7 @@ def _app(row: sqlite3.Row) -> App:
 def _release(row: sqlite3.Row) -> Release:
     return Release(row["app_id"], row["version"], row["slug_id"], json.loads(row["config"]),
                    json.loads(row["process_types"]), row["description"], row["user"],
-                   row["created_at"], row["status"], row["commit_sha"])
+                   row["created_at"], row["status"], row["commit_sha"], row["kind"])
 
 
 def _slug(row: sqlite3.Row) -> Slug:
@@ -71,7 +72,7 @@ def _slug(row: sqlite3.Row) -> Slug:
                 row["image"], row["port"])
 
 
-class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
+class Store(TenantTables, ResourceTables, DrainTables, BuildHistory, AddonTables):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
@@ -83,9 +84,11 @@ class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
                 os.chmod(f"{self.path}{name}", 0o600)
         # idempotent; executescript commits on its own
         self._conn().executescript(SCHEMA + TENANT_SCHEMA + RESOURCE_SCHEMA + DRAIN_SCHEMA
-                                     + BUILD_HISTORY_SCHEMA)
+                                     + BUILD_HISTORY_SCHEMA + ADDON_SCHEMA)
         self._add_columns("slugs", {"image": "TEXT NOT NULL DEFAULT ''",
                                     "port": "INTEGER NOT NULL DEFAULT 0"})
+        # "addon": cut by addons:attach/detach/credentials:rotate (no release phase for it)
+        self._add_columns("releases", {"kind": "TEXT NOT NULL DEFAULT ''"})
 
     def _add_columns(self, table: str, columns: dict[str, str]) -> None:
         """Columns added since a state database was made (CREATE IF NOT EXISTS keeps an
@@ -258,7 +261,7 @@ class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
     def create_release(self, app_id: int, *, description: str, user: str,
                        slug: Slug | None = None, config_set: dict[str, str] | None = None,
                        config_unset: list[str] | None = None, base: Release | None = None,
-                       status: str = "pending") -> Release:
+                       status: str = "pending", kind: str = "") -> Release:
         """Cut the next release in one transaction, applying config changes with it.
 
         The slug and process types come from `slug`, else from `base` (rollback), else from
@@ -273,9 +276,11 @@ class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
             version = row[0]
             db.execute("UPDATE apps SET next_version=? WHERE id=?", (version + 1, app_id))
             if base is not None:
+                bound = self._bound_values(db, app_id)
                 db.execute("DELETE FROM config WHERE app_id=?", (app_id,))
                 db.executemany("INSERT INTO config VALUES (?,?,?)",
                                [(app_id, k, v) for k, v in base.config.items()])
+                self._keep_bindings(db, app_id, bound)
             for key, value in (config_set or {}).items():
                 db.execute("INSERT OR REPLACE INTO config VALUES (?,?,?)", (app_id, key, value))
             for key in config_unset or []:
@@ -291,12 +296,14 @@ class Store(TenantTables, ResourceTables, DrainTables, BuildHistory):
                 commit = source.commit if source else ""
             if slug_id is None:
                 status = "succeeded"  # nothing to run: a config-only release is live at once
-            db.execute("INSERT INTO releases VALUES (?,?,?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO releases (app_id, version, slug_id, config, process_types, "
+                       "description, user, created_at, status, commit_sha, kind) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (app_id, version, slug_id, json.dumps(config), json.dumps(types),
-                        description, user, now, status, commit))
+                        description, user, now, status, commit, kind))
             self._prune_formation(db, app_id)
         return Release(app_id, version, slug_id, config, types, description, user, now, status,
-                       commit)
+                       commit, kind)
 
     def change_config(self, app_id: int, config_set: dict[str, str] | None = None,
                       config_unset: list[str] | None = None) -> None:

@@ -59,10 +59,10 @@ def apps_create(ctx: Context, args: list[str]) -> None:
 CONFIRM_OPTION = {"--confirm": "confirm", "-c": "confirm"}
 
 
-@command("apps:destroy", "APP --confirm APP", "Destroy an app: dynos, repo, slugs, cache, "
-         "config and logs", options=CONFIRM_OPTION)
+@command("apps:destroy", "APP --confirm APP [--force]", "Destroy an app: dynos, repo, slugs, "
+         "cache, config and logs (--force: and its add-ons)", options=CONFIRM_OPTION)
 def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
-    opts, rest = parse_options(args, CONFIRM_OPTION, {})
+    opts, rest = parse_options(args, CONFIRM_OPTION, {"--force": "force"})
     no_more(rest)
     if app.owner != ctx.user.name and not ctx.user.is_admin:
         raise Forbidden(f"Only the owner of {app.name} or an admin can destroy it")
@@ -70,6 +70,9 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
         raise UsageError(f"This destroys {app.name} and everything in it. To proceed, "
                          f"type: apps:destroy {app.name} --confirm {app.name}")
     platform = ctx.platform
+    from ..addons.service import release_app_addons
+
+    release_app_addons(platform, app, bool(opts.get("force")), ctx.user.name)
     # a push in progress holds the lock: refuse rather than pull its app from under it
     with deploy_lock(platform, app, ctx.err, wait=False):
         ctx.out(f"Destroying {app.name} (including all add-ons)... ")

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Iterator
 
 from .. import deploy, names
-from ..errors import NotFound, ReleaseFailed, UsageError
+from ..errors import Forbidden, NotFound, ReleaseFailed, UsageError
 from ..governance import enforce
 from ..models import App
 from .registry import Context, command, no_more, one_arg, parse_options
@@ -113,6 +113,15 @@ def _kept_not_live(keys: list[str], done: str) -> Iterator[None]:
                             ) from None
 
 
+def refuse_addon_vars(ctx: Context, app: App, keys: list[str]) -> None:
+    """Vars an add-on attachment owns change only through the addons commands."""
+    owners = ctx.store.addon_var_owners(app.id)
+    for key in keys:
+        if key in owners:
+            raise Forbidden(f"{key} is set by the add-on {owners[key]}; use addons:detach or "
+                            "addons:credentials:rotate")
+
+
 def config_size(config: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
 
@@ -133,6 +142,7 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
         raise UsageError("config:set needs at least one KEY=value")
     values = parse_assignments(rest, bool(opts.get("encoded")))
     keys = list(values)
+    refuse_addon_vars(ctx, app, keys)
     total = config_size({**ctx.store.config(app.id), **values})
     if total > CONFIG_LIMIT:
         raise UsageError(f"Config vars would take {total // 1024} KB; the limit is "
@@ -162,6 +172,7 @@ def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     if not rest:
         raise UsageError("config:unset needs at least one KEY")
     keys = [names.config_key(k) for k in rest]
+    refuse_addon_vars(ctx, app, keys)
     current = ctx.store.config(app.id)
     missing = [k for k in keys if k not in current]
     if missing:

@@ -78,7 +78,7 @@ NO_ROOM_NEEDED = frozenset({
     "logs", "keys", "access", "domains", "buildpacks", "quotas", "policies", "policies:check",
     "resource:report", "apps:destroy", "events", "drains", "metrics", "slo", "certs",
     "certs:info", "certs:auto", "features", "builds", "builds:output", "builds:cancel",
-    "cron:list"})
+    "cron:list", "addons", "addons:info", "addons:backups"})
 
 
 def command(name: str, usage: str = "", summary: str = "", *, app: bool = True,

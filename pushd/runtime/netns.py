@@ -78,14 +78,18 @@ class Attachment:
 
 
 def pasta_argv(uid: int, netns: str, userns: str | None, forwards: Sequence[Forward] = (),
-               pid_file: str | None = None, outlive: bool = False) -> list[str]:
+               pid_file: str | None = None, outlive: bool = False,
+               reach: Sequence[int] = ()) -> list[str]:
     """argv for: setpriv (drop to uid, die with the parent) -> pasta joined to the namespace.
 
     Only TCP from the host to the forwarded ports comes in; nothing from the namespace reaches
     the host's loopback (`-T none -U none`, `--no-map-gw`). pasta writes its pid to `pid_file`
     once it is set up (its ports bound, the namespace configured). `outlive`: no death signal
-    (a container's pasta keeps serving while the daemon is down; its owner detaches it)."""
+    (a container's pasta keeps serving while the daemon is down; its owner detaches it).
+    `reach`: host loopback ports (the app's add-ons) the namespace reaches on its own
+    127.0.0.1 at the same port number (`-T`); nothing else of the host's loopback."""
     tcp = ",".join(f"{f.host}/{f.host_port}:{f.port}" for f in forwards) or "none"
+    tcp_out = ",".join(str(int(port)) for port in reach) or "none"
     ready = ["--pid", pid_file] if pid_file else []
     death = [] if outlive else ["--pdeathsig=SIGKILL"]
     # a namespace of the host's own user namespace (a container's): pasta joins it without
@@ -96,11 +100,12 @@ def pasta_argv(uid: int, netns: str, userns: str | None, forwards: Sequence[Forw
     return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *death,
             "--", PASTA, "--foreground", "--quiet", *ready,
             "--netns", netns, *user, "--config-net", "--no-map-gw",
-            "-t", tcp, "-u", "none", "-T", "none", "-U", "none"]
+            "-t", tcp, "-u", "none", "-T", tcp_out, "-U", "none"]
 
 
 def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
-           timeout: float = READY_TIMEOUT, outlive: bool = False) -> Attachment:
+           timeout: float = READY_TIMEOUT, outlive: bool = False,
+           reach: Sequence[int] = ()) -> Attachment:
     """Start pasta for the network namespace of process `pid`, as `uid`; return once it is
     set up (its forwards bound on the host, the namespace configured). Raises NetnsError with
     pasta's own reason when it exits instead (a host port already taken, say). `outlive`: in a
@@ -121,7 +126,8 @@ def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
             proc = subprocess.Popen(
                 pasta_argv(uid, f"/proc/self/fd/{net}", None if own else f"/proc/self/fd/{user}",
                            forwards,
-                           pid_file=f"/proc/self/fd/{ready_w}", outlive=outlive),
+                           pid_file=f"/proc/self/fd/{ready_w}", outlive=outlive,
+                           reach=reach),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                 pass_fds=(net, user, ready_w), close_fds=True, cwd="/",
                 start_new_session=outlive)

@@ -31,7 +31,7 @@ from . import ksm, seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
-from .endpoints import HostEndpoints
+from .endpoints import HostEndpoints, reach_pairs
 from .netns import Attachment, NetnsError, attach, detach, listening
 from .records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from .sandboxio import CLIENT_POLL, ClientEnd, SandboxInfo, kill_sandbox, start_pipes, start_tty
@@ -127,8 +127,9 @@ class SandboxRuntime:
             raise RuntimeFailure(f"Dyno {spec.id} exists already")
         known = self.list()
         web = self.endpoints.allocate(known) if spec.port else None  # RuntimeFailure if full
-        if web is not None:  # before pasta binds it: the app's own uid may reach it
-            self.endpoints.guard(known, frozenset({(web.port, spec.uid)}))
+        adding = reach_pairs(spec) | ({(web.port, spec.uid)} if web is not None else set())
+        if adding:  # before pasta binds it: the app's own uid may reach it (and its add-ons)
+            self.endpoints.guard(known, frozenset(adding))
         try:
             folder.path.mkdir(parents=True)
         except FileExistsError:
@@ -306,7 +307,7 @@ class SandboxRuntime:
         if init is None:
             return None
         try:
-            return attach(init, spec.uid)
+            return attach(init, spec.uid, reach=spec.reach)
         except NetnsError as err:
             log.warning("one-off %s runs without a network: %s", spec.id, err)
             return None

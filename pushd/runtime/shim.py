@@ -124,7 +124,7 @@ class Shim:
         endpoint = self.endpoint
         forwards = [Forward(endpoint[1], spec.port, endpoint[0])] if endpoint else []
         try:
-            network = attach(init, spec.uid, forwards)
+            network = attach(init, spec.uid, forwards, reach=spec.reach)
         except NetnsError as err:
             where = f" on port {endpoint[1]}" if endpoint else ""
             self.dir.write_json("reason.json", {  # for the exit the finisher records

@@ -22,11 +22,12 @@ from ...procs import live_stat
 from ..netns import Attachment, Forward, attach, detach
 
 
-def connect(pid: int, uid: int, endpoint: int | None, port: int | None) -> Attachment:
+def connect(pid: int, uid: int, endpoint: int | None, port: int | None,
+            reach: tuple[int, ...] = ()) -> Attachment:
     """pasta on the namespace of the container whose init is `pid`: outbound access, and
     for a web dyno the host loopback `endpoint` forwarded to $PORT inside."""
     forwards = [Forward(endpoint, port)] if endpoint and port else []
-    return attach(pid, uid, forwards, outlive=True)
+    return attach(pid, uid, forwards, outlive=True, reach=reach)
 
 
 def pasta_alive(pid: int | None, start: int | None) -> bool:

@@ -38,7 +38,7 @@ from ...paths import Paths
 from ...procs import owner_alive, owner_token
 from ...settings import Settings
 from ..base import register
-from ..endpoints import HostEndpoints
+from ..endpoints import HostEndpoints, reach_pairs
 from ..netns import NetnsError, listening
 from ..records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from . import network
@@ -146,10 +146,13 @@ class DockerRuntime:
             raise RuntimeFailure(f"Dyno {spec.id} exists already")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         endpoint = None
+        adding = set(reach_pairs(spec))  # its add-ons' ports, before its pasta connects
+        known = self.list() if adding or spec.port is not None else []
         if spec.process_type == "web" and spec.port is not None:
-            known = self.list()
             endpoint = self.endpoints.allocate(known).port  # RuntimeFailure when none is free
-            self.endpoints.guard(known, frozenset({(endpoint, spec.uid)}))
+            adding.add((endpoint, spec.uid))
+        if adding:
+            self.endpoints.guard(known, frozenset(adding))
         state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
                                  "created_at": time.time(), "launcher": owner_token()}
         self._write(spec.id, state)
@@ -201,7 +204,8 @@ class DockerRuntime:
                 container.attrs["State"]["StartedAt"])}
             if pid:
                 try:
-                    pasta = network.connect(pid, spec.uid, endpoint, spec.port)
+                    pasta = network.connect(pid, spec.uid, endpoint, spec.port,
+                                            tuple(spec.reach))
                     facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
                 except NetnsError as err:
                     if endpoint is not None:

@@ -1,0 +1,106 @@
+"""pushd's own PostgreSQL cluster: `initdb` into the state dir on first use, its own loopback
+port, started by pushd (no systemd), outliving the daemon and adopted by the next one, like
+nginx. It runs as the `postgres` system user; pushd talks to it as superuser over a unix
+socket in a folder only `postgres` and root may enter; apps reach it over TCP on 127.0.0.1
+with their own role's password (scram-sha-256)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from ..procs import live_stat
+from .base import AddonError, ProviderEnv
+from .proc import as_user, free_port, locked, owned_dir, run
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+USER = "postgres"
+HBA = ("# pushd: superuser over its private socket only; apps by password over TCP\n"
+       "local all postgres trust\n"
+       "host all all 127.0.0.1/32 scram-sha-256\n")
+
+
+class Cluster:
+    def __init__(self, env: ProviderEnv) -> None:
+        self.settings = env.settings
+        self.root = env.root / "postgres"
+        self.data = self.root / "data"
+        self.run_dir = self.root / "run"
+        self.port_file = self.root / "port"
+
+    @property
+    def port(self) -> int:
+        try:
+            return int(self.port_file.read_text())
+        except (OSError, ValueError):
+            raise AddonError("pushd's PostgreSQL cluster is not set up yet") from None
+
+    def admin_argv(self, tool: str, db: str = "postgres") -> list[str]:
+        return [str(PG_BIN / tool), "-h", str(self.run_dir), "-p", str(self.port),
+                "-U", USER, "-d", db]
+
+    def running(self) -> bool:
+        """The postmaster named in postmaster.pid runs (adoption after a daemon restart)."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        stat = live_stat(pid)
+        if stat is None:
+            return False
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return bool(argv) and argv[0].endswith(b"postgres")
+
+    def ensure(self) -> None:
+        """Make the cluster on first use, and start it unless it runs. AddonError if it
+        cannot: the caller makes nothing."""
+        if self.running():
+            return
+        with locked(self.root.parent / ".postgres.lock"):
+            if self.running():
+                return
+            owned_dir(self.root, USER)
+            if not (self.data / "PG_VERSION").exists():
+                self._init()
+            owned_dir(self.run_dir, USER)
+            (self.data / "postmaster.pid").unlink(missing_ok=True)  # a dead one's (checked)
+            log = self.root / "postgresql.log"
+            opts = (f"-p {self.port} -k {self.run_dir} -c listen_addresses=127.0.0.1")
+            run(as_user(USER, [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(log),
+                               "-o", opts, "-w", "-t", "30", "start"]),
+                "starting pushd's PostgreSQL cluster", timeout=40)
+            deadline = time.monotonic() + 15
+            while not self._ready():
+                if time.monotonic() > deadline:
+                    raise AddonError("pushd's PostgreSQL cluster did not come up; see "
+                                     f"{log}")
+                time.sleep(0.1)
+
+    def _ready(self) -> bool:
+        done = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(self.run_dir),
+                               "-p", str(self.port)], capture_output=True)
+        return done.returncode == 0
+
+    def _init(self) -> None:
+        data = owned_dir(self.data, USER)
+        run(as_user(USER, [str(PG_BIN / "initdb"), "-D", str(data), "-U", USER,
+                           "--auth-local=trust", "--auth-host=scram-sha-256",
+                           "-E", "UTF8", "--locale=C.UTF-8"]),
+            "initdb for pushd's PostgreSQL cluster", timeout=120)
+        taken = {int(p.read_text()) for p in [self.port_file] if p.exists()}
+        self.port_file.write_text(str(free_port(self.settings.addon_port_range, taken)))
+        (data / "pg_hba.conf").write_text(HBA)
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write("\n# pushd\nshared_buffers = 16MB\nmax_connections = 200\n"
+                       "password_encryption = scram-sha-256\n")
+        run(["chown", f"{USER}:{USER}", str(data / "pg_hba.conf")], "chown")
+
+    def stop(self) -> None:
+        """For tests and `pushd down --all`: a fast shutdown."""
+        if self.running():
+            run(as_user(USER, [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                               "-w", "stop"]), "stopping pushd's PostgreSQL cluster")
