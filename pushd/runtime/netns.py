@@ -247,3 +247,35 @@ def listening(pid: int, port: int) -> bool:
     the probe that a web dyno is up. A connect to the host endpoint cannot tell (pasta accepts
     first, whether or not anything listens inside)."""
     return port in _listening_ports(pid)
+
+
+def forward(pid: int, uid: int, endpoint: Forward, binary: str,
+            outlive: bool = False) -> Attachment:
+    """A web dyno's endpoint without pasta: `pushd-netfwd` (netfwd.c, ~0.1 MB) relays the
+    host loopback port `endpoint.host_port`, bound here (a taken port fails now, with its
+    reason), to `endpoint.port` inside the network namespace of process `pid`, as `uid`.
+    It dies with this process unless `outlive` (a container's: in a session of its own)."""
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    try:
+        net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetnsError(f"the sandbox is gone before its network was set up ({err})") from None
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((endpoint.host, endpoint.host_port))
+                sock.listen(1024)
+            except OSError as err:
+                raise NetnsError(f"{endpoint.host}:{endpoint.host_port}: "
+                                 f"{err.strerror or err}") from None
+            proc = subprocess.Popen(
+                [binary, str(sock.fileno()), str(net), str(endpoint.port), str(uid),
+                 "0" if outlive else "1"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(), net), close_fds=True,
+                cwd="/", start_new_session=outlive)
+        return Attachment(proc.pid, _start_of(proc.pid))
+    except OSError as err:
+        raise NetnsError(f"could not start the endpoint's forwarder: {err}") from None
+    finally:
+        os.close(net)

@@ -137,7 +137,9 @@ class SandboxRuntime:
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time(),
             "endpoint": list(web) if web else None,
-            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm})
+            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm,
+            "forwarder_binary": str(shimbin.ensure(self.paths, shimbin.FORWARDER)),
+            "egress_uid": self.settings.uid_base})
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -154,6 +156,7 @@ class SandboxRuntime:
         """At `pushd up`: what this runtime needs of the host is there (the shim built, KSM
         on if `dyno_ksm`)."""
         shimbin.ensure(self.paths)
+        shimbin.ensure(self.paths, shimbin.FORWARDER)
         if self.settings.dyno_ksm:
             ksm.enable_host()
 
@@ -208,9 +211,11 @@ class SandboxRuntime:
         return self._dir(dyno_id).memory()  # its memory cgroup, while the shim keeps it
 
     def probe(self, spec: DynoSpec) -> bool:
-        """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
+        """The dyno listens on $PORT in its own network, and its forwarder (the endpoint)
+        runs (`pasta`: a dyno started before pushd-netfwd)."""
         net = self._dir(spec.id).read_json("net.json")
-        return bool(net and spec.port and alive(net["pasta"], net["pasta_start"])
+        helper = net and ("forwarder" if "forwarder" in net else "pasta")
+        return bool(net and spec.port and alive(net[helper], net[f"{helper}_start"])
                     and listening(net["init"], spec.port))
 
     def remove(self, dyno_id: str) -> None:

@@ -6,7 +6,7 @@ sandbox and its pasta stay its children and `shim.json` keeps naming it):
   attach its network, record `child.json`/`net.json`; then `exec` the resident part,
 - `pushd-shim` (shim.c, built by `shimbin`): a small C program that pipes the output into
   the app log line by line, handles SIGTERM (every process of the dyno, SIGKILL after the
-  stop timeout), reaps, stops pasta, and execs
+  stop timeout), reaps, stops the forwarder, and execs
 - `python -m pushd.runtime.shim --finish DYNO_DIR STATUS STOPPED KILLED` (`finish`): records
   the exit status, releases the layer and the cgroups.
 Because the escalation lives in the shim, a stop completes even if the daemon dies. Signals
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from ..logs import AppLog
 from ..paths import Paths
-from . import ksm, seccomp, shimbin
+from . import egress, ksm, seccomp, shimbin
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .netns import Attachment, Forward, NetnsError, attach
+from .netns import Attachment, Forward, NetnsError, forward
 from .records import DynoSpec
 from .sandbox import dyno_argv, dyno_environ
 from .sandboxio import SandboxInfo
@@ -114,26 +114,35 @@ class Shim:
 
     def _attach_network(self, child: subprocess.Popen, sandbox: SandboxInfo,
                         group: Path | None) -> tuple[int | None, Attachment | None]:
-        """pasta on the sandbox's own network namespace: its way out, and for a web dyno the
-        host loopback port the platform routes to (forwarded to $PORT inside). Without it the
-        dyno cannot serve: it is stopped, with the reason in the app log."""
+        """The sandbox's own network namespace joined to the platform's egress namespace (its
+        way out, `egress.join`), and for a web dyno the host loopback port the platform
+        routes to relayed to $PORT inside by `pushd-netfwd` (`netns.forward`). Without them
+        the dyno cannot serve: it is stopped, with the reason in the app log."""
         spec = self.spec
         init = sandbox.wait_init(child, SANDBOX_WAIT)
         if init is None:
             return None, None  # ended at once (or bwrap failed): the shim reports its status
         endpoint = self.endpoint
-        forwards = [Forward(endpoint[1], spec.port, endpoint[0])] if endpoint else []
+        root = self.dir.path.parent.parent
+        network = None
         try:
-            network = attach(init, spec.uid, forwards)
+            address = egress.join(root, int(self.config.get("egress_uid")
+                                            or spec.uid - spec.app_id), init)
+            if endpoint:
+                binary = str(self.config.get("forwarder_binary")
+                             or shimbin.ensure(Paths(root), shimbin.FORWARDER))
+                network = forward(init, spec.uid, Forward(endpoint[1], spec.port, endpoint[0]),
+                                  binary)
         except NetnsError as err:
             where = f" on port {endpoint[1]}" if endpoint else ""
             self.dir.write_json("reason.json", {  # for the exit the finisher records
                 "reason": f"the dyno's network could not be set up{where}: {err}"})
             sandbox.kill_all(group)
             signal_sandbox(child.pid, signal.SIGKILL)
-            return init, None
-        self.dir.write_json("net.json", {"init": init, "pasta": network.pid,
-                                         "pasta_start": network.start})
+            return init, network
+        self.dir.write_json("net.json", {
+            "init": init, "address": address, "forwarder": network.pid if network else 0,
+            "forwarder_start": network.start if network else 0})
         return init, network
 
 

@@ -201,8 +201,10 @@ class DockerRuntime:
                 container.attrs["State"]["StartedAt"])}
             if pid:
                 try:
-                    pasta = network.connect(pid, spec.uid, endpoint, spec.port)
-                    facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
+                    pasta = network.connect(pid, spec.uid, endpoint, spec.port,
+                                            self.paths.root, self.settings.uid_base)
+                    if pasta is not None:  # the endpoint's forwarder
+                        facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
                 except NetnsError as err:
                     if endpoint is not None:
                         raise
