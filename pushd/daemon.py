@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from . import firewall
-from .runtime import egress
 from .errors import Conflict, PushdError
 from .platform import Platform, is_daemon_argv
 from .procs import port_holder, read_pid_file, write_pid_file
+from .runtime import egress
 from .runtime.endpoints import endpoint_pairs
 from .settings import Settings
 
