@@ -282,8 +282,7 @@ int main(int argc, char **argv)
     int netns = atoi(argv[2]);
     port = atoi(argv[3]);
     uid_t uid = (uid_t)strtoul(argv[4], NULL, 10);
-    if (atoi(argv[5]) && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        die("prctl");
+    pid_t parent = getppid();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     struct rlimit nofile;
@@ -300,6 +299,9 @@ int main(int argc, char **argv)
         die("dropping to the app's uid");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die("no_new_privs");
+    /* after the uid change, which clears it; a parent gone already is seen as well */
+    if (atoi(argv[5]) && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+        return 1;
     fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     nodelay(listen_fd);  /* accepted connections inherit it */

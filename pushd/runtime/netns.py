@@ -255,27 +255,47 @@ def forward(pid: int, uid: int, endpoint: Forward, binary: str,
     host loopback port `endpoint.host_port`, bound here (a taken port fails now, with its
     reason), to `endpoint.port` inside the network namespace of process `pid`, as `uid`.
     It dies with this process unless `outlive` (a container's: in a session of its own)."""
+    listener, net = forwarder_fds(pid, endpoint)
+    try:
+        return spawn_forwarder(binary, listener, net, endpoint.port, uid, outlive)
+    finally:
+        os.close(listener)
+        os.close(net)
+
+
+def forwarder_fds(pid: int, endpoint: Forward) -> tuple[int, int]:
+    """(the endpoint's listening socket, bound on the host; the network namespace of `pid`),
+    the two descriptors a forwarder is started with (a shim keeps them, to start it again).
+    Raises NetnsError."""
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
     try:
         net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
         raise NetnsError(f"the sandbox is gone before its network was set up ({err})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((endpoint.host, endpoint.host_port))
-                sock.listen(1024)
-            except OSError as err:
-                raise NetnsError(f"{endpoint.host}:{endpoint.host_port}: "
-                                 f"{err.strerror or err}") from None
-            proc = subprocess.Popen(
-                [binary, str(sock.fileno()), str(net), str(endpoint.port), str(uid),
-                 "0" if outlive else "1"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(), net), close_fds=True,
-                cwd="/", start_new_session=outlive)
-        return Attachment(proc.pid, _start_of(proc.pid))
+        sock.bind((endpoint.host, endpoint.host_port))
+        sock.listen(1024)
+    except OSError as err:
+        sock.close()
+        os.close(net)
+        raise NetnsError(f"{endpoint.host}:{endpoint.host_port}: {err.strerror or err}"
+                         ) from None
+    return sock.detach(), net
+
+
+def forwarder_argv(binary: str, listener: int, net: int, port: int, uid: int,
+                   outlive: bool = False) -> list[str]:
+    return [binary, str(listener), str(net), str(port), str(uid), "0" if outlive else "1"]
+
+
+def spawn_forwarder(binary: str, listener: int, net: int, port: int, uid: int,
+                    outlive: bool = False) -> Attachment:
+    try:
+        proc = subprocess.Popen(
+            forwarder_argv(binary, listener, net, port, uid, outlive),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(listener, net), close_fds=True, cwd="/", start_new_session=outlive)
     except OSError as err:
         raise NetnsError(f"could not start the endpoint's forwarder: {err}") from None
-    finally:
-        os.close(net)
+    return Attachment(proc.pid, _start_of(proc.pid))

@@ -213,10 +213,16 @@ class SandboxRuntime:
     def probe(self, spec: DynoSpec) -> bool:
         """The dyno listens on $PORT in its own network, and its forwarder (the endpoint)
         runs (`pasta`: a dyno started before pushd-netfwd)."""
-        net = self._dir(spec.id).read_json("net.json")
-        helper = net and ("forwarder" if "forwarder" in net else "pasta")
-        return bool(net and spec.port and alive(net[helper], net[f"{helper}_start"])
-                    and listening(net["init"], spec.port))
+        folder = self._dir(spec.id)
+        net = folder.read_json("net.json")
+        if not (net and spec.port):
+            return False
+        if "forwarder" in net:
+            helper = folder.read_json("forwarder.json") or {}
+            pid, start = helper.get("pid"), helper.get("start")
+        else:
+            pid, start = net["pasta"], net["pasta_start"]
+        return bool(alive(pid, start) and listening(net["init"], spec.port))
 
     def remove(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)

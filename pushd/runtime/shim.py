@@ -31,7 +31,7 @@ from ..logs import AppLog
 from ..paths import Paths
 from . import egress, ksm, seccomp, shimbin
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .netns import Attachment, Forward, NetnsError, forward
+from .netns import Attachment, Forward, NetnsError, forwarder_fds, spawn_forwarder
 from .records import DynoSpec
 from .sandbox import dyno_argv, dyno_environ
 from .sandboxio import SandboxInfo
@@ -54,6 +54,7 @@ class Shim:
         self.endpoint: tuple[str, int] | None = tuple(given) if given else None
         self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
         self.term_requested = False
+        self.forwarder = ""  # for the resident part: how to start the forwarder again
 
     def _on_term(self, signum: int, frame: object) -> None:
         self.term_requested = True  # the resident part begins the stop (`stopping` marked)
@@ -102,7 +103,7 @@ class Shim:
             finisher = [sys.executable, "-m", "pushd.runtime.shim", "--finish",
                         str(self.dir.path)]
             os.execv(binary, resident_argv(binary, self.dir, child.pid, init, network, out_r,
-                                           self.log, spec, group, finisher))
+                                           self.log, spec, group, finisher, self.forwarder))
         except BaseException:  # nothing of the dyno may run on without its shim
             signal_sandbox(child.pid, signal.SIGKILL)
             sandbox.kill_all(group)
@@ -131,8 +132,12 @@ class Shim:
             if endpoint:
                 binary = str(self.config.get("forwarder_binary")
                              or shimbin.ensure(Paths(root), shimbin.FORWARDER))
-                network = forward(init, spec.uid, Forward(endpoint[1], spec.port, endpoint[0]),
-                                  binary)
+                listener, net = forwarder_fds(init, Forward(endpoint[1], spec.port,
+                                                            endpoint[0]))
+                network = spawn_forwarder(binary, listener, net, spec.port, spec.uid)
+                for fd in (listener, net):  # kept by the resident part, to start it again
+                    os.set_inheritable(fd, True)
+                self.forwarder = f"{listener},{net},{spec.port},{spec.uid},{binary}"
         except NetnsError as err:
             where = f" on port {endpoint[1]}" if endpoint else ""
             self.dir.write_json("reason.json", {  # for the exit the finisher records
@@ -140,20 +145,21 @@ class Shim:
             sandbox.kill_all(group)
             signal_sandbox(child.pid, signal.SIGKILL)
             return init, network
-        self.dir.write_json("net.json", {
-            "init": init, "address": address, "forwarder": network.pid if network else 0,
-            "forwarder_start": network.start if network else 0})
+        self.dir.write_json("net.json", {"init": init, "address": address,
+                                         "forwarder": bool(network)})
+        if network:  # rewritten by the resident part when it starts the forwarder again
+            self.dir.write_json("forwarder.json", {"pid": network.pid, "start": network.start})
         return init, network
 
 
 def resident_argv(binary: str, folder: DynoDir, child: int, init: int | None,
                   network: Attachment | None, out_fd: int, log: AppLog, spec: DynoSpec,
-                  group: Path | None, finisher: list[str]) -> list[str]:
+                  group: Path | None, finisher: list[str], forwarder: str = "") -> list[str]:
     """argv of `pushd-shim` (see shim.c for the order)."""
     return [binary, str(folder.path), str(child), str(init or 0),
             str(proc_start(init) or 0) if init else "0", str(network.pid if network else 0),
             str(out_fd), str(log.path), str(log.max_bytes), spec.dyno, f"{spec.stop_timeout:g}",
-            str(group or ""), "--", *finisher]
+            str(group or ""), forwarder, "--", *finisher]
 
 
 def finish(folder: DynoDir, status: int, stopped: bool, killed: bool) -> None:

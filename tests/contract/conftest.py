@@ -39,6 +39,7 @@ from typing import TypeVar
 import pytest
 
 from pushd.paths import Paths
+from pushd.runtime import egress
 from pushd.runtime.base import Runtime, make_runtime
 from pushd.runtime.records import DynoSpec
 from pushd.settings import Settings
@@ -176,6 +177,7 @@ def fresh_harness(kind: type[H], prefix: str) -> Iterator[H]:
         yield made
     finally:
         made.cleanup()
+        egress.stop(made.paths.root)  # the dynos' shared way out, as `pushd down --all` does
         shutil.rmtree(root, ignore_errors=True)
 
 

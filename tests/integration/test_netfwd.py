@@ -137,7 +137,7 @@ def in_netns(pid: int, *argv: str, **kwargs) -> subprocess.CompletedProcess:
 
 CONNECT = ("import socket, sys\n"
            "try:\n"
-           "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+           "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)\n"
            "    print('reached', s.recv(100).decode())\n"
            "except OSError as err:\n"
            "    print('blocked', type(err).__name__)\n")
