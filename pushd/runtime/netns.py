@@ -274,6 +274,9 @@ def forwarder_fds(pid: int, endpoint: Forward) -> tuple[int, int]:
         raise NetnsError(f"the sandbox is gone before its network was set up ({err})") from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        # past the endpoint's connections in TIME_WAIT (a forwarder started again); a port
+        # another socket listens on is still refused
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((endpoint.host, endpoint.host_port))
         sock.listen(1024)
     except OSError as err:

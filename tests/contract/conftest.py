@@ -41,6 +41,7 @@ import pytest
 from pushd.paths import Paths
 from pushd.runtime import egress
 from pushd.runtime.base import Runtime, make_runtime
+from pushd.runtime.dynodir import DynoDir
 from pushd.runtime.records import DynoSpec
 from pushd.settings import Settings
 
@@ -99,6 +100,12 @@ class Harness:
                         port=port, memory_mb=256, disk_mb=64,
                         stop_timeout=stop_timeout or self.settings.stop_timeout)
 
+    def forwarder_pid(self, dyno_id: str) -> int | None:
+        """The pid of the web dyno's endpoint forwarder (pushd-netfwd), as its runtime keeps
+        it."""
+        found = DynoDir(self.paths.dynos_dir / dyno_id).read_json("forwarder.json") or {}
+        return found.get("pid")
+
     def cleanup(self) -> None:
         runtime = self.fresh_runtime()
         for info in runtime.list():
@@ -146,6 +153,9 @@ class DockerHarness(SandboxHarness):
         if not client.images.list(name=image_name(self.settings.stack)):
             pytest.fail(f"missing {image_name(self.settings.stack)}: run pushd stack:build",
                         pytrace=False)
+
+    def forwarder_pid(self, dyno_id: str) -> int | None:
+        return (self.runtime._read(dyno_id) or {}).get("pasta")  # the state keeps that key
 
     def cleanup(self) -> None:
         from pushd.runtime.docker.client import INSTANCE, connect, instance_id

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -49,6 +51,24 @@ def test_web_dyno_serves_on_port_behind_the_endpoint_it_reports(harness, slug, d
     again = listed(rt, spec.id)
     assert again is not None and again.running and again.endpoint == endpoint
     assert again.spec == spec
+
+
+def test_a_killed_endpoint_forwarder_is_started_again_on_the_same_endpoint(harness, slug,
+                                                                         dynos):
+    rt = harness.runtime
+    spec = harness.spec(APP, slug, "web", "python3 server.py")
+    start(harness, dynos, spec)
+    endpoint = wait_until(lambda: (i := listed(rt, spec.id)) and i.endpoint)
+    body = wait_until(lambda: get(endpoint), timeout=20)
+    wait_until(lambda: rt.probe(spec), timeout=10)
+    killed = harness.forwarder_pid(spec.id)
+    assert killed
+    os.kill(killed, signal.SIGKILL)
+    # the runtime notices (the shim at once; the docker runtime when it next lists)
+    wait_until(lambda: listed(rt, spec.id) and harness.forwarder_pid(spec.id) != killed
+               and rt.probe(spec), timeout=20)
+    assert wait_until(lambda: get(endpoint), timeout=20) == body  # the same dyno
+    assert listed(rt, spec.id).endpoint == endpoint
 
 
 def test_dyno_is_reported_running_then_exited_with_its_status(harness, slug, dynos):

@@ -37,6 +37,12 @@ def connect(pid: int, uid: int, endpoint: int | None, port: int | None,
     return forward(pid, uid, Forward(endpoint, port), binary, outlive=True)
 
 
+def reforward(pid: int, uid: int, endpoint: int, port: int | None, root: Path) -> Attachment:
+    """The endpoint's forwarder started again (the old one died; the container runs on)."""
+    binary = str(shimbin.ensure(Paths(root), shimbin.FORWARDER))
+    return forward(pid, uid, Forward(endpoint, port or 0), binary, outlive=True)
+
+
 def pasta_alive(pid: int | None, start: int | None) -> bool:
     if not pid or not start:
         return False

@@ -276,8 +276,30 @@ class DockerRuntime:
         summary = containers.get(dyno_id)
         if summary is not None and summary.get("State") in ("running", "restarting", "paused"):
             self._follow(DynoSpec(**state["spec"]), summary["Id"])
+            self._keep_forwarder(dyno_id, state)
             return self._info(state, running=True)
         return self._exited(dyno_id, state, summary)
+
+    def _keep_forwarder(self, dyno_id: str, state: dict[str, Any]) -> None:
+        """A running web container whose endpoint's forwarder died gets another (the
+        endpoint's port is bound again); a failure is logged and tried on the next list."""
+        if (not state.get("endpoint") or not state.get("pid") or state.get("stop_requested")
+                or network.pasta_alive(state.get("pasta"), state.get("pasta_start"))):
+            return
+        spec = DynoSpec(**state["spec"])
+        with self._state_lock:
+            fresh = self._read(dyno_id)
+            if (fresh is None or fresh.get("stop_requested")
+                    or network.pasta_alive(fresh.get("pasta"), fresh.get("pasta_start"))):
+                return
+            try:
+                handle = network.reforward(fresh["pid"], spec.uid, int(fresh["endpoint"]),
+                                           spec.port, self.paths.root)
+            except NetnsError as err:
+                log.warning("%s: endpoint forwarder not started again: %s", dyno_id, err)
+                return
+            fresh.update(pasta=handle.pid, pasta_start=handle.start)
+            self._write(dyno_id, fresh)
 
     def _containers(self) -> dict[str, dict[str, Any]]:
         """This state dir's dyno containers (one-offs aside) as the engine lists them."""
