@@ -123,7 +123,11 @@ def classify(state: Path) -> list[dict[str, list[int]]]:
             continue
         inits = tree.get(child, [])
         app = [p for init in inits for p in descendants(tree, init)]
-        helper = net.get("forwarder", net.get("pasta")) or 0
+        if "forwarder" in net:  # its pid, in forwarder.json while it has one
+            found = json.loads((folder / "forwarder.json").read_text()) if net["forwarder"] else {}
+            helper = found.get("pid", 0)
+        else:
+            helper = net.get("pasta", 0)
         shared = set(egress.processes(state))  # the egress, when this shim happened to start it
         dynos.append({"shim": [shim], "bwrap (outer)": [child], "bwrap (init)": inits,
                       "forwarder" if "forwarder" in net else "pasta": [helper] if helper else [],
