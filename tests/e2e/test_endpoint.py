@@ -1,6 +1,7 @@
 """A web dyno's endpoint is relayed by its forwarder (pushd-netfwd), not a pasta of its own:
 through real nginx, big bodies both ways, an upgraded connection, many requests at once; the
-forwarder keeps serving while the daemon is killed, and comes back when it is killed."""
+forwarder keeps serving while the daemon is killed, and comes back when it is killed. Its
+way out is the shared egress namespace, where the host's loopback is not."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 
 import pytest
 
+from pushd.runtime import egress
+
+from ..loopback import loopback_service
 from ..polling import wait_until
 from .harness import PushdUnderTest
+
+REACH = ("import socket, sys\n"
+         "try:\n"
+         "    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2).close()\n"
+         "    print('reached')\n"
+         "except OSError as err:\n"
+         "    print('blocked', type(err).__name__)\n")
 
 APP = '''\
 import hashlib, os, time
@@ -147,3 +159,25 @@ def test_the_forwarder_outlives_the_daemon_and_comes_back_when_killed(pushd, rel
     assert serves(pushd, relayed) == app_pid
     status = open(f"/proc/{forwarder(pushd, relayed)['pid']}/status").read()
     assert "CapEff:\t0000000000000000" in status  # the app's uid, nothing more
+
+
+def test_a_dyno_goes_out_through_the_shared_egress_never_to_the_hosts_loopback(pushd, relayed):
+    """The dyno's own namespace (entered from outside, as root): its route out is its veth
+    into the egress namespace; the host's loopback services and the dyno endpoints there
+    are not in it."""
+    folder = next(f.parent for f in (pushd.state / "dynos").glob("*/spec.json")
+                  if json.loads(f.read_text())["spec"]["app"] == relayed
+                  and not f.with_name("exit.json").exists())
+    init = json.loads((folder / "net.json").read_text())["init"]
+    endpoint = json.loads((folder / "spec.json").read_text())["endpoint"][1]
+    inside = ["nsenter", f"--net=/proc/{init}/ns/net", "--"]
+    routes = subprocess.run([*inside, "ip", "route"], capture_output=True, text=True).stdout
+    assert routes.startswith("default via 198.18.") and "dev eth0" in routes, routes
+    holder, pasta = egress.processes(pushd.state)  # one pasta for every dyno
+    assert open(f"/proc/{pasta}/comm").read().startswith("pas")
+    with loopback_service() as (port, accepted):
+        for target in (port, endpoint, pushd.http_port, pushd.ssh_port):
+            probe = subprocess.run([*inside, "python3", "-c", REACH, str(target)],
+                                   capture_output=True, text=True)
+            assert probe.stdout.startswith("blocked"), (target, probe.stdout, probe.stderr)
+        assert accepted == []
