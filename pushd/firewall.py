@@ -1,9 +1,10 @@
 """Keep dyno endpoints private and the host's own services out of the apps' reach.
 
 Every dyno runs in a network namespace of its own (`runtime/netns.py`): from inside it cannot
-bind a host port nor reach the host's loopback. What is left on the host runs as app uids: each
-dyno's pasta (its endpoint in `port_range` on the host's loopback, and its outbound
-connections) and, until they get their own network too, builds. One nftables table per state
+bind a host port nor reach the host's loopback. What is left on the host runs as app uids:
+the dynos' shared egress pasta (as `uid_base`, the span's first uid, which no app has:
+`runtime/egress.py`), one-offs' and builds' pastas (their outbound connections), and each web
+dyno's endpoint forwarder (which connects only inside the dyno's namespace). One nftables table per state
 dir (so several pushd instances on a host never undo each other's rules):
 
 - drops new connections (SYN without ACK: replies to the host's own outgoing connections

@@ -1,7 +1,7 @@
 """The per-dyno shim: `python -m pushd.runtime.shim DYNO_DIR`, detached from the daemon.
 
 It owns one dyno for its whole life, in two stages within one process (one pid, so the
-sandbox and its pasta stay its children and `shim.json` keeps naming it):
+sandbox and its endpoint's forwarder stay its children and `shim.json` keeps naming it):
 - here, in Python, briefly: prepare the writable layer and the cgroups, start the sandbox,
   attach its network, record `child.json`/`net.json`; then `exec` the resident part,
 - `pushd-shim` (shim.c, built by `shimbin`): a small C program that pipes the output into
@@ -92,7 +92,7 @@ class Shim:
                                            "started_at": time.time(), "layer": layer,
                                            "cgroup": str(group or "")})
         try:
-            if self.config.get("ksm"):  # after the sandbox started: pasta inherits it, the app not
+            if self.config.get("ksm"):  # after the sandbox started: helpers inherit it, the app not
                 ksm.opt_in()
             init, network = self._attach_network(child, sandbox, group)
             # from here on a SIGTERM is held for the resident part, which sees `stopping`
