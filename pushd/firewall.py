@@ -4,8 +4,8 @@ Every dyno runs in a network namespace of its own (`runtime/netns.py`): from ins
 bind a host port nor reach the host's loopback. What is left on the host runs as app uids:
 the dynos' shared egress pasta (as `uid_base`, the span's first uid, which no app has:
 `runtime/egress.py`), one-offs' and builds' pastas (their outbound connections), and each web
-dyno's endpoint forwarder (which connects only inside the dyno's namespace). One nftables table per state
-dir (so several pushd instances on a host never undo each other's rules):
+dyno's endpoint forwarder (which connects only inside the dyno's namespace). One nftables
+table per state dir (so several pushd instances on a host never undo each other's rules):
 
 - drops new connections (SYN without ACK: replies to the host's own outgoing connections
   pass, and no conntrack is needed) to the dyno port range arriving on any interface but
