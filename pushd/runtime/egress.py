@@ -196,14 +196,42 @@ def join(root: Path, uid: int, pid: int) -> str:
 
 
 def stop(root: Path) -> None:
-    """End the egress namespace's pasta and holder (`pushd down --everything`)."""
+    """End the egress namespace's pasta and holder (`pushd down --all`)."""
     with _locked(root) as state:
-        if _alive(state, "pasta"):
-            detach(Attachment(state["pasta"], state["pasta_start"]))
-        if _alive(state, "holder"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(state["holder"], signal.SIGKILL)
-        state.clear()
+        _stop(state)
+
+
+def _stop(state: dict) -> None:
+    if _alive(state, "pasta"):
+        detach(Attachment(state["pasta"], state["pasta_start"]))
+    if _alive(state, "holder"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state["holder"], signal.SIGKILL)
+    state.clear()
+
+
+def _dynos_left(root: Path) -> bool:
+    """A dyno of either runtime is still recorded in this state dir (its folder, or its
+    state file): its namespace may be joined already, or about to be."""
+    with contextlib.suppress(OSError):
+        for entry in (root / "dynos").iterdir():
+            if entry.is_dir() and not entry.name.startswith("."):
+                return True
+    with contextlib.suppress(OSError):
+        return any((root / "docker" / "dynos").glob("*.json"))
+    return False
+
+
+def stop_when_unused(root: Path) -> bool:
+    """`stop` once the last dyno is removed (checked under the lock `join` takes, after a
+    new dyno's folder is made: a dyno starting meanwhile is seen). True when it stopped."""
+    if not (folder(root) / "egress.json").exists():
+        return False
+    with _locked(root) as state:
+        if _dynos_left(root) or not (_alive(state, "holder") or _alive(state, "pasta")):
+            return False
+        _stop(state)
+    return True
 
 
 def processes(root: Path) -> list[int]:

@@ -27,7 +27,7 @@ from ..errors import RuntimeFailure
 from ..paths import Paths
 from ..procs import oneoff_owner_alive, owner_token
 from ..settings import Settings
-from . import ksm, seccomp, shimbin
+from . import egress, ksm, seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
@@ -241,6 +241,7 @@ class SandboxRuntime:
         DynoDir.release_cgroup(folder.cgroup())
         shutil.rmtree(folder.path, ignore_errors=True)
         self.endpoints.guard(self.list())
+        egress.stop_when_unused(self.paths.root)  # the last dyno gone: nothing goes out
 
     def sweep(self) -> list[str]:
         """Remove what one-offs left when the process running them (a daemon, a local

@@ -212,3 +212,13 @@ def test_a_killed_egress_pasta_comes_back_for_the_same_dynos(root, boxes):
     assert egress.revive(root, EGRESS_UID)
     assert egress.processes(root)[0] == holder and len(egress.processes(root)) == 2
     assert not egress.revive(root, EGRESS_UID)  # nothing to do
+
+
+def test_the_egress_ends_with_the_last_dyno_of_its_state_dir(root, boxes):
+    box = boxes(SLEEP)
+    (root / "dynos" / "1-web.1-x").mkdir(parents=True)  # a dyno still recorded
+    egress.join(root, EGRESS_UID, box.init)
+    assert not egress.stop_when_unused(root) and len(egress.processes(root)) == 2
+    (root / "dynos" / "1-web.1-x").rmdir()  # the runtime removed it
+    assert egress.stop_when_unused(root)
+    assert egress.processes(root) == []

@@ -37,6 +37,7 @@ from ...logs import AppLog
 from ...paths import Paths
 from ...procs import owner_alive, owner_token
 from ...settings import Settings
+from .. import egress
 from ..base import register
 from ..endpoints import HostEndpoints
 from ..netns import NetnsError, listening
@@ -417,6 +418,7 @@ class DockerRuntime:
         self._cursor_path(dyno_id).unlink(missing_ok=True)
         if state.get("endpoint"):
             self.endpoints.guard(self.list())
+        egress.stop_when_unused(self.paths.root)  # the last dyno gone: nothing goes out
 
     def sweep(self) -> list[str]:
         """Containers of this state dir that nobody owns any more: one-offs whose process
