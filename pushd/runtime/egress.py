@@ -45,6 +45,7 @@ NFT = shutil.which("nft", path=SYSTEM_PATH + ":/usr/sbin:/sbin") or "/usr/sbin/n
 NSENTER = shutil.which("nsenter", path=SYSTEM_PATH) or "/usr/bin/nsenter"
 UNSHARE = shutil.which("unshare", path=SYSTEM_PATH) or "/usr/bin/unshare"
 SLEEP = shutil.which("sleep", path=SYSTEM_PATH) or "/bin/sleep"
+SYSCTL = shutil.which("sysctl", path=SYSTEM_PATH + ":/usr/sbin:/sbin") or "/usr/sbin/sysctl"
 HOLD_TIMEOUT = 5.0
 RULES = """\
 table inet pushd_egress
@@ -144,7 +145,7 @@ def _ensure(state: dict, uid: int) -> int:
         holder, start = _hold(uid)
         try:
             _in_netns(holder, [IP, "link", "set", "lo", "up"])
-            _in_netns(holder, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            _in_netns(holder, [SYSCTL, "-qw", "net.ipv4.ip_forward=1"])
             _in_netns(holder, [NFT, "-f", "-"], RULES)
         except (NetnsError, OSError, subprocess.TimeoutExpired) as err:
             os.kill(holder, signal.SIGKILL)
