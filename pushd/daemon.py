@@ -21,6 +21,7 @@ from . import firewall, metrics
 from .errors import Conflict, PushdError
 from .platform import Platform, is_daemon_argv
 from .procs import port_holder, read_pid_file, write_pid_file
+from .runtime import egress
 from .runtime.endpoints import endpoint_pairs
 from .settings import Settings
 
@@ -180,6 +181,8 @@ def run(platform: Platform) -> None:
                 if ticks % 5 == 0 and settings.firewall and firewall.installed(settings) == "":
                     log.warning("dyno port rules were removed from outside; putting them back")
                     firewall.apply(settings, endpoint_pairs(platform.runtime.list()))
+                if ticks % 5 == 0 and egress.revive(paths.root, settings.uid_base):
+                    log.warning("the dynos' egress pasta had gone; started it again")
             except Exception:
                 log.exception("housekeeping failed")
     finally:
@@ -354,6 +357,7 @@ def stop(platform: Platform, everything: bool = False, timeout: float = 30.0) ->
         for app_id in sorted({d.spec.app_id for d in runtime.list()}):
             stop_app_dynos(runtime, app_id, platform.settings.stop_timeout + 5, events=events)
         runtime.sweep()  # one-offs the stopped daemon was running
+        egress.stop(platform.paths.root)  # the dynos' shared way out
         platform.router.stop()
         firewall.remove(platform.settings)
         from .addons.service import stop_all

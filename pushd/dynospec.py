@@ -19,8 +19,9 @@ from .settings import Settings, app_uid
 
 
 def reachable_ports(store, app_id: int) -> tuple[int, ...]:  # noqa: ANN001
-    """The host loopback ports an app's dynos must reach: its add-ons' (the one place this
-    is decided, for any per-dyno network mechanism)."""
+    """The add-on ports an app's dynos (one-offs too) reach at 127.0.0.1:PORT inside, each
+    relayed to its add-on's unix socket (`addons/reach.py`): the one place this is decided,
+    for any runtime."""
     return tuple(store.addon_ports(app_id))
 
 # under dynos/, whose dot-named entries the runtime never takes for dynos

@@ -1,10 +1,11 @@
 """Keep dyno endpoints private and the host's own services out of the apps' reach.
 
 Every dyno runs in a network namespace of its own (`runtime/netns.py`): from inside it cannot
-bind a host port nor reach the host's loopback. What is left on the host runs as app uids: each
-dyno's pasta (its endpoint in `port_range` on the host's loopback, and its outbound
-connections) and, until they get their own network too, builds. One nftables table per state
-dir (so several pushd instances on a host never undo each other's rules):
+bind a host port nor reach the host's loopback. What is left on the host runs as app uids:
+the dynos' shared egress pasta (as `uid_base`, the span's first uid, which no app has:
+`runtime/egress.py`), one-offs' and builds' pastas (their outbound connections), and each web
+dyno's endpoint forwarder (which connects only inside the dyno's namespace). One nftables
+table per state dir (so several pushd instances on a host never undo each other's rules):
 
 - drops new connections (SYN without ACK: replies to the host's own outgoing connections
   pass, and no conntrack is needed) to the dyno port range arriving on any interface but
@@ -40,16 +41,14 @@ def table_name(settings: Settings) -> str:
     return f"pushd_{digest}"
 
 
-def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = (),
-            addons: Iterable[int] = ()) -> str:
+def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> str:
     """The nft script that (re)creates this instance's table atomically. `own` holds the
     (port, app uid) of every running web dyno of this instance.
 
     App uids are refused only this instance's dyno ports (the `web` set), never the whole
     range: an accept in one table cannot undo a reject in another, so two instances on one
-    host must not refuse each other's ports. For the same reason the catch-all refusal of
-    host addresses leaves `addon_port_range` out, and each table refuses app uids its own
-    add-ons' ports (`addons`) unless the (port, uid) pair is in `own`."""
+    host must not refuse each other's ports. Add-ons get no exception: dynos reach them over
+    unix sockets (`addons/reach.py`), never the host's loopback."""
     low, high = settings.port_range
     first_uid = settings.uid_base
     last_uid = settings.uid_base + APP_UID_SPAN - 1
@@ -57,15 +56,12 @@ def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = (),
     pairs = sorted({(int(port), int(uid)) for port, uid in own})
     own_set = _set("inet_service . uid", [f"{port} . {uid}" for port, uid in pairs])
     web_set = _set("inet_service", sorted({str(port) for port, _ in pairs}))
-    addon_set = _set("inet_service", [str(p) for p in sorted({int(p) for p in addons})])
-    a_low, a_high = settings.addon_port_range
     return (
         f"table inet {name}\n"
         f"delete table inet {name}\n"
         f"table inet {name} {{\n"
         f"  set own {{ {own_set} }}\n"
         f"  set web {{ {web_set} }}\n"
-        f"  set addon {{ {addon_set} }}\n"
         f"  chain input {{\n"
         f"    type filter hook input priority filter; policy accept;\n"
         f'    iifname != "lo" tcp dport {low}-{high} tcp flags & (syn | ack) == syn drop\n'
@@ -75,9 +71,7 @@ def ruleset(settings: Settings, own: Iterable[tuple[int, int]] = (),
         f'    oifname "lo" tcp dport . meta skuid @own accept\n'
         f'    oifname "lo" tcp dport @web meta skuid {first_uid}-{last_uid} '
         f"reject with tcp reset\n"
-        f"    tcp dport @addon meta skuid {first_uid}-{last_uid} reject with tcp reset\n"
         f"    meta skuid {first_uid}-{last_uid} fib daddr type local "
-        f"tcp dport != {a_low}-{a_high} "
         f"tcp flags & (syn | ack) == syn reject with tcp reset\n"
         f"    meta skuid {first_uid}-{last_uid} fib daddr type local meta l4proto udp "
         f"reject\n"
@@ -102,9 +96,7 @@ def apply(settings: Settings, own: Iterable[tuple[int, int]] = ()) -> None:
     if shutil.which("nft") is None:
         raise PushdError("nft (package nftables) is missing: dyno ports would be reachable "
                          "from outside; install nftables")
-    from .addons.reach import instance_ports
-
-    done = _nft(ruleset(settings, own, instance_ports(settings)))
+    done = _nft(ruleset(settings, own))
     if done.returncode != 0:
         raise PushdError(f"nft refused pushd's dyno rules: {done.stderr.strip()}")
 

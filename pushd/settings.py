@@ -68,7 +68,7 @@ class Settings:
     port_range: tuple[int, int] = (20000, 29999)  # host endpoints of web dynos
     dyno_port: int = 5000  # $PORT: where a web dyno listens, in its own network
     # host loopback ports of add-on services (pushd's postgres cluster, each redis-server);
-    # a dyno reaches its own add-ons' ports only (pasta -T, the firewall's `own` pairs)
+    # add-on servers' loopback ports (dynos reach them through unix sockets: addons/reach.py)
     addon_port_range: tuple[int, int] = (19000, 19999)
     # kind -> an external server's admin URL for new add-ons (`providers:add` overrides)
     addon_servers: dict[str, str] = field(default_factory=dict)

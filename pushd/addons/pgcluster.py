@@ -1,11 +1,14 @@
 """pushd's own PostgreSQL cluster: `initdb` into the state dir on first use, its own loopback
 port, started by pushd (no systemd), outliving the daemon and adopted by the next one, like
 nginx. It runs as the `postgres` system user; pushd talks to it as superuser over a unix
-socket in a folder only `postgres` and root may enter; apps reach it over TCP on 127.0.0.1
-with their own role's password (scram-sha-256)."""
+socket in a folder only `postgres` and root may enter (peer: only root and `postgres` may
+be the superuser on any socket); apps reach it over a second unix socket in its add-on
+socket folder (`reach.py`: their forwarder relays 127.0.0.1:PORT to it), and pushd's own
+tools over TCP on 127.0.0.1, each role with its own password (scram-sha-256)."""
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 import time
 from pathlib import Path
@@ -13,11 +16,13 @@ from pathlib import Path
 from ..procs import live_stat
 from .base import AddonError, ProviderEnv
 from .proc import as_user, free_port, locked, owned_dir, run
+from .reach import make_socket_dir
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 USER = "postgres"
-HBA = ("# pushd: superuser over its private socket only; apps by password over TCP\n"
-       "local all postgres trust\n"
+HBA = ("# pushd: the superuser is root or postgres (peer); apps by password\n"
+       "local all postgres peer map=pushd\n"
+       "local all all scram-sha-256\n"
        "host all all 127.0.0.1/32 scram-sha-256\n")
 
 
@@ -28,6 +33,7 @@ class Cluster:
         self.data = self.root / "data"
         self.run_dir = self.root / "run"
         self.port_file = self.root / "port"
+        self.state_dir = env.paths.root
 
     @property
     def port(self) -> int:
@@ -67,9 +73,12 @@ class Cluster:
             if not (self.data / "PG_VERSION").exists():
                 self._init()
             owned_dir(self.run_dir, USER)
+            apps = make_socket_dir(self.state_dir, self.port, USER, f".s.PGSQL.{self.port}")
+            self._write_auth()  # an older cluster's trusted socket too
             (self.data / "postmaster.pid").unlink(missing_ok=True)  # a dead one's (checked)
             log = self.root / "postgresql.log"
-            opts = (f"-p {self.port} -k {self.run_dir} -c listen_addresses=127.0.0.1")
+            opts = (f"-p {self.port} -k {self.run_dir},{apps} "
+                    "-c listen_addresses=127.0.0.1")
             run(as_user(USER, [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(log),
                                "-o", opts, "-w", "-t", "30", "start"]),
                 "starting pushd's PostgreSQL cluster", timeout=40)
@@ -93,11 +102,19 @@ class Cluster:
             "initdb for pushd's PostgreSQL cluster", timeout=120)
         taken = {int(p.read_text()) for p in [self.port_file] if p.exists()}
         self.port_file.write_text(str(free_port(self.settings.addon_port_range, taken)))
-        (data / "pg_hba.conf").write_text(HBA)
         with open(data / "postgresql.conf", "a") as conf:
             conf.write("\n# pushd\nshared_buffers = 16MB\nmax_connections = 200\n"
                        "password_encryption = scram-sha-256\n")
-        run(["chown", f"{USER}:{USER}", str(data / "pg_hba.conf")], "chown")
+
+    def _write_auth(self) -> None:
+        """pg_hba.conf and the peer map: root, postgres (and pushd's user, not root) may be
+        the superuser over a socket; everyone else gives a role's password."""
+        users = sorted({"root", USER, getpass.getuser()})
+        (self.data / "pg_hba.conf").write_text(HBA)
+        (self.data / "pg_ident.conf").write_text(
+            "".join(f"pushd {user} {USER}\n" for user in users))
+        for name in ("pg_hba.conf", "pg_ident.conf"):
+            run(["chown", f"{USER}:{USER}", str(self.data / name)], "chown")
 
     def stop(self) -> None:
         """For tests and `pushd down --all`: a fast shutdown."""

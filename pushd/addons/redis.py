@@ -19,6 +19,7 @@ from typing import Any
 from ..procs import live_stat, write_pid_file
 from .base import AddonError, ProviderEnv, State, password, register
 from .proc import as_user, free_port, locked, owned_dir
+from .reach import make_socket_dir, socket_dir
 
 SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 USER = "redis"
@@ -62,8 +63,12 @@ def _read(stream: Any) -> Any:
     raise ValueError("bad reply")
 
 
-def config_text(state: State, folder: Path) -> str:
+SOCKET = "redis.sock"  # in its add-on socket folder (`reach.py`): how dynos reach it
+
+
+def config_text(state: State, folder: Path, sockets: Path) -> str:
     return (f"port {state['port']}\nbind 127.0.0.1\nprotected-mode yes\ndaemonize no\n"
+            f"unixsocket {sockets / SOCKET}\nunixsocketperm 777\n"
             f"dir {folder}\nappendonly yes\nappendfsync everysec\n"
             f"requirepass {state['password']}\nlogfile {folder / 'redis.log'}\n"
             "maxclients 1000\n")
@@ -92,7 +97,8 @@ class RedisProvider:
     def _start(self, state: State, *extra: str) -> None:
         folder = owned_dir(self.folder(state), USER)
         conf = folder / "redis.conf"
-        conf.write_text(config_text(state, folder))
+        sockets = make_socket_dir(self.env.paths.root, state["port"], USER, SOCKET)
+        conf.write_text(config_text(state, folder, sockets))
         os.chmod(conf, 0o600)
         shutil.chown(conf, USER, USER) if os.geteuid() == 0 else None
         with open(os.devnull, "rb") as devnull:
@@ -149,7 +155,8 @@ class RedisProvider:
         new = {**state, "password": password()}
         call(state["port"], state["password"], "ACL", "SETUSER", "default", f">{new['password']}")
         conf = self.folder(state) / "redis.conf"
-        conf.write_text(config_text(new, self.folder(state)))  # what a restart takes
+        conf.write_text(config_text(new, self.folder(state),  # what a restart takes
+                                    socket_dir(self.env.paths.root, state["port"])))
         return new
 
     def revoke(self, old: State, new: State) -> None:
@@ -175,6 +182,7 @@ class RedisProvider:
         with self._lock(state):
             self._stop(state)
             shutil.rmtree(self.folder(state), ignore_errors=True)
+            shutil.rmtree(socket_dir(self.env.paths.root, state["port"]), ignore_errors=True)
             (self.root / f".{state['name']}.lock").unlink(missing_ok=True)
 
     def info(self, state: State) -> dict[str, str]:

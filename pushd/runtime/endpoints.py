@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from .. import firewall
 from ..ports import PortAllocator
 from ..settings import Settings
-from .records import DynoInfo, DynoSpec, Endpoint
+from .records import DynoInfo, Endpoint
 
 log = logging.getLogger("pushd.runtime")
 
@@ -26,18 +26,9 @@ Pairs = frozenset[tuple[int, int]]
 
 
 def endpoint_pairs(infos: Iterable[DynoInfo]) -> Pairs:
-    """(endpoint port, app uid) of every running dyno with a loopback endpoint, and (add-on
-    port, app uid) of the add-on ports running dynos reach (`DynoSpec.reach`)."""
-    infos = list(infos)
-    pairs = {(i.endpoint.port, i.spec.uid) for i in infos
-             if i.running and i.endpoint is not None}
-    pairs |= {(int(port), i.spec.uid) for i in infos if i.running for port in i.spec.reach}
-    return frozenset(pairs)
-
-
-def reach_pairs(spec: DynoSpec) -> Pairs:
-    """(add-on port, app uid) a dyno about to start must reach."""
-    return frozenset((int(port), spec.uid) for port in spec.reach)
+    """(endpoint port, app uid) of every running dyno with a loopback endpoint."""
+    return frozenset((i.endpoint.port, i.spec.uid) for i in infos
+                     if i.running and i.endpoint is not None)
 
 
 class HostEndpoints:

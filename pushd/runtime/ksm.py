@@ -1,5 +1,8 @@
 """Kernel same-page merging (KSM) for the platform's per-dyno processes: opt-in, `dyno_ksm`.
 
+(Dynos no longer have a pasta each, see `egress.py`: what is below was measured when they
+did; the shim still opts in its helpers, now the endpoint's forwarder.)
+
 Each dyno's pasta (passt 2023-03, Debian 12) writes zeros over about 22 MB of its static
 buffers as it starts: about 29 MB PSS per dyno, far more than the shim, bwrap or a small app.
 With KSM those zeroed pages are mapped to the kernel's zero page (`use_zero_pages`) and the

@@ -1,10 +1,12 @@
-"""A sandbox's own network: pasta (Debian `passt`) attached to its network namespace.
+"""A sandbox's own network: pasta (Debian `passt`) attached to its network namespace, or for
+a web dyno's endpoint, `pushd-netfwd` (`forward`).
 
 Every dyno, one-off and build runs in a network namespace of its own (`bwrap --unshare-net`):
 it cannot bind host ports nor reach the host's loopback services, the platform's ports or
-other dynos. pasta gives it an interface and routes copied from the host, so it gets outbound
-access wherever the host has it, and forwards a host loopback port (the endpoint the platform
-owns) to $PORT inside for web dynos.
+other dynos. pasta gives a one-off, a build, or the dynos' shared egress namespace
+(`egress.py`) an interface and routes copied from the host, so they get outbound access
+wherever the host has it. A web dyno's endpoint (a host loopback port the platform owns) is
+relayed to $PORT inside by `pushd-netfwd` (`netfwd.c`, about 0.1 MB where a pasta is 29 MB).
 
 pasta runs as the app's uid, so the firewall (`firewall.py`, on `meta skuid`) refuses its
 outbound connections to any address of this host: that is what keeps a dyno off the host's
@@ -42,6 +44,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import RuntimeFailure
 from ..procs import live_stat, proc_stat
@@ -78,18 +81,15 @@ class Attachment:
 
 
 def pasta_argv(uid: int, netns: str, userns: str | None, forwards: Sequence[Forward] = (),
-               pid_file: str | None = None, outlive: bool = False,
-               reach: Sequence[int] = ()) -> list[str]:
+               pid_file: str | None = None, outlive: bool = False) -> list[str]:
     """argv for: setpriv (drop to uid, die with the parent) -> pasta joined to the namespace.
 
     Only TCP from the host to the forwarded ports comes in; nothing from the namespace reaches
     the host's loopback (`-T none -U none`, `--no-map-gw`). pasta writes its pid to `pid_file`
     once it is set up (its ports bound, the namespace configured). `outlive`: no death signal
     (a container's pasta keeps serving while the daemon is down; its owner detaches it).
-    `reach`: host loopback ports (the app's add-ons) the namespace reaches on its own
-    127.0.0.1 at the same port number (`-T`); nothing else of the host's loopback."""
+    Add-ons are reached through the forwarder (`reach_fds`), never through pasta."""
     tcp = ",".join(f"{f.host}/{f.host_port}:{f.port}" for f in forwards) or "none"
-    tcp_out = ",".join(str(int(port)) for port in reach) or "none"
     ready = ["--pid", pid_file] if pid_file else []
     death = [] if outlive else ["--pdeathsig=SIGKILL"]
     # a namespace of the host's own user namespace (a container's): pasta joins it without
@@ -100,12 +100,11 @@ def pasta_argv(uid: int, netns: str, userns: str | None, forwards: Sequence[Forw
     return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *death,
             "--", PASTA, "--foreground", "--quiet", *ready,
             "--netns", netns, *user, "--config-net", "--no-map-gw",
-            "-t", tcp, "-u", "none", "-T", tcp_out, "-U", "none"]
+            "-t", tcp, "-u", "none", "-T", "none", "-U", "none"]
 
 
 def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
-           timeout: float = READY_TIMEOUT, outlive: bool = False,
-           reach: Sequence[int] = ()) -> Attachment:
+           timeout: float = READY_TIMEOUT, outlive: bool = False) -> Attachment:
     """Start pasta for the network namespace of process `pid`, as `uid`; return once it is
     set up (its forwards bound on the host, the namespace configured). Raises NetnsError with
     pasta's own reason when it exits instead (a host port already taken, say). `outlive`: in a
@@ -126,8 +125,7 @@ def attach(pid: int, uid: int, forwards: Sequence[Forward] = (),
             proc = subprocess.Popen(
                 pasta_argv(uid, f"/proc/self/fd/{net}", None if own else f"/proc/self/fd/{user}",
                            forwards,
-                           pid_file=f"/proc/self/fd/{ready_w}", outlive=outlive,
-                           reach=reach),
+                           pid_file=f"/proc/self/fd/{ready_w}", outlive=outlive),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                 pass_fds=(net, user, ready_w), close_fds=True, cwd="/",
                 start_new_session=outlive)
@@ -253,3 +251,105 @@ def listening(pid: int, port: int) -> bool:
     the probe that a web dyno is up. A connect to the host endpoint cannot tell (pasta accepts
     first, whether or not anything listens inside)."""
     return port in _listening_ports(pid)
+
+
+def forward(pid: int, uid: int, endpoint: Forward | None, binary: str,
+            outlive: bool = False, reach: Sequence[Reach] = ()) -> Attachment:
+    """A dyno's forwarder without pasta: `pushd-netfwd` (netfwd.c, ~0.1 MB) relays the
+    host loopback port `endpoint.host_port`, bound here (a taken port fails now, with its
+    reason), to `endpoint.port` inside the network namespace of process `pid`, as `uid`,
+    and listens on 127.0.0.1:PORT inside for each of the app's add-ons (`reach`), relayed to
+    the add-on's unix socket. It dies with this process unless `outlive` (a container's: in a
+    session of its own)."""
+    listener, net = forwarder_fds(pid, endpoint)
+    dirs = reach_fds(reach)
+    try:
+        return spawn_forwarder(binary, listener, net, endpoint.port if endpoint else 0, uid,
+                               outlive, dirs)
+    finally:
+        for fd in (listener, net, *(fd for _, fd, _ in dirs)):
+            if fd >= 0:
+                os.close(fd)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """An add-on port reached at 127.0.0.1:`port` inside, relayed to the unix socket `name`
+    in `folder` (`addons.reach.targets`)."""
+
+    port: int
+    folder: str
+    name: str
+
+
+def reach_of(root: Path, ports: Sequence[int]) -> list[Reach]:
+    """The add-on sockets behind an app's add-on `ports` (`DynoSpec.reach`) in state dir
+    `root`."""
+    from ..addons.reach import targets
+
+    return [Reach(port, str(folder), name) for port, folder, name in targets(root, ports)]
+
+
+def reach_fds(reach: Sequence[Reach]) -> list[tuple[int, int, str]]:
+    """(port, O_PATH descriptor of the socket's folder, socket name) for the forwarder: it
+    reaches each socket as /proc/self/fd/N/NAME once it runs as the app's uid. A folder that
+    cannot be opened is left out (that add-on is not reachable; the dyno still runs)."""
+    opened = []
+    for item in reach:
+        try:
+            fd = os.open(item.folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        opened.append((int(item.port), fd, item.name))
+    return opened
+
+
+def reach_arg(dirs: Sequence[tuple[int, int, str]]) -> str:
+    """The forwarder's REACH argument: "PORT:DIRFD:NAME;..."."""
+    return ";".join(f"{port}:{fd}:{name}" for port, fd, name in dirs)
+
+
+def forwarder_fds(pid: int, endpoint: Forward | None) -> tuple[int, int]:
+    """(the endpoint's listening socket, bound on the host, or -1 without an endpoint; the
+    network namespace of `pid`), the descriptors a forwarder is started with (a shim keeps
+    them, to start it again). Raises NetnsError."""
+    try:
+        net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetnsError(f"the sandbox is gone before its network was set up ({err})") from None
+    if endpoint is None:
+        return -1, net
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # past the endpoint's connections in TIME_WAIT (a forwarder started again); a port
+        # another socket listens on is still refused
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((endpoint.host, endpoint.host_port))
+        sock.listen(1024)
+    except OSError as err:
+        sock.close()
+        os.close(net)
+        raise NetnsError(f"{endpoint.host}:{endpoint.host_port}: {err.strerror or err}"
+                         ) from None
+    return sock.detach(), net
+
+
+def forwarder_argv(binary: str, listener: int, net: int, port: int, uid: int,
+                   outlive: bool = False, reach: str = "") -> list[str]:
+    return [binary, str(listener), str(net), str(port), str(uid), "0" if outlive else "1",
+            *([reach] if reach else [])]
+
+
+def spawn_forwarder(binary: str, listener: int, net: int, port: int, uid: int,
+                    outlive: bool = False,
+                    dirs: Sequence[tuple[int, int, str]] = ()) -> Attachment:
+    fds = tuple(fd for fd in (listener, net, *(fd for _, fd, _ in dirs)) if fd >= 0)
+    try:
+        proc = subprocess.Popen(
+            forwarder_argv(binary, listener, net, port, uid, outlive, reach_arg(dirs)),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=fds, close_fds=True, cwd="/", start_new_session=outlive)
+    except OSError as err:
+        raise NetnsError(f"could not start the dyno's forwarder: {err}") from None
+    return Attachment(proc.pid, _start_of(proc.pid))

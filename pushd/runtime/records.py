@@ -34,7 +34,8 @@ class DynoSpec:
     disk_mb: int = 0  # size of the writable layer over the slug; 0: unbounded
     stop_timeout: float = 30.0
     image: str = ""  # a Dockerfile release's image (runtimes that run images); "": the slug
-    # host loopback ports the dyno reaches at 127.0.0.1:PORT inside (its app's add-ons)
+    # its app's add-on ports, reached at 127.0.0.1:PORT inside (the forwarder relays each to
+    # the add-on's unix socket: addons/reach.py)
     reach: tuple[int, ...] = ()
 
     @property

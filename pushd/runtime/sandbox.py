@@ -27,12 +27,12 @@ from ..errors import RuntimeFailure
 from ..paths import Paths
 from ..procs import oneoff_owner_alive, owner_token
 from ..settings import Settings
-from . import ksm, seccomp, shimbin
+from . import egress, ksm, seccomp, shimbin
 from .base import register
 from .bwrap import Bind, bwrap_argv
 from .dynodir import CGROUP_ENTER, DynoDir, alive, signal_sandbox
-from .endpoints import HostEndpoints, reach_pairs
-from .netns import Attachment, NetnsError, attach, detach, listening
+from .endpoints import HostEndpoints
+from .netns import Attachment, NetnsError, attach, detach, forward, listening, reach_of
 from .records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from .sandboxio import CLIENT_POLL, ClientEnd, SandboxInfo, kill_sandbox, start_pipes, start_tty
 
@@ -127,9 +127,8 @@ class SandboxRuntime:
             raise RuntimeFailure(f"Dyno {spec.id} exists already")
         known = self.list()
         web = self.endpoints.allocate(known) if spec.port else None  # RuntimeFailure if full
-        adding = reach_pairs(spec) | ({(web.port, spec.uid)} if web is not None else set())
-        if adding:  # before pasta binds it: the app's own uid may reach it (and its add-ons)
-            self.endpoints.guard(known, frozenset(adding))
+        if web is not None:  # before its forwarder binds it: the app's own uid may reach it
+            self.endpoints.guard(known, frozenset({(web.port, spec.uid)}))
         try:
             folder.path.mkdir(parents=True)
         except FileExistsError:
@@ -139,7 +138,9 @@ class SandboxRuntime:
             "spec": asdict(spec), "log_file": str(self.paths.log_file(spec.app_id)),
             "log_max_bytes": self.settings.log_max_bytes, "created_at": time.time(),
             "endpoint": list(web) if web else None,
-            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm})
+            "shim_binary": str(shimbin.ensure(self.paths)), "ksm": self.settings.dyno_ksm,
+            "forwarder_binary": str(shimbin.ensure(self.paths, shimbin.FORWARDER)),
+            "egress_uid": self.settings.uid_base})
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": package_root,
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -156,6 +157,7 @@ class SandboxRuntime:
         """At `pushd up`: what this runtime needs of the host is there (the shim built, KSM
         on if `dyno_ksm`)."""
         shimbin.ensure(self.paths)
+        shimbin.ensure(self.paths, shimbin.FORWARDER)
         if self.settings.dyno_ksm:
             ksm.enable_host()
 
@@ -210,10 +212,18 @@ class SandboxRuntime:
         return self._dir(dyno_id).memory()  # its memory cgroup, while the shim keeps it
 
     def probe(self, spec: DynoSpec) -> bool:
-        """The dyno listens on $PORT in its own network, and its pasta (the endpoint) runs."""
-        net = self._dir(spec.id).read_json("net.json")
-        return bool(net and spec.port and alive(net["pasta"], net["pasta_start"])
-                    and listening(net["init"], spec.port))
+        """The dyno listens on $PORT in its own network, and its forwarder (the endpoint)
+        runs (`pasta`: a dyno started before pushd-netfwd)."""
+        folder = self._dir(spec.id)
+        net = folder.read_json("net.json")
+        if not (net and spec.port):
+            return False
+        if "forwarder" in net:
+            helper = folder.read_json("forwarder.json") or {}
+            pid, start = helper.get("pid"), helper.get("start")
+        else:
+            pid, start = net["pasta"], net["pasta_start"]
+        return bool(alive(pid, start) and listening(net["init"], spec.port))
 
     def remove(self, dyno_id: str) -> None:
         folder = self._dir(dyno_id)
@@ -232,6 +242,7 @@ class SandboxRuntime:
         DynoDir.release_cgroup(folder.cgroup())
         shutil.rmtree(folder.path, ignore_errors=True)
         self.endpoints.guard(self.list())
+        egress.stop_when_unused(self.paths.root)  # the last dyno gone: nothing goes out
 
     def sweep(self) -> list[str]:
         """Remove what one-offs left when the process running them (a daemon, a local
@@ -257,7 +268,7 @@ class SandboxRuntime:
         folder.path.mkdir(parents=True, exist_ok=True)
         group = None
         proc = None
-        network: Attachment | None = None
+        network: list[Attachment] = []
         sandbox = SandboxInfo()
         try:
             layer = folder.prepare_layer(spec.slug_dir, spec.uid, spec.disk_mb)
@@ -276,7 +287,7 @@ class SandboxRuntime:
             finally:
                 sandbox.close_writer()  # bwrap has its own copy now
                 os.close(denylist)
-            network = self._attach_network(proc, sandbox, spec)
+            network = self._attach_network(proc, sandbox, spec, self.paths)
             status = self._wait(proc, client, spec)
             # bwrap's init outlives the main process while anything it started still runs,
             # and holds the output open: a moment to finish, then the rest of the dyno goes
@@ -292,7 +303,8 @@ class SandboxRuntime:
                 if proc.poll() is None:
                     kill_sandbox(proc)
                 sandbox.kill_all(group)
-            detach(network)
+            for helper in network:
+                detach(helper)
             sandbox.close()
             folder.release_layer()
             DynoDir.release_cgroup(group)
@@ -300,17 +312,24 @@ class SandboxRuntime:
 
     @staticmethod
     def _attach_network(proc: subprocess.Popen, sandbox: SandboxInfo,
-                        spec: DynoSpec) -> Attachment | None:
-        """A one-off's way out (no ports in): pasta on its own network namespace. Without
-        it the one-off still runs, offline, and it is told why on its stderr."""
+                        spec: DynoSpec, paths: Paths) -> list[Attachment]:
+        """A one-off's way out (no ports in): pasta on its own network namespace, and its
+        app's add-ons at 127.0.0.1:PORT inside, as a dyno's (a forwarder to their unix
+        sockets). Without them the one-off still runs, offline, and the log says why."""
         init = sandbox.wait_init(proc, LAUNCH_GRACE)
         if init is None:
-            return None
+            return []
+        helpers = []
         try:
-            return attach(init, spec.uid, reach=spec.reach)
+            helpers.append(attach(init, spec.uid))
+            reach = reach_of(paths.root, spec.reach)
+            if reach:
+                helpers.append(forward(init, spec.uid, None,
+                                       str(shimbin.ensure(paths, shimbin.FORWARDER)),
+                                       reach=reach))
         except NetnsError as err:
             log.warning("one-off %s runs without a network: %s", spec.id, err)
-            return None
+        return helpers
 
     @staticmethod
     def _wait(proc: subprocess.Popen, client: ClientEnd, spec: DynoSpec) -> int:

@@ -14,13 +14,20 @@
  *     (not bwrap's monitor nor its init), SIGKILLs them after the stop timeout;
  *   - once the main process (the outer bwrap) exits, gives what it left DRAIN_MS to finish
  *     its output, then kills the rest (the sandbox's init, the cgroup's members);
- *   - reaps, stops pasta, and execs the finisher (the argv after "--", with the exit status,
- *     whether a stop was begun, whether SIGKILL followed; see shim.py `finish`).
+ *   - a web dyno, or one with add-ons: keeps the endpoint's listening socket, the dyno's
+ *     network namespace and the add-ons' socket folders, and starts the forwarder
+ *     (pushd-netfwd) again whenever it dies (at most once a second), recording it in
+ *     forwarder.json: the port is never let go meanwhile;
+ *   - reaps, stops the forwarder (or pasta), and execs the finisher (the argv after "--", with
+ *     the exit status, whether a stop was begun, whether SIGKILL followed; see shim.py
+ *     `finish`).
  * It writes no platform event lines; the finisher reports what happened.
  *
  * usage: pushd-shim DIR CHILD INIT INIT_START PASTA OUT_FD LOG LOG_MAX DYNO STOP_TIMEOUT
- *                   CGROUP -- FINISHER...
- * (INIT, PASTA 0 when unknown; CGROUP "" for none.)
+ *                   CGROUP FORWARDER -- FINISHER...
+ * (INIT, PASTA 0 when unknown; PASTA: the forwarder's pid; CGROUP "" for none; FORWARDER
+ * "LISTEN_FD,NETNS_FD,PORT,UID,REACH,BINARY", or "" for a dyno without a forwarder; LISTEN_FD
+ * -1 without an endpoint; REACH as pushd-netfwd takes it, "" for none.)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -51,6 +58,7 @@
 #define TAIL_EVERY_MS 250
 #define DRAIN_MS 500                  /* sandbox.DRAIN_AFTER_EXIT */
 #define PASTA_STOP_MS 2000            /* netns.STOP_TIMEOUT */
+#define RESPAWN_MS 1000               /* the forwarder is started again at most this often */
 
 static const char *dir, *log_path, *dyno, *cgroup;
 static pid_t child, init_pid, pasta;
@@ -494,6 +502,89 @@ static void kill_all(void)
 
 static int child_status = -1, pasta_reaped;
 
+/* the endpoint's forwarder, started again when it dies */
+static int fwd_listen = -1, fwd_netns = -1, fwd_wanted;
+static char fwd_port[16], fwd_uid[16], *fwd_reach, *fwd_binary;
+static long long fwd_started_ms;
+
+/* the add-ons' socket folders named in REACH ("PORT:DIRFD:NAME;...") get `flags` */
+static void reach_fds(int flags)
+{
+    for (const char *p = fwd_reach; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : "") {
+        const char *colon = strchr(p, ':');
+        if (colon)
+            fcntl(atoi(colon + 1), F_SETFD, flags);
+    }
+}
+
+static void parse_forwarder(char *arg)
+{
+    char *fields[6];
+    for (int i = 0; i < 5; i++) {
+        char *comma = strchr(arg, ',');
+        if (!comma)
+            return;
+        *comma = '\0';
+        fields[i] = arg;
+        arg = comma + 1;
+    }
+    fields[5] = arg;
+    fwd_listen = atoi(fields[0]);
+    fwd_netns = atoi(fields[1]);
+    snprintf(fwd_port, sizeof fwd_port, "%s", fields[2]);
+    snprintf(fwd_uid, sizeof fwd_uid, "%s", fields[3]);
+    fwd_reach = fields[4];
+    fwd_binary = fields[5];
+    if (fwd_listen >= 0)
+        fcntl(fwd_listen, F_SETFD, FD_CLOEXEC);  /* not the finisher's */
+    fcntl(fwd_netns, F_SETFD, FD_CLOEXEC);
+    reach_fds(FD_CLOEXEC);
+    fwd_started_ms = now_ms();
+}
+
+static void write_forwarder(void)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(path, sizeof path, "%s/forwarder.json", dir);
+    snprintf(tmp, sizeof tmp, "%s/.forwarder.json.%d.tmp", dir, (int)getpid());
+    FILE *fh = fopen(tmp, "we");
+    if (!fh)
+        return;
+    fchmod(fileno(fh), 0600);
+    fprintf(fh, "{\"pid\": %d, \"start\": %llu}", (int)pasta, start_of(pasta, NULL));
+    if (fclose(fh) == 0)
+        rename(tmp, path);
+    else
+        unlink(tmp);
+}
+
+static void respawn_forwarder(void)
+{
+    char lfd[16], nfd[16];
+    snprintf(lfd, sizeof lfd, "%d", fwd_listen);
+    snprintf(nfd, sizeof nfd, "%d", fwd_netns);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (fwd_listen >= 0)
+            fcntl(fwd_listen, F_SETFD, 0);
+        fcntl(fwd_netns, F_SETFD, 0);
+        reach_fds(0);
+        execl(fwd_binary, fwd_binary, lfd, nfd, fwd_port, fwd_uid, "1", fwd_reach,
+              (char *)NULL);
+        _exit(127);
+    }
+    fwd_started_ms = now_ms();
+    if (pid > 0) {
+        pasta = pid;
+        pasta_reaped = 0;
+        fwd_wanted = 0;
+        write_forwarder();
+    }
+}
+
 static void reap(void)
 {
     int status;
@@ -501,8 +592,11 @@ static void reap(void)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (pid == child)
             child_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        else if (pid == pasta)
+        else if (pid == pasta) {
             pasta_reaped = 1;
+            if (fwd_binary)
+                fwd_wanted = 1;
+        }
     }
 }
 
@@ -567,9 +661,9 @@ static void write_exit(int status, int killed)
 
 int main(int argc, char **argv)
 {
-    if (argc < 14 || strcmp(argv[12], "--") != 0) {
+    if (argc < 15 || strcmp(argv[13], "--") != 0) {
         fprintf(stderr, "usage: pushd-shim DIR CHILD INIT INIT_START PASTA OUT_FD LOG LOG_MAX "
-                "DYNO STOP_TIMEOUT CGROUP -- FINISHER...\n");
+                "DYNO STOP_TIMEOUT CGROUP FORWARDER -- FINISHER...\n");
         return 2;
     }
     dir = argv[1];
@@ -583,7 +677,9 @@ int main(int argc, char **argv)
     dyno = argv[9];
     long long stop_timeout_ms = (long long)(atof(argv[10]) * 1000);
     cgroup = argv[11];
-    char **finisher = argv + 13;
+    if (argv[12][0])
+        parse_forwarder(argv[12]);
+    char **finisher = argv + 14;
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -626,6 +722,13 @@ int main(int argc, char **argv)
         }
         if (eof)
             timeout = timeout < 0 || timeout > 200 ? 200 : timeout;
+        if (fwd_wanted && !stopping && child_status < 0) {
+            long long due = fwd_started_ms + RESPAWN_MS - now;
+            if (due <= 0)
+                respawn_forwarder();
+            else if (timeout < 0 || timeout > due)
+                timeout = due;
+        }
         if (tail_dirty && now - started_ms < TAIL_WINDOW_MS) {
             long long due = tail_written_ms + TAIL_EVERY_MS - now;
             if (due <= 0) {

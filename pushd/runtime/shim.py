@@ -1,12 +1,12 @@
 """The per-dyno shim: `python -m pushd.runtime.shim DYNO_DIR`, detached from the daemon.
 
 It owns one dyno for its whole life, in two stages within one process (one pid, so the
-sandbox and its pasta stay its children and `shim.json` keeps naming it):
+sandbox and its endpoint's forwarder stay its children and `shim.json` keeps naming it):
 - here, in Python, briefly: prepare the writable layer and the cgroups, start the sandbox,
   attach its network, record `child.json`/`net.json`; then `exec` the resident part,
 - `pushd-shim` (shim.c, built by `shimbin`): a small C program that pipes the output into
   the app log line by line, handles SIGTERM (every process of the dyno, SIGKILL after the
-  stop timeout), reaps, stops pasta, and execs
+  stop timeout), reaps, stops the forwarder, and execs
 - `python -m pushd.runtime.shim --finish DYNO_DIR STATUS STOPPED KILLED` (`finish`): records
   the exit status, releases the layer and the cgroups.
 Because the escalation lives in the shim, a stop completes even if the daemon dies. Signals
@@ -29,9 +29,18 @@ from pathlib import Path
 
 from ..logs import AppLog
 from ..paths import Paths
-from . import ksm, seccomp, shimbin
+from . import egress, ksm, seccomp, shimbin
 from .dynodir import DynoDir, proc_start, signal_sandbox
-from .netns import Attachment, Forward, NetnsError, attach
+from .netns import (
+    Attachment,
+    Forward,
+    NetnsError,
+    forwarder_fds,
+    reach_arg,
+    reach_fds,
+    reach_of,
+    spawn_forwarder,
+)
 from .records import DynoSpec
 from .sandbox import dyno_argv, dyno_environ
 from .sandboxio import SandboxInfo
@@ -54,6 +63,7 @@ class Shim:
         self.endpoint: tuple[str, int] | None = tuple(given) if given else None
         self.log = AppLog(Path(config["log_file"]), int(config["log_max_bytes"]))
         self.term_requested = False
+        self.forwarder = ""  # for the resident part: how to start the forwarder again
 
     def _on_term(self, signum: int, frame: object) -> None:
         self.term_requested = True  # the resident part begins the stop (`stopping` marked)
@@ -91,7 +101,7 @@ class Shim:
                                            "started_at": time.time(), "layer": layer,
                                            "cgroup": str(group or "")})
         try:
-            if self.config.get("ksm"):  # after the sandbox started: pasta inherits it, the app not
+            if self.config.get("ksm"):  # after the sandbox started: helpers inherit it, the app not
                 ksm.opt_in()
             init, network = self._attach_network(child, sandbox, group)
             # from here on a SIGTERM is held for the resident part, which sees `stopping`
@@ -102,7 +112,7 @@ class Shim:
             finisher = [sys.executable, "-m", "pushd.runtime.shim", "--finish",
                         str(self.dir.path)]
             os.execv(binary, resident_argv(binary, self.dir, child.pid, init, network, out_r,
-                                           self.log, spec, group, finisher))
+                                           self.log, spec, group, finisher, self.forwarder))
         except BaseException:  # nothing of the dyno may run on without its shim
             signal_sandbox(child.pid, signal.SIGKILL)
             sandbox.kill_all(group)
@@ -114,37 +124,56 @@ class Shim:
 
     def _attach_network(self, child: subprocess.Popen, sandbox: SandboxInfo,
                         group: Path | None) -> tuple[int | None, Attachment | None]:
-        """pasta on the sandbox's own network namespace: its way out, and for a web dyno the
-        host loopback port the platform routes to (forwarded to $PORT inside). Without it the
-        dyno cannot serve: it is stopped, with the reason in the app log."""
+        """The sandbox's own network namespace joined to the platform's egress namespace (its
+        way out, `egress.join`), and `pushd-netfwd` (`netns.forward`): for a web dyno the host
+        loopback port the platform routes to relayed to $PORT inside, and the app's add-ons at
+        127.0.0.1:PORT inside, relayed to their unix sockets (`DynoSpec.reach`). Without them
+        the dyno cannot serve: it is stopped, with the reason in the app log."""
         spec = self.spec
         init = sandbox.wait_init(child, SANDBOX_WAIT)
         if init is None:
             return None, None  # ended at once (or bwrap failed): the shim reports its status
         endpoint = self.endpoint
-        forwards = [Forward(endpoint[1], spec.port, endpoint[0])] if endpoint else []
+        root = self.dir.path.parent.parent
+        network = None
         try:
-            network = attach(init, spec.uid, forwards, reach=spec.reach)
+            address = egress.join(root, int(self.config.get("egress_uid")
+                                            or spec.uid - spec.app_id), init)
+            reach = reach_fds(reach_of(root, spec.reach))
+            if endpoint or reach:
+                binary = str(self.config.get("forwarder_binary")
+                             or shimbin.ensure(Paths(root), shimbin.FORWARDER))
+                listener, net = forwarder_fds(init, Forward(endpoint[1], spec.port,
+                                                            endpoint[0]) if endpoint else None)
+                network = spawn_forwarder(binary, listener, net, spec.port or 0, spec.uid,
+                                          dirs=reach)
+                for fd in (listener, net, *(fd for _, fd, _ in reach)):
+                    if fd >= 0:  # kept by the resident part, to start it again
+                        os.set_inheritable(fd, True)
+                self.forwarder = (f"{listener},{net},{spec.port or 0},{spec.uid},"
+                                  f"{reach_arg(reach)},{binary}")
         except NetnsError as err:
             where = f" on port {endpoint[1]}" if endpoint else ""
             self.dir.write_json("reason.json", {  # for the exit the finisher records
                 "reason": f"the dyno's network could not be set up{where}: {err}"})
             sandbox.kill_all(group)
             signal_sandbox(child.pid, signal.SIGKILL)
-            return init, None
-        self.dir.write_json("net.json", {"init": init, "pasta": network.pid,
-                                         "pasta_start": network.start})
+            return init, network
+        self.dir.write_json("net.json", {"init": init, "address": address,
+                                         "forwarder": bool(network)})
+        if network:  # rewritten by the resident part when it starts the forwarder again
+            self.dir.write_json("forwarder.json", {"pid": network.pid, "start": network.start})
         return init, network
 
 
 def resident_argv(binary: str, folder: DynoDir, child: int, init: int | None,
                   network: Attachment | None, out_fd: int, log: AppLog, spec: DynoSpec,
-                  group: Path | None, finisher: list[str]) -> list[str]:
+                  group: Path | None, finisher: list[str], forwarder: str = "") -> list[str]:
     """argv of `pushd-shim` (see shim.c for the order)."""
     return [binary, str(folder.path), str(child), str(init or 0),
             str(proc_start(init) or 0) if init else "0", str(network.pid if network else 0),
             str(out_fd), str(log.path), str(log.max_bytes), spec.dyno, f"{spec.stop_timeout:g}",
-            str(group or ""), "--", *finisher]
+            str(group or ""), forwarder, "--", *finisher]
 
 
 def finish(folder: DynoDir, status: int, stopped: bool, killed: bool) -> None:

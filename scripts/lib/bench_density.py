@@ -4,9 +4,10 @@ Brings up N one-dyno web apps on one daemon: the first is pushed (a real build),
 are created with `apps:create` over SSH and released from a copy of that slug (owned by
 their own uid) through the store, as a push would after its build; their dynos are real and
 each must answer 200 through the router. Then it reads /proc: for every dyno, the platform's
-processes (the shim, bwrap's outer process and its init in the sandbox, pasta) and the app's
-(everything below the sandbox's init), their PSS and RSS (/proc/<pid>/smaps_rollup), and the
-daemon's RSS.
+processes (the shim, bwrap's outer process and its init in the sandbox, the endpoint's
+forwarder, or the pasta of a dyno started before it) and the app's (everything below the
+sandbox's init), their PSS and RSS (/proc/<pid>/smaps_rollup); the shared egress (its holder
+and its one pasta) divided among the dynos; and the daemon's RSS.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from pushd import daemon, deploy
 from pushd.models import Slug
 from pushd.platform import Platform
+from pushd.runtime import egress
 from pushd.settings import load
 
 BATCH = 10  # releases in flight at once: 2 cores boot 10 Python dynos in a few seconds
@@ -121,10 +123,21 @@ def classify(state: Path) -> list[dict[str, list[int]]]:
             continue
         inits = tree.get(child, [])
         app = [p for init in inits for p in descendants(tree, init)]
+        if "forwarder" in net:  # its pid, in forwarder.json while it has one
+            found = json.loads((folder / "forwarder.json").read_text()) if net["forwarder"] else {}
+            helper = found.get("pid", 0)
+        else:
+            helper = net.get("pasta", 0)
+        shared = set(egress.processes(state))  # the egress, when this shim happened to start it
         dynos.append({"shim": [shim], "bwrap (outer)": [child], "bwrap (init)": inits,
-                      "pasta": [net["pasta"]], "app": app,
+                      "forwarder" if "forwarder" in net else "pasta": [helper] if helper else [],
+                      "app": app,
                       # anything else the shim runs is the platform's too
-                      "other": [p for p in tree.get(shim, []) if p not in (child, net["pasta"])]})
+                      "other": [p for p in tree.get(shim, [])
+                                if p not in (child, helper) and p not in shared]})
+    shared = egress.processes(state)
+    for dyno in dynos:  # one egress for all: each dyno carries its share
+        dyno["egress (shared)"] = shared
     return dynos
 
 
@@ -234,9 +247,14 @@ def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
     label = "python shim" if comm(dynos[0]["shim"][0]).startswith("python") else "C shim"
     if harness.settings.get("dyno_ksm"):
         label += " + KSM"
-    roles = ["shim", "bwrap (outer)", "bwrap (init)", "pasta", "other"]
-    measured = [{role: [memory_kb(p) for p in dyno[role]] for role in [*roles, "app"]}
-                for dyno in dynos]
+    roles = ["shim", "bwrap (outer)", "bwrap (init)", "forwarder", "pasta", "egress (shared)",
+             "other"]
+    egress_kb = [memory_kb(p) for p in egress.processes(harness.state)]
+    measured = [{role: [memory_kb(p) for p in dyno.get(role, [])] for role in [*roles, "app"]
+                 if role != "egress (shared)"} for dyno in dynos]
+    for m in measured:  # the shared egress, divided among the dynos it serves
+        m["egress (shared)"] = [(pss // len(measured), rss // len(measured))
+                                for pss, rss in egress_kb]
 
     def per_dyno(role: str, which: int) -> list[float]:
         return [sum(m[which] for m in dyno[role]) / 1024 for dyno in measured]
@@ -257,8 +275,8 @@ def rows(harness, count: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
                       f"PSS mean {statistics.mean(pss):.2f}, max {max(pss):.2f} MB"))
     table += [
         (f"[{label}] platform processes per dyno",
-         ", ".join(f"{r} x{statistics.median(len(d[r]) for d in dynos):g}" for r in roles
-                   if any(d[r] for d in dynos)), "-"),
+         ", ".join(f"{r} x{statistics.median(len(d.get(r, [])) for d in dynos):g}"
+                   for r in roles if any(d.get(r) for d in dynos)), "-"),
         (f"[{label}] platform PSS per dyno (mean)",
          f"{statistics.mean(platform_pss):.2f} MB (RSS {statistics.mean(platform_rss):.2f} MB)",
          "target <= 2 MB PSS"),

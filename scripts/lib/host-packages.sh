@@ -3,12 +3,13 @@
 # docker.io and debootstrap: the docker runtime and its stack image (`pushd stack:build`).
 # gcc and libc6-dev: the dyno shim's resident part (pushd/runtime/shim.c) is built on first use.
 # postgresql and redis-server: add-on services pushd runs itself; pebble: a real ACME test server.
+# iproute2 and procps: the dynos' shared egress namespace (veth pairs, ip_forward in it).
 
 pushd_host_packages() {
     local wanted=(git nginx bubblewrap openssh-client util-linux python3 python3-venv
                   python3-pip curl ca-certificates tar gzip nftables passt e2fsprogs mount wrk
                   docker.io debootstrap gcc libc6-dev
-                  postgresql redis-server pebble
+                  postgresql redis-server pebble iproute2 procps
                   "$@")
     command -v node >/dev/null 2>&1 || wanted+=(nodejs)
     command -v npm >/dev/null 2>&1 || wanted+=(npm)

@@ -39,7 +39,9 @@ from typing import TypeVar
 import pytest
 
 from pushd.paths import Paths
+from pushd.runtime import egress
 from pushd.runtime.base import Runtime, make_runtime
+from pushd.runtime.dynodir import DynoDir
 from pushd.runtime.records import DynoSpec
 from pushd.settings import Settings
 
@@ -98,6 +100,12 @@ class Harness:
                         port=port, memory_mb=256, disk_mb=64,
                         stop_timeout=stop_timeout or self.settings.stop_timeout)
 
+    def forwarder_pid(self, dyno_id: str) -> int | None:
+        """The pid of the web dyno's endpoint forwarder (pushd-netfwd), as its runtime keeps
+        it."""
+        found = DynoDir(self.paths.dynos_dir / dyno_id).read_json("forwarder.json") or {}
+        return found.get("pid")
+
     def cleanup(self) -> None:
         runtime = self.fresh_runtime()
         for info in runtime.list():
@@ -146,6 +154,9 @@ class DockerHarness(SandboxHarness):
             pytest.fail(f"missing {image_name(self.settings.stack)}: run pushd stack:build",
                         pytrace=False)
 
+    def forwarder_pid(self, dyno_id: str) -> int | None:
+        return (self.runtime._read(dyno_id) or {}).get("pasta")  # the state keeps that key
+
     def cleanup(self) -> None:
         from pushd.runtime.docker.client import INSTANCE, connect, instance_id
 
@@ -176,6 +187,7 @@ def fresh_harness(kind: type[H], prefix: str) -> Iterator[H]:
         yield made
     finally:
         made.cleanup()
+        egress.stop(made.paths.root)  # the dynos' shared way out, as `pushd down --all` does
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -49,6 +51,24 @@ def test_web_dyno_serves_on_port_behind_the_endpoint_it_reports(harness, slug, d
     again = listed(rt, spec.id)
     assert again is not None and again.running and again.endpoint == endpoint
     assert again.spec == spec
+
+
+def test_a_killed_endpoint_forwarder_is_started_again_on_the_same_endpoint(harness, slug,
+                                                                         dynos):
+    rt = harness.runtime
+    spec = harness.spec(APP, slug, "web", "python3 server.py")
+    start(harness, dynos, spec)
+    endpoint = wait_until(lambda: (i := listed(rt, spec.id)) and i.endpoint)
+    body = wait_until(lambda: get(endpoint), timeout=20)
+    wait_until(lambda: rt.probe(spec), timeout=10)
+    killed = harness.forwarder_pid(spec.id)
+    assert killed
+    os.kill(killed, signal.SIGKILL)
+    # the runtime notices (the shim at once; the docker runtime when it next lists)
+    wait_until(lambda: listed(rt, spec.id) and harness.forwarder_pid(spec.id) != killed
+               and rt.probe(spec), timeout=20)
+    assert wait_until(lambda: get(endpoint), timeout=20) == body  # the same dyno
+    assert listed(rt, spec.id).endpoint == endpoint
 
 
 def test_dyno_is_reported_running_then_exited_with_its_status(harness, slug, dynos):
@@ -118,7 +138,8 @@ def test_output_reaches_the_app_log_that_logs_reads(harness, slug, dynos):
     wanted = [f"to-stdout {spec.dyno}", "to-stderr"]
     wait_until(lambda: all(w in log_texts(harness, APP, spec.dyno) for w in wanted),
                timeout=20)
-    assert all(w in rt.logs(spec.id, 10) for w in wanted)
+    # the runtime's own tail follows (the shim rewrites it at most every 250 ms)
+    wait_until(lambda: all(w in rt.logs(spec.id, 10) for w in wanted), timeout=20)
     rt.stop(spec.id)
     wait_until(lambda: exited(rt, spec.id), timeout=20)
     # an unfinished last line is not lost when the dyno ends

@@ -208,24 +208,26 @@ def test_stop_escalates_to_sigkill_r12(env):
     assert platform_lines(env) == []
 
 
-def test_the_resident_shim_owns_the_sandbox_and_its_pasta(env):
+def test_the_resident_shim_owns_the_sandbox_and_its_forwarder(env):
     """After the setup the shim is the small C program, in the same process: the sandbox and
-    its pasta (told to die with its parent) are still its children and still serve."""
+    its endpoint's forwarder (told to die with its parent) are still its children and still
+    serve."""
     rt = env["runtime"]
     s = spec(env, "python3 /app/server.py", "1-web.1-resident")
     rt.start(s)
     up(at(env, s))
     folder = env["paths"].dynos_dir / s.id
     shim = json.loads((folder / "shim.json").read_text())["pid"]
-    net = json.loads((folder / "net.json").read_text())
+    forwarder = json.loads((folder / "forwarder.json").read_text())["pid"]
     child = json.loads((folder / "child.json").read_text())["pid"]
     assert os.readlink(f"/proc/{shim}/exe").startswith(str(env["paths"].root / "libexec"))
-    for pid in (net["pasta"], child):
+    for pid in (forwarder, child):
         assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(shim)
-    os.kill(shim, signal.SIGKILL)  # a shim that crashes: an exit, and pasta goes with it
+    os.kill(shim, signal.SIGKILL)  # a shim that crashes: an exit, its forwarder goes with it
     info = wait_until(lambda: (i := info_of(rt, s.id)) and not i.running and i)
     assert info.exit_status == 255
-    wait_until(lambda: not Path(f"/proc/{net['pasta']}").exists())
+    wait_until(lambda: not Path(f"/proc/{forwarder}").exists()
+               or " Z " in Path(f"/proc/{forwarder}/stat").read_text())
 
 
 def ksm_merge_any(pid: int) -> bool:
@@ -233,7 +235,7 @@ def ksm_merge_any(pid: int) -> bool:
     return "ksm_merge_any: yes" in stat
 
 
-def test_dyno_ksm_merges_pasta_pages_and_never_the_apps(env):
+def test_dyno_ksm_merges_the_platforms_pages_and_never_the_apps(env):
     ksm = Path("/sys/kernel/mm/ksm")
     before = {name: (ksm / name).read_text().strip() for name in ("run", "use_zero_pages")}
     rt = SandboxRuntime(Settings(state_dir=env["paths"].root, dyno_ksm=True), env["paths"])
@@ -245,10 +247,10 @@ def test_dyno_ksm_merges_pasta_pages_and_never_the_apps(env):
         rt.start(s)
         up(at(env, s, rt))
         folder = env["paths"].dynos_dir / s.id
-        pasta = json.loads((folder / "net.json").read_text())["pasta"]
+        forwarder = json.loads((folder / "forwarder.json").read_text())["pid"]
         init = json.loads((folder / "net.json").read_text())["init"]
         app = [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
-        assert ksm_merge_any(pasta)
+        assert ksm_merge_any(forwarder)
         assert app and not any(ksm_merge_any(pid) for pid in [init, *app])
     finally:
         for info in rt.list():

@@ -42,7 +42,7 @@ if self_term == "1":  # a stop that arrives between the two stages is held, not 
     os.kill(os.getpid(), signal.SIGTERM)
 os.set_inheritable(r, True)
 os.execv(binary, [binary, folder, str(child.pid), "0", "0", "0", str(r), log, max_bytes,
-                  "web.1", stop_timeout, "", "--", sys.executable, "-m", "pushd.runtime.shim",
+                  "web.1", stop_timeout, "", "", "--", sys.executable, "-m", "pushd.runtime.shim",
                   "--finish", folder])
 """
 STAMP = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 ")

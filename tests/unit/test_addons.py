@@ -1,8 +1,10 @@
-"""Add-on logic without servers: names, the provider registry, the firewall's and pasta's
-text for add-on ports, the ports a dyno reaches, and the store's bindings across a rollback."""
+"""Add-on logic without servers: names, the provider registry, the forwarder's, pasta's and
+the firewall's text for add-on ports, the ports a dyno reaches, and the store's bindings
+across a rollback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,11 @@ from pushd import firewall
 from pushd.addons import base, service
 from pushd.addons.postgres import parse_server
 from pushd.addons.proc import first_error
+from pushd.addons.reach import make_socket_dir
 from pushd.dynospec import reachable_ports
 from pushd.errors import InvalidName, UsageError
-from pushd.runtime.endpoints import endpoint_pairs, reach_pairs
-from pushd.runtime.netns import pasta_argv
+from pushd.runtime.endpoints import endpoint_pairs
+from pushd.runtime.netns import forwarder_argv, pasta_argv, reach_arg, reach_fds, reach_of
 from pushd.runtime.records import DynoInfo, DynoSpec
 from pushd.settings import Settings
 from pushd.store import Store
@@ -71,29 +74,37 @@ def test_tool_errors_never_echo_the_statement():
     assert "hunter2" not in first_error(stderr)
 
 
-def test_pasta_forwards_exactly_the_addon_ports_into_the_namespace():
-    argv = pasta_argv(40001, "n", "u", reach=(19001, 19004))
-    assert argv[argv.index("-T") + 1] == "19001,19004"
+def test_pasta_never_carries_a_namespace_to_the_hosts_loopback():
     assert pasta_argv(40001, "n", "u")[-4:] == ["-T", "none", "-U", "none"]
 
 
-def test_running_dynos_give_the_firewall_their_addon_pairs():
+def test_the_forwarder_is_told_each_addon_socket_and_nothing_else(tmp_path: Path):
+    make_socket_dir(tmp_path, 19001, "redis", "redis.sock")
+    make_socket_dir(tmp_path, 19004, "postgres", ".s.PGSQL.19004")
+    found = reach_of(tmp_path, (19001, 19004, 19007))  # 19007: an external server's
+    assert [(r.port, r.name) for r in found] == [(19001, "redis.sock"),
+                                                 (19004, ".s.PGSQL.19004")]
+    assert found[0].folder == str(tmp_path / "addons" / "sockets" / "19001")
+    assert oct((tmp_path / "addons" / "sockets" / "19001").stat().st_mode & 0o777) == "0o711"
+    dirs = reach_fds(found)
+    try:
+        argv = forwarder_argv("/bin/fwd", -1, 5, 0, 40003, reach=reach_arg(dirs))
+        assert argv[-1] == f"19001:{dirs[0][1]}:redis.sock;19004:{dirs[1][1]}:.s.PGSQL.19004"
+        assert argv[1] == "-1"  # no endpoint: a worker's forwarder serves its add-ons only
+    finally:
+        for _, fd, _ in dirs:
+            os.close(fd)
+    assert forwarder_argv("/bin/fwd", 3, 5, 5000, 40003)[-1] == "1"  # no REACH argument
+
+
+def test_addon_ports_give_the_firewall_no_pairs_and_no_exception(tmp_path: Path):
     info = DynoInfo(spec=spec(reach=(19001,)), pid=7, running=True)
-    assert endpoint_pairs([info]) == {(19001, 40003)}
-    assert endpoint_pairs([DynoInfo(spec=spec(reach=(19001,)), pid=7, running=False)]) == set()
-    assert reach_pairs(spec(reach=(19001, 19002))) == {(19001, 40003), (19002, 40003)}
-
-
-def test_firewall_exempts_the_addon_range_and_guards_its_own_ports(tmp_path: Path):
+    assert endpoint_pairs([info]) == set()
     settings = Settings(state_dir=tmp_path, addon_port_range=(19000, 19999))
-    text = firewall.ruleset(settings, {(19001, 40003)}, addons={19001, 19002})
-    assert "set addon { type inet_service; elements = { 19001, 19002 } }" in text
-    lines = [line.strip() for line in text.splitlines()]
-    own = lines.index('oifname "lo" tcp dport . meta skuid @own accept')
-    guard = lines.index("tcp dport @addon meta skuid 40000-59999 reject with tcp reset")
-    assert own < guard
-    assert ("meta skuid 40000-59999 fib daddr type local tcp dport != 19000-19999 "
+    lines = [line.strip() for line in firewall.ruleset(settings).splitlines()]
+    assert ("meta skuid 40000-59999 fib daddr type local "
             "tcp flags & (syn | ack) == syn reject with tcp reset") in lines
+    assert not [line for line in lines if "19000" in line or "addon" in line]
 
 
 def test_rollback_keeps_todays_bindings_and_drops_gone_ones(tmp_path: Path):

@@ -32,3 +32,13 @@ def test_without_a_compiler_one_line_says_what_to_install(tmp_path, monkeypatch)
     with pytest.raises(RuntimeFailure) as err:
         shimbin.ensure(Paths(tmp_path))
     assert "\n" not in str(err.value) and "install gcc and libc6-dev" in str(err.value)
+
+
+def test_the_forwarder_compiles_without_a_warning_under_a_name_of_its_own(tmp_path):
+    result = subprocess.run(
+        shimbin.compile_argv(shutil.which("cc"), tmp_path / "fwd", shimbin.FORWARDER),
+        capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == ""
+    paths = Paths(tmp_path)
+    assert shimbin.binary_path(paths, shimbin.FORWARDER).name.startswith("pushd-netfwd-")
+    assert shimbin.binary_path(paths, shimbin.FORWARDER) != shimbin.binary_path(paths)

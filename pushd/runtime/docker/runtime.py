@@ -37,8 +37,9 @@ from ...logs import AppLog
 from ...paths import Paths
 from ...procs import owner_alive, owner_token
 from ...settings import Settings
+from .. import egress
 from ..base import register
-from ..endpoints import HostEndpoints, reach_pairs
+from ..endpoints import HostEndpoints
 from ..netns import NetnsError, listening
 from ..records import DynoInfo, DynoSpec, Endpoint, MemoryUse, OneOffIO
 from . import network
@@ -146,13 +147,10 @@ class DockerRuntime:
             raise RuntimeFailure(f"Dyno {spec.id} exists already")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         endpoint = None
-        adding = set(reach_pairs(spec))  # its add-ons' ports, before its pasta connects
-        known = self.list() if adding or spec.port is not None else []
         if spec.process_type == "web" and spec.port is not None:
+            known = self.list()
             endpoint = self.endpoints.allocate(known).port  # RuntimeFailure when none is free
-            adding.add((endpoint, spec.uid))
-        if adding:
-            self.endpoints.guard(known, frozenset(adding))
+            self.endpoints.guard(known, frozenset({(endpoint, spec.uid)}))
         state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
                                  "created_at": time.time(), "launcher": owner_token()}
         self._write(spec.id, state)
@@ -205,8 +203,10 @@ class DockerRuntime:
             if pid:
                 try:
                     pasta = network.connect(pid, spec.uid, endpoint, spec.port,
-                                            tuple(spec.reach))
-                    facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
+                                            self.paths.root, self.settings.uid_base,
+                                            spec.reach)
+                    if pasta is not None:  # the dyno's forwarder
+                        facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
                 except NetnsError as err:
                     if endpoint is not None:
                         raise
@@ -278,8 +278,35 @@ class DockerRuntime:
         summary = containers.get(dyno_id)
         if summary is not None and summary.get("State") in ("running", "restarting", "paused"):
             self._follow(DynoSpec(**state["spec"]), summary["Id"])
+            self._keep_forwarder(dyno_id, state)
             return self._info(state, running=True)
         return self._exited(dyno_id, state, summary)
+
+    def _keep_forwarder(self, dyno_id: str, state: dict[str, Any]) -> None:
+        """A running container whose forwarder (endpoint, add-ons) died gets another (the
+        endpoint's port is bound again); a failure is logged and tried on the next list."""
+        if (not (state.get("endpoint") or state["spec"].get("reach")) or not state.get("pid")
+                or state.get("stop_requested")
+                or network.pasta_alive(state.get("pasta"), state.get("pasta_start"))):
+            return
+        spec = DynoSpec(**state["spec"])
+        with self._state_lock:
+            fresh = self._read(dyno_id)
+            if (fresh is None or fresh.get("stop_requested")
+                    or network.pasta_alive(fresh.get("pasta"), fresh.get("pasta_start"))):
+                return
+            try:
+                endpoint = fresh.get("endpoint")
+                handle = network.reforward(fresh["pid"], spec.uid,
+                                           int(endpoint) if endpoint else None, spec.port,
+                                           self.paths.root, spec.reach)
+            except NetnsError as err:
+                log.warning("%s: forwarder not started again: %s", dyno_id, err)
+                return
+            if handle is None:
+                return
+            fresh.update(pasta=handle.pid, pasta_start=handle.start)
+            self._write(dyno_id, fresh)
 
     def _containers(self) -> dict[str, dict[str, Any]]:
         """This state dir's dyno containers (one-offs aside) as the engine lists them."""
@@ -397,6 +424,7 @@ class DockerRuntime:
         self._cursor_path(dyno_id).unlink(missing_ok=True)
         if state.get("endpoint"):
             self.endpoints.guard(self.list())
+        egress.stop_when_unused(self.paths.root)  # the last dyno gone: nothing goes out
 
     def sweep(self) -> list[str]:
         """Containers of this state dir that nobody owns any more: one-offs whose process
