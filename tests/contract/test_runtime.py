@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from pushd.addons.reach import make_socket_dir
 from pushd.runtime.records import DynoInfo, DynoSpec
 
 from ..polling import wait_until
@@ -145,3 +150,67 @@ def test_output_reaches_the_app_log_that_logs_reads(harness, slug, dynos):
     # an unfinished last line is not lost when the dyno ends
     assert log_texts(harness, APP, spec.dyno)[-1] == "no newline"
     assert rt.logs(spec.id, 10)[-1] == "no newline"  # exited, not removed: still there
+
+
+ADDON_PORT = 19555  # inside the dyno's network only: any port would do
+REACH_PROBE = ("import socket\n"
+               "def probe(port):\n"
+               "    try:\n"
+               "        with socket.create_connection(('127.0.0.1', port), timeout=5) as s:\n"
+               "            return s.recv(100).decode().strip() or 'empty'\n"
+               "    except OSError as err:\n"
+               "        return 'closed'\n"
+               "import time\n"
+               "for _ in range(300):  # its forwarder starts beside it: till it listens\n"
+               f"    if probe({ADDON_PORT}) != 'closed':\n"
+               "        break\n"
+               "    time.sleep(0.1)\n"
+               f"print('addon', probe({ADDON_PORT}), 'other', probe({ADDON_PORT + 1}),"
+               " flush=True)\n")
+
+
+@pytest.fixture
+def addon_socket(harness: Harness) -> Iterator[int]:
+    """A stand-in add-on server: a unix socket in the port's socket folder, as a provider
+    makes it (`addons/reach.py`), that greets each connection."""
+    folder = make_socket_dir(harness.paths.root, ADDON_PORT, "root", "server.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(folder / "server.sock"))
+    os.chmod(folder / "server.sock", 0o777)
+    server.listen(16)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"addon-hello\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield ADDON_PORT
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_dyno_and_a_one_off_reach_their_addons_unix_socket_at_127_0_0_1(
+        harness, slug, dynos, addon_socket):
+    rt = harness.runtime
+    reach_py = harness.slug(APP, {"reach.py": REACH_PROBE})
+    worker = replace(harness.spec(APP, reach_py, "worker", "python3 reach.py; sleep 300"),
+                     reach=(addon_socket,))
+    start(harness, dynos, worker)
+    expected = "addon addon-hello other closed"  # its add-on's port, and nothing else
+    found = wait_until(lambda: [t for t in log_texts(harness, APP, worker.dyno)
+                                if t.startswith("addon ")], timeout=60)
+    assert found == [expected]
+    oneoff = replace(harness.spec(APP, reach_py, "run", "python3 reach.py"),
+                     reach=(addon_socket,))
+    client = PipeClient(b"")
+    try:
+        assert rt.run(oneoff, client) == 0
+    finally:
+        client.close()
+    assert bytes(client.out).decode().strip() == expected

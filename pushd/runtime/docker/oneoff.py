@@ -1,6 +1,7 @@
 """One-off dynos of the docker runtime (`run`): a container of the release image, created
 as a dyno's is, wired to its client through the engine's attach stream (a tty when the
-client asked for one), removed when it ends.
+client asked for one), removed when it ends. Its network: a pasta of its own, and a
+forwarder for its app's add-ons (127.0.0.1:PORT inside, as a dyno's).
 
 The process running `run` owns the container: its pid and start time are a label
 (`io.pushd.oneoff`), so `sweep()` removes what a dead daemon or CLI left. The client going
@@ -15,7 +16,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ...procs import owner_token
-from ..netns import Attachment, NetnsError, attach, detach
+from .. import shimbin
+from ..netns import Attachment, NetnsError, attach, detach, forward, reach_of
 from ..records import DynoSpec, OneOffIO
 from ..sandboxio import CLIENT_POLL, ClientEnd, background
 from .client import ONEOFF, DockerFailure, one_line
@@ -33,7 +35,7 @@ def run_oneoff(runtime: DockerRuntime, spec: DynoSpec, io: OneOffIO) -> int:
     kwargs = runtime.create_kwargs(spec, runtime.image(spec))
     kwargs["labels"][ONEOFF] = owner_token()
     container = runtime.client.containers.create(**kwargs, stdin_open=True, tty=io.tty)
-    network: Attachment | None = None
+    network: list[Attachment] = []
     client = ClientEnd(io)
     try:
         stream = api.attach_socket(container.id, params={
@@ -48,7 +50,11 @@ def run_oneoff(runtime: DockerRuntime, spec: DynoSpec, io: OneOffIO) -> int:
         pid = container.attrs["State"]["Pid"]
         if pid:
             with contextlib.suppress(NetnsError):  # offline rather than not at all
-                network = attach(pid, spec.uid)
+                network.append(attach(pid, spec.uid))
+                reach = reach_of(runtime.paths.root, spec.reach)  # its app's add-ons
+                if reach:
+                    network.append(forward(pid, spec.uid, None, str(shimbin.ensure(
+                        runtime.paths, shimbin.FORWARDER)), reach=reach))
         background(client.feed, raw.sendall, lambda: _end_input(raw))
         output = background(_copy_out, stream, io.tty, client)
         status = _wait(api, container.id, client, spec)
@@ -59,7 +65,8 @@ def run_oneoff(runtime: DockerRuntime, spec: DynoSpec, io: OneOffIO) -> int:
     except Exception as err:
         raise DockerFailure(f"Could not run {spec.dyno}: {one_line(err)}") from None
     finally:
-        detach(network)
+        for helper in network:
+            detach(helper)
         with contextlib.suppress(Exception):
             api.remove_container(container.id, v=True, force=True)
 
