@@ -7,6 +7,7 @@ holds the one postgres cluster of the session."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 from pathlib import Path
@@ -250,6 +251,30 @@ def test_provider_down_makes_nothing(pushd: PushdUnderTest, bound):
         assert ok(pushd.ssh("addons", "-a", OTHER)).count("postgres-") == 2
     finally:
         ok(pushd.ssh("providers:remove", "postgres"))
+
+
+ONE_OFF = """\
+import os, psycopg, redis
+print("redis", redis.Redis.from_url(os.environ["REDIS_URL"]).get("hits").decode())
+conn = psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5)
+print("pg", conn.execute("SELECT count(*) FROM hits").fetchone()[0])
+port = psycopg.conninfo.conninfo_to_dict(os.environ["DATABASE_URL"])["port"]
+try:  # the cluster's superuser, through the same socket: never from a dyno
+    psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                    connect_timeout=5)
+    print("superuser admitted")
+except psycopg.OperationalError as err:
+    print("superuser", "refused" if "authentication failed" in str(err) else err)
+"""
+
+
+def test_a_one_off_reaches_the_addons_with_no_dyno_running(pushd: PushdUnderTest, bound):
+    hits = counter(pushd, "/pg-peek")
+    ok(pushd.ssh("ps:scale", APP, "web=0"))
+    wait_until(lambda: "web." not in ok(pushd.ssh("ps", APP)), timeout=30)
+    out = ok(pushd.ssh("run", APP, "python3", "-c", shlex.quote(ONE_OFF))).split()
+    assert out[0] == "redis" and int(out[1]) > 0
+    assert out[2:] == ["pg", str(hits), "superuser", "refused"]  # peer: root or postgres only
 
 
 def test_destroy_removes_data_and_apps_destroy_refuses(pushd: PushdUnderTest, bound):
