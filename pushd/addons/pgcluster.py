@@ -16,7 +16,7 @@ from pathlib import Path
 from ..procs import live_stat
 from .base import AddonError, ProviderEnv
 from .proc import as_user, free_port, locked, owned_dir, run
-from .reach import make_socket_dir
+from .reach import make_socket_dir, socket_dir
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 USER = "postgres"
@@ -63,12 +63,15 @@ class Cluster:
 
     def ensure(self) -> None:
         """Make the cluster on first use, and start it unless it runs. AddonError if it
-        cannot: the caller makes nothing."""
-        if self.running():
+        cannot: the caller makes nothing. A cluster started before it served the dynos'
+        socket (an upgrade) is restarted once, with it."""
+        if self.running() and self._serves_dynos():
             return
         with locked(self.root.parent / ".postgres.lock"):
             if self.running():
-                return
+                if self._serves_dynos():
+                    return
+                self.stop()
             owned_dir(self.root, USER)
             if not (self.data / "PG_VERSION").exists():
                 self._init()
@@ -88,6 +91,12 @@ class Cluster:
                     raise AddonError("pushd's PostgreSQL cluster did not come up; see "
                                      f"{log}")
                 time.sleep(0.1)
+
+    def _serves_dynos(self) -> bool:
+        try:
+            return (socket_dir(self.state_dir, self.port) / f".s.PGSQL.{self.port}").exists()
+        except AddonError:
+            return False
 
     def _ready(self) -> bool:
         done = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(self.run_dir),

@@ -194,9 +194,18 @@ class RedisProvider:
             with self._lock(state):
                 self._stop(state)
 
+    def _serves_dynos(self, state: State) -> bool:
+        return (socket_dir(self.env.paths.root, state["port"]) / SOCKET).exists()
+
     def keep_up(self, state: State) -> None:
-        if self._pid(state) is not None:
+        """Start it when it is gone; restart one started before it served the dynos'
+        socket (an upgrade: its AOF keeps the data)."""
+        if self._pid(state) is not None and self._serves_dynos(state):
             return
         with self._lock(state, wait=False) as held:
-            if held and self._pid(state) is None and self.folder(state).exists():
+            if not held or not self.folder(state).exists():
+                return
+            if self._pid(state) is not None and not self._serves_dynos(state):
+                self._stop(state)
+            if self._pid(state) is None:
                 self._start(state)

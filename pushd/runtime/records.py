@@ -38,6 +38,9 @@ class DynoSpec:
     # the add-on's unix socket: addons/reach.py)
     reach: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:  # a spec read back from JSON equals the one written
+        object.__setattr__(self, "reach", tuple(int(port) for port in self.reach))
+
     @property
     def dyno(self) -> str:
         return f"{self.process_type}.{self.index}"

@@ -61,11 +61,11 @@ def test_dyno_ports_are_closed_to_other_interfaces(pushd: PushdUnderTest):
     # any port, and other pushd instances' dynos, are not this table's business
     assert 'oifname "lo" tcp dport @web meta skuid 40000-59999 reject' in rules, rules
     assert 'oifname "lo" tcp dport . meta skuid @own accept' in rules, rules
-    # app uids (each dyno's pasta) open nothing to the host's own addresses but the add-on
-    # ports, which each instance guards for its own add-ons (pairs in `own` pass)
-    assert ("meta skuid 40000-59999 fib daddr type local tcp dport != 19000-19999 "
-            "tcp flags syn / syn,ack reject with tcp reset") in rules, rules
-    assert "tcp dport @addon meta skuid 40000-59999 reject with tcp reset" in rules, rules
+    # app uids (the egress pasta, one-offs' pastas, forwarders) open nothing to the host's own
+    # addresses, add-on ports included: dynos reach add-ons over unix sockets
+    assert ("meta skuid 40000-59999 fib daddr type local tcp flags syn / syn,ack reject "
+            "with tcp reset") in rules, rules
+    assert "19000" not in rules and "addon" not in rules, rules
     assert "meta skuid 40000-59999 fib daddr type local meta l4proto udp reject" in rules
 
 

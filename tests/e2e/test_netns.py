@@ -15,7 +15,7 @@ import pytest
 
 from ..loopback import loopback_service
 from ..polling import wait_until
-from .harness import PUSHD, PushdUnderTest, new_root, python_app, running, sh
+from .harness import PushdUnderTest, new_root, python_app, running
 
 ATTACKER = Path(__file__).resolve().parent.parent / "fixtures" / "apps" / "netns-attacker"
 RANGE_SIZE = 24
@@ -64,6 +64,9 @@ def reach(pushd: PushdUnderTest, app: str, user: str, host: str, port: int) -> s
 @pytest.fixture(scope="module")
 def attacker(net: PushdUnderTest) -> str:
     net.deploy("squatter", attacker_files(), user="bob")
+    # no web in its Procfile: a first deploy starts nothing until scaled, as on Heroku
+    scaled = net.ssh("ps:scale", "squatter", "worker=1", "grab=1", user="bob")
+    assert scaled.returncode == 0, scaled.stderr
     return "squatter"
 
 
@@ -128,8 +131,10 @@ def test_a_dyno_cannot_take_the_ssh_port_while_the_daemon_is_down(net, attacker)
     wait_until(grabber_of_this_release_runs, timeout=60)
     net.stop(everything=False)  # dynos keep running; the SSH port is free on the host
     # the grabber tries every 10 ms: it gets the port (in its own network only), and says so
-    wait_until(lambda: f":{net.ssh_port}" in sh([PUSHD, "logs", attacker, "-n", "500", "-p",
-                                                 "grab"], env=net.env()).stdout, timeout=60)
+    # (read from the app logs' files: the CLI's `logs` needs the daemon)
+    wait_until(lambda: any("grabbed" in line and f":{net.ssh_port}" in line
+                           for log in net.state.glob("apps/*/logs/app.log")
+                           for line in log.read_text().splitlines()), timeout=60)
     net.up()  # fails if the port is taken on the host
     result = net.ssh("apps", user="alice")
     assert result.returncode == 0, result.stderr
