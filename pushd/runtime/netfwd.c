@@ -57,8 +57,7 @@ struct target {             /* where a listener's connections go */
     int port;               /* 127.0.0.1:port (then [::1]) in the namespace, or */
     char path[108];         /* an add-on's unix socket (reach mode) */
 };
-struct listener {
-    struct side side;       /* for epoll: which listener woke */
+struct listener {           /* epoll's data.ptr for it: the listener itself */
     int fd, paused;
     struct target to;
 };
@@ -103,10 +102,10 @@ static void watch(struct side *s, int op)
     epoll_ctl(ep, op, s->fd, &ev);
 }
 
-static struct listener *listener_of(struct side *s)
+static struct listener *listener_of(void *ptr)
 {
     for (int i = 0; i < nlisteners; i++)
-        if (s == &listeners[i].side)
+        if (ptr == (void *)&listeners[i])
             return &listeners[i];
     return NULL;
 }
@@ -115,7 +114,7 @@ static void resume(void)
 {
     for (int i = 0; i < nlisteners; i++)
         if (listeners[i].paused) {
-            struct epoll_event ev = {EPOLLIN, {.ptr = &listeners[i].side}};
+            struct epoll_event ev = {EPOLLIN, {.ptr = &listeners[i]}};
             epoll_ctl(ep, EPOLL_CTL_MOD, listeners[i].fd, &ev);
             listeners[i].paused = 0;
         }
@@ -178,7 +177,7 @@ static void accept_all(struct listener *l)
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                struct epoll_event ev = {0, {.ptr = &l->side}};  /* until one closes */
+                struct epoll_event ev = {0, {.ptr = l}};  /* until one closes */
                 epoll_ctl(ep, EPOLL_CTL_MOD, l->fd, &ev);
                 l->paused = 1;
             }
@@ -397,7 +396,7 @@ int main(int argc, char **argv)
         fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
         if (!l->to.path[0])
             nodelay(l->fd);  /* accepted connections inherit it */
-        struct epoll_event lev = {EPOLLIN, {.ptr = &l->side}};
+        struct epoll_event lev = {EPOLLIN, {.ptr = l}};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fd, &lev) < 0)
             die("epoll_ctl");
     }
@@ -414,11 +413,9 @@ int main(int argc, char **argv)
             if (l)
                 accept_all(l);
         }
-        for (int i = 0; i < n; i++) {
-            struct side *s = events[i].data.ptr;
-            if (!listener_of(s))
-                event(s, events[i].events);
-        }
+        for (int i = 0; i < n; i++)
+            if (!listener_of(events[i].data.ptr))
+                event(events[i].data.ptr, events[i].events);
         while (dead) {
             struct conn *c = dead;
             dead = c->next_dead;
