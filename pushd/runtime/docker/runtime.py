@@ -161,13 +161,14 @@ class DockerRuntime:
         # never leaves a launch half done (the next daemon sees the launcher alive, then
         # its container)
         try:
-            pid = self.launcher.launch(spec.id)
+            # the child records itself as the launcher (its first write): the daemon writes
+            # nothing more here, which would race the child's own writes
+            self.launcher.launch(spec.id)
         except RuntimeFailure as err:
             with self._lock:
                 self._launching.discard(spec.id)
             state = self._update(spec.id, {"failed": f"could not start: {err}"}) or state
             return self._info(state, running=True)  # reported exited on the next list()
-        self._update(spec.id, {"launcher": owner_token(pid)})  # it outlives us
         return self._info(state, running=True)
 
     @property
