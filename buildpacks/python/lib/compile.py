@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -226,13 +225,20 @@ class Installer:
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
         self.make_venv(partial)
-        pip = self.pip_argv(str(partial / "bin" / "python"))
-        if run([*pip, "install", "--no-warn-script-location", f"{name}=={version}"],
-               self.env, quiet=True) != 0:
+        target = str(partial / "bin" / "python")
+        if name == "uv":
+            installer = [*self.pip_argv(target), "install", "--no-warn-script-location"]
+        else:  # uv installs the others: parallel downloads, and its cache works everywhere
+            installer = [*self.tool("uv"), "pip", "install", "--python", target]
+        if run([*installer, f"{name}=={version}"], self.uv_env(self.env), quiet=True) != 0:
             shutil.rmtree(partial, ignore_errors=True)
             raise Failed(f"Could not install {name} {version} from PyPI")
         os.rename(partial, home)
         return argv
+
+    def uv_env(self, env: dict[str, str]) -> dict[str, str]:
+        return dict(env, UV_CACHE_DIR=str(self.cache / "python" / "uv"),
+                    UV_PYTHON_DOWNLOADS="never", UV_LINK_MODE="copy", UV_NO_PROGRESS="1")
 
     def install(self, installer: str) -> None:
         build = str(self.build)
@@ -242,9 +248,7 @@ class Installer:
         if installer == "uv":
             uv = self.tool("uv")
             step("Installing dependencies with uv (uv sync --locked)")
-            env = dict(venv_env, UV_CACHE_DIR=str(self.cache / "python" / "uv"),
-                       UV_PROJECT_ENVIRONMENT=str(self.venv), UV_PYTHON_DOWNLOADS="never",
-                       UV_LINK_MODE="copy", UV_NO_PROGRESS="1")
+            env = dict(self.uv_env(venv_env), UV_PROJECT_ENVIRONMENT=str(self.venv))
             status = run([*uv, "sync", "--locked", "--no-dev", "--python", self.python],
                          env, build)
         elif installer == "poetry":
