@@ -64,7 +64,7 @@ def test_a_python_version_the_stack_lacks_fails_in_one_line(pushd: PushdUnderTes
     repo = pushd.new_app_repo("python-missing", python_app("x", {".python-version": "3.99\n"}))
     result = pushd.push(repo)
     assert result.returncode != 0
-    said = [line for line in result.stderr.splitlines() if "!     " in line]
+    said = [line.rstrip() for line in result.stderr.splitlines() if "!     " in line]
     assert said[0] == "remote:  !     Python 3.99 (from .python-version) is not available on " \
         "this stack; available: 3.11.2"
     assert said[1:] == ["remote:  !     Push rejected, failed to compile Python app."]
