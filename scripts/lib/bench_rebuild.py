@@ -20,12 +20,14 @@ def build_seconds(platform, repo: Path) -> float:  # noqa: ANN001
     proc = subprocess.Popen(["git", "push", "platform", "main"], cwd=repo, env=platform.env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     built = None
+    said = []
     assert proc.stderr is not None
     for line in proc.stderr:
+        said.append(line)
         if built is None and "-----> Launching..." in line:
             built = time.monotonic() - start
     if proc.wait() != 0 or built is None:
-        raise SystemExit(f"push of {repo.name} failed")
+        raise SystemExit(f"push of {repo.name} failed:\n{''.join(said[-15:])}")
     return built
 
 

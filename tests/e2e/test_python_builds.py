@@ -31,19 +31,19 @@ def test_uv_lock_with_django_runs_collectstatic(pushd: PushdUnderTest):
     assert body == "uv-django django=5.2.19 collected=True"  # the locked version, exactly
 
 
-def test_poetry_lock_with_package_mode_false(pushd: PushdUnderTest):
-    output = push_ok(pushd, "python-poetry", fixture("python-poetry"))
+def test_poetry_lock_with_package_mode_false_then_a_pipfile_lock(pushd: PushdUnderTest):
+    """One app, two histories (they share the uv the build cache keeps for both tools)."""
+    output = push_ok(pushd, "python-locks", fixture("python-poetry"))
     assert "remote: -----> Using Python 3.11.2 (from runtime.txt)" in output
     assert "remote: -----> Installing dependencies with poetry (poetry sync --only main)" \
         in output
-    assert pushd.wait_for("python-poetry", "poetry").body == "poetry six=1.17.0 python=3.11.2"
-
-
-def test_pipfile_lock(pushd: PushdUnderTest):
-    output = push_ok(pushd, "python-pipenv", fixture("python-pipenv"))
-    assert "remote: -----> Installing dependencies with pipenv (pipenv sync)" in output
-    assert "the stack's default; pin one with .python-version" in output
-    assert pushd.wait_for("python-pipenv", "pipenv").body == "pipenv six=1.17.0 python=3.11.2"
+    assert pushd.wait_for("python-locks", "poetry").body == "poetry six=1.17.0 python=3.11.2"
+    result = pushd.push(pushd.new_app_repo("python-locks", fixture("python-pipenv")), "--force")
+    assert result.returncode == 0, result.stderr
+    assert "remote:        Using uv 0.13.9 from the build cache" in result.stderr
+    assert "remote: -----> Installing dependencies with pipenv (pipenv sync)" in result.stderr
+    assert "the stack's default; pin one with .python-version" in result.stderr
+    assert pushd.wait_for("python-locks", "pipenv").body == "pipenv six=1.17.0 python=3.11.2"
 
 
 def test_monorepo_buildpack_then_python(pushd: PushdUnderTest):
@@ -55,9 +55,9 @@ def test_monorepo_buildpack_then_python(pushd: PushdUnderTest):
              ".buildpacks": f"{FIXTURES / 'buildpacks' / 'monorepo'}\npython\n"}
     output = push_ok(pushd, "python-mono", files)
     assert output.index("Monorepo app detected") < output.index("moving services/api") \
-        < output.index("Python app detected") < output.index("Installing dependencies")
+        < output.index("Python app detected") < output.index("No requirements to install")
     assert pushd.wait_for("python-mono", "monorepo-api").body == \
-        "monorepo-api six=1.17.0 python=3.11.2"
+        "monorepo-api python=3.11.2 base=services/api"
 
 
 def test_a_python_version_the_stack_lacks_fails_in_one_line(pushd: PushdUnderTest):

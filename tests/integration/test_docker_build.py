@@ -159,7 +159,7 @@ def test_monorepo_then_python_in_the_container_detects_after_the_move(denv):
     slug, lines = denv.build(sha, {"APP_BASE": "services/api"})
     said = "".join(lines)
     assert said.index("Monorepo app detected") < said.index("Python app detected")
-    assert slug.process_types == {"web": "APP_LABEL=monorepo-api python app.py"}
+    assert slug.process_types == {"web": "python app.py"}
     assert (Path(slug.dir) / "app.py").is_file() and not (Path(slug.dir) / "web").exists()
 
 
