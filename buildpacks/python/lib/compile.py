@@ -269,9 +269,6 @@ class Installer:
         else:
             if not self.venv.exists():
                 self.make_venv(self.venv)
-            if installer == "pip" and not has_requirements(self.build):
-                info("No requirements to install")
-                return
             target = ["-r", "requirements.txt"] if installer == "pip" else ["."]
             step(f"Installing dependencies with pip (pip install {' '.join(target)})")
             pip = self.pip_argv(str(self.venv / "bin" / "python"))
@@ -377,7 +374,10 @@ def compile_app(build: Path, cache: Path, env_dir: Path) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     tool = Installer(build, cache, python, full)
     decided_by = next((name for name in files if (build / name).is_file()), files[0])
-    if restore(cached, venv, key):
+    if installer == "pip" and not has_requirements(build):
+        tool.make_venv(venv)  # no pip at all: a trivial app builds in well under a second
+        info("No requirements to install")
+    elif restore(cached, venv, key):
         step(f"Reusing the virtualenv from the build cache ({decided_by} and Python "
              "unchanged)")
         if always_runs(build, installer):
@@ -396,6 +396,9 @@ def compile_app(build: Path, cache: Path, env_dir: Path) -> None:
     profile = build / ".profile.d"
     profile.mkdir(exist_ok=True)
     (profile / "python.sh").write_text(PROFILE)
+    # for the buildpacks after this one (multi-buildpack `export`): the app's virtualenv
+    (Path(__file__).resolve().parents[1] / "export").write_text(
+        f'export VIRTUAL_ENV={venv}\nexport PATH="{venv / "bin"}:$PATH"\n')
 
 
 def main(argv: list[str]) -> int:
