@@ -1,3 +1,3 @@
 """pushd: a self-hosted, Heroku-style platform as a service."""
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
