@@ -29,8 +29,7 @@ from .base import Output
 from .buildpacks import BuildpackResolver, requested_buildpacks
 from .cachefs import BuildCache, unmount
 from .cgroup import BuildCgroup, BuildLimits, group_prefix, remove_stale
-from .compile import CompileFailed, compile_one
-from .detect import detect as detect_one
+from .compile import CompileFailed, compile_chain
 from .detect import first_detected
 from .hostpaths import Buildpack, HostPaths
 from .network import BuildNetwork
@@ -179,17 +178,9 @@ class _BuildRun:
         self.sandbox = dataclasses.replace(self.sandbox, buildpack_dirs=tuple(copies))
         if self.containers is not None:
             self._start_container()
-        chosen = self._detect(packs, explicit=bool(refs))
-
-        self.phase = "compile"
-        for position, (index, name) in enumerate(chosen):
-            self.name = name
-            self.out(f"-----> {name} app detected\n")
-            earlier = [i for i, _ in chosen[:position]]
-            status = compile_one(self._run, index, earlier, self.out)
-            if status != 0:
-                raise CompileFailed(f"bin/compile exited with status {status}",
-                                    phase="compile")
+        detected = None if refs else self._detect(packs)
+        chosen = compile_chain(self._run, [pack.ref for pack in packs], detected, self.out,
+                               self._entering)
 
         self.phase = "release"
         release = run_release(self._run, chosen[-1][0])
@@ -335,18 +326,13 @@ class _BuildRun:
             raise BuildError(f"Invalid buildpack {ref!r}: {cause}", phase="detect")
         return copies
 
-    def _detect(self, packs: list[Buildpack], explicit: bool) -> list[tuple[int, str]]:
-        if not explicit:
-            found = first_detected(self._run, range(len(packs)))
-            if found is None:
-                raise BuildError("No default language could be detected for this app.",
-                                 phase="detect")
-            return [found]
-        chosen = []
-        for index, pack in enumerate(packs):
-            name = detect_one(self._run, index)
-            if name is None:
-                raise BuildError(f"App not compatible with buildpack: {pack.ref}",
-                                 phase="detect")
-            chosen.append((index, name))
-        return chosen
+    def _entering(self, phase: str, name: str) -> None:
+        self.phase, self.name = phase, name
+
+    def _detect(self, packs: list[Buildpack]) -> tuple[int, str]:
+        """Automatic detection over the bundled buildpacks: the first that accepts."""
+        found = first_detected(self._run, range(len(packs)))
+        if found is None:
+            raise BuildError("No default language could be detected for this app.",
+                             phase="detect")
+        return found
