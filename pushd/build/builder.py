@@ -25,6 +25,7 @@ from ..paths import Paths
 from ..runtime.bwrap import Bind
 from ..runtime.netns import NetnsError
 from ..settings import Settings, app_uid
+from . import unsupported
 from .base import Output
 from .buildpacks import BuildpackResolver, requested_buildpacks
 from .cachefs import BuildCache, unmount
@@ -338,6 +339,10 @@ class _BuildRun:
     def _detect(self, packs: list[Buildpack], explicit: bool) -> list[tuple[int, str]]:
         if not explicit:
             found = first_detected(self._run, range(len(packs)))
+            assert self.sandbox is not None
+            refused = unsupported.refusal(self.sandbox.build_dir, found and found[1])
+            if refused:
+                raise BuildError(refused, phase="detect")
             if found is None:
                 raise BuildError("No default language could be detected for this app.",
                                  phase="detect")

@@ -1,14 +1,16 @@
 """npm-style semver ranges, enough to pick a Node.js version for `engines.node`.
 
 Pure and standard-library only: the nodejs buildpack runs it with the stack's python3 in the
-build sandbox (`python3 semver.py RANGE < versions`, one version a line; prints the highest
-match or exits 1), and the unit tests import it. Supported: exact versions, `=`, `v` prefixes,
+build sandbox (`python3 semver.py RANGE < versions`, one version a line or a JSON list;
+prints the highest match or exits 1), and the unit tests import it. Supported: exact
+versions, `=`, `v` prefixes,
 `<`, `<=`, `>`, `>=`, `~`, `^`, x-ranges (`22`, `22.x`, `22.1.*`, `*`, ``), hyphen ranges
 (`20 - 22.3`), comparator sets joined by spaces, and `||`. Pre-releases are never chosen.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Iterable
@@ -171,7 +173,9 @@ def main(argv: list[str]) -> int:
         print("usage: semver.py RANGE < versions", file=sys.stderr)
         return 2
     try:
-        found = max_satisfying(sys.stdin.read().split(), argv[1])
+        text = sys.stdin.read()
+        versions = json.loads(text) if text.lstrip().startswith("[") else text.split()
+        found = max_satisfying([str(v) for v in versions], argv[1])
     except RangeError as err:
         print(f"invalid semver range {argv[1]!r}: {err}", file=sys.stderr)
         return 2

