@@ -40,6 +40,7 @@ from .release import process_types, run_release
 from .runner import ContainerFactory, StepContainer
 from .sandbox import APP_DIR, BuildSandbox
 from .slug import make_slug, size_text
+from .stackhint import StackWatch
 from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv
 
 
@@ -187,8 +188,11 @@ class _BuildRun:
             self.name = name
             self.out(f"-----> {name} app detected\n")
             earlier = [i for i, _ in chosen[:position]]
-            status = compile_one(self._run, index, earlier, self.out)
+            watch = StackWatch(self.out, self.settings.stack)
+            status = compile_one(self._run, index, earlier, watch)
             if status != 0:
+                if watch.hint():
+                    self.out(f" !     {watch.hint()}\n")
                 raise CompileFailed(f"bin/compile exited with status {status}",
                                     phase="compile")
 
