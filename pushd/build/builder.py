@@ -25,7 +25,7 @@ from ..paths import Paths
 from ..runtime.bwrap import Bind
 from ..runtime.netns import NetnsError
 from ..settings import Settings, app_uid
-from . import unsupported
+from . import submodules, unsupported
 from .base import Output
 from .buildpacks import BuildpackResolver, requested_buildpacks
 from .cachefs import BuildCache, unmount
@@ -41,7 +41,7 @@ from .runner import ContainerFactory, StepContainer
 from .sandbox import APP_DIR, BuildSandbox
 from .slug import make_slug, size_text
 from .stackhint import StackWatch
-from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv
+from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv, read_small
 
 
 def default_bundled_dir() -> Path:
@@ -168,6 +168,7 @@ class _BuildRun:
         self.sandbox = BuildSandbox(self.uid, app_dir, cache_dir, env_dir, (),
                                     self.settings.stack, self.commit)
         self._checkout(app_dir)
+        self._submodules(app_dir)
 
         self.phase = "detect"
         refs, source = requested_buildpacks(self.config, app_dir, self.app.buildpacks)
@@ -296,6 +297,16 @@ class _BuildRun:
             said = [line.strip() for line in lines.lines if line.strip()]
             raise BuildError(f"Could not check out {self.commit[:7]}: "
                              f"{said[-1] if said else 'git archive failed'}", phase="fetch")
+
+    def _submodules(self, app_dir: Path) -> None:
+        """The commit's submodules checked out into the build (`submodules.py`)."""
+        gitmodules = read_small(app_dir / ".gitmodules", "fetch")
+        if gitmodules is None:
+            return
+        subs = submodules.plan(gitmodules,
+                               submodules.gitlinks(self.paths.repo(self.app.id), self.commit))
+        submodules.check_out(subs, self._step, app_dir, self.resolver.host_paths,
+                             self.paths.root, self.out)
 
     def _announce(self, refs: list[str], source: str) -> None:
         if len(refs) == 1:

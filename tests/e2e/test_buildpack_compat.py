@@ -4,6 +4,7 @@ of the classic contract (local copies in tests/fixtures/buildpacks), through rea
 from __future__ import annotations
 
 import gzip
+import subprocess
 
 from .harness import PushdUnderTest, python_app
 from .test_buildpacks import FIXTURES, fixture, push_ok
@@ -108,3 +109,51 @@ def test_a_buildpack_refusing_the_stack_is_shown_with_a_hint(pushd: PushdUnderTe
     hint = [line for line in lines if line.startswith("!     Hint:")]
     assert len(hint) == 1 and "does not support the pushd-22 stack" in hint[0], result.stderr
     assert lines.index(refusal) < lines.index(hint[0])
+
+
+def test_submodule_checked_out_for_the_build_and_a_missing_one_named(pushd: PushdUnderTest):
+    env = pushd.env()
+
+    def git(repo, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    lib = pushd.root / "src" / "njs-sublib"
+    lib.mkdir(parents=True)
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "lib.txt").write_text("from the submodule\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-q", "-m", "lib")
+    lib_sha = git(lib, "rev-parse", "HEAD")
+    missing = pushd.root / "src" / "njs-nowhere.git"
+    files = {"index.html": "<h1>superproject</h1>\n",
+             ".gitmodules": f'[submodule "lib"]\n\tpath = vendor/lib\n\turl = {missing}\n'}
+    repo = pushd.new_app_repo("njs-submod", files)
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{lib_sha},vendor/lib")
+    git(repo, "commit", "-q", "-m", "add the submodule")
+    failed = pushd.push(repo)
+    assert failed.returncode != 0
+    said = [line for line in failed.stderr.splitlines() if "Submodule vendor/lib" in line]
+    assert len(said) == 1 and str(missing) in said[0], failed.stderr
+
+    (repo / ".gitmodules").write_text(f'[submodule "lib"]\n\tpath = vendor/lib\n'
+                                      f'\turl = file://{lib}\n')
+    git(repo, "add", ".gitmodules")  # not -A: the gitlink has no folder in this checkout
+    git(repo, "commit", "-q", "-m", "the submodule's real URL")
+    result = pushd.push(repo)
+    assert result.returncode == 0, result.stderr
+    assert "Fetching submodule vendor/lib" in result.stderr
+    pushd.wait_for("njs-submod", "superproject")
+    assert pushd.http("njs-submod", "/vendor/lib/lib.txt").body == "from the submodule\n"
+
+
+def test_submodule_pointing_into_pushds_state_is_refused(pushd: PushdUnderTest):
+    files = {"index.html": "<h1>thief</h1>\n",
+             ".gitmodules": f'[submodule "x"]\n\tpath = loot\n\turl = {pushd.state}/apps\n'}
+    repo = pushd.new_app_repo("njs-subthief", files)
+    subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},loot"],
+                   cwd=repo, check=True, env=pushd.env())
+    subprocess.run(["git", "commit", "-q", "-m", "steal"], cwd=repo, check=True, env=pushd.env())
+    result = pushd.push(repo)
+    assert result.returncode != 0
+    assert "Submodule loot: submodule URL" in result.stderr and "refused" in result.stderr
