@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .harness import PushdUnderTest
+from .harness import PushdUnderTest, python_app
 from .test_buildpacks import fixture, push_ok
 
 
@@ -52,3 +52,21 @@ def test_pnpm_workspace_app(pushd: PushdUnderTest):
     assert "Running build (pnpm run build)" in output
     body = pushd.wait_for("njs-pnpm", "pnpm-workspace").body.strip()
     assert body == "pnpm-workspace ms=3m built=42 dev=pruned", body
+
+
+def test_failure_report_shows_the_apps_error_not_npm_notices(pushd: PushdUnderTest):
+    """A start that dies and then gets wrapped in npm's update notice and log footer (what
+    `npm start` prints after the app's error): the pusher sees the app's lines."""
+    notices = "".join(f"print('npm notice line {n}')\n" for n in range(10))
+    boot = ("print('connecting to the database')\n"
+            "print('Error: DATABASE_URL is not set', flush=True)\n" + notices +
+            "print('npm error A complete log of this run can be found in: /app/x.log')\n"
+            "raise SystemExit(1)\n")
+    files = python_app("never", {"boot.py": boot, "Procfile": "web: python3 boot.py\n"})
+    result = pushd.push(pushd.new_app_repo("njs-crashy", files))
+    assert result.returncode != 0
+    remote = [line.removeprefix("remote: ").rstrip() for line in result.stderr.splitlines()]
+    assert any(line.endswith("app[web.1]: Error: DATABASE_URL is not set") for line in remote), \
+        result.stderr
+    assert any(line.endswith("app[web.1]: connecting to the database") for line in remote)
+    assert not [line for line in remote if "npm notice" in line or "complete log" in line]
