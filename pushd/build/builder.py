@@ -78,7 +78,9 @@ class _BuildRun:
         self.host_env = builder.host_env
         self.containers = builder.containers
         self.container: StepContainer | None = None
-        self.app, self.commit, self.config, self.out = app, commit, config, out
+        # every line passes through: a failed compile that named the stack gets a hint
+        self.stack_watch = StackWatch(out, builder.settings.stack)
+        self.app, self.commit, self.config, self.out = app, commit, config, self.stack_watch
         self.uid = app_uid(self.settings, app.id)
         self.resolver = BuildpackResolver(
             builder.bundled_dir, self.paths.buildpack_cache, self._git_argv,
@@ -130,6 +132,9 @@ class _BuildRun:
                 err.__cause__ = full
             if full is not None or not isinstance(err, CompileFailed):
                 self.out(f" !     {err}\n")
+            hint = self.stack_watch.hint() if isinstance(err, CompileFailed) else None
+            if hint:
+                self.out(f" !     {hint}\n")
             if self.name:
                 self.out(f" !     Push rejected, failed to compile {self.name} app.\n")
             else:
@@ -189,11 +194,8 @@ class _BuildRun:
             self.name = name
             self.out(f"-----> {name} app detected\n")
             earlier = [i for i, _ in chosen[:position]]
-            watch = StackWatch(self.out, self.settings.stack)
-            status = compile_one(self._run, index, earlier, watch)
+            status = compile_one(self._run, index, earlier, self.out)
             if status != 0:
-                if watch.hint():
-                    self.out(f" !     {watch.hint()}\n")
                 raise CompileFailed(f"bin/compile exited with status {status}",
                                     phase="compile")
 

@@ -12,11 +12,16 @@ from collections.abc import Callable
 
 
 class StackWatch:
-    """Passes a buildpack's output on and notes whether a line names the stack."""
+    """Passes a build's output on and notes whether a line refuses the stack."""
 
     def __init__(self, out: Callable[[str], None], stack: str) -> None:
         self.out, self.stack = out, stack
-        self._pattern = re.compile(rf"\b(stack|{re.escape(stack)})\b", re.IGNORECASE)
+        # a refusal names the stack and says what is wrong with it; pushd's own lines
+        # ("Building on the pushd-22 stack") say neither
+        self._pattern = re.compile(
+            rf"\b(stack|{re.escape(stack)})\b.*\b(not|no|unsupported|only|requires?)\b"
+            rf"|\b(not|no|unsupported|only|requires?)\b.*\b(stack|{re.escape(stack)})\b",
+            re.IGNORECASE)
         self.mentioned = False
 
     def __call__(self, line: str) -> None:

@@ -19,3 +19,11 @@ def test_other_failures_get_no_hint():
     watch("npm ERR! missing script: build\n")
     watch("haystacks are not stacks\n")
     assert watch.hint() is None
+
+
+def test_pushds_own_stack_line_is_no_refusal():
+    watch = StackWatch(lambda line: None, "pushd-22")
+    watch("-----> Building on the pushd-22 stack\n")
+    assert watch.hint() is None
+    watch("This buildpack requires the heroku-24 stack.\n")
+    assert watch.hint() is not None
