@@ -154,8 +154,9 @@ def test_node_wins_over_procfile_and_static(env):
 def test_static_site(env):
     slug, lines = env.build(env.push(APPS / "static-site"))
     assert slug.buildpack == "Static"
-    assert slug.process_types["web"].endswith("--directory /app")
+    assert slug.process_types["web"] == "/app/.static/start"  # nginx, as the app's user
     assert (Path(slug.dir) / "index.html").is_file()
+    assert "root /app;" in (Path(slug.dir) / ".static" / "server.conf").read_text()
 
 
 def test_procfile_only_app(env):
