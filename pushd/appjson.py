@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import names
+from .cron import parse_schedule
 from .errors import InvalidName, InvalidValue
 
 MAX_BYTES = 256 * 1024
@@ -167,10 +168,14 @@ def _cron(entries: object) -> tuple[CronEntry, ...]:
     out = []
     for i, entry in enumerate(entries):
         e = _dict(entry, f"cron[{i}]")
-        command = _text(e.get("command"), f"cron[{i}].command")
+        command = _text(e.get("command"), f"cron[{i}].command").strip()
         schedule = _text(e.get("schedule"), f"cron[{i}].schedule")
         if not command or not schedule:
             raise AppJsonError(f"app.json: cron[{i}] needs a command and a schedule")
+        try:
+            parse_schedule(schedule)  # a schedule that can never run fails the push
+        except InvalidValue as err:
+            raise AppJsonError(f"app.json: cron[{i}].schedule: {err}") from None
         out.append(CronEntry(command, schedule))
     return tuple(out)
 

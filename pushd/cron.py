@@ -2,18 +2,15 @@
 5-field cron expressions parsed and validated (numbers, `*`, ranges, steps, lists, month and
 weekday names, `@hourly`-style macros), whether one is due at a minute (UTC; day of month and
 day of week OR'ed when both are restricted, as in cron), and a tiny reader of the `cron` list
-from app.json text. The shared app.json parser takes the reader's place at merge."""
+from the entries `appjson.py` parsed."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 from .errors import InvalidValue
 
-MAX_ENTRIES = 50
-MAX_COMMAND = 4096
 MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
           "@hourly": "0 * * * *"}
@@ -103,30 +100,3 @@ def parse_schedule(text: str) -> Schedule:
     weekdays = frozenset(0 if d == 7 else d for d in sets[4])
     return Schedule(text, frozenset(sets[0]), frozenset(sets[1]), frozenset(sets[2]),
                     frozenset(sets[3]), weekdays, parts[2] == "*", parts[4] == "*")
-
-
-def entries_from_app_json(raw: bytes | None) -> list[CronEntry]:
-    """The `cron` entries of an app.json text ([] without one); InvalidValue, one line, for a
-    malformed file or entry."""
-    if raw is None:
-        return []
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InvalidValue(f"app.json is not valid JSON: {err}") from None
-    cron = data.get("cron", []) if isinstance(data, dict) else []
-    if not isinstance(cron, list) or len(cron) > MAX_ENTRIES:
-        raise InvalidValue(f"app.json cron must be a list of at most {MAX_ENTRIES} entries")
-    entries = []
-    for number, item in enumerate(cron, 1):
-        if not isinstance(item, dict) or not isinstance(item.get("command"), str) \
-                or not isinstance(item.get("schedule"), str):
-            raise InvalidValue(f"app.json cron entry {number} needs a command and a schedule")
-        command = item["command"].strip()
-        if not command or len(command) > MAX_COMMAND or "\0" in command:
-            raise InvalidValue(f"app.json cron entry {number} has no usable command")
-        try:
-            entries.append(CronEntry(command, parse_schedule(item["schedule"])))
-        except InvalidValue as err:
-            raise InvalidValue(f"app.json cron entry {number}: {err}") from None
-    return entries

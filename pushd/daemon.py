@@ -143,6 +143,9 @@ def run(platform: Platform) -> None:
     watch = RouterWatch(platform.router, paths.nginx_dir / WATCH_FILE)
     drains = DrainManager(platform.store, paths)
     metrics.watch_drains(drains.dropped)
+    metrics.watch_addons(lambda: [
+        (a.name, a.kind, time.time() - float(a.state.get("rotated_at", a.created_at)))
+        for a in platform.store.addons()])
     fast = settings.test_hooks and settings.cron_speed > 1
     cron_loop = Scheduler(platform, fast_clock(settings.cron_speed) if fast else time.time,
                           tick=0.2 if fast else 5.0)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("pushd.metrics")
 
@@ -59,6 +60,40 @@ router_lines_dropped = Counter("pushd_router_log_lines_dropped_total",
                                registry=REGISTRY)
 drain_dropped = Gauge("pushd_drain_dropped_lines", "Log lines drains dropped (buffer full)",
                       registry=REGISTRY)
+
+
+addon_rotations = Counter("pushd_addon_rotations_total", "Credential rotations by outcome",
+                          ["kind", "outcome"], registry=REGISTRY)
+
+
+class _Addons:
+    """Read at each scrape: add-ons by kind, and each one's credential age."""
+
+    def __init__(self, listing: Callable[[], list[tuple[str, str, float]]]) -> None:
+        self.listing = listing  # (name, kind, seconds since its credentials were made)
+
+    def collect(self):  # noqa: ANN201  (the prometheus_client collector protocol)
+        count = GaugeMetricFamily("pushd_addons", "Add-ons by kind", labels=["kind"])
+        age = GaugeMetricFamily("pushd_addon_credential_age_seconds",
+                                "Since each add-on's credentials were made or rotated",
+                                labels=["addon", "kind"])
+        kinds: dict[str, int] = {}
+        try:
+            rows = self.listing()
+        except Exception:  # a scrape must not fail for a store that is busy
+            log.exception("add-on metrics")
+            rows = []
+        for name, kind, seconds in rows:
+            kinds[kind] = kinds.get(kind, 0) + 1
+            age.add_metric([name, kind], seconds)
+        for kind, n in sorted(kinds.items()):
+            count.add_metric([kind], n)
+        yield count
+        yield age
+
+
+def watch_addons(listing: Callable[[], list[tuple[str, str, float]]]) -> None:
+    REGISTRY.register(_Addons(listing))
 
 
 def status_class(status: str) -> str:

@@ -11,6 +11,7 @@ from . import maintenance, metrics
 from . import rollout as ro
 from .dynostatus import write_failure
 from .errors import RouterError
+from .failurelines import READ, app_lines
 from .models import Release
 from .slo import SLIFile
 
@@ -71,7 +72,7 @@ class RolloutDriver:
                 else:
                     self._feed(app_id, version, ro.Switched())
             case ro.RecordFailure(version, reason, dyno_id):
-                output = self.runtime.logs(dyno_id, 8) if dyno_id else []
+                output = app_lines(self.runtime.logs(dyno_id, READ)) if dyno_id else []
                 write_failure(self.paths, app_id, version, reason, output)
             case ro.SetStatus(version, status):
                 self.store.set_release_status(app_id, version, str(status))

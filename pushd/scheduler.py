@@ -11,11 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from dulwich.repo import Repo
-
-from . import cron, detached
+from . import cron, detached, health
 from .errors import PushdError
-from .governance.enforce import tree_file
 from .models import App, Release
 from .platform import Platform
 
@@ -29,15 +26,9 @@ def fast_clock(speed: int) -> Callable[[], float]:
 
 
 def release_entries(platform: Platform, app: App, release: Release) -> list[cron.CronEntry]:
-    """The cron entries of the release's app.json; InvalidValue if malformed."""
-    path = platform.paths.repo(app.id)
-    if not release.commit or not path.exists():
-        return []
-    repo = Repo(str(path))
-    try:
-        return cron.entries_from_app_json(tree_file(repo, release.commit, "app.json"))
-    finally:
-        repo.close()
+    """The cron entries of the release's app.json (parsed and checked at its push)."""
+    manifest = health.load(platform.paths, app.id, release.slug_id)
+    return [cron.CronEntry(e.command, cron.parse_schedule(e.schedule)) for e in manifest.cron]
 
 
 class Scheduler:

@@ -24,9 +24,10 @@ from .errors import PushdError
 SUITE = "bookworm"
 REPOSITORY = "pushd/stack"
 LABEL = "io.pushd.stack"
-# what the bundled buildpacks (python, node) need to compile apps and their native modules
+# what the bundled buildpacks (python, node, static) need to compile apps and their native
+# modules, and nginx, which serves static sites
 PACKAGES = ("python3", "python3-venv", "python3-pip", "nodejs", "npm", "ca-certificates",
-            "build-essential", "libpq-dev", "git", "curl")
+            "build-essential", "libpq-dev", "git", "curl", "nginx-light")
 # as in Debian's slim images: no manuals, docs or translations (about 100 MB); licences kept
 DPKG_EXCLUDES = ("path-exclude /usr/share/doc/*\n"
                  "path-include /usr/share/doc/*/copyright\n"

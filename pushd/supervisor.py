@@ -68,6 +68,8 @@ class Supervisor(RolloutDriver, CheckDriver):
         self._pending: dict[int, Release] = {}
         self._serving: dict[int, Release] = {}
         self.running = False
+        if hasattr(runtime, "on_change"):  # a runtime that can tell when a launch is done
+            runtime.on_change = self.wake
 
     # API for commands (any thread)
     def wake(self) -> None:

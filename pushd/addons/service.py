@@ -139,7 +139,8 @@ def rotate(platform: Platform, addon: Addon, user: str) -> list[Release]:
         releases.append(new)
         _wait_old_dynos_gone(platform, app.id, new.version)
     prov.revoke(current, new_state)
-    platform.store.set_addon_state(addon.name, new_state)
+    # when these credentials were made: their age is a metric (pushd_addon_credential_age)
+    platform.store.set_addon_state(addon.name, {**new_state, "rotated_at": time.time()})
     return releases
 
 

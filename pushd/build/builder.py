@@ -25,12 +25,12 @@ from ..paths import Paths
 from ..runtime.bwrap import Bind
 from ..runtime.netns import NetnsError
 from ..settings import Settings, app_uid
+from . import submodules, unsupported
 from .base import Output
 from .buildpacks import BuildpackResolver, requested_buildpacks
 from .cachefs import BuildCache, unmount
 from .cgroup import BuildCgroup, BuildLimits, group_prefix, remove_stale
-from .compile import CompileFailed, compile_one
-from .detect import detect as detect_one
+from .compile import CompileFailed, compile_chain
 from .detect import first_detected
 from .hostpaths import Buildpack, HostPaths
 from .network import BuildNetwork
@@ -39,7 +39,8 @@ from .release import process_types, run_release
 from .runner import ContainerFactory, StepContainer
 from .sandbox import APP_DIR, BuildSandbox
 from .slug import make_slug, size_text
-from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv
+from .stackhint import StackWatch
+from .steps import COPY_DIR, REPO_DIR, SOURCE_DIR, checkout_argv, copy_argv, read_small
 
 
 def default_bundled_dir() -> Path:
@@ -76,7 +77,9 @@ class _BuildRun:
         self.host_env = builder.host_env
         self.containers = builder.containers
         self.container: StepContainer | None = None
-        self.app, self.commit, self.config, self.out = app, commit, config, out
+        # every line passes through: a failed compile that named the stack gets a hint
+        self.stack_watch = StackWatch(out, builder.settings.stack)
+        self.app, self.commit, self.config, self.out = app, commit, config, self.stack_watch
         self.uid = app_uid(self.settings, app.id)
         self.resolver = BuildpackResolver(
             builder.bundled_dir, self.paths.buildpack_cache, self._git_argv,
@@ -128,6 +131,9 @@ class _BuildRun:
                 err.__cause__ = full
             if full is not None or not isinstance(err, CompileFailed):
                 self.out(f" !     {err}\n")
+            hint = self.stack_watch.hint() if isinstance(err, CompileFailed) else None
+            if hint:
+                self.out(f" !     {hint}\n")
             if self.name:
                 self.out(f" !     Push rejected, failed to compile {self.name} app.\n")
             else:
@@ -166,6 +172,7 @@ class _BuildRun:
         self.sandbox = BuildSandbox(self.uid, app_dir, cache_dir, env_dir, (),
                                     self.settings.stack, self.commit)
         self._checkout(app_dir)
+        self._submodules(app_dir)
 
         self.phase = "detect"
         refs, source = requested_buildpacks(self.config, app_dir, self.app.buildpacks)
@@ -179,17 +186,9 @@ class _BuildRun:
         self.sandbox = dataclasses.replace(self.sandbox, buildpack_dirs=tuple(copies))
         if self.containers is not None:
             self._start_container()
-        chosen = self._detect(packs, explicit=bool(refs))
-
-        self.phase = "compile"
-        for position, (index, name) in enumerate(chosen):
-            self.name = name
-            self.out(f"-----> {name} app detected\n")
-            earlier = [i for i, _ in chosen[:position]]
-            status = compile_one(self._run, index, earlier, self.out)
-            if status != 0:
-                raise CompileFailed(f"bin/compile exited with status {status}",
-                                    phase="compile")
+        detected = None if refs else self._detect(packs)
+        chosen = compile_chain(self._run, [pack.ref for pack in packs], detected, self.out,
+                               self._entering)
 
         self.phase = "release"
         release = run_release(self._run, chosen[-1][0])
@@ -292,6 +291,16 @@ class _BuildRun:
             raise BuildError(f"Could not check out {self.commit[:7]}: "
                              f"{said[-1] if said else 'git archive failed'}", phase="fetch")
 
+    def _submodules(self, app_dir: Path) -> None:
+        """The commit's submodules checked out into the build (`submodules.py`)."""
+        gitmodules = read_small(app_dir / ".gitmodules", "fetch")
+        if gitmodules is None:
+            return
+        subs = submodules.plan(gitmodules,
+                               submodules.gitlinks(self.paths.repo(self.app.id), self.commit))
+        submodules.check_out(subs, self._step, app_dir, self.resolver.host_paths,
+                             self.paths.root, self.out)
+
     def _announce(self, refs: list[str], source: str) -> None:
         if len(refs) == 1:
             self.out(f"-----> Using buildpack: {refs[0]} (from {source})\n")
@@ -335,18 +344,18 @@ class _BuildRun:
             raise BuildError(f"Invalid buildpack {ref!r}: {cause}", phase="detect")
         return copies
 
-    def _detect(self, packs: list[Buildpack], explicit: bool) -> list[tuple[int, str]]:
-        if not explicit:
-            found = first_detected(self._run, range(len(packs)))
-            if found is None:
-                raise BuildError("No default language could be detected for this app.",
-                                 phase="detect")
-            return [found]
-        chosen = []
-        for index, pack in enumerate(packs):
-            name = detect_one(self._run, index)
-            if name is None:
-                raise BuildError(f"App not compatible with buildpack: {pack.ref}",
-                                 phase="detect")
-            chosen.append((index, name))
-        return chosen
+    def _entering(self, phase: str, name: str) -> None:
+        self.phase, self.name = phase, name
+
+    def _detect(self, packs: list[Buildpack]) -> tuple[int, str]:
+        """Automatic detection over the bundled buildpacks: the first that accepts; a
+        repository of a language no bundled buildpack supports is refused naming it."""
+        found = first_detected(self._run, range(len(packs)))
+        assert self.sandbox is not None
+        refused = unsupported.refusal(self.sandbox.build_dir, found and found[1])
+        if refused:
+            raise BuildError(refused, phase="detect")
+        if found is None:
+            raise BuildError("No default language could be detected for this app.",
+                             phase="detect")
+        return found

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 
+from .. import metrics
 from ..addons import service
 from ..addons.base import AddonError, kinds
 from ..addons.postgres import parse_server
-from ..errors import Forbidden, InvalidValue, UsageError
+from ..errors import Forbidden, InvalidValue, PushdError, UsageError
 from ..models import App
 from ..store_addons import Addon
 from .registry import Context, command, no_more, one_arg, parse_options
@@ -134,7 +135,12 @@ def addons_destroy(ctx: Context, args: list[str]) -> None:
 def addons_rotate(ctx: Context, args: list[str]) -> None:
     addon = _addon(ctx, one_arg(args, "addons:credentials:rotate", "one ADDON"), owner=True)
     ctx.out(f"Rotating credentials of {addon.name}... ")
-    releases = service.rotate(ctx.platform, addon, ctx.user.name)
+    try:
+        releases = service.rotate(ctx.platform, addon, ctx.user.name)
+    except PushdError:
+        metrics.addon_rotations.labels(addon.kind, "failed").inc()
+        raise
+    metrics.addon_rotations.labels(addon.kind, "ok").inc()
     ctx.line(f"done, {', '.join(r.name for r in releases) or 'no app attached'}")
 
 

@@ -57,3 +57,38 @@ def test_a_syslog_drain_gets_the_apps_lines_and_a_dead_one_blocks_nothing(
         assert dead not in pushd.ssh("drains", "drained").stdout
     finally:
         server.close()
+
+
+def test_an_http_drain_gets_batched_logplex_posts(pushd: PushdUnderTest):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    posts: list[tuple[dict[str, str], bytes]] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/logs?app=1"
+    try:
+        assert pushd.ssh("apps:create", "httpdrained").returncode == 0
+        assert pushd.ssh("drains:add", "httpdrained", url).returncode == 0
+
+        def posted() -> list:
+            assert pushd.ssh("config:set", "httpdrained", "M=1").returncode == 0
+            return [p for p in posts if b"Set M config vars" in p[1]]
+        headers, body = wait_until(posted, timeout=30, interval=1.0)[0]
+        assert headers["content-type"] == "application/logplex-1"
+        messages = frames(body)
+        assert int(headers["logplex-msg-count"]) == len(messages) >= 1
+        assert headers["logplex-drain-token"].startswith("d.")
+        assert all(m.startswith(b"<190>1 ") for m in messages)
+    finally:
+        server.shutdown()

@@ -119,13 +119,20 @@ def test_python_nodeps_is_fast_and_skips_pip(env):
     assert in_slug(slug, ["sh", "-c", "command -v python3"]).strip() == "/app/.venv/bin/python3"
 
 
-def test_cache_dir_survives_between_builds(env):
+def test_an_unchanged_requirements_txt_reuses_the_cached_virtualenv(env):
     sha = env.push(APPS / "python-app")
     _, first = env.build(sha)
-    assert "       Using cached pip downloads\n" not in first
-    assert env.in_cache("pip")
-    _, second = env.build(env.push(APPS / "python-app", {"README": "again"}))
-    assert "       Using cached pip downloads\n" in second
+    assert "       No cached virtualenv for this requirements.txt (first build with this " \
+        "cache)\n" in first
+    assert env.in_cache("python/venv/.pushd-cache-key")
+    slug, second = env.build(env.push(APPS / "python-app", {"README": "again"}))
+    assert "-----> Reusing the virtualenv from the build cache (requirements.txt and Python " \
+        "unchanged)\n" in second
+    assert not any("Installing dependencies" in line for line in second)
+    assert in_slug(slug, ["python", "-c", "import six; print(six.__version__)"]).strip() \
+        == "1.17.0"
+    _, third = env.build(env.push(APPS / "python-app", {"requirements.txt": "six==1.16.0\n"}))
+    assert "       No cached virtualenv for this requirements.txt (changed)\n" in third
 
 
 def test_node_app_with_an_npm_dependency(env):
@@ -147,8 +154,9 @@ def test_node_wins_over_procfile_and_static(env):
 def test_static_site(env):
     slug, lines = env.build(env.push(APPS / "static-site"))
     assert slug.buildpack == "Static"
-    assert slug.process_types["web"].endswith("--directory /app")
+    assert slug.process_types["web"] == "/app/.static/start"  # nginx, as the app's user
     assert (Path(slug.dir) / "index.html").is_file()
+    assert "root /app;" in (Path(slug.dir) / ".static" / "server.conf").read_text()
 
 
 def test_procfile_only_app(env):

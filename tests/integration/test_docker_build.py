@@ -151,6 +151,18 @@ def test_python_app_is_built_in_a_container_and_its_release_image_serves(denv):
         "web"], uid) == "python-app hello six=1.17.0\n"
 
 
+def test_monorepo_then_python_in_the_container_detects_after_the_move(denv):
+    """The same step order as the sandbox (build/compile.py compile_chain): python's
+    bin/detect runs after the monorepo buildpack moved APP_BASE to the root."""
+    sha = denv.push(APPS / "monorepo", {
+        ".buildpacks": f"{BUILDPACKS / 'monorepo'}\npython\n"})
+    slug, lines = denv.build(sha, {"APP_BASE": "services/api"})
+    said = "".join(lines)
+    assert said.index("Monorepo app detected") < said.index("Python app detected")
+    assert slug.process_types == {"web": "python app.py"}
+    assert (Path(slug.dir) / "app.py").is_file() and not (Path(slug.dir) / "web").exists()
+
+
 def test_node_app_is_built_in_a_container_and_its_release_image_serves(denv):
     sha = denv.push(APPS / "node-app")
     slug, lines = denv.build(sha)

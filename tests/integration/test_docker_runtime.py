@@ -39,7 +39,8 @@ if kind == "run":
     harness.runtime.run(spec, PipeClient(b""))
 else:
     harness.runtime.start(spec)
-    while not [i for i in harness.runtime.list() if i.spec.id == spec.id and i.pid]:
+    while then != "at-once" and not [i for i in harness.runtime.list()
+                                     if i.spec.id == spec.id and i.pid]:
         time.sleep(0.05)  # its container runs, with its network
 if then == "stop":
     harness.runtime.stop(spec.id)
@@ -192,3 +193,34 @@ def test_resource_limits_reach_the_container_and_its_memory_is_reported(harness)
         assert use.limit == 128 * 1024 * 1024
     finally:
         harness.runtime.remove(spec.id)
+
+
+def launchers_of(harness: DockerHarness, parent: int) -> list[int]:
+    """The warm launcher (forkserver) a process started on this state dir."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pushd.runtime.docker.forkserver" in argv \
+                and str(harness.paths.root).encode() in argv \
+                and (stat := live_stat(int(entry.name))) and stat.ppid == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_daemon_killed_mid_launch_leaves_the_launch_done_once_and_no_launcher(harness):
+    daemon, said = hold(harness, 18, "worker", "sleep 300", then="at-once")
+    assert daemon.stdout.readline().strip() == "done"
+    [launcher] = launchers_of(harness, daemon.pid)  # it forked the launch
+    kill(daemon)  # while its container is being made
+    wait_until(lambda: not live_stat(launcher), timeout=30)  # it ended with its daemon
+    runtime = harness.fresh_runtime()
+    info = wait_until(lambda: (found := listed(runtime, said["id"])) and found.pid and found,
+                      timeout=60)
+    assert info.running and not info.reason
+    containers = runtime.client.containers.list(all=True, filters={
+        "label": [f"io.pushd.id={said['id']}"]})
+    assert [c.status for c in containers] == ["running"]  # made once, whole
+    runtime.remove(said["id"])

@@ -6,7 +6,8 @@ import calendar
 
 import pytest
 
-from pushd.cron import entries_from_app_json, parse_schedule
+from pushd.appjson import AppJsonError, parse
+from pushd.cron import parse_schedule
 from pushd.errors import InvalidValue
 
 
@@ -55,14 +56,14 @@ def test_malformed_schedules_are_one_line_errors(bad):
 
 def test_app_json_cron_is_read_and_validated():
     raw = b'{"cron": [{"command": "python3 task.py", "schedule": "*/5 * * * *"}]}'
-    [entry] = entries_from_app_json(raw)
-    assert entry.command == "python3 task.py" and entry.schedule.text == "*/5 * * * *"
-    assert entries_from_app_json(None) == []
-    assert entries_from_app_json(b'{"name": "x"}') == []
+    [entry] = parse(raw).cron
+    assert entry.command == "python3 task.py"
+    assert parse_schedule(entry.schedule).text == "*/5 * * * *"
+    assert parse(b'{"name": "x"}').cron == ()
     for bad in (b"{", b'{"cron": {}}', b'{"cron": [{"command": "x"}]}',
                 b'{"cron": [{"command": " ", "schedule": "* * * * *"}]}',
                 b'{"cron": [{"command": "x", "schedule": "61 * * * *"}]}',
                 b'{"cron": [' + b",".join([b'{"command": "x", "schedule": "* * * * *"}'] * 51)
                 + b"]}"):
-        with pytest.raises(InvalidValue):
-            entries_from_app_json(bad)
+        with pytest.raises(AppJsonError):
+            parse(bad)

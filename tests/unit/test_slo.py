@@ -41,3 +41,24 @@ def test_router_figures_give_percentiles_of_the_last_hour(tmp_path: Path):
     assert (got.p50, got.p95, got.p99) == (5, 50, 50)
     assert AppStats.load(tmp_path / "s.json").minutes == stats.minutes
     assert summarize(tmp_path / "missing.json", now).requests == 0
+
+
+def test_addon_metrics_count_kinds_and_credential_ages():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from pushd import metrics
+
+    registry = CollectorRegistry()
+    registry.register(metrics._Addons(lambda: [("postgres-a", "postgres", 30.0),
+                                               ("redis-b", "redis", 5.5),
+                                               ("postgres-c", "postgres", 1.0)]))
+    text = generate_latest(registry).decode()
+    assert 'pushd_addons{kind="postgres"} 2.0' in text
+    assert 'pushd_addons{kind="redis"} 1.0' in text
+    assert ('pushd_addon_credential_age_seconds{addon="redis-b",kind="redis"} 5.5' in text)
+
+    def broken() -> list:
+        raise OSError("database is locked")
+    failing = CollectorRegistry()
+    failing.register(metrics._Addons(broken))
+    assert "pushd_addons" in generate_latest(failing).decode()  # empty, not an error

@@ -104,7 +104,8 @@ def test_argv_builders() -> None:
     assert stack.image_name("pushd-22") == "pushd/stack:pushd-22"
     assert "LABEL io.pushd.stack=pushd-22" in stack.import_changes("pushd-22")
     for package in ("python3", "python3-venv", "python3-pip", "nodejs", "npm",
-                    "ca-certificates", "build-essential", "libpq-dev", "git", "curl"):
+                    "ca-certificates", "build-essential", "libpq-dev", "git", "curl",
+                    "nginx-light"):
         assert package in stack.PACKAGES
 
 

@@ -22,10 +22,9 @@ import contextlib
 import json
 import logging
 import math
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from .client import (
     request_stop,
 )
 from .container import create_kwargs
+from .forkserver import ForkServer
 from .images import release_image
 from .logcollect import Collectors, read_cursor
 
@@ -85,6 +85,8 @@ class DockerRuntime:
         self._lock = threading.Lock()
         self._state_lock = threading.Lock()  # read-modify-write of the state files
         self._launching: set[str] = set()
+        self._launcher: ForkServer | None = None
+        self.on_change: Callable[[], None] | None = None  # the supervisor's wake
 
     # the engine, connected on first use (a CLI that never touches a dyno needs none)
     @property
@@ -156,28 +158,39 @@ class DockerRuntime:
         self._write(spec.id, state)
         with self._lock:
             self._launching.add(spec.id)
-        # a process of its own, as the sandbox's shim: a daemon killed meanwhile never leaves
-        # a launch half done (the next daemon sees the launcher alive, then its container)
-        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir.parent / "launch.log", "ab") as errors:
-            launcher = subprocess.Popen(
-                [sys.executable, "-m", "pushd.runtime.docker.launch", str(self.paths.root),
-                 spec.id], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
-        self._update(spec.id, {"launcher": owner_token(launcher.pid)})  # it outlives us
-        threading.Thread(target=self._reap, args=(spec.id, launcher), name=f"launch-{spec.id}",
-                         daemon=True).start()
+        # a process of its own (a child of the warm launcher): a daemon killed meanwhile
+        # never leaves a launch half done (the next daemon sees the launcher alive, then
+        # its container)
+        try:
+            # the child records itself as the launcher (its first write): the daemon writes
+            # nothing more here, which would race the child's own writes
+            self.launcher.launch(spec.id)
+        except RuntimeFailure as err:
+            with self._lock:
+                self._launching.discard(spec.id)
+            state = self._update(spec.id, {"failed": f"could not start: {err}"}) or state
+            return self._info(state, running=True)  # reported exited on the next list()
         return self._info(state, running=True)
 
-    def _reap(self, dyno_id: str, launcher: subprocess.Popen) -> None:
-        """Once the launcher is done: follow the container's output from here on."""
-        launcher.wait()
+    @property
+    def launcher(self) -> ForkServer:
+        with self._lock:
+            if self._launcher is None:
+                self._launcher = ForkServer(self.paths.root, self.state_dir.parent
+                                            / "launch.log", self._launched)
+            return self._launcher
+
+    def _launched(self, dyno_id: str) -> None:
+        """Once its launcher is done: follow the container's output from here on, and tell
+        the supervisor (its probe need not wait for the next tick)."""
         state = self._read(dyno_id)
         if state and state.get("launched") and state.get("container"):
             with contextlib.suppress(Exception):
                 self._follow(DynoSpec(**state["spec"]), state["container"])
         with self._lock:
             self._launching.discard(dyno_id)
+        if self.on_change is not None:
+            self.on_change()
 
     def launch(self, dyno_id: str) -> None:
         """In the launcher process: the release image, the container, its pasta."""
