@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pushd.procs import live_stat
 from pushd.runtime import egress
 from pushd.runtime.docker.client import SLUG
 from pushd.runtime.docker.images import ensure_release_image
