@@ -37,6 +37,9 @@ class DynoSpec:
     # host loopback ports the dyno reaches at 127.0.0.1:PORT inside (its app's add-ons)
     reach: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:  # read back from JSON, a list: the same spec
+        object.__setattr__(self, "reach", tuple(int(port) for port in self.reach))
+
     @property
     def dyno(self) -> str:
         return f"{self.process_type}.{self.index}"
