@@ -97,11 +97,12 @@ def cancel(platform: Platform, app: App, say: Callable[[str], None]) -> BuildRec
     prefix = group_prefix(platform.paths.root, app.id)
     deadline = time.monotonic() + CANCEL_WAIT
     while time.monotonic() < deadline:
-        for group in (CGROUP_ROOT / "pids" / "pushd").glob(f"{prefix}*"):
-            kill_members(group)
+        # asked first: once it has ended, the next push's build may already use these groups
         now = platform.store.build_record(app.id, record.number)
         if now is None or now.status not in ("running", "canceling") or not alive(now.pid):
             break
+        for group in (CGROUP_ROOT / "pids" / "pushd").glob(f"{prefix}*"):
+            kill_members(group)
         time.sleep(0.2)
     else:
         say(f"Build {record.number} of {app.name} is still stopping\n")

@@ -48,9 +48,23 @@ def display(line: str) -> str:
     return escape(line.removesuffix("\n")) + "\n"
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def timestamp(now: float | None = None) -> str:
-    moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
-    return moment.isoformat(timespec="microseconds")
+    """`2026-11-26T07:36:25.123456+00:00` (UTC); the date and time of a second are formatted
+    once (router lines come thousands a second)."""
+    global _second
+    now = time.time() if now is None else now
+    second = int(now // 1)
+    micros = int(round((now - second) * 1_000_000))
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached, text = _second  # one read of one tuple: threads never see half an update
+    if cached != second:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (second, text)
+    return f"{text}.{micros:06d}+00:00"
 
 
 def format_line(source: str, dyno: str, message: str, now: float | None = None) -> str:

@@ -35,21 +35,24 @@ FLUSH = 0.2
 DESCRIPTIONS = {"H10": "App crashed", "H12": "Request timeout",
                 "H13": "Connection closed without response", "H14": "No web dynos running",
                 "H80": "Maintenance mode"}
-FIELDS = ("method", "path", "host", "request_id", "fwd", "dyno", "connect", "service",
-          "status", "bytes", "protocol")
-QUOTED = {"path", "fwd", "desc"}
 
 
 def router_line(entry: dict[str, str]) -> str:
-    """The message of a router line from nginx's JSON fields (values from the request are
-    quoted where they may hold spaces, their quotes escaped)."""
-    code = entry.get("code", "")
+    """The message of a router line from nginx's JSON fields: the request's own values
+    (path, forwarded-for) quoted with their quotes escaped, the rest without spaces."""
+    get = entry.get
+    code = get("code", "")
     head = "at=info" if not code else f'at=error code={code} desc="{DESCRIPTIONS.get(code, "")}"'
-    parts = [head]
-    for name in FIELDS:
-        value = str(entry.get(name, "")).replace('"', "%22") or "-"
-        parts.append(f'{name}="{value}"' if name in QUOTED else f"{name}={value.replace(' ', '')}")
-    return " ".join(parts)
+
+    def word(name: str) -> str:
+        return str(get(name, "")).replace(" ", "").replace('"', "%22") or "-"
+
+    def quoted(name: str) -> str:
+        return str(get(name, "")).replace('"', "%22") or "-"
+    return (f'{head} method={word("method")} path="{quoted("path")}" host={word("host")} '
+            f'request_id={word("request_id")} fwd="{quoted("fwd")}" dyno={word("dyno")} '
+            f'connect={word("connect")} service={word("service")} status={word("status")} '
+            f'bytes={word("bytes")} protocol={word("protocol")}')
 
 
 def parse_datagram(data: bytes) -> dict[str, str] | None:
@@ -73,17 +76,29 @@ def service_seconds(entry: dict[str, str]) -> float | None:
         return None  # "-": no upstream answered
 
 
-def count(app: str, entry: dict[str, str]) -> None:
+_children: dict[tuple, object] = {}  # label values -> metric child: labels() costs per call
+
+
+def _child(metric: object, *values: str):  # noqa: ANN202
+    key = (id(metric), values)
+    child = _children.get(key)
+    if child is None:
+        if len(_children) > 10_000:
+            _children.clear()
+        child = _children[key] = metric.labels(*values)  # type: ignore[attr-defined]
+    return child
+
+
+def count(app: str, entry: dict[str, str], seconds: float | None) -> None:
     """The request in the router metrics (labels: the app, status class, dyno, H-code)."""
-    dyno = str(entry.get("dyno", "-"))
     status = str(entry.get("status", ""))
-    metrics.router_requests.labels(app, metrics.status_class(status), dyno).inc()
+    _child(metrics.router_requests, app, metrics.status_class(status),
+           str(entry.get("dyno", "-"))).inc()
     code = str(entry.get("code", ""))
     if code in DESCRIPTIONS:
-        metrics.router_errors.labels(app, code).inc()
-    seconds = service_seconds(entry)
+        _child(metrics.router_errors, app, code).inc()
     if seconds is not None:
-        metrics.router_service.labels(app).observe(seconds)
+        _child(metrics.router_service, app).observe(seconds)
 
 
 class _Bucket:
@@ -155,8 +170,8 @@ class RouterLogReceiver:
         if entry is None or not entry.get("app"):
             return
         app = str(entry["app"])
-        count(app, entry)
         seconds = service_seconds(entry)
+        count(app, entry, seconds)
         if app not in self._stats:
             app_id = self.app_ids(app)
             self._stats[app] = (AppStats() if app_id is None else

@@ -38,7 +38,7 @@ class DynoSpec:
     # the add-on's unix socket: addons/reach.py)
     reach: tuple[int, ...] = ()
 
-    def __post_init__(self) -> None:  # a spec read back from JSON equals the one written
+    def __post_init__(self) -> None:  # read back from JSON, a list: the same spec
         object.__setattr__(self, "reach", tuple(int(port) for port in self.reach))
 
     @property

@@ -187,3 +187,15 @@ def test_raw_lines_already_in_a_log_are_split_at_newlines_and_shown_escaped(tmp_
     assert all(len(text.splitlines()) == 1 and text.endswith("\n") for text in shown)
     assert not any("\x1b" in text or "\r" in text for text in shown)
     assert shown[-1] == r"\x1b[31mred" + "\n"
+
+
+def test_timestamps_match_isoformat_across_seconds():
+    import datetime as dt
+    import random
+
+    from pushd.logs import timestamp
+    moments = [0.0, 1.9999995, 1_800_000_000.000001, 1_800_000_000.9999996]
+    moments += [random.uniform(0, 2e9) for _ in range(2000)]
+    for moment in moments:
+        want = dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="microseconds")
+        assert timestamp(moment) == want, moment
