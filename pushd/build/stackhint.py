@@ -16,12 +16,12 @@ class StackWatch:
 
     def __init__(self, out: Callable[[str], None], stack: str) -> None:
         self.out, self.stack = out, stack
-        # a refusal names the stack and says what is wrong with it; pushd's own lines
-        # ("Building on the pushd-22 stack") say neither
-        self._pattern = re.compile(
-            rf"\b(stack|{re.escape(stack)})\b.*\b(not|no|unsupported|only|requires?)\b"
-            rf"|\b(not|no|unsupported|only|requires?)\b.*\b(stack|{re.escape(stack)})\b",
-            re.IGNORECASE)
+        # a refusal names a stack (ours, or the ones it wants: heroku-24, cedar-14) and says
+        # what is wrong with it; pushd's own lines ("Building on the pushd-22 stack") don't,
+        # nor does a bundled buildpack's "Python 3.99 is not available on this stack"
+        names = rf"((?-i:\$?STACK)\b|{re.escape(stack)}|heroku-\d+|cedar(-\d+)?|scalingo-\d+)"
+        verdict = r"\b(not|no|unsupported|only|requires?)\b"
+        self._pattern = re.compile(rf"{names}.*{verdict}|{verdict}.*{names}", re.IGNORECASE)
         self.mentioned = False
 
     def __call__(self, line: str) -> None:

@@ -27,3 +27,10 @@ def test_pushds_own_stack_line_is_no_refusal():
     assert watch.hint() is None
     watch("This buildpack requires the heroku-24 stack.\n")
     assert watch.hint() is not None
+
+
+def test_a_bundled_buildpacks_version_error_is_no_stack_refusal():
+    watch = StackWatch(lambda line: None, "pushd-22")
+    watch(" !     Python 3.99 (from .python-version) is not available on this stack; "
+          "available: 3.11.2\n")
+    assert watch.hint() is None
