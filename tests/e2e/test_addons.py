@@ -239,6 +239,24 @@ def test_backup_restore_brings_a_row_back(pushd: PushdUnderTest, bound):
     assert counter(pushd, "/pg") == before + 1  # the app writes on after the restore
 
 
+def test_redis_backup_restore_and_rotation(pushd: PushdUnderTest, bound):
+    url = var(pushd, APP, "REDIS_URL")
+    assert redis_cmd(url, "SET", "kept", "yes") in ("True", "OK", "b'OK'")
+    out = ok(pushd.ssh("addons:backup", bound["redis"]))
+    backup = next(w for w in out.split() if w.startswith("b0"))
+    assert backup in ok(pushd.ssh("addons:backups", bound["redis"]))
+    redis_cmd(url, "DEL", "kept")
+    assert redis_cmd(url, "GET", "kept") == "None"
+    ok(pushd.ssh("addons:restore", bound["redis"], backup))
+    assert redis_cmd(url, "GET", "kept") in ("yes", "b'yes'")  # the snapshot's key is back
+    with Poller(pushd, APP) as poll:
+        ok(pushd.ssh("addons:credentials:rotate", bound["redis"]))
+    assert poll.failures == [], poll.failures[:5]
+    new = var(pushd, APP, "REDIS_URL")
+    assert new != url and "WRONGPASS" in redis_cmd(url, "PING")  # the old password is gone
+    assert counter(pushd, "/redis") > 0  # the app runs on the new one
+
+
 def test_provider_down_makes_nothing(pushd: PushdUnderTest, bound):
     ok(pushd.ssh("providers:add", "postgres", "postgres://admin:pw@127.0.0.1:9/postgres"))
     try:
@@ -275,6 +293,17 @@ def test_a_one_off_reaches_the_addons_with_no_dyno_running(pushd: PushdUnderTest
     out = ok(pushd.ssh("run", APP, "python3", "-c", shlex.quote(ONE_OFF))).split()
     assert out[0] == "redis" and int(out[1]) > 0
     assert out[2:] == ["pg", str(hits), "superuser", "refused"]  # peer: root or postgres only
+
+
+def test_detach_removes_the_var_and_cuts_a_release(pushd: PushdUnderTest, bound):
+    if pushd.ssh("apps:info", OTHER).returncode != 0:  # this test alone (-k)
+        ok(pushd.ssh("apps:create", OTHER))
+    if "SHARED_URL" not in ok(pushd.ssh("config", "-a", OTHER)):
+        ok(pushd.ssh("addons:attach", bound["postgres"], "-a", OTHER, "--as", "SHARED"))
+    ok(pushd.ssh("addons:detach", "SHARED", "-a", OTHER))
+    assert "SHARED_URL" not in ok(pushd.ssh("config", "-a", OTHER))
+    assert "Detach SHARED" in ok(pushd.ssh("releases", "-a", OTHER))
+    assert var(pushd, APP, "DATABASE_URL").startswith("postgres")  # the owner keeps it
 
 
 def test_destroy_removes_data_and_apps_destroy_refuses(pushd: PushdUnderTest, bound):
