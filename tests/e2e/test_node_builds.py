@@ -57,6 +57,12 @@ def test_yarn_app_installs_from_yarn_lock(pushd: PushdUnderTest):
     assert pushd.wait_for("njs-yarn", "yarn-app").body.strip() == "yarn-app ms=2m"
 
 
+def test_yarn_berry_app_named_by_package_manager(pushd: PushdUnderTest):
+    output = push_ok(pushd, "njs-berry", fixture("yarn-berry-app"))
+    assert "Installing dependencies (yarn 4.5.3 install --immutable)" in output
+    assert pushd.wait_for("njs-berry", "yarn-berry-app").body.strip() == "yarn-berry-app ms=4m"
+
+
 def test_pnpm_workspace_app(pushd: PushdUnderTest):
     output = push_ok(pushd, "njs-pnpm", fixture("pnpm-workspace"))
     assert "Installing dependencies (pnpm 9.15.9 install --frozen-lockfile)" in output
