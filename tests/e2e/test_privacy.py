@@ -3,6 +3,7 @@ other apps' uids) read none of it."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def test_config_and_source_are_private(pushd: PushdUnderTest):
             continue
         assert SECRET.encode() not in cmdline, cmdline[:200]
     state = pushd.state
-    app_dir = next((state / "apps").iterdir())
     specs = [p for p in (state / "dynos").glob("*/spec.json") if SECRET in p.read_text()]
     assert specs  # root (pushd) keeps it...
+    app_dir = state / "apps" / str(json.loads(specs[0].read_text())["spec"]["app_id"])
     # ...and nobody else reads it, nor the app's repo, slugs, logs or the database
     private = [specs[0], state / "pushd.db", state / "pushd.db-wal", app_dir / "repo.git",
                *app_dir.glob("slugs/*"), app_dir / "logs" / "app.log", state / "pushd.log"]
