@@ -31,7 +31,7 @@ from typing import Any
 
 from ...cgroups import memory_use
 from ...errors import RuntimeFailure
-from ...files import replace_file
+from ...files import FileLock, replace_file
 from ...logs import AppLog
 from ...paths import Paths
 from ...procs import owner_alive, owner_token
@@ -83,7 +83,8 @@ class DockerRuntime:
         self._client: Any = None
         self._collectors: Collectors | None = None
         self._lock = threading.Lock()
-        self._state_lock = threading.Lock()  # read-modify-write of the state files
+        # read-modify-write of the state files, by the daemon and its launcher processes
+        self._state_lock = FileLock(self.state_dir / ".lock")
         self._launching: set[str] = set()
         self._launcher: ForkServer | None = None
         self.on_change: Callable[[], None] | None = None  # the supervisor's wake
