@@ -25,7 +25,11 @@ class SmallDisk:
                         "lazy_itable_init=0,lazy_journal_init=0", str(self.image)],
                        check=True, capture_output=True)
         self.mount_point.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mount_point)],
+        # nodelalloc: blocks are taken when written, so a full disk fails the write() itself;
+        # ext4's delayed allocation may accept a write on an almost full disk and lose it at
+        # writeback ("Delayed block allocation failed ... Data will be lost"), which no
+        # writer can count
+        subprocess.run(["mount", "-o", "loop,nodelalloc", str(self.image), str(self.mount_point)],
                        check=True, capture_output=True)
 
     def unmount(self) -> None:

@@ -106,5 +106,8 @@ def test_logs_tail_sees_every_line_of_a_flood_across_rotations(flood_platform):
           f"{len(seen)} seen from seq {start}, {missing} missing, {sum(dropped)} in "
           f"{len(dropped)} markers, log files now {rotations}")
     assert seen == sorted(seen) and len(set(seen)) == len(seen)  # in order, none twice
-    assert missing == sum(dropped)  # every line not seen is accounted for by a marker
+    # every line not seen is accounted for by a marker; a marker counts whole lines of the
+    # log, so the few that are not the app's numbers (the router's line for GET /flood, the
+    # platform's own) may be among them
+    assert missing <= sum(dropped) <= missing + 5
     assert start < 1000  # the follower was there from the flood's start
