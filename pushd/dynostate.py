@@ -53,16 +53,17 @@ class Crash:
 
 
 def adopted(info: DynoInfo, was_up: bool, now: float) -> Dyno:
-    """A dyno found by a restarted daemon. One that has exited is taken as up: the
-    supervisor's next look handles the exit (a crash, or a finished stop). Up before stays
-    up: a busy dyno missing one probe must not be R10-killed by a daemon restart. Any other
-    is starting, with a fresh boot window from now: the supervisor's next look finds it up
-    (and says so, once) if it runs, or listens on $PORT."""
+    """A dyno found by a restarted daemon, in the state the previous daemon last told: up
+    stays up (a busy dyno missing one probe must not be R10-killed by a daemon restart), any
+    other is starting. One that has exited keeps that state for the supervisor's next look,
+    which tells the exit (a crash, or a finished stop) from it: a dyno never told up is never
+    said to have crashed from up. A running starting one gets a fresh boot window from now:
+    the next look finds it up (and says so, once) if it runs, or listens on $PORT."""
     spec = info.spec
-    if not info.running:
-        return Dyno(spec, "up", now, info.started_at, stopping=info.stopping, pid=info.pid,
-                    ever_up=True, endpoint=info.endpoint, adopted=True)
     state = "up" if was_up else "starting"
+    if not info.running:
+        return Dyno(spec, state, now, info.started_at, stopping=info.stopping, pid=info.pid,
+                    ever_up=was_up, endpoint=info.endpoint, adopted=True)
     began = info.started_at or now
     return Dyno(spec, state, began, began if state == "up" else now, stopping=info.stopping,
                 pid=info.pid, ever_up=state == "up", endpoint=info.endpoint, adopted=True)

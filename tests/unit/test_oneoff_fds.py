@@ -72,6 +72,8 @@ def test_a_one_off_whose_wait_raises_leaves_no_pty_open(tmp_path: Path, monkeypa
     monkeypatch.setattr(DynoDir, "prepare_cgroup", lambda self, *limits: None)
     monkeypatch.setattr(DynoDir, "release_layer", lambda self: None)
     monkeypatch.setattr(sandbox, "dyno_argv", lambda *_args, **_kw: ["sleep", "30"])
+    # no bwrap, so no sandbox info to wait for: no network either
+    monkeypatch.setattr(SandboxRuntime, "_attach_network", lambda *_args: [])
 
     def broken_wait(*_args: object) -> int:
         raise RuntimeError("the wait broke")
