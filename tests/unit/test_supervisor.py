@@ -36,6 +36,7 @@ class FakeRuntime:
         self.output: dict[str, list[str]] = {}
         self.endpoint_host, self.next_port = "127.0.0.1", 20000  # where $PORT is published
         self.full = False  # no endpoint left for a web dyno
+        self.launching = False  # a dyno started now has no pid yet (its launch goes on)
 
     def start(self, spec: DynoSpec) -> DynoInfo:
         endpoint = None
@@ -44,7 +45,8 @@ class FakeRuntime:
                 raise RuntimeFailure("No free port left in 20000-29999")
             endpoint = Endpoint(self.endpoint_host, self.next_port)
             self.next_port += 1
-        info = DynoInfo(spec=spec, pid=100 + len(self.events), running=True, endpoint=endpoint)
+        pid = None if self.launching else 100 + len(self.events)
+        info = DynoInfo(spec=spec, pid=pid, running=True, endpoint=endpoint)
         self.infos[spec.id] = info
         self.events.append(("start", spec.id))
         return info
@@ -446,6 +448,22 @@ def test_adoption_handles_exits_while_down(w):
     w.tick()
     assert worker.id not in w.runtime.infos and web.id not in w.runtime.infos
     assert names(w.runtime.running()) == ["web.1", "worker.1"]
+
+
+def test_an_exit_while_down_is_told_from_the_state_last_told(w):
+    w.deploy({"worker": "python worker.py"})
+    w.runtime.launching = True
+    w.tick()  # started; the daemon dies before its next look would say "up"
+    w.runtime.launching = False
+    worker = w.runtime.running("worker")[0]
+    w.runtime.infos[worker.id].pid = 4242  # it ran, then exited while no daemon looked
+    w.runtime.crash(worker.id)
+    w.sup = w.make()
+    w.tick()
+    told = [line.split(": ", 1)[1] for line in w.log().splitlines() if "worker.1" in line]
+    assert "State changed from starting to crashed" in told
+    assert not [t for t in told if t.startswith("State changed from up")]  # never said up
+    assert names(w.runtime.running()) == ["worker.1"]  # and restarted
 
 
 def test_duplicate_dynos_after_adoption_are_stopped(w):
