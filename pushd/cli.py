@@ -138,10 +138,7 @@ def up(obj: dict, state_dir: str | None, ssh_port: int | None, http_port: int | 
         clash = ports.ephemeral_clash(platform.settings.port_range, ports.kernel_ephemeral_range())
         if clash:
             raise UsageError(clash)
-        if platform.settings.runtime == "docker":  # the engine answers, the stack is there
-            from .runtime.docker.hooks import ensure_stack
-
-            ensure_stack(platform.settings, lambda line: click.echo(line))
+        platform.support.prepare_host(click.echo)  # e.g. the stack image of docker's
         if admin_key:
             click.echo(daemon.register_admin_key(platform, admin_key))
         if not platform.store.keys():

@@ -113,9 +113,7 @@ def run(platform: Platform) -> None:
             metrics.serve(settings.metrics_host, settings.metrics_port)
         except OSError as err:
             raise PushdError(f"metrics port {settings.metrics_port}: {err.strerror}") from None
-    check_host = getattr(platform.runtime, "check_host", None)  # optional: one line if not
-    if check_host is not None:
-        check_host()
+    platform.runtime.check_host()  # one line if the host lacks what it needs
     if settings.firewall:  # fail closed: no daemon rather than dyno ports open to the world
         try:  # the dynos this daemon will adopt keep reaching their own endpoints meanwhile
             firewall.apply(settings, endpoint_pairs(platform.runtime.list()))

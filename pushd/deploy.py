@@ -53,9 +53,9 @@ def release(platform: Platform, app: App, *, description: str, user: str,
     phase = phase and new.status == "releasing"
     app_log(platform, app).write("pushd", "api", f"Release {new.name} created by user {user}: "
                                  f"{description}")
-    if platform.images is not None and new.status == "pending":
+    if new.status == "pending":
         try:
-            platform.images.release_cut(app, new)  # before the supervisor is told
+            platform.support.release_cut(app, new)  # before the supervisor is told
         except RuntimeFailure as err:
             platform.store.set_release_status(app.id, new.version, "failed",
                                               only_if=new.status)

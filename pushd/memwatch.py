@@ -10,7 +10,12 @@ per crossing, counted again only after the dyno has dropped well below it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .runtime.records import MemoryUse
+
+if TYPE_CHECKING:
+    from .runtime.base import Runtime
 
 R14 = "Error R14 (Memory quota exceeded)"
 REARM_GAP = 10  # percentage points under the threshold before another crossing counts
@@ -40,15 +45,13 @@ class MemoryWatch:
             return True
         return False
 
-    def look(self, runtime: object, dyno_id: str, now: float) -> bool:
-        """Measure the dyno through its runtime (`Runtime.memory`) unless it was measured
-        less than `every` seconds ago; True as for `crossed`. A runtime that cannot measure
-        reports nothing."""
-        measure = getattr(runtime, "memory", None)
-        if measure is None or now - self._measured.get(dyno_id, float("-inf")) < self.every:
+    def look(self, runtime: Runtime, dyno_id: str, now: float) -> bool:
+        """Measure the dyno through its runtime (`Runtime.memory`, None when it cannot)
+        unless it was measured less than `every` seconds ago; True as for `crossed`."""
+        if now - self._measured.get(dyno_id, float("-inf")) < self.every:
             return False
         self._measured[dyno_id] = now
-        return self.crossed(dyno_id, measure(dyno_id))
+        return self.crossed(dyno_id, runtime.memory(dyno_id))
 
     def warned(self, dyno_id: str) -> bool:
         """Whether R14 was logged for the dyno's current crossing."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .governance.policyfile import PolicyFile
     from .router.base import Router
     from .runtime.base import Runtime
-    from .runtime.docker.hooks import ReleaseImages
+    from .runtime.support import RuntimeSupport
     from .tls.files import CertFiles
     from .tls.sites import TLSView
 
@@ -64,28 +64,20 @@ class Platform:
             repo_files,
         )
 
-        containers = None
-        if self.settings.runtime == "docker":  # buildpacks run in a container of the stack
-            from .runtime.docker.build import container_steps
-
-            containers = container_steps(self.settings)
         files = repo_files(self.paths.repo)
         return ChoosingBuilder(
             BuildpackBuilder(self.settings, self.paths, BUNDLED_BUILDPACKS,
-                             containers=containers),
+                             containers=self.support.build_steps()),
             DockerfileBuilder(self.settings, self.paths, docker_client, files,
                               self.store.next_version),
-            self.settings.runtime, files)
+            self.support.runs_images, files)
 
     @cached_property
-    def images(self) -> ReleaseImages | None:
-        """Release images and the engine's cleanup, for the docker runtime; None where
-        slugs stay folders."""
-        if self.settings.runtime != "docker":
-            return None
-        from .runtime.docker.hooks import ReleaseImages
+    def support(self) -> RuntimeSupport:
+        """The runtime's part in builds, release images and cleanup (runtime/support.py)."""
+        from .runtime.base import make_support
 
-        return ReleaseImages(self)
+        return make_support(self)
 
     @cached_property
     def runtime(self) -> Runtime:

@@ -285,16 +285,16 @@ class ChoosingBuilder:
     commit has a Dockerfile and no buildpack is asked for, else to the buildpack builder.
     With a runtime that runs no images such a push is refused in one line."""
 
-    def __init__(self, buildpacks: Builder, dockerfile: DockerfileBuilder, runtime: str,
+    def __init__(self, buildpacks: Builder, dockerfile: DockerfileBuilder, runs_images: bool,
                  files: CommitFiles) -> None:
         self.buildpacks, self.dockerfile = buildpacks, dockerfile
-        self.runtime, self.files = runtime, files
+        self.runs_images, self.files = runs_images, files
 
     def build(self, app: App, commit: str, config: dict[str, str], out: Output, *,
               admin: bool = False) -> Slug:
         if not wants_dockerfile(self.files(app.id, commit), config, app.buildpacks):
             return self.buildpacks.build(app, commit, config, out, admin=admin)
-        if self.runtime != "docker":
+        if not self.runs_images:
             out(f" !     {SANDBOX_REFUSAL}\n")
             raise BuildError(SANDBOX_REFUSAL, phase="detect")
         return self.dockerfile.build(app, commit, config, out, admin=admin)

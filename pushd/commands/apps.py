@@ -78,8 +78,7 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
         ctx.out(f"Destroying {app.name} (including all add-ons)... ")
         _stop_dynos(platform, app)  # first: if they will not stop, the app is still whole
         hosts = {f"{app.name}.{platform.settings.domain}", *platform.store.domains(app.id)}
-        if platform.images is not None:  # the app's images, containers and volumes
-            platform.images.destroy(app.id)
+        platform.support.destroy(app.id)  # the app's images, containers and volumes
         platform.store.delete_app(app.id)
         try:
             platform.notify()

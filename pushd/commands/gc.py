@@ -12,27 +12,25 @@ from .registry import Context, command, no_more
          "layers and old slugs; print what was freed (admins)", app=False, admin=True)
 def gc(ctx: Context, args: list[str]) -> None:
     no_more(args)
-    from ..runtime.docker.gc import Freed
+    from ..runtime.support import Freed
 
     platform = ctx.platform
-    images = platform.images
+    support = platform.support
     freed, slugs, busy = Freed(), [], []
     for app in platform.store.apps():
         try:
             with deploy_lock(platform, app, ctx.err, wait=False):
                 prune_slugs(platform, app, slugs.append)
-                if images is not None:
-                    freed.add(images.prune(app))
+                freed.add(support.prune(app))
         except Conflict:
             busy.append(app.name)  # a push is building it: its containers are in use
         except NotFound:
             continue  # destroyed meanwhile
-    if images is not None:
-        freed.add(images.orphans())
+    freed.add(support.orphans())
     if busy:
         ctx.line(f"Skipped {', '.join(busy)}: a push is in progress")
     ctx.line(f"Removed {len(slugs)} old slug{'s' * (len(slugs) != 1)}")
-    if images is None:
+    if not support.keeps_images:
         ctx.line(f"Runtime {platform.settings.runtime}: no images to collect")
         return
     ctx.line(freed.describe())

@@ -203,11 +203,10 @@ class DeployingReceivePack(ReceivePackHandler):
         pause(platform, "after-router-switch")
         releasephase.postdeploy(platform, app, release, manifest, out)
         deploy.prune_slugs(platform, app)
-        if platform.images is not None:
-            try:
-                platform.images.prune(app)
-            except RuntimeFailure as err:  # the release is live: a warning, not a failure
-                out(f" !     Warning: {err}\n")
+        try:
+            platform.support.prune(app)
+        except RuntimeFailure as err:  # the release is live: a warning, not a failure
+            out(f" !     Warning: {err}\n")
         started = [t for t in slug.process_types if t != "release" and (
             manifest.formation[t].quantity if t in manifest.formation else t == "web")]
         if not started and slug.process_types:

@@ -1,19 +1,21 @@
 """The runtime interface: how a dyno is started, stopped, inspected, adopted and logged.
 
 A runtime is registered by name (`@register("sandbox")`) when the wiring (`platform.py`)
-imports it; `pushd up --runtime NAME` picks one.
-Later runtimes (docker) plug in by registering a class, without touching the supervisor.
+imports it; `pushd up --runtime NAME` picks one. What it brings to the platform's other flows
+(builds, release images, cleanup) is its support class (`support.py`), named when it
+registers. Later runtimes plug in by registering a class, without touching the supervisor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import UsageError
 from ..paths import Paths
 from ..settings import Settings
 from .records import DynoInfo, DynoSpec, MemoryUse, OneOffIO
+from .support import LocalSupport, RuntimeSupport
 
 
 class Runtime(Protocol):
@@ -51,6 +53,10 @@ class Runtime(Protocol):
         """A running dyno's memory use and limit now (None if not known, or not running):
         the supervisor logs R14 when it nears the limit."""
 
+    def check_host(self) -> None:
+        """At `pushd up`: what this runtime needs of the host is there; one line
+        (PushdError) if not."""
+
     def run(self, spec: DynoSpec, io: OneOffIO) -> int:
         """Run a one-off dyno in the foreground, wired to `io`; returns the exit status.
         Called through `events.run_oneoff`, which writes its lines; a client that left shows
@@ -59,12 +65,16 @@ class Runtime(Protocol):
 
 
 RUNTIMES: dict[str, type] = {}
+SUPPORTS: dict[str, type] = {}
 
 
-def register(name: str) -> Callable[[type], type]:
+def register(name: str, support: type = LocalSupport) -> Callable[[type], type]:
+    """Register a runtime class by name, with its support class (`support.RuntimeSupport`:
+    builds, release images, cleanup; `LocalSupport` keeps nothing beyond slug folders)."""
     def deco(cls: type) -> type:
         cls.name = name
         RUNTIMES[name] = cls
+        SUPPORTS[name] = support
         return cls
     return deco
 
@@ -82,3 +92,9 @@ def make_runtime(settings: Settings, paths: Paths) -> Runtime:
     register themselves: this interface knows none of them)."""
     check_runtime(settings.runtime)
     return RUNTIMES[settings.runtime](settings, paths)
+
+
+def make_support(platform: Any) -> RuntimeSupport:
+    """The support of the runtime the platform's settings name."""
+    check_runtime(platform.settings.runtime)
+    return SUPPORTS[platform.settings.runtime](platform)

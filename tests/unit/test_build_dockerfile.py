@@ -96,8 +96,8 @@ class Recorder:
 
 def choosing(runtime: str, **files: str) -> tuple[ChoosingBuilder, Recorder, Recorder]:
     buildpacks, dockerfile = Recorder(), Recorder()
-    return (ChoosingBuilder(buildpacks, dockerfile, runtime, lambda app_id, commit: tree(
-        **files)), buildpacks, dockerfile)
+    return (ChoosingBuilder(buildpacks, dockerfile, runtime == "docker",
+                            lambda app_id, commit: tree(**files)), buildpacks, dockerfile)
 
 
 def test_the_docker_runtime_builds_the_dockerfile():

@@ -120,9 +120,13 @@ def test_r14_through_a_runtime_that_measures_or_not():
         def memory(self, dyno_id: str) -> MemoryUse:
             return use(95)
 
+    class CannotMeasure:
+        def memory(self, dyno_id: str) -> None:
+            return None
+
     watch = MemoryWatch()
     assert watch.look(Measures(), "x", 10.0) and not watch.look(Measures(), "x", 11.0)
-    assert not watch.look(object(), "y", 10.0)  # no `memory`: never an R14
+    assert not watch.look(CannotMeasure(), "y", 10.0)  # nothing measured: never an R14
 
 
 def test_each_dyno_is_measured_at_most_every_half_second():

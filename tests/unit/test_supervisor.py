@@ -69,6 +69,9 @@ class FakeRuntime:
     def run(self, spec, io) -> int:
         return 0
 
+    def memory(self, dyno_id: str) -> None:
+        return None
+
     # scripting
     def crash(self, dyno_id: str, status: int = 1) -> None:
         info = self.infos[dyno_id]

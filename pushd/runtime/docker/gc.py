@@ -16,34 +16,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..support import Freed
 from . import labels as lbl
 
 TAG_RE = re.compile(r"^pushd/[^:]+:v(\d+)$")
-MB = 1024 * 1024
-
-
-@dataclass
-class Freed:
-    images: int = 0
-    containers: int = 0
-    volumes: int = 0
-    bytes: int = 0
-
-    def add(self, other: Freed) -> None:
-        self.images += other.images
-        self.containers += other.containers
-        self.volumes += other.volumes
-        self.bytes += other.bytes
-
-    def describe(self) -> str:
-        """One line: `Freed 3 images, 2 containers, 0 volumes: 41.5 MB`."""
-        return (f"Freed {self.images} image{'s' * (self.images != 1)}, {self.containers} "
-                f"container{'s' * (self.containers != 1)}, {self.volumes} "
-                f"volume{'s' * (self.volumes != 1)}: {self.bytes / MB:.1f} MB")
 
 
 def kept_versions(versions: Iterable[int], keep: int, in_play: Collection[int]) -> set[int]:

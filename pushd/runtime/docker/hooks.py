@@ -1,5 +1,6 @@
-"""Where the platform's flows meet the engine when the runtime is docker: a release cut gets
-its image, a deploy ends with the engine pruned, a destroyed app leaves nothing in it, and
+"""The docker runtime's support (`runtime/support.RuntimeSupport`): where the platform's flows
+meet the engine. Buildpacks run in containers of the stack image, a release cut gets its
+image, a deploy ends with the engine pruned, a destroyed app leaves nothing in it, and
 `pushd up --runtime docker` makes the stack image on first use."""
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NotFound, RuntimeFailure
+from ..support import Freed
 from . import labels as lbl
-from .gc import EngineGC, Freed
+from .gc import EngineGC
 from .images import ensure_release_image, release_tag
 
 if TYPE_CHECKING:
+    from ...build.runner import ContainerFactory
     from ...models import App, Release
     from ...platform import Platform
     from ...settings import Settings
@@ -28,8 +31,11 @@ def _engine() -> Any:
         raise RuntimeFailure(str(err)) from None
 
 
-class ReleaseImages:
-    """The docker runtime's release images and engine cleanup for one platform."""
+class DockerSupport:
+    """The docker runtime's builds, release images and engine cleanup for one platform."""
+
+    runs_images = True
+    keeps_images = True
 
     def __init__(self, platform: Platform, client: Any | None = None) -> None:
         self.platform = platform
@@ -40,6 +46,14 @@ class ReleaseImages:
         if self._client is None:
             self._client = _engine()
         return self._client
+
+    def prepare_host(self, say: Callable[[str], None]) -> None:
+        ensure_stack(self.platform.settings, say)
+
+    def build_steps(self) -> ContainerFactory:
+        from .build import container_steps
+
+        return container_steps(self.platform.settings)
 
     @property
     def gc(self) -> EngineGC:

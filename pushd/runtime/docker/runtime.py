@@ -36,7 +36,7 @@ from ...logs import AppLog
 from ...paths import Paths
 from ...procs import owner_alive, owner_token
 from ...settings import Settings
-from .. import egress
+from .. import egress, shimbin
 from ..base import register
 from ..endpoints import HostEndpoints
 from ..netns import NetnsError, listening
@@ -54,6 +54,7 @@ from .client import (
 )
 from .container import create_kwargs
 from .forkserver import ForkServer
+from .hooks import DockerSupport
 from .images import release_image
 from .logcollect import Collectors, read_cursor
 
@@ -70,7 +71,7 @@ DRAIN_TIMEOUT = 5.0  # for a follower to copy an exited container's last lines
 KILL_TIMEOUT_SLACK = 0.5
 
 
-@register("docker")
+@register("docker", support=DockerSupport)
 class DockerRuntime:
     name = "docker"
 
@@ -388,6 +389,12 @@ class DockerRuntime:
         log_file = AppLog.shared(self.paths.log_file(spec.app_id), self.settings.log_max_bytes)
         self.collectors.ensure(spec.id, container_id, spec.dyno, log_file,
                                self._cursor_path(spec.id), exited)
+
+    def check_host(self) -> None:
+        """At `pushd up`: the engine answers and the forwarder in front of web dynos is
+        built (one line if not)."""
+        connect().ping()
+        shimbin.ensure(self.paths, shimbin.FORWARDER)
 
     def memory(self, dyno_id: str) -> MemoryUse | None:
         """The container's memory use and limit, from its cgroup (the engine's cgroupfs
