@@ -381,6 +381,10 @@ class Supervisor(RolloutDriver, CheckDriver):
                                 now - dyno.started)
             dyno.state, dyno.since = state, now
             dyno.ever_up = dyno.ever_up or state == "up"
+            if state == "up" and say:
+                # recorded with its line, not at the pass's end: a daemon killed in between
+                # would leave the next one to adopt it as starting and tell "up" again
+                self.out.status_changed(self.status())
 
     def _platform(self, spec: DynoSpec, message: str) -> None:
         self._log(spec.app_id, spec.dyno, message)

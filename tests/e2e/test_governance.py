@@ -144,8 +144,9 @@ def test_builds_quota_counts_builds_while_they_run(gov: PushdUnderTest):
         assert ("Quota exceeded: builds 1 of 1 in use (quotas:set alice builds=N to raise)"
                 in quick.stderr)
         assert "[remote rejected] main -> main" in quick.stderr
-    finally:
-        for go in gov.state.glob("apps/*/cache/waiting"):
+    finally:  # the waiting buildpack ends once `go` is beside its `waiting` (else in 60 s)
+        waiting = "apps/*/builds/build-*/cache/waiting"
+        for go in wait_until(lambda: list(gov.state.glob(waiting)), timeout=60):
             (go.parent / "go").touch()
         output, _ = first.communicate(timeout=300)
     assert first.returncode == 0, output
