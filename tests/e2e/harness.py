@@ -20,6 +20,7 @@ import yaml
 
 VENV_BIN = Path(sys.executable).parent
 PUSHD = str(VENV_BIN / "pushd")
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def free_port() -> int:
@@ -256,6 +257,19 @@ def write_files(root: Path, files: dict[str, str], executable: tuple[str, ...]) 
         path.write_text(content)
         if rel in executable:
             path.chmod(0o755)
+
+
+def fixture(name: str) -> dict[str, str]:
+    """The files of the fixture app tests/fixtures/apps/<name>, by path."""
+    root = FIXTURES / "apps" / name
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def push_ok(pushd: PushdUnderTest, app: str, files: dict[str, str]) -> str:
+    """Push `files` as a new app; the push's output (its stderr), asserting it succeeded."""
+    result = pushd.push(pushd.new_app_repo(app, files))
+    assert result.returncode == 0, result.stderr
+    return result.stderr
 
 
 ANSWERED = """\
