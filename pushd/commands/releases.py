@@ -10,7 +10,7 @@ from ..errors import NotFound, UsageError
 from ..governance import enforce
 from ..models import App, Release
 from .config import show_vars
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, number_option, parse_options
 
 
 def when(ts: float) -> str:
@@ -37,10 +37,7 @@ NUM_OPTION = {"-n": "num", "--num": "num"}
 def releases_list(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, NUM_OPTION, {})
     no_more(rest)
-    try:
-        limit = int(opts.get("num", 15))
-    except ValueError:
-        raise UsageError("-n needs a number") from None
+    limit = number_option(opts, "num", "-n", 15)
     releases = ctx.store.releases(app.id, limit)
     ctx.line(f"=== {app.name} Releases")
     if not releases:
