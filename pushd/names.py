@@ -20,39 +20,31 @@ def _shown(value: str) -> str:
     return repr(text)
 
 
+def _matching(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    """`value` if it is a string `pattern` matches whole, else InvalidName naming `what`."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidName(f"Invalid {what} {_shown(value)}: {rule}")
+    return value
+
+
 def app_name(value: str) -> str:
     """Return `value` if it is a valid app name, else raise InvalidName."""
-    if not isinstance(value, str) or not APP_RE.fullmatch(value):
-        raise InvalidName(
-            f"Invalid app name {_shown(value)}: use 1 to 30 characters, lowercase letters, "
-            "digits and dashes, starting with a letter"
-        )
-    return value
+    return _matching(value, APP_RE, "app name", "use 1 to 30 characters, lowercase letters, "
+                     "digits and dashes, starting with a letter")
 
 
 def key_name(value: str) -> str:
-    if not isinstance(value, str) or not KEY_RE.fullmatch(value):
-        raise InvalidName(
-            f"Invalid key name {_shown(value)}: use up to 64 letters, digits, '_', '.', '@', '-'"
-        )
-    return value
+    return _matching(value, KEY_RE, "key name",
+                     "use up to 64 letters, digits, '_', '.', '@', '-'")
 
 
 def process_type(value: str) -> str:
-    if not isinstance(value, str) or not PROCESS_TYPE_RE.fullmatch(value):
-        raise InvalidName(
-            f"Invalid process type {_shown(value)}: use letters, digits, '_' and '-'"
-        )
-    return value
+    return _matching(value, PROCESS_TYPE_RE, "process type", "use letters, digits, '_' and '-'")
 
 
 def config_key(value: str) -> str:
-    if not isinstance(value, str) or not CONFIG_KEY_RE.fullmatch(value):
-        raise InvalidName(
-            f"Invalid config var name {_shown(value)}: use letters, digits and '_', "
-            "not starting with a digit"
-        )
-    return value
+    return _matching(value, CONFIG_KEY_RE, "config var name",
+                     "use letters, digits and '_', not starting with a digit")
 
 
 def domain(value: str) -> str:

@@ -93,8 +93,6 @@ def apps_destroy(ctx: Context, app: App, args: list[str]) -> None:
 def _wait_unrouted(platform: Platform, hosts: set[str]) -> bool:
     """Wait until the running router serves none of `hosts` (its stopped dynos left them
     answering 503 until the supervisor saw the app go), so "done" means they are 404 now."""
-    if not platform.running:
-        return True  # nginx drops them when pushd starts
     _, before = router_state(platform.paths)
     return wait_router(platform.paths, lambda served: not hosts & served, before)
 
@@ -157,9 +155,8 @@ def apps_rename(ctx: Context, app: App, args: list[str]) -> None:
                          hold_seconds=ctx.platform.settings.rename_hold_hours * 3600)
     ctx.platform.notify()
     # "done" means the new URL answers and the old one no longer does
-    if ctx.platform.running and not wait_router(
-            ctx.platform.paths, lambda hosts: f"{new}.{domain}" in hosts
-            and f"{app.name}.{domain}" not in hosts, before):
+    if not wait_router(ctx.platform.paths, lambda hosts: f"{new}.{domain}" in hosts
+                       and f"{app.name}.{domain}" not in hosts, before):
         ctx.out("(the router has not picked it up yet) ")
     ctx.line("done")
     ctx.line(f"{ctx.platform.app_url(new)} | ssh://git@{ctx.ssh_target}/{new}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..governance import enforce
 from ..models import App
-from .registry import Context, command, no_more, one_arg, parse_options
+from .registry import Context, command, no_more, number_option, one_arg, parse_options
 
 
 def check_reference(ref: str) -> str:
@@ -32,10 +32,7 @@ def buildpacks_list(ctx: Context, app: App, args: list[str]) -> None:
 def _index(opts: dict[str, str], count: int) -> int | None:
     if "index" not in opts:
         return None
-    try:
-        index = int(opts["index"])
-    except ValueError:
-        raise UsageError("--index needs a number") from None
+    index = number_option(opts, "index", "--index", 0)
     if not 1 <= index <= count + 1:
         raise UsageError(f"--index must be between 1 and {count + 1}")
     return index

@@ -8,6 +8,7 @@ import contextlib
 import json
 import shlex
 from collections.abc import Iterator
+from typing import Any
 
 from .. import deploy, names
 from ..errors import Forbidden, NotFound, ReleaseFailed, UsageError
@@ -113,6 +114,25 @@ def _kept_not_live(keys: list[str], done: str) -> Iterator[None]:
                             ) from None
 
 
+def _change(ctx: Context, app: App, opts: dict[str, Any], keys: list[str], done: str,
+            **change: Any) -> None:
+    """Set or unset (`done`) config vars: in a new release, or with `--no-restart` only in
+    `config` (Dokku's: no release now; the next release carries them)."""
+    gerund, description = {"set": ("Setting", "Set"), "unset": ("Unsetting", "Remove")}[done]
+    if opts.get("norestart"):
+        ctx.out(f"{gerund} {_describe(keys)} on {app.name} without a restart... ")
+        ctx.store.change_config(app.id, **change)
+        ctx.line("done (live with the next release)")
+        return
+    ctx.out(f"{gerund} {_describe(keys)}{restarting(ctx, app)}... ")
+    with _kept_not_live(keys, done):
+        new = deploy.release(ctx.platform, app,
+                             description=f"{description} {_describe(keys)} config vars",
+                             user=ctx.user.name, wait=not opts.get("nowait"), out=ctx.err,
+                             **change)
+    ctx.line(f"done, {new.name}")
+
+
 def refuse_addon_vars(ctx: Context, app: App, keys: list[str]) -> None:
     """Vars an add-on attachment owns change only through the addons commands."""
     owners = ctx.store.addon_var_owners(app.id)
@@ -148,19 +168,7 @@ def config_set(ctx: Context, app: App, args: list[str]) -> None:
         raise UsageError(f"Config vars would take {total // 1024} KB; the limit is "
                          f"{CONFIG_LIMIT // 1024} KB for all of an app's vars together")
     enforce.check_config(ctx.platform, app, values)
-    if opts.get("norestart"):  # Dokku's: no release now; the next release carries them
-        ctx.out(f"Setting {_describe(keys)} on {app.name} without a restart... ")
-        ctx.store.change_config(app.id, config_set=values)
-        ctx.line("done (live with the next release)")
-        show_vars(ctx, values)
-        return
-    ctx.out(f"Setting {_describe(keys)}{restarting(ctx, app)}... ")
-    with _kept_not_live(keys, "set"):
-        new = deploy.release(ctx.platform, app,
-                             description=f"Set {_describe(keys)} config vars",
-                             user=ctx.user.name, config_set=values, wait=not opts.get("nowait"),
-                             out=ctx.err)
-    ctx.line(f"done, {new.name}")
+    _change(ctx, app, opts, keys, "set", config_set=values)
     show_vars(ctx, values)
 
 
@@ -177,15 +185,4 @@ def config_unset(ctx: Context, app: App, args: list[str]) -> None:
     missing = [k for k in keys if k not in current]
     if missing:
         raise NotFound(f"{', '.join(missing)} not set on {app.name}")
-    if opts.get("norestart"):
-        ctx.out(f"Unsetting {_describe(keys)} on {app.name} without a restart... ")
-        ctx.store.change_config(app.id, config_unset=keys)
-        ctx.line("done (live with the next release)")
-        return
-    ctx.out(f"Unsetting {_describe(keys)}{restarting(ctx, app)}... ")
-    with _kept_not_live(keys, "unset"):
-        new = deploy.release(ctx.platform, app,
-                             description=f"Remove {_describe(keys)} config vars",
-                             user=ctx.user.name, config_unset=keys, wait=not opts.get("nowait"),
-                             out=ctx.err)
-    ctx.line(f"done, {new.name}")
+    _change(ctx, app, opts, keys, "unset", config_unset=keys)

@@ -64,8 +64,6 @@ def _switch(ctx: Context, host: str, present: bool, change: Callable[[], None],
     _, before = router_state(ctx.platform.paths)
     change()
     ctx.platform.notify()
-    if not ctx.platform.running:
-        return  # applied when pushd starts
     try:
         routed = wait_router(ctx.platform.paths, lambda hosts: (host in hosts) == present,
                              before)

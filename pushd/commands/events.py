@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import PushdError, UsageError
 from ..governance import audit
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, number_option, parse_options
 
 OPTIONS = {"-n": "num", "--num": "num", "-a": "app", "--app": "app"}
 
@@ -15,10 +15,7 @@ OPTIONS = {"-n": "num", "--num": "num", "-a": "app", "--app": "app"}
 def events(ctx: Context, args: list[str]) -> None:
     opts, rest = parse_options(args, OPTIONS, {})
     no_more(rest)
-    try:
-        limit = int(opts.get("num", 50))
-    except ValueError:
-        raise UsageError("-n needs a number") from None
+    limit = number_option(opts, "num", "-n", 50)
     if limit < 1:
         raise UsageError("-n needs a number above 0")
     only = ctx.app(opts["app"]).name if "app" in opts else None

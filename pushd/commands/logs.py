@@ -6,7 +6,7 @@ from .. import deploy, names
 from ..errors import UsageError
 from ..logs import LogFilter, display
 from ..models import App
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, number_option, parse_options
 
 LOGS_OPTIONS = {"-n": "num", "--num": "num", "-p": "ptype", "--process-type": "ptype",
                 "-d": "dyno", "--dyno": "dyno", "-s": "source", "--source": "source"}
@@ -19,10 +19,7 @@ FLUSH_BYTES = 65536
 def logs(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, LOGS_OPTIONS, TAIL_FLAG)
     no_more(rest)
-    try:
-        num = int(opts.get("num", 100))
-    except ValueError:
-        raise UsageError("-n needs a number") from None
+    num = number_option(opts, "num", "-n", 100)
     if num < 0:
         raise UsageError("-n needs a number of lines, 0 or more")
     source = opts.get("source")

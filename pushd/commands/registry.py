@@ -167,6 +167,15 @@ def parse_options(args: Sequence[str], options: dict[str, str], flags: dict[str,
     return values, positional
 
 
+def number_option(opts: dict[str, Any], name: str, flag: str, default: int) -> int:
+    """The whole number option `name` holds (`default` when not given); a usage error naming
+    `flag` when it is not one."""
+    try:
+        return int(opts.get(name, default))
+    except ValueError:
+        raise UsageError(f"{flag} needs a number") from None
+
+
 def usage_of(cmd: Command) -> str:
     return f"Usage: {cmd.name} {cmd.usage}".rstrip()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from .. import deploy, metrics, names, releasephase
 from ..dynostatus import read_failure
@@ -10,7 +11,7 @@ from ..errors import NotFound, UsageError
 from ..governance import enforce
 from ..models import App, Release
 from .config import show_vars
-from .registry import Context, command, no_more, parse_options
+from .registry import Context, command, no_more, number_option, parse_options
 
 
 def when(ts: float) -> str:
@@ -37,10 +38,7 @@ NUM_OPTION = {"-n": "num", "--num": "num"}
 def releases_list(ctx: Context, app: App, args: list[str]) -> None:
     opts, rest = parse_options(args, NUM_OPTION, {})
     no_more(rest)
-    try:
-        limit = int(opts.get("num", 15))
-    except ValueError:
-        raise UsageError("-n needs a number") from None
+    limit = number_option(opts, "num", "-n", 15)
     releases = ctx.store.releases(app.id, limit)
     ctx.line(f"=== {app.name} Releases")
     if not releases:
@@ -55,16 +53,21 @@ def releases_list(ctx: Context, app: App, args: list[str]) -> None:
                  f"{'  ' + '(current)' if mark else ''}")
 
 
+def _named_release(ctx: Context, app: App, args: list[str], command: str,
+                   default: Callable[[], Release | None]) -> Release:
+    """The release `args` names (vN), else `default()`; NotFound when the app has none."""
+    if len(args) > 1:
+        raise UsageError(f"{command} takes one release")
+    release = ctx.store.release(app.id, names.release_version(args[0])) if args else default()
+    if release is None:
+        raise NotFound(f"{app.name} has no release yet")
+    return release
+
+
 @command("releases:info", "APP [vN]", "Show one release (default: the current one)")
 def releases_info(ctx: Context, app: App, args: list[str]) -> None:
-    if len(args) > 1:
-        raise UsageError("releases:info takes one release")
-    if args:
-        release = ctx.store.release(app.id, names.release_version(args[0]))
-    else:
-        release = ctx.store.current_release(app.id)
-        if release is None:
-            raise NotFound(f"{app.name} has no release yet")
+    release = _named_release(ctx, app, args, "releases:info",
+                             lambda: ctx.store.current_release(app.id))
     ctx.line(f"=== Release {release.name}")
     rows = [("Add-ons", "-"), ("By", release.user), ("Change", release.description),
             ("Commit", release.commit or "-"), ("Status", release.status),
@@ -83,15 +86,8 @@ def releases_info(ctx: Context, app: App, args: list[str]) -> None:
 @command("releases:output", "APP [vN]",
          "Print a release's release phase output (default: the newest release)")
 def releases_output(ctx: Context, app: App, args: list[str]) -> None:
-    if len(args) > 1:
-        raise UsageError("releases:output takes one release")
-    if args:
-        release = ctx.store.release(app.id, names.release_version(args[0]))
-    else:
-        latest = ctx.store.releases(app.id, limit=1)
-        if not latest:
-            raise NotFound(f"{app.name} has no release yet")
-        release = latest[0]
+    release = _named_release(ctx, app, args, "releases:output",
+                             lambda: next(iter(ctx.store.releases(app.id, limit=1)), None))
     output = releasephase.read_output(ctx.platform, app.id, release.version)
     if output is None:
         raise NotFound(f"{release.name} ran no release command")

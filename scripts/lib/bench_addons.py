@@ -8,11 +8,8 @@ import statistics
 import threading
 import time
 
-APP = '''\
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-
+# the app's `answer(path)`, for tests/e2e/harness.py's `http_app` (scripts/bench passes it)
+ANSWER = """\
 def answer(path):
     if path == "/pg":
         import psycopg
@@ -23,28 +20,7 @@ def answer(path):
         import redis
         return "redis=%d" % redis.Redis.from_url(os.environ["REDIS_URL"]).incr("n")
     return "up"
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        try:
-            status, text = 200, answer(self.path)
-        except Exception as err:
-            status, text = 500, type(err).__name__
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
-FILES = {"app.py": APP, "requirements.txt": "psycopg[binary]\nredis\n",
-         "Procfile": "web: python3 app.py\n"}
+"""
 
 
 def _until(platform, app: str, path: str, good, start: float) -> float:  # noqa: ANN001
@@ -62,12 +38,14 @@ def _timed(into: list, start: float, func, *args: str) -> None:  # noqa: ANN001
     into.append((func(*args), time.monotonic() - start))
 
 
-def rows(platform, runs: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
+def rows(platform, runs: int, http_app) -> list[tuple[str, str, str]]:  # noqa: ANN001
     """Needs a started daemon; leaves its apps for the caller's `stop(everything=True)`."""
+    files = {"app.py": http_app(ANSWER), "requirements.txt": "psycopg[binary]\nredis\n",
+             "Procfile": "web: python3 app.py\n"}
     create_pg, create_redis, rotate, rotate_cmd = [], [], [], []
     for i in range(runs):
         app = f"addbench{i}"
-        result = platform.push(platform.new_app_repo(app, FILES))
+        result = platform.push(platform.new_app_repo(app, files))
         assert result.returncode == 0, result.stderr[-2000:]
         start = time.monotonic()
         platform.ssh("addons:create", "postgres", "-a", app)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import yaml
 
 VENV_BIN = Path(sys.executable).parent
 PUSHD = str(VENV_BIN / "pushd")
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def free_port() -> int:
@@ -257,39 +259,74 @@ def write_files(root: Path, files: dict[str, str], executable: tuple[str, ...]) 
             path.chmod(0o755)
 
 
-WEB_APP = '''\
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-BODY = {body!r}
-BOOT = os.urandom(8).hex()  # this process's: a replaced dyno answers another
+def fixture(name: str) -> dict[str, str]:
+    """The files of the fixture app tests/fixtures/apps/<name>, by path."""
+    root = FIXTURES / "apps" / name
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        text = BODY + " dyno=" + os.environ.get("DYNO", "?")
-        if self.path == "/boot":
-            text = BOOT
-        if self.path.startswith("/env/"):
-            text = os.environ.get(self.path[5:], "<unset>")
-        if self.path.startswith("/header/"):
-            text = self.headers.get(self.path[8:], "<none>")
-        data = text.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def push_ok(pushd: PushdUnderTest, app: str, files: dict[str, str]) -> str:
+    """Push `files` as a new app; the push's output (its stderr), asserting it succeeded."""
+    result = pushd.push(pushd.new_app_repo(app, files))
+    assert result.returncode == 0, result.stderr
+    return result.stderr
 
 
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+ANSWERED = """\
+try:
+    text = answer(self.path)
+except Exception as err:
+    status, text = 500, type(err).__name__
+"""
+
+
+def http_app(head: str = "", respond: str = ANSWERED, serve: str = "") -> str:
+    """The source of a one-file Python web app serving GET on 127.0.0.1:$PORT. `head`: module
+    code after `import os` (imports, state, helpers); `respond`: the body of `do_GET`, which
+    sets `text` (and `status`, else 200) from `self.path` and `self.headers`; by default
+    `answer(self.path)` from `head`, an exception answering 500 with its type's name;
+    `serve`: module code run before the server starts."""
+    return "\n".join([
+        "import os",
+        "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer",
+        "",
+        head.rstrip("\n"),
+        "",
+        "",
+        "class Handler(BaseHTTPRequestHandler):",
+        "    def do_GET(self):",
+        "        status = 200",
+        textwrap.indent(respond.rstrip("\n"), " " * 8),
+        "        data = text.encode()",
+        "        self.send_response(status)",
+        '        self.send_header("Content-Length", str(len(data)))',
+        "        self.end_headers()",
+        "        self.wfile.write(data)",
+        "",
+        "    def log_message(self, *args):",
+        "        pass",
+        "",
+        "",
+        *([serve.rstrip("\n")] if serve else []),
+        'ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()',
+        ""])
+
+
+WEB_RESPOND = """\
+text = BODY + " dyno=" + os.environ.get("DYNO", "?")
+if self.path == "/boot":
+    text = BOOT
+if self.path.startswith("/env/"):
+    text = os.environ.get(self.path[5:], "<unset>")
+if self.path.startswith("/header/"):
+    text = self.headers.get(self.path[8:], "<none>")
+"""
 
 
 def python_app(body: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A Python web app with no dependencies that answers `body dyno=web.N` (`/boot`: a
     token drawn as it started, `/env/NAME`, `/header/NAME`)."""
-    return {"app.py": WEB_APP.format(body=body), "requirements.txt": "",
+    head = (f"BODY = {body!r}\n"
+            "BOOT = os.urandom(8).hex()  # this process's: a replaced dyno answers another\n")
+    return {"app.py": http_app(head, WEB_RESPOND), "requirements.txt": "",
             "Procfile": "web: python3 app.py\n", **(extra or {})}

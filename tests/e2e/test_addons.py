@@ -19,14 +19,13 @@ from pushd.addons.base import AddonError
 from pushd.addons.redis import call
 
 from ..polling import wait_until
-from .harness import Poller, PushdUnderTest, sh
+from .harness import Poller, PushdUnderTest, http_app, sh
 
 PSQL = "/usr/lib/postgresql/15/bin/psql"
 APP, OTHER = "addons-counter", "addons-other"
 
-COUNTER_APP = '''\
-import os, socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+COUNTER_APP = http_app(head="""\
+import socket
 
 import psycopg
 import redis
@@ -53,28 +52,10 @@ def answer(path):
         except OSError:
             return "closed"
     return "up"
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        try:
-            status, text = 200, answer(self.path)
-        except Exception as err:
-            status, text = 500, type(err).__name__
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
+""", serve="""\
 with pg() as conn:
     conn.execute("CREATE TABLE IF NOT EXISTS hits (id serial PRIMARY KEY)")
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+""")
 FILES = {"app.py": COUNTER_APP, "requirements.txt": "psycopg[binary]\nredis\n",
          "Procfile": "web: python3 app.py\n"}
 

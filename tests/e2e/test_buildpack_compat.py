@@ -6,8 +6,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 
-from .harness import PushdUnderTest, python_app
-from .test_buildpacks import FIXTURES, fixture, push_ok
+from .harness import FIXTURES, PushdUnderTest, fixture, push_ok, python_app
 
 BUILDPACKS = FIXTURES / "buildpacks"
 

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .harness import PushdUnderTest, python_app
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def fixture(name: str) -> dict[str, str]:
-    root = FIXTURES / "apps" / name
-    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
-
-
-def push_ok(pushd: PushdUnderTest, app: str, files: dict[str, str]) -> str:
-    result = pushd.push(pushd.new_app_repo(app, files))
-    assert result.returncode == 0, result.stderr
-    return result.stderr
+from .harness import FIXTURES, PushdUnderTest, fixture, push_ok, python_app
 
 
 def test_python_app_with_a_pypi_dependency(pushd: PushdUnderTest):

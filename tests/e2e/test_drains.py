@@ -8,20 +8,12 @@ import threading
 
 from tests.e2e.harness import PushdUnderTest
 from tests.polling import wait_until
-from tests.unit.test_drains import frames
+from tests.unit.test_drains import frames, listener
 
 
 def test_a_syslog_drain_gets_the_apps_lines_and_a_dead_one_blocks_nothing(
         pushd: PushdUnderTest):
-    server = socket.create_server(("127.0.0.1", 0))
-    got: list[bytes] = []
-
-    def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            while data := conn.recv(65536):
-                got.append(data)
-    threading.Thread(target=serve, daemon=True).start()
+    server, got = listener()
     live = f"syslog+tcp://127.0.0.1:{server.getsockname()[1]}"
     dead_sock = socket.create_server(("127.0.0.1", 0))
     dead = f"syslog+tcp://127.0.0.1:{dead_sock.getsockname()[1]}"

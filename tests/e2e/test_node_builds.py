@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .harness import PushdUnderTest, python_app
-from .test_buildpacks import fixture, push_ok
+from .harness import PushdUnderTest, fixture, push_ok, python_app
 
 
 def host_node_version() -> str:

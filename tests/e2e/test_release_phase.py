@@ -8,27 +8,9 @@ import json
 import re
 
 from ..polling import wait_until
-from .harness import PushdUnderTest, python_app
+from .harness import PushdUnderTest, http_app, python_app
 
-ERRORING_APP = '''\
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        data = b"everything is broken"
-        self.send_response(500)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+ERRORING_APP = http_app(respond='status, text = 500, "everything is broken"')
 
 
 def remote(result) -> list[str]:
@@ -161,31 +143,15 @@ def test_maintenance_checks_commands_and_no_restart(pushd: PushdUnderTest):
     assert pushd.http("rel-maint").status == 500
 
 
-DYING_APP = '''\
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+DYING_APP = http_app(head="""\
 BOOT = os.urandom(8).hex()
 DEAD = []
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/die":
-            DEAD.append(1)
-        status = 500 if self.path == "/live" and DEAD else 200
-        data = BOOT.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+""", respond="""\
+if self.path == "/die":
+    DEAD.append(1)
+status = 500 if self.path == "/live" and DEAD else 200
+text = BOOT
+""")
 
 
 def test_a_web_dyno_failing_liveness_is_restarted(pushd: PushdUnderTest):

@@ -12,31 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.polling import wait_until
 
-from .harness import PushdUnderTest, free_port, new_root, python_app, running
+from .harness import PushdUnderTest, free_port, http_app, new_root, python_app, running
 
-SLOW = '''\
-import os, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/slow":
-            time.sleep(6)
-        if self.path == "/crash":
-            os._exit(3)
-        data = ("ok dyno=" + os.environ["DYNO"]).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+SLOW = http_app(head="import time", respond="""\
+if self.path == "/slow":
+    time.sleep(6)
+if self.path == "/crash":
+    os._exit(3)
+text = "ok dyno=" + os.environ["DYNO"]
+""")
 
 
 @pytest.fixture(scope="module")

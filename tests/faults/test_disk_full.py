@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..e2e.harness import PUSHD, Poller, PushdUnderTest, new_root, python_app, sh
+from ..e2e.harness import PUSHD, Poller, PushdUnderTest, http_app, new_root, python_app, sh
 from ..polling import wait_until
 from .conftest import report
 from .smalldisk import SmallDisk
@@ -144,9 +144,8 @@ def test_a_push_on_a_full_disk_is_rejected_and_leaves_nothing(disk_platform, spa
            " / ".join(line.strip() for line in pushed.stderr.splitlines() if FULL in line))
 
 
-TRICKLE = '''\
-import os, sys, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+TRICKLE = http_app(head="""\
+import sys, threading, time
 
 
 def trickle():
@@ -156,23 +155,11 @@ def trickle():
         sys.stdout.flush()
         i += 50
         time.sleep(0.01)
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/flood":
-            threading.Thread(target=trickle, daemon=True).start()
-        self.send_response(200)
-        self.send_header("Content-Length", "7")
-        self.end_headers()
-        self.wfile.write(b"logging")
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+""", respond="""\
+if self.path == "/flood":
+    threading.Thread(target=trickle, daemon=True).start()
+text = "logging"
+""")
 SEQ_RE = re.compile(r"app\[web\.1\]: seq (\d+) end$")
 MARKER_RE = re.compile(r"pushd\[web\.1\]: -- (\d+) lines dropped: No space left on device --$")
 

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..e2e.harness import PushdUnderTest, new_root, python_app, running
+from ..e2e.harness import PushdUnderTest, http_app, new_root, python_app, running
 from ..polling import wait_until
 
 TOTAL = 300_000
-FLOOD = f'''\
-import os, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+FLOOD = http_app(head=f"""\
+import sys, threading
 
 
 def flood():
@@ -28,25 +27,13 @@ def flood():
         out.flush()
     out.write("flood done\\n")
     out.flush()
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/flood":
-            threading.Thread(target=flood, daemon=True).start()
-        elif self.path == "/ping":
-            print("ping", flush=True)
-        self.send_response(200)
-        self.send_header("Content-Length", "8")
-        self.end_headers()
-        self.wfile.write(b"flooding")
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+""", respond="""\
+if self.path == "/flood":
+    threading.Thread(target=flood, daemon=True).start()
+elif self.path == "/ping":
+    print("ping", flush=True)
+text = "flooding"
+""")
 SEQ_RE = re.compile(r"app\[web\.1\]: seq (\d+) end$")
 DROPPED_RE = re.compile(r"-- (\d+) lines dropped")
 

@@ -121,20 +121,27 @@ def test_a_clone_of_a_large_repo_does_not_balloon_the_daemon(pushmem, big_app):
     wait_until(lambda: rss(pushmem) < done.idle + AFTER_MARGIN, timeout=30)
 
 
+def refused_and_unchanged(pushmem: PushdUnderTest, repo: Path, app: str, before: set[str],
+                          old: str, why: str, body: str) -> None:
+    """Pushing `repo` is refused for `why`, and nothing moved: no pack kept, the branch where
+    it was, the old release still answering `body`."""
+    result = pushmem.push(repo)
+    assert result.returncode != 0
+    lines = [line.rstrip() for line in result.stderr.splitlines()]
+    assert f"remote:  !     push refused: {why}" in lines, result.stderr
+    assert " ! [remote rejected] main -> main (pack refused)" in lines, result.stderr
+    assert pack_files(pushmem, app) == before
+    assert remote_sha(pushmem, repo) == old
+    assert pushmem.http(app).body.startswith(body)
+
+
 def test_a_file_over_the_cap_is_refused_and_leaves_no_pack(pushmem):
     repo = pushmem.deploy("pushmem-capped", python_app("capped v1"))
     before, old = pack_files(pushmem, "pushmem-capped"), remote_sha(pushmem, repo)
     random_files(repo, {"data/huge.bin": 55})  # over max_object_mb (50), and incompressible
     pushmem.commit(repo, {})
-    result = pushmem.push(repo)
-    assert result.returncode != 0
-    lines = [line.rstrip() for line in result.stderr.splitlines()]
-    assert ("remote:  !     push refused: a file of 55 MB is larger than 50 MB "
-            "(max_object_mb)") in lines, result.stderr
-    assert " ! [remote rejected] main -> main (pack refused)" in lines, result.stderr
-    assert pack_files(pushmem, "pushmem-capped") == before
-    assert remote_sha(pushmem, repo) == old
-    assert pushmem.http("pushmem-capped").body.startswith("capped v1")
+    refused_and_unchanged(pushmem, repo, "pushmem-capped", before, old,
+                          "a file of 55 MB is larger than 50 MB (max_object_mb)", "capped v1")
 
 
 def test_a_delta_over_the_pack_memory_is_refused_and_leaves_no_pack(pushmem):
@@ -146,15 +153,9 @@ def test_a_delta_over_the_pack_memory_is_refused_and_leaves_no_pack(pushmem):
     with open(repo / "data" / "big.bin", "ab") as out:  # git sends it as a delta of the old
         out.write(os.urandom(1024 * 1024))
     pushmem.commit(repo, {})
-    result = pushmem.push(repo)
-    assert result.returncode != 0
-    lines = [line.rstrip() for line in result.stderr.splitlines()]
-    assert ("remote:  !     push refused: unpacking it needed more than 48 MB of memory "
-            "(pack_memory_mb)") in lines, result.stderr
-    assert " ! [remote rejected] main -> main (pack refused)" in lines, result.stderr
-    assert pack_files(pushmem, "pushmem-delta") == before
-    assert remote_sha(pushmem, repo) == old
-    assert pushmem.http("pushmem-delta").body.startswith("delta v1")
+    refused_and_unchanged(pushmem, repo, "pushmem-delta", before, old,
+                          "unpacking it needed more than 48 MB of memory (pack_memory_mb)",
+                          "delta v1")
 
 
 def test_a_push_whose_build_fails_leaves_no_pack(pushmem):

@@ -13,26 +13,7 @@ from dulwich.repo import Repo
 
 from pushd.gitserver.intake import PackIntake, UnpackFailed
 from pushd.gitserver.packguard import PackCaps, PackRefused
-
-MB = 1024 * 1024
-
-
-def git(repo: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c",
-                           "user.email=t@t", *args], check=True, capture_output=True, **kwargs)
-
-
-def commit(repo: Path, files: dict[str, bytes]) -> str:
-    for name, data in files.items():
-        (repo / name).write_bytes(data)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "x")
-    return git(repo, "rev-parse", "HEAD", text=True).stdout.strip()
-
-
-def pack(repo: Path, revs: str, thin: bool = False) -> bytes:
-    args = ["pack-objects", "--stdout", "--revs", "-q"] + (["--thin"] if thin else [])
-    return git(repo, *args, input=revs.encode()).stdout
+from tests.unit.test_pack_guard import MB, commit, git, pack
 
 
 class Wire:
