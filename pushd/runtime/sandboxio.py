@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from ..cgroups import kill_members
+from ..procs import live_stat
 from .bwrap import SYSTEM_PATH
 from .dynodir import signal_sandbox
 from .records import OneOffIO
@@ -175,6 +176,13 @@ class SandboxInfo:
             if proc.poll() is not None or time.monotonic() > deadline:
                 return None
             time.sleep(0.002)
+        # bwrap tells the pid as soon as it exists, before the sandbox has set up its own
+        # loopback: wait for that (its init forks the command once set up), or pasta's
+        # --config-net may race bwrap's and fail the dyno's start ("Failed RTM_NEWADDR")
+        while not _has_children(init) and live_stat(init) is not None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
         return init
 
     def kill_all(self, group: Path | None) -> None:
@@ -186,6 +194,13 @@ class SandboxInfo:
                 os.kill(init, signal.SIGKILL)
         if group is not None:
             kill_members(group)
+
+
+def _has_children(pid: int) -> bool:
+    try:
+        return bool(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        return False
 
 
 def kill_sandbox(proc: subprocess.Popen) -> None:

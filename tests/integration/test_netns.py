@@ -181,3 +181,24 @@ def test_the_sandbox_cannot_reach_the_hosts_loopback_services(sandboxes):
 def test_attaching_to_a_gone_process_fails_cleanly():
     with pytest.raises(NetnsError):
         attach(2 ** 22 + 1, UID)
+
+
+def test_wait_init_returns_once_bwrap_has_set_up_the_sandboxs_loopback():
+    """bwrap tells the sandbox's pid before it brings the sandbox's loopback up; pasta's own
+    setup racing it failed dyno starts ("bwrap: loopback: Failed RTM_NEWADDR"). wait_init
+    returns only once bwrap is done, so the loopback is there every time."""
+    for _ in range(10):
+        info = SandboxInfo()
+        argv = bwrap_argv(UID, [], {"PATH": "/usr/bin:/bin"}, ["sleep", "30"], cwd="/",
+                          info_fd=info.writer, unshare_net=True)
+        proc = subprocess.Popen(argv, pass_fds=(info.writer,), start_new_session=True)
+        info.close_writer()
+        try:
+            init = info.wait_init(proc, 10)
+            assert init is not None
+            assert " lo\n" in open(f"/proc/{init}/net/if_inet6").read()  # up, with ::1
+        finally:
+            info.kill_all(None)
+            proc.kill()
+            proc.wait()
+            info.close()
