@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pushd.build.sandbox import BuildSandbox
@@ -30,6 +31,15 @@ def test_the_build_container_is_unprivileged_offline_and_limited():
         "/s/build-x/buildpacks/0": {"bind": "/buildpacks/0", "mode": "rw"}}
     assert kwargs["name"].startswith("pushd.myapp.build.")
     assert "privileged" not in kwargs and "docker.sock" not in str(kwargs)
+
+
+def test_the_build_container_mounts_the_buildpack_copies_folder_whole_when_it_starts_early():
+    early = dataclasses.replace(SANDBOX, buildpack_dirs=(),
+                                buildpacks_root=Path("/s/build-x/buildpacks"))
+    kwargs = container_kwargs("pushd/stack:pushd-22", "myapp", early, {}, memory_mb=2048,
+                              cpu_percent=150, pids_max=512, ca_bundle=None)
+    assert kwargs["volumes"]["/s/build-x/buildpacks"] == {"bind": "/buildpacks", "mode": "rw"}
+    assert len(kwargs["volumes"]) == 4
 
 
 def test_a_step_runs_as_the_app_uid_with_its_environment_in_the_request():
