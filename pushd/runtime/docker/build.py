@@ -23,6 +23,7 @@ daemon left.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -47,6 +48,7 @@ from ...build.sandbox import (
 from ...cgroups import counter_seen
 from ...errors import BuildError
 from ..netns import Attachment, NetnsError, attach, detach
+from .client import connect
 from .labels import APP, build_labels
 
 log = logging.getLogger("pushd.docker")
@@ -277,13 +279,8 @@ class BuildContainers:
 
     @property
     def client(self) -> Any:
-        from ... import stack
-
         if self._client is None:
-            try:
-                self._client = stack.engine()
-            except stack.StackError as err:
-                raise BuildError(str(err), phase="detect") from None
+            self._client = connect(functools.partial(BuildError, phase="detect"))
         return self._client
 
     def __call__(self, app: str, app_id: int, sandbox: BuildSandbox) -> ContainerSteps:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import NotFound, RuntimeFailure
 from . import labels as lbl
+from .client import connect
 from .gc import EngineGC, Freed
 from .images import ensure_release_image, release_tag
 
@@ -17,15 +18,6 @@ if TYPE_CHECKING:
     from ...models import App, Release
     from ...platform import Platform
     from ...settings import Settings
-
-
-def _engine() -> Any:
-    from ... import stack
-
-    try:
-        return stack.engine()
-    except stack.StackError as err:
-        raise RuntimeFailure(str(err)) from None
 
 
 class ReleaseImages:
@@ -38,7 +30,7 @@ class ReleaseImages:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _engine()
+            self._client = connect(RuntimeFailure)
         return self._client
 
     @property

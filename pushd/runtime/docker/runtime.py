@@ -94,7 +94,8 @@ class DockerRuntime:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = connect()
+                # a streaming connection per followed container: all kept in the pool
+                self._client = connect(timeout=120, max_pool_size=1024)
                 self._collectors = Collectors(self._client.api)
         return self._client
 
