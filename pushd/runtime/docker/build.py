@@ -320,7 +320,10 @@ def remove_container(client: Any, container_id: str) -> None:
     except docker.errors.APIError as err:
         if err.status_code != 409:  # 409: its removal is already in progress
             raise
-        client.api.wait(container_id, timeout=STOPPED_WAIT, condition="removed")
+        import requests.exceptions
+
+        with contextlib.suppress(docker.errors.NotFound, requests.exceptions.RequestException):
+            client.api.wait(container_id, timeout=STOPPED_WAIT, condition="removed")
 
 
 def container_steps(settings: Any, client: Any | None = None) -> ContainerFactory:
