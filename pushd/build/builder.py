@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -77,6 +78,8 @@ class _BuildRun:
         self.host_env = builder.host_env
         self.containers = builder.containers
         self.container: StepContainer | None = None
+        self.starting: threading.Thread | None = None  # the container's start, under way
+        self.succeeded = False
         # every line passes through: a failed compile that named the stack gets a hint
         self.stack_watch = StackWatch(out, builder.settings.stack)
         self.app, self.commit, self.config, self.out = app, commit, config, self.stack_watch
@@ -119,7 +122,9 @@ class _BuildRun:
                                  phase="fetch") from None
             if offline:
                 self.out(f" !     Warning: this build has no network access ({offline})\n")
-            return self._phases(root)
+            slug = self._phases(root)
+            self.succeeded = True
+            return slug
         except BuildTimeout:
             self.out(f" !     Build timed out after {self.timeout_label} and was stopped.\n")
             raise BuildError(f"Build timed out after {self.timeout_label}",
@@ -140,8 +145,11 @@ class _BuildRun:
                 self.out(" !     Push failed\n")
             raise err from err.__cause__
         finally:
+            if self.starting is not None:
+                self.starting.join()
             if self.container is not None:
-                self.container.close()
+                # after a success its removal need not hold the push up
+                self.container.close(wait=not self.succeeded)
             self.network.stop()
             if self.cgroup is not None:
                 self.cgroup.kill_all()
@@ -157,6 +165,8 @@ class _BuildRun:
         for stale in builds.glob("build-*"):
             unmount(stale / "cache")
             shutil.rmtree(stale, ignore_errors=True)
+        if self.containers is not None:  # before the cache is mounted again
+            self.containers.clear(self.app.name, self.app.id)
         slugs = self.paths.slugs(self.app.id)
         if slugs.is_dir():
             for partial in slugs.glob(".*.tgz.partial"):
@@ -169,8 +179,11 @@ class _BuildRun:
         os.chown(app_dir, self.uid, self.uid)
         self._write_env_dir(env_dir)
         cache_dir = self.cache.open(root / "cache", self.out)
+        bp_root.mkdir()
+        os.chown(bp_root, self.uid, self.uid)
         self.sandbox = BuildSandbox(self.uid, app_dir, cache_dir, env_dir, (),
-                                    self.settings.stack, self.commit)
+                                    self.settings.stack, self.commit, buildpacks_root=bp_root)
+        started = self._start_container() if self.containers is not None else None
         self._checkout(app_dir)
         self._submodules(app_dir)
 
@@ -184,8 +197,8 @@ class _BuildRun:
             packs = self.resolver.bundled()
         copies = self._copy_buildpacks(packs, bp_root)
         self.sandbox = dataclasses.replace(self.sandbox, buildpack_dirs=tuple(copies))
-        if self.containers is not None:
-            self._start_container()
+        if started is not None:
+            started()
         detected = None if refs else self._detect(packs)
         chosen = compile_chain(self._run, [pack.ref for pack in packs], detected, self.out,
                                self._entering)
@@ -204,12 +217,36 @@ class _BuildRun:
                     dir=str(files.dir), size=files.size, commit=self.commit,
                     process_types=types, buildpack=chosen[-1][1], created_at=time.time())
 
-    def _start_container(self) -> None:
+    def _start_container(self) -> Callable[[], None]:
+        """Start the build's container on a thread (the engine takes a few hundred ms, about
+        what the checkout and the buildpack copies take meanwhile, in folders it mounts);
+        the call returned waits for it (its error raised) and attaches its network."""
         assert self.containers is not None and self.sandbox is not None
-        self.container = self.containers(self.app.name, self.app.id, self.sandbox)
-        offline = self.container.start()
-        if offline:
-            self.out(f" !     Warning: this build has no network access ({offline})\n")
+        container = self.container = self.containers(self.app.name, self.app.id,
+                                                      self.sandbox)
+        failed: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                container.start()
+            except BaseException as err:  # raised again by ready()
+                failed.append(err)
+
+        self.starting = threading.Thread(target=start, name="build-container-start",
+                                         daemon=True)
+        self.starting.start()
+
+        def ready() -> None:
+            assert self.starting is not None
+            self.starting.join()
+            self.starting = None
+            if failed:
+                raise failed[0]
+            offline = container.connect()
+            if offline:
+                self.out(f" !     Warning: this build has no network access ({offline})\n")
+
+        return ready
 
     def _run(self, command: Sequence[str], extra_env: Mapping[str, str],
              on_line: Callable[[str], None]) -> int:
@@ -325,8 +362,6 @@ class _BuildRun:
         """Writable per-build copies (buildpacks write `export` and scratch files in their own
         folder), made in the sandbox as the app uid: the source is the only host folder it
         sees, so a symlink in it (or swapped in while it is read) leads nowhere else."""
-        bp_root.mkdir()
-        os.chown(bp_root, self.uid, self.uid)
         copies, binds = [], []
         for index, pack in enumerate(packs):
             dest = bp_root / str(index)

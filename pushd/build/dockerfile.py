@@ -15,7 +15,7 @@ args; and at `build_timeout` the step running is killed and the build dropped.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
 import re
 import shlex
@@ -30,6 +30,8 @@ from ..errors import BuildError
 from ..models import App, Slug
 from ..paths import Paths
 from ..procfile import parse_procfile
+from ..runtime.docker import labels as lbl
+from ..runtime.docker.client import connect
 from ..settings import Settings, app_uid
 from ..stack import image_name as stack_image
 from .base import Builder, Output
@@ -41,10 +43,6 @@ from .steps import SHA_RE
 
 DOCKERFILE = "Dockerfile"
 REPOSITORY = "pushd"  # images are pushd/<app>:v<N>
-LABEL_APP, LABEL_APP_ID, LABEL_RELEASE = "io.pushd.app", "io.pushd.app_id", "io.pushd.release"
-# which pushd made it (several state dirs may share an engine), and from which slug record:
-# the same names and values as the docker runtime's labels (runtime/docker/client.py there)
-LABEL_INSTANCE, LABEL_SLUG = "io.pushd.instance", "io.pushd.slug"
 BUILDER_NAME = "Dockerfile"  # Slug.buildpack of a Dockerfile release
 SANDBOX_REFUSAL = ("This app has a Dockerfile; Dockerfile deploys need the docker runtime "
                    "(pushd up --runtime docker)")
@@ -75,14 +73,11 @@ def wants_dockerfile(read: TreeFile, config: Mapping[str, str],
         listing.decode("utf-8", "replace")))
 
 
-def instance_label(state_dir: Path) -> str:
-    """A digest of the resolved state dir: tells this pushd's images from another's."""
-    return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
-
-
 def build_labels(app: App, version: int, slug_id: str, settings: Settings) -> dict[str, str]:
-    return {LABEL_APP: app.name, LABEL_APP_ID: str(app.id), LABEL_RELEASE: str(version),
-            LABEL_INSTANCE: instance_label(settings.state_dir), LABEL_SLUG: slug_id}
+    """The docker runtime's labels (`runtime/docker/labels.py`: which pushd instance made
+    it, for gc and `apps:destroy`), and the slug record it was built for."""
+    return {**lbl.app_labels(settings.state_dir, app.name, app.id),
+            lbl.RELEASE: str(version), lbl.SLUG: slug_id}
 
 
 def build_kwargs(context: Any, tag: str, app: App, version: int, slug_id: str,
@@ -323,11 +318,6 @@ def repo_files(repo_path: Callable[[int], Path]) -> CommitFiles:
 
 
 def docker_client() -> Any:
-    """A client of the local engine; builds stream through its low-level `.api`."""
-    import docker
-
-    try:
-        return docker.DockerClient(version="auto")
-    except docker.errors.DockerException as err:
-        raise BuildError("no Docker engine answers (start dockerd: scripts/install does); "
-                         f"{one_line(str(err))}", phase="fetch") from None
+    """A client of the local engine (`runtime/docker/client.connect`); builds stream through
+    its low-level `.api`."""
+    return connect(functools.partial(BuildError, phase="fetch"))

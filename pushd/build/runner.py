@@ -15,8 +15,12 @@ from .sandbox import BuildSandbox
 
 
 class StepContainer(Protocol):
-    def start(self) -> str | None:
-        """Make it; None when it has outbound access, else why not (one line)."""
+    def start(self) -> None:
+        """Make and start it; may be called on a thread of its own."""
+
+    def connect(self) -> str | None:
+        """Its network, attached from the build's own thread once `start` is done; None
+        when it has outbound access, else why not (one line)."""
 
     def run(self, command: Sequence[str], env: Mapping[str, str],
             on_line: Callable[[str], None], deadline: float, phase: str,
@@ -33,9 +37,18 @@ class StepContainer(Protocol):
 
     def pids_exhausted(self) -> bool: ...
 
-    def close(self) -> None:
-        """Stop and remove everything of it."""
+    def close(self, wait: bool = True) -> None:
+        """Stop and remove everything of it; `wait=False` (a build that succeeded): the
+        removal may end after this returns (`ContainerFactory.clear` settles it before the
+        app's next build)."""
 
 
-# (app name, app id, the build's sandbox with its folders ready) -> a container not started
-ContainerFactory = Callable[[str, int, BuildSandbox], StepContainer]
+class ContainerFactory(Protocol):
+    def __call__(self, app: str, app_id: int, sandbox: BuildSandbox) -> StepContainer:
+        """The container of one build (not started yet): `sandbox`'s folders exist (the
+        buildpack copies may still be being made in `sandbox.buildpacks_root`)."""
+
+    def clear(self, app: str, app_id: int) -> None:
+        """Nothing left of the app's earlier build containers (one still being removed, or
+        one a killed daemon left): called, with the app's deploy lock held, before the
+        build mounts the app's cache."""

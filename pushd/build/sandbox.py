@@ -49,6 +49,9 @@ class BuildSandbox:
     buildpack_dirs: tuple[Path, ...]
     stack: str
     commit: str
+    # the folder of the buildpack copies (`buildpack_dirs` are its 0, 1, ...): a build
+    # container mounts it whole at /buildpacks, so it can start before the copies are made
+    buildpacks_root: Path | None = None
 
     def env(self, host_env: Mapping[str, str] | None = None,
             extra: Mapping[str, str] | None = None) -> dict[str, str]:

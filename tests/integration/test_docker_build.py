@@ -141,7 +141,8 @@ def test_python_app_is_built_in_a_container_and_its_release_image_serves(denv):
     assert "-----> Python app detected\n" in lines
     assert "       Procfile declares types -> web\n" in lines
     assert slug.process_types == {"web": "python app.py"}
-    assert denv.labelled()["containers"] == []  # the build container is gone
+    # the build container is removed (after the build returns: a push need not wait for it)
+    wait_until(lambda: denv.labelled()["containers"] == [])
     image = denv.engine.images.get(denv.image(slug))
     assert release_tag(denv.app.name, 1) in image.tags
     assert image.labels[lbl.APP] == denv.app.name
@@ -217,6 +218,11 @@ def test_output_streams_live_from_the_container(denv):
 
 def test_a_failed_build_leaves_no_container_nor_image(denv):
     sha = denv.push(APPS / "procfile-app")
+    # a build container a killed daemon left running (or one still being removed after its
+    # push): the next build removes it before it mounts the app's cache
+    denv.engine.containers.run(
+        stack.image_name(denv.settings.stack), ["sleep", "infinity"], network_mode="none",
+        detach=True, labels=lbl.build_labels(denv.settings.state_dir, denv.app.name, APP_ID))
     err, lines = denv.fail(sha, {"BUILDPACK_URL": str(BUILDPACKS / "failing")})
     assert " !     Something went wrong on purpose\n" in lines
     assert lines[-1].startswith(" !     Push rejected, failed to compile")

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from pushd import stack
-from pushd.build.dockerfile import DockerfileBuilder, docker_client, instance_label, repo_files
+from pushd.build.dockerfile import DockerfileBuilder, docker_client, repo_files
 from pushd.errors import BuildError
 from pushd.models import App
 from pushd.paths import Paths
+from pushd.runtime.docker import labels as lbl
 from pushd.settings import load
 from pushd.store import Store
 from tests.loopback import loopback_service
@@ -97,7 +98,7 @@ def test_image_is_tagged_labelled_and_its_cmd_is_web(engine, env):
     assert image.labels["io.pushd.app_id"] == str(APP.id)
     assert image.labels["io.pushd.release"] == "3"
     assert image.labels["io.pushd.slug"] == slug.id
-    assert image.labels["io.pushd.instance"] == instance_label(env.settings.state_dir)
+    assert image.labels["io.pushd.instance"] == lbl.instance(env.settings.state_dir)
     assert "-----> Building from Dockerfile\n" in lines
     assert any(line.startswith("       Step 1/") for line in lines)  # docker's own output, live
     assert "       Default types for Dockerfile -> web (python3 /app/server.py)\n" in lines

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pushd.build.sandbox import BuildSandbox
 from pushd.runtime.docker import labels as lbl
 from pushd.runtime.docker.build import container_kwargs, exec_kwargs
 from pushd.runtime.docker.gc import Freed, kept_versions, stale_tags
+from pushd.runtime.docker.images import image_config
 from pushd.runtime.netns import pasta_argv
 
 SANDBOX = BuildSandbox(40007, Path("/s/build-x/app"), Path("/s/build-x/cache"),
@@ -30,6 +32,15 @@ def test_the_build_container_is_unprivileged_offline_and_limited():
         "/s/build-x/buildpacks/0": {"bind": "/buildpacks/0", "mode": "rw"}}
     assert kwargs["name"].startswith("pushd.myapp.build.")
     assert "privileged" not in kwargs and "docker.sock" not in str(kwargs)
+
+
+def test_the_build_container_mounts_the_buildpack_copies_folder_whole_when_it_starts_early():
+    early = dataclasses.replace(SANDBOX, buildpack_dirs=(),
+                                buildpacks_root=Path("/s/build-x/buildpacks"))
+    kwargs = container_kwargs("pushd/stack:pushd-22", "myapp", early, {}, memory_mb=2048,
+                              cpu_percent=150, pids_max=512, ca_bundle=None)
+    assert kwargs["volumes"]["/s/build-x/buildpacks"] == {"bind": "/buildpacks", "mode": "rw"}
+    assert len(kwargs["volumes"]) == 4
 
 
 def test_a_step_runs_as_the_app_uid_with_its_environment_in_the_request():
@@ -113,3 +124,15 @@ def test_up_with_the_docker_runtime_and_no_engine_is_one_line(monkeypatch, tmp_p
     with pytest.raises(StackError) as err:
         ensure_stack(load({"state_dir": str(tmp_path)}, env={}), print)
     assert str(err.value).startswith("no Docker engine answers") and "\n" not in str(err.value)
+
+
+def test_a_release_image_is_the_stacks_layers_and_config_plus_the_slug_layer():
+    stack = {"Architecture": "amd64", "Os": "linux",
+             "Config": {"Env": ["PATH=/usr/bin"], "Labels": {"io.pushd.stack": "pushd-22"}},
+             "RootFS": {"Layers": ["sha256:aaa"]}}
+    config = image_config(stack, "sha256:bbb", {lbl.APP: "myapp"}, "2026-11-28T00:00:00Z")
+    assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:aaa", "sha256:bbb"]}
+    assert config["config"]["Env"] == ["PATH=/usr/bin"]
+    assert config["config"]["Labels"] == {"io.pushd.stack": "pushd-22", lbl.APP: "myapp"}
+    assert config["config"]["WorkingDir"] == "/app" and len(config["history"]) == 2
+    assert stack["Config"]["Labels"] == {"io.pushd.stack": "pushd-22"}  # not changed

@@ -23,10 +23,13 @@ daemon left.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import secrets
 import select
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,11 +37,21 @@ from typing import Any
 
 from ...build.process import BuildTimeout, LineSplitter, Reader, stdout_to_file
 from ...build.runner import ContainerFactory
-from ...build.sandbox import APP_DIR, CACHE_DIR, ENV_DIR, BuildSandbox, buildpack_mount
+from ...build.sandbox import (
+    APP_DIR,
+    BUILDPACKS_DIR,
+    CACHE_DIR,
+    ENV_DIR,
+    BuildSandbox,
+    buildpack_mount,
+)
 from ...cgroups import counter_seen
 from ...errors import BuildError
 from ..netns import Attachment, NetnsError, attach, detach
-from .labels import build_labels
+from .client import connect
+from .labels import APP, build_labels
+
+log = logging.getLogger("pushd.docker")
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -58,8 +71,11 @@ def container_kwargs(image: str, app: str, sandbox: BuildSandbox, labels: Mappin
     mounts = {str(sandbox.build_dir): {"bind": APP_DIR, "mode": "rw"},
               str(sandbox.cache_dir): {"bind": CACHE_DIR, "mode": "rw"},
               str(sandbox.env_dir): {"bind": ENV_DIR, "mode": "ro"}}
-    for index, path in enumerate(sandbox.buildpack_dirs):
-        mounts[str(path)] = {"bind": buildpack_mount(index), "mode": "rw"}
+    if sandbox.buildpacks_root is not None:
+        mounts[str(sandbox.buildpacks_root)] = {"bind": BUILDPACKS_DIR, "mode": "rw"}
+    else:
+        for index, path in enumerate(sandbox.buildpack_dirs):
+            mounts[str(path)] = {"bind": buildpack_mount(index), "mode": "rw"}
     if ca_bundle and os.path.isfile(ca_bundle):
         mounts[ca_bundle] = {"bind": CA_BUNDLE, "mode": "ro"}
     memory = f"{memory_mb}m"
@@ -97,12 +113,11 @@ class ContainerSteps:
         self.pasta: Attachment | None = None
         self.killed = False
 
-    def start(self) -> str | None:
-        """Make and start the container, attach its network. None when it has outbound
-        access, else why not (the build then runs offline)."""
+    def start(self) -> None:
+        """Make and start the container (the builder calls this on a thread of its own:
+        the engine takes a few hundred ms)."""
         import docker.errors
 
-        self._remove_stale()
         try:
             self.container = self.client.containers.create(**self.kwargs)
             self.container.start()
@@ -113,20 +128,17 @@ class ContainerSteps:
         except docker.errors.DockerException as err:
             raise BuildError(f"Could not start the build container: {_first_line(err)}",
                              phase="detect") from None
-        pid = self.container.attrs["State"]["Pid"]
+
+    def connect(self) -> str | None:
+        """Attach its network (on the build's own thread: pasta dies with the thread that
+        started it). None when it has outbound access, else why not (the build then runs
+        offline)."""
+        assert self.container is not None
         try:
-            self.pasta = attach(pid, self.sandbox.uid)
+            self.pasta = attach(self.container.attrs["State"]["Pid"], self.sandbox.uid)
         except NetnsError as err:
             return str(err)
         return None
-
-    def _remove_stale(self) -> None:
-        """Build containers of this app that a killed daemon left (the caller holds the
-        app's deploy lock: none of them is building)."""
-        labels = [f"{key}={value}" for key, value in self.kwargs["labels"].items()
-                  if key != "io.pushd.app"]
-        for stale in self.client.containers.list(all=True, filters={"label": labels}):
-            stale.remove(force=True, v=True)
 
     def run(self, command: Sequence[str], env: Mapping[str, str], on_line: Callable[[str], None],
             deadline: float, phase: str, timeout_label: str) -> int:
@@ -228,38 +240,92 @@ class ContainerSteps:
         group = self._cgroup("pids")
         return group is not None and counter_seen(group / "pids.events", "max")
 
-    def close(self) -> None:
-        """Remove the container (killed first) and stop its pasta; nothing of it is left."""
-        import docker.errors
+    def close(self, wait: bool = True) -> None:
+        """Remove the container (killed first) and stop its pasta; nothing of it is left.
+        `wait=False`: done on a thread (a few hundred ms the push need not wait for; the
+        container keeps its build labels, so the app's next build (`BuildContainers.clear`)
+        or `pushd gc` removes it if this process dies first)."""
+        pasta, container = self.pasta, self.container
+        self.pasta = self.container = None
+        if wait:
+            _remove(self.client, pasta, container)
+        else:
+            threading.Thread(target=_remove, args=(self.client, pasta, container),
+                             name="build-container-removal", daemon=True).start()
 
-        detach(self.pasta)
-        self.pasta = None
-        if self.container is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.container.remove(force=True, v=True)
-            self.container = None
+
+def _remove(client: Any, pasta: Attachment | None, container: Any) -> None:
+    import docker.errors
+
+    detach(pasta)
+    if container is not None:
+        try:
+            remove_container(client, container.id)
+        except docker.errors.DockerException as err:
+            log.warning("build container %s not removed: %s", container.name, _first_line(err))
 
 
 def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
+class BuildContainers:
+    """What the BuildpackBuilder calls for the container of each build (`settings`: the
+    platform's); one client of the engine, reached on first use."""
 
+    def __init__(self, settings: Any, client: Any | None = None) -> None:
+        self.settings = settings
+        self._client = client
 
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect(functools.partial(BuildError, phase="detect"))
+        return self._client
 
-def container_steps(settings: Any, client: Any | None = None) -> ContainerFactory:
-    """What the BuildpackBuilder calls, once its sandbox's folders are ready, for the
-    container of one build (`settings`: the platform's; the engine is reached lazily)."""
-    from ... import stack
+    def __call__(self, app: str, app_id: int, sandbox: BuildSandbox) -> ContainerSteps:
+        from ... import stack
 
-    def make(app: str, app_id: int, sandbox: BuildSandbox) -> ContainerSteps:
-        try:
-            engine = client or stack.engine()
-        except stack.StackError as err:
-            raise BuildError(str(err), phase="detect") from None
-        return ContainerSteps(engine, stack.image_name(settings.stack), app, sandbox,
+        settings = self.settings
+        return ContainerSteps(self.client, stack.image_name(settings.stack), app, sandbox,
                               build_labels(settings.state_dir, app, app_id),
                               settings.build_memory_mb, settings.build_cpu_percent,
                               settings.build_pids_max)
 
-    return make
+    def clear(self, app: str, app_id: int) -> None:
+        """Build containers of this app still there: the last one's removal, on its way
+        since its push ended, or one a killed daemon left (the caller holds the app's deploy
+        lock: none of them is building)."""
+        import docker.errors
+
+        wanted = [f"{key}={value}" for key, value in
+                  build_labels(self.settings.state_dir, app, app_id).items() if key != APP]
+        try:
+            for stale in self.client.containers.list(all=True, filters={"label": wanted}):
+                remove_container(self.client, stale.id)
+        except docker.errors.DockerException as err:
+            raise BuildError(f"Could not remove an earlier build container: {_first_line(err)}",
+                             phase="fetch") from None
+
+
+def remove_container(client: Any, container_id: str) -> None:
+    """Kill and remove a container; one already gone, or being removed by another caller,
+    is no error."""
+    import docker.errors
+
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as err:
+        if err.status_code != 409:  # 409: its removal is already in progress
+            raise
+        import requests.exceptions
+
+        with contextlib.suppress(docker.errors.NotFound, requests.exceptions.RequestException):
+            client.api.wait(container_id, timeout=STOPPED_WAIT, condition="removed")
+
+
+def container_steps(settings: Any, client: Any | None = None) -> ContainerFactory:
+    """The build containers of a platform (`settings`), as the BuildpackBuilder takes them."""
+    return BuildContainers(settings, client)

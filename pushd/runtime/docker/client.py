@@ -9,6 +9,7 @@ import datetime as dt
 import http.client
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import RuntimeFailure
@@ -30,15 +31,16 @@ class DockerFailure(RuntimeFailure):
     """The engine refused or is not there; the message is one line."""
 
 
-def connect() -> Any:
-    """A client of the local engine, or DockerFailure in one line."""
+def connect(fail: Callable[[str], Exception] = DockerFailure, **options: Any) -> Any:
+    """A client of the local engine (`options`: `docker.from_env`'s), or `fail(one line)`
+    raised when none answers: the one way pushd's runtime, builds and hooks reach the engine,
+    each with its own layer's error."""
     from ... import stack
 
     try:
-        # a streaming connection per followed container: keep them all in the pool
-        return stack.engine(timeout=120, max_pool_size=1024)
+        return stack.engine(**options)
     except stack.StackError as err:
-        raise DockerFailure(str(err)) from None
+        raise fail(str(err)) from None
 
 
 def one_line(err: BaseException) -> str:

@@ -168,6 +168,10 @@ class EngineGC:
             self.client.api.remove_container(row["Id"], force=True, v=True)
         except docker.errors.NotFound:
             return Freed()
+        except docker.errors.APIError as err:
+            if err.status_code == 409:  # being removed already (a build container's removal)
+                return Freed()
+            raise
         return Freed(containers=1, bytes=int(row.get("SizeRw") or 0))
 
     def _remove_volumes(self, filters: dict) -> Freed:

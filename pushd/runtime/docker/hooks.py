@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import NotFound, RuntimeFailure
 from ..support import Freed
 from . import labels as lbl
+from .client import connect
 from .gc import EngineGC
 from .images import ensure_release_image, release_tag
 
@@ -20,15 +21,6 @@ if TYPE_CHECKING:
     from ...models import App, Release
     from ...platform import Platform
     from ...settings import Settings
-
-
-def _engine() -> Any:
-    from ... import stack
-
-    try:
-        return stack.engine()
-    except stack.StackError as err:
-        raise RuntimeFailure(str(err)) from None
 
 
 class DockerSupport:
@@ -44,7 +36,7 @@ class DockerSupport:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _engine()
+            self._client = connect(RuntimeFailure)
         return self._client
 
     def prepare_host(self, say: Callable[[str], None]) -> None:

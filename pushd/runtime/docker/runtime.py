@@ -4,34 +4,31 @@ read-only root with `/app` and `/tmp` writable, limits, `network_mode="none"`), 
 attached from the host (`network.py`) and its output followed into the app log
 (`logcollect.py`).
 
-start() returns at once: the container is launched (release image, create, start, pasta)
-on a thread of its own, so the supervisor's loop never waits on the engine; until it runs
-the dyno is reported running without a pid, and a launch that fails is reported exited
-(255) with its reason.
+start() returns at once (`launching.py`): the container is launched (release image, create,
+start, pasta) by a process of its own, so the supervisor's loop never waits on the engine;
+until it runs the dyno is reported running without a pid, and a launch that fails is
+reported exited (255) with its reason. This module reports, stops and removes dynos.
 
 What the daemon must find again after a restart lives in the engine (the containers, by the
 labels of this state dir, and their output) and in one small state file per dyno under
-`<state>/docker/dynos/` (its spec, endpoint, pasta, when a stop was asked). stop() is the
-engine's own: SIGTERM, SIGKILL after the timeout, carried out by the engine even if the
-daemon dies meanwhile.
+`<state>/docker/dynos/` (`launching.py`'s: its spec, endpoint, pasta, when a stop was
+asked). stop() is the engine's own: SIGTERM, SIGKILL after the timeout, carried out by the
+engine even if the daemon dies meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ...cgroups import memory_use
-from ...errors import RuntimeFailure
-from ...files import FileLock, replace_file
+from ...files import FileLock
 from ...logs import AppLog
 from ...paths import Paths
 from ...procs import owner_alive, owner_token
@@ -49,21 +46,14 @@ from .client import (
     connect,
     docker_time,
     instance_id,
-    one_line,
     request_stop,
 )
-from .container import create_kwargs
 from .forkserver import ForkServer
 from .hooks import DockerSupport
-from .images import release_image
+from .launching import Launching
 from .logcollect import Collectors, read_cursor
 
 log = logging.getLogger("pushd.docker")
-
-
-class _Removed(Exception):
-    """The dyno was removed while its container was being launched."""
-
 
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")  # the engine's groups (cgroupfs, v1)
 LAUNCH_GRACE = 30.0  # a state file without its container yet is still starting this long
@@ -72,7 +62,7 @@ KILL_TIMEOUT_SLACK = 0.5
 
 
 @register("docker", support=DockerSupport)
-class DockerRuntime:
+class DockerRuntime(Launching):
     name = "docker"
 
     def __init__(self, settings: Settings, paths: Paths) -> None:
@@ -95,7 +85,8 @@ class DockerRuntime:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = connect()
+                # a streaming connection per followed container: all kept in the pool
+                self._client = connect(timeout=120, max_pool_size=1024)
                 self._collectors = Collectors(self._client.api)
         return self._client
 
@@ -104,154 +95,6 @@ class DockerRuntime:
         self.client  # noqa: B018  (connects)
         assert self._collectors is not None
         return self._collectors
-
-    # state files
-    def _state_path(self, dyno_id: str) -> Path:
-        if not dyno_id or "/" in dyno_id or dyno_id.startswith("."):
-            raise RuntimeFailure(f"Invalid dyno id {dyno_id!r}")
-        return self.state_dir / f"{dyno_id}.json"
-
-    def _cursor_path(self, dyno_id: str) -> Path:
-        return self.state_dir / f"{dyno_id}.cursor"
-
-    def _read(self, dyno_id: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._state_path(dyno_id).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _write(self, dyno_id: str, state: dict[str, Any]) -> None:
-        replace_file(self._state_path(dyno_id), json.dumps(state, sort_keys=True), sync=True)
-
-    def _states(self) -> dict[str, dict[str, Any]]:
-        found = {}
-        if self.state_dir.is_dir():
-            for path in self.state_dir.glob("*.json"):
-                with contextlib.suppress(OSError, ValueError):
-                    found[path.stem] = json.loads(path.read_text())
-        return found
-
-    def image(self, spec: DynoSpec) -> Any:
-        if spec.image:  # built from the app's Dockerfile
-            return self.client.images.get(spec.image)
-        return release_image(self.client, spec.app, spec.app_id, spec.release, spec.slug_dir,
-                             self.settings.stack, {INSTANCE: self.instance},
-                             lock_dir=self.paths.root / "docker")
-
-    def create_kwargs(self, spec: DynoSpec, image: Any) -> dict[str, Any]:
-        return create_kwargs(spec, image.id, self.instance)
-
-    # the Runtime protocol
-    def start(self, spec: DynoSpec) -> DynoInfo:
-        """Record the dyno and launch its container on a thread of its own: returns at once
-        (the release image, the engine's start and pasta take a second or more, which the
-        supervisor's loop must not wait for). The dyno is `running` without a pid until its
-        container runs; a launch that fails reports it exited (255) with the reason."""
-        if self._state_path(spec.id).exists():
-            raise RuntimeFailure(f"Dyno {spec.id} exists already")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        endpoint = None
-        if spec.process_type == "web" and spec.port is not None:
-            known = self.list()
-            endpoint = self.endpoints.allocate(known).port  # RuntimeFailure when none is free
-            self.endpoints.guard(known, frozenset({(endpoint, spec.uid)}))
-        state: dict[str, Any] = {"spec": asdict(spec), "endpoint": endpoint,
-                                 "created_at": time.time(), "launcher": owner_token()}
-        self._write(spec.id, state)
-        with self._lock:
-            self._launching.add(spec.id)
-        # a process of its own (a child of the warm launcher): a daemon killed meanwhile
-        # never leaves a launch half done (the next daemon sees the launcher alive, then
-        # its container)
-        try:
-            # the child records itself as the launcher (its first write): the daemon writes
-            # nothing more here, which would race the child's own writes
-            self.launcher.launch(spec.id)
-        except RuntimeFailure as err:
-            with self._lock:
-                self._launching.discard(spec.id)
-            state = self._update(spec.id, {"failed": f"could not start: {err}"}) or state
-            return self._info(state, running=True)  # reported exited on the next list()
-        return self._info(state, running=True)
-
-    @property
-    def launcher(self) -> ForkServer:
-        with self._lock:
-            if self._launcher is None:
-                self._launcher = ForkServer(self.paths.root, self.state_dir.parent
-                                            / "launch.log", self._launched)
-            return self._launcher
-
-    def _launched(self, dyno_id: str) -> None:
-        """Once its launcher is done: follow the container's output from here on, and tell
-        the supervisor (its probe need not wait for the next tick)."""
-        state = self._read(dyno_id)
-        if state and state.get("launched") and state.get("container"):
-            with contextlib.suppress(Exception):
-                self._follow(DynoSpec(**state["spec"]), state["container"])
-        with self._lock:
-            self._launching.discard(dyno_id)
-        if self.on_change is not None:
-            self.on_change()
-
-    def launch(self, dyno_id: str) -> None:
-        """In the launcher process: the release image, the container, its pasta."""
-        state = self._update(dyno_id, {"launcher": owner_token()})
-        if state is not None:
-            endpoint = state.get("endpoint")
-            self._launch(DynoSpec(**state["spec"]), int(endpoint) if endpoint else None)
-
-    def _launch(self, spec: DynoSpec, endpoint: int | None) -> None:
-        container_id = None
-        pasta = None
-        try:
-            image = self.image(spec)
-            container = self.client.containers.create(**self.create_kwargs(spec, image))
-            container_id = container.id
-            if not self._update(spec.id, {"container": container_id}):
-                raise _Removed
-            container.start()
-            container.reload()
-            pid = container.attrs["State"]["Pid"] or None
-            facts: dict[str, Any] = {"pid": pid, "launched": True, "started_at": docker_time(
-                container.attrs["State"]["StartedAt"])}
-            if pid:
-                try:
-                    pasta = network.connect(pid, spec.uid, endpoint, spec.port,
-                                            self.paths.root, self.settings.uid_base,
-                                            spec.reach)
-                    if pasta is not None:  # the dyno's forwarder
-                        facts["pasta"], facts["pasta_start"] = pasta.pid, pasta.start
-                except NetnsError as err:
-                    if endpoint is not None:
-                        raise
-                    facts["reason"] = f"no network for this dyno: {err}"
-            state = self._update(spec.id, facts)
-            if state is None:
-                raise _Removed
-            if state.get("stop_requested"):  # stopped while it was launching
-                request_stop(self.client.api, container_id, math.ceil(spec.stop_timeout))
-        except Exception as err:
-            if pasta is not None:
-                network.release(pasta.pid, pasta.start)
-            if container_id is not None:
-                with contextlib.suppress(Exception):
-                    self.client.api.remove_container(container_id, v=True, force=True)
-            if not isinstance(err, _Removed):
-                reason = str(err) if isinstance(err, RuntimeFailure) else one_line(err)
-                log.warning("could not start %s: %s", spec.id, reason)
-                self._update(spec.id, {"failed": f"could not start: {reason}",
-                                       "container": None})
-
-    def _update(self, dyno_id: str, facts: dict[str, Any]) -> dict[str, Any] | None:
-        """Add facts to the dyno's state file; None (nothing written) once it is removed."""
-        with self._state_lock:
-            state = self._read(dyno_id)
-            if state is None:
-                return None
-            state.update(facts)
-            self._write(dyno_id, state)
-            return state
 
     def stop(self, dyno_id: str) -> None:
         with self._state_lock:
