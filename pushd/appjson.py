@@ -64,7 +64,7 @@ class Formation:
 
 @dataclass(frozen=True)
 class CronEntry:
-    """For the scheduler (helper "builds" runs them): parsed and bounded, not interpreted."""
+    """For the scheduler (`cron.py` runs them): parsed and bounded, not interpreted."""
 
     command: str
     schedule: str
