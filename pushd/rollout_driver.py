@@ -28,13 +28,16 @@ class RolloutDriver:
         return self.settings.drain_seconds if wait is None else wait
 
     def _rollouts(self, pending: dict[int, Release]) -> None:
-        """Feed each pending release's rollout what this pass saw of its web dynos."""
+        """Feed each pending release's rollout what this pass saw of its dynos."""
         self.rollouts = {app_id: r for app_id, r in self.rollouts.items() if app_id in pending}
         for app_id, release in pending.items():
             self._track(app_id, release)
             formation = self.store.formation(app_id)
             webs = formation.get("web", 0) if "web" in release.process_types else 0
-            self._feed(app_id, release.version, ro.Scaled(webs))
+            others, steady = self._uptimes(app_id, release, formation, self.clock())
+            self._feed(app_id, release.version, ro.Scaled(webs, others))
+            for event in steady:
+                self._feed(app_id, release.version, event)
             for dyno in list(self.dynos.values()):
                 spec = dyno.spec
                 if (spec.app_id == app_id and spec.release == release.version
