@@ -316,11 +316,13 @@ class Supervisor(RolloutDriver, CheckDriver):
             if dyno.stopping:
                 continue
             if dyno.retire_at is not None and now >= dyno.retire_at:
-                self._stop(dyno)
+                if not self._still_draining(dyno.retire_at, now):
+                    self._stop(dyno)
             elif dyno.slot not in desired and dyno.state != "crashed":
                 serving = self._serving.get(dyno.spec.app_id)
                 older = serving is not None and dyno.spec.release < serving.version
-                if older and self.drain_until.get(dyno.spec.app_id, 0) > now and (
+                until = self.drain_until.get(dyno.spec.app_id, 0)
+                if older and (until > now or dyno.web and self._still_draining(until, now)) and (
                         dyno.web or maintenance.checks(self.paths, dyno.spec.app_id)
                         .worker_overlap):  # workers without overlap stop at the switch
                     continue
