@@ -134,10 +134,26 @@ def changes(platform, repo, app: str, python_app) -> list[tuple[str, object]]:  
     ]
 
 
-def scenario(platform, python_app, wait_to_retire: float | None = None  # noqa: ANN001
-             ) -> tuple[Run, list[str]]:
+def with_backlog(python_app, backlog: int):  # noqa: ANN001, ANN201
+    """The test app with a listen backlog of `backlog` instead of http.server's 5 (as
+    gunicorn's 2048): to tell what of the switch-over is the app's accept queue overflowing
+    (SYNs dropped in the dyno, retried by the kernel 1 s later) from the platform's part."""
+    def make(body: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        files = python_app(body, extra)
+        files["app.py"] = files["app.py"].replace(
+            "ThreadingHTTPServer((", f"ThreadingHTTPServer.request_queue_size = {backlog}\n"
+            "ThreadingHTTPServer((", 1)
+        return files
+    return make
+
+
+def scenario(platform, python_app, wait_to_retire: float | None = None,  # noqa: ANN001
+             backlog: int | None = None) -> tuple[Run, list[str]]:
     """Deploy the app, then run the load and the 20 changes; the run and any change that
-    failed. `wait_to_retire`: `checks:set` for the app first (else `drain_seconds`)."""
+    failed. `wait_to_retire`: `checks:set` for the app first (else `drain_seconds`);
+    `backlog`: the app's listen backlog (else http.server's 5)."""
+    if backlog is not None:
+        python_app = with_backlog(python_app, backlog)
     app = "loadbench"
     repo = platform.new_app_repo(app, python_app("load 0"))
     assert platform.push(repo).returncode == 0
