@@ -28,10 +28,12 @@ def test_worker_uptime_gates_the_deploy_and_overlap_false_takes_turns(pushd: Pus
     repo = pushd.deploy(APP, files)
     wait_until(lambda: any("working v1" in line for line in _worker_lines(pushd)))
 
-    # a worker that exits within its uptime check fails the deploy; v1 keeps serving
+    # a worker that exits within its uptime check (the default, 10 s: a busy host may take
+    # a second to run it) fails the deploy; v1 keeps serving
     pushd.commit(repo, {"Procfile": "web: python3 app.py\n"
                                     "worker: echo cannot reach the queue; exit 3\n",
-                        "app.py": python_app("workers two")["app.py"]})
+                        "app.py": python_app("workers two")["app.py"],
+                        "app.json": json.dumps({"formation": {"worker": {"quantity": 1}}})})
     failed = pushd.push(repo)
     assert failed.returncode != 0
     assert "Release v2 failed: worker.1 exited with status 3" in failed.stderr, failed.stderr
