@@ -20,6 +20,9 @@ MAX_CHECKS = 10  # per process type
 MAX_TEXT = 1024  # a path, a content string, a command
 MAX_CRON = 50
 CHECK_TYPES = ("startup", "liveness", "readiness")
+# Heroku's dyno sizes -> memory per dyno (MB), the limit `sizes.py` gives a sized type
+SIZES = {"eco": 512, "basic": 512, "standard-1x": 512, "standard-2x": 1024,
+         "performance-m": 2560, "performance-l": 14336}
 
 
 class AppJsonError(InvalidValue):
@@ -59,7 +62,7 @@ DEFAULT_WEB = (Check(),)  # accepts on $PORT and answers / below 500
 @dataclass(frozen=True)
 class Formation:
     quantity: int
-    size: str | None = None
+    size: str | None = None  # one of SIZES, lower case
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,11 @@ def _formation(section: dict) -> dict[str, Formation]:
     for kind, entry in section.items():
         where = f"formation.{_kind(kind, 'formation')}"
         entry = _dict(entry, where)
+        size = _text(entry.get("size"), f"{where}.size")
+        if size is not None and size.lower() not in SIZES:
+            raise AppJsonError(f"app.json: {where}.size must be one of {', '.join(SIZES)}")
         out[kind] = Formation(_int(entry.get("quantity", 1), f"{where}.quantity", 0, 100),
-                              _text(entry.get("size"), f"{where}.size"))
+                              size.lower() if size is not None else None)
     return out
 
 

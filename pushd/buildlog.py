@@ -1,7 +1,8 @@
 """A build's record and output: the row in `build_history` (store_builds.py) for as long as
 the build runs, its output teed to `apps/<id>/builds/output-<N>.log` (bounded: past
 `MAX_OUTPUT` bytes one marker line, then nothing), and `builds:cancel`, which stops the
-processes of the app's running build through its cgroups."""
+processes of the app's running build through its cgroups (and, with the docker runtime, its
+containers: `build/cancel.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .build import cancel as outside
 from .build.cgroup import CGROUP_ROOT, group_prefix
 from .cgroups import kill_members
 from .models import App
@@ -89,8 +91,8 @@ def was_canceled(platform: Platform, record: BuildRecord) -> bool:
 
 def cancel(platform: Platform, app: App, say: Callable[[str], None]) -> BuildRecord | None:
     """Stop the app's running build: marked `canceling`, then every process in its cgroups
-    killed until the build has ended (a step starting meanwhile is killed too). None if no
-    build runs."""
+    (and its docker containers) killed until the build has ended (a step starting meanwhile
+    is killed too). None if no build runs."""
     record = platform.store.cancel_build(app.id, alive)
     if record is None:
         return None
@@ -103,6 +105,7 @@ def cancel(platform: Platform, app: App, say: Callable[[str], None]) -> BuildRec
             break
         for group in (CGROUP_ROOT / "pids" / "pushd").glob(f"{prefix}*"):
             kill_members(group)
+        outside.stop_all(app.id, platform.settings.state_dir, platform.settings.runtime)
         time.sleep(0.2)
     else:
         say(f"Build {record.number} of {app.name} is still stopping\n")

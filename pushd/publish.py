@@ -26,6 +26,10 @@ class Publisher:
         self.router.apply(routes)
         self.routes, self.router_error = routes, None
 
+    def draining(self) -> bool:
+        """The router still finishes requests it took under routes it no longer has."""
+        return bool(getattr(self.router, "draining", lambda: False)())
+
     def routes_changed(self, routes: list[Route]) -> None:
         """Apply routes if they changed; a refusal is kept (and logged once), not raised."""
         if routes == self.routes:

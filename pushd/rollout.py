@@ -18,7 +18,8 @@ class ReleaseState(StrEnum):
     PENDING = "pending"  # cut, none of its dynos started yet
     ROLLING_OUT = "rolling out"  # its dynos start; the previous release still serves
     SUCCEEDED = "succeeded"  # it serves; the previous release's dynos drain and stop
-    FAILED = "failed"  # a web dyno never came up (or the router refused): the old one serves
+    FAILED = "failed"  # a web dyno never came up, a worker exited within its uptime check
+    # (or the router refused): the old one serves
     SUPERSEDED = "superseded"  # a newer release was cut before this one served
 
     @property
@@ -30,6 +31,7 @@ class ReleaseState(StrEnum):
 @dataclass(frozen=True)
 class Scaled:
     webs: int  # web dynos the release must have up before it serves (its formation)
+    others: int = 0  # non-web dynos that must pass their uptime check first
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class DynoStarted:
 
 @dataclass(frozen=True)
 class DynoUp:
+    """A web dyno passed its checks, or a non-web one its uptime check."""
+
     dyno: str
     process_type: str = "web"
 
@@ -121,8 +125,10 @@ class Rollout:
     version: int
     name: str  # v3
     webs: int = 0
+    others: int = 0  # non-web dynos gated by an uptime check
     state: ReleaseState = ReleaseState.PENDING
     up: frozenset[str] = frozenset()
+    steady: frozenset[str] = frozenset()  # non-web dynos that passed their uptime check
     switching: bool = False  # SwitchRouter asked, its answer not seen yet
     reason: str = ""
 
@@ -133,13 +139,18 @@ def step(rollout: Rollout, event: Event) -> tuple[Rollout, list[Action]]:
     if r.state.done:
         return r, []
     match event:
-        case Scaled(webs):
-            r = replace(r, webs=webs)
+        case Scaled(webs, others):
+            r = replace(r, webs=webs, others=others)
         case DynoStarted():
             r = replace(r, state=ReleaseState.ROLLING_OUT)
         case DynoUp(dyno, "web"):
             r = replace(r, state=ReleaseState.ROLLING_OUT, up=r.up | {dyno})
+        case DynoUp(dyno, _):
+            r = replace(r, state=ReleaseState.ROLLING_OUT, steady=r.steady | {dyno})
         case DynoCrashed(dyno, reason, "web", False, dyno_id):
+            return _end(r, ReleaseState.FAILED, f"{dyno} {reason}", dyno_id)
+        case DynoCrashed(dyno, reason, kind, _, dyno_id) if (
+                kind != "web" and r.others and dyno not in r.steady):
             return _end(r, ReleaseState.FAILED, f"{dyno} {reason}", dyno_id)
         case CheckFailed(dyno, detail, dyno_id) if dyno not in r.up:
             return _end(r, ReleaseState.FAILED, f"{dyno} {detail}", dyno_id)
@@ -154,7 +165,7 @@ def step(rollout: Rollout, event: Event) -> tuple[Rollout, list[Action]]:
                         f"the router refused the new configuration: {reason}")
         case Newer(name):
             return _end(r, ReleaseState.SUPERSEDED, f"superseded by {name}")
-    if len(r.up) >= r.webs and not r.switching:
+    if len(r.up) >= r.webs and len(r.steady) >= r.others and not r.switching:
         return replace(r, switching=True), [SwitchRouter(r.version)]
     return r, []
 

@@ -15,6 +15,8 @@ from .failurelines import READ, app_lines
 from .models import Release
 from .slo import SLIFile
 
+RETIRE_CAP = 30.0  # seconds a retiring web dyno waits at most for the router's old workers
+
 
 class RolloutDriver:
     """Uses the supervisor's store, runtime, paths, settings, clock, dynos, publisher."""
@@ -27,14 +29,24 @@ class RolloutDriver:
         wait = maintenance.checks(self.paths, app_id).wait_to_retire
         return self.settings.drain_seconds if wait is None else wait
 
+    def _still_draining(self, due: float, now: float) -> bool:
+        """A web dyno due to retire (out of the router since its switch or scale-down) gets
+        its SIGTERM only once the router's workers from before that reload have finished
+        their requests (some may be to it; a starved host makes them slow), at most
+        RETIRE_CAP seconds after it was due (a websocket can keep an old worker for hours)."""
+        return now < due + RETIRE_CAP and self.out.draining()
+
     def _rollouts(self, pending: dict[int, Release]) -> None:
-        """Feed each pending release's rollout what this pass saw of its web dynos."""
+        """Feed each pending release's rollout what this pass saw of its dynos."""
         self.rollouts = {app_id: r for app_id, r in self.rollouts.items() if app_id in pending}
         for app_id, release in pending.items():
             self._track(app_id, release)
             formation = self.store.formation(app_id)
             webs = formation.get("web", 0) if "web" in release.process_types else 0
-            self._feed(app_id, release.version, ro.Scaled(webs))
+            others, steady = self._uptimes(app_id, release, formation, self.clock())
+            self._feed(app_id, release.version, ro.Scaled(webs, others))
+            for event in steady:
+                self._feed(app_id, release.version, event)
             for dyno in list(self.dynos.values()):
                 spec = dyno.spec
                 if (spec.app_id == app_id and spec.release == release.version

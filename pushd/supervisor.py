@@ -229,7 +229,9 @@ class Supervisor(RolloutDriver, CheckDriver):
             self._set_state(dyno, "crashed", now, say)
             status = info.exit_status if info else None
             why = f"{info.reason}; " if info is not None and info.reason else ""
-            self._crashed(dyno, now, f"{why}exited with status {status} before binding $PORT")
+            self._crashed(dyno, now, f"{why}exited with status {status} " + (
+                "before binding $PORT" if dyno.web else
+                f"{now - dyno.started:.0f} seconds after starting (before its uptime check)"))
         finally:
             if self.health is not None:
                 self.health.forget(dyno.spec.id)
@@ -243,7 +245,7 @@ class Supervisor(RolloutDriver, CheckDriver):
         self.counted.crashed(app.name if app else "", dyno.slot, spec.process_type, reason)
         event = ro.CheckFailed(spec.dyno, reason, spec.id) if failed_check else ro.DynoCrashed(
             spec.dyno, reason, spec.process_type, dyno.ever_up, spec.id)
-        rollout = self._feed(spec.app_id, spec.release, event)
+        rollout = self._feed(spec.app_id, spec.release, event) if self._gated_crash(dyno) else None
         if rollout is not None and rollout.state.done:
             return  # it failed its release: not restarted
         previous = self.crashes.get(dyno.slot)
@@ -272,6 +274,7 @@ class Supervisor(RolloutDriver, CheckDriver):
             if app.stopped:
                 continue
             formation = self.store.formation(app.id)
+            overlap = maintenance.checks(self.paths, app.id).worker_overlap
             for release in (current, pending):
                 if release is None or not release.slug_id:
                     continue
@@ -281,7 +284,8 @@ class Supervisor(RolloutDriver, CheckDriver):
                     self.store.set_formation(app.id, new)
                     formation.update(new)
                 for kind, quantity in formation.items():
-                    if kind in release.process_types and kind != "release":
+                    if kind in release.process_types and kind != "release" and not (
+                            release is pending and kind != "web" and not overlap):
                         for index in range(1, quantity + 1):
                             desired[(app.id, release.version, kind, index)] = release
             if pending is not None:
@@ -299,7 +303,8 @@ class Supervisor(RolloutDriver, CheckDriver):
             fresh = [d for d in dynos if not d.replace]
             if not fresh:
                 crash = self.crashes.get(slot)
-                if crash is None or crash.due <= now:
+                if (crash is None or crash.due <= now) and not self._waits_for_old(
+                        slot[0], slot[1], slot[2]):
                     self._start(slot, release, now)
                 continue
             if any(d.state == "up" for d in fresh):
@@ -311,11 +316,15 @@ class Supervisor(RolloutDriver, CheckDriver):
             if dyno.stopping:
                 continue
             if dyno.retire_at is not None and now >= dyno.retire_at:
-                self._stop(dyno)
+                if not self._still_draining(dyno.retire_at, now):
+                    self._stop(dyno)
             elif dyno.slot not in desired and dyno.state != "crashed":
                 serving = self._serving.get(dyno.spec.app_id)
                 older = serving is not None and dyno.spec.release < serving.version
-                if older and self.drain_until.get(dyno.spec.app_id, 0) > now:
+                until = self.drain_until.get(dyno.spec.app_id, 0)
+                if older and (until > now or dyno.web and self._still_draining(until, now)) and (
+                        dyno.web or maintenance.checks(self.paths, dyno.spec.app_id)
+                        .worker_overlap):  # workers without overlap stop at the switch
                     continue
                 app = self._apps.get(dyno.spec.app_id)
                 scaled_down = (serving is not None and dyno.spec.release == serving.version

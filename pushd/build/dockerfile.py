@@ -36,6 +36,7 @@ from ..settings import Settings, app_uid
 from ..stack import image_name as stack_image
 from .base import Builder, Output
 from .buildpacks import parse_buildpacks_file
+from .cancel import stoppable
 from .dockerfile_network import BuildNamespace
 from .process import BuildTimeout, Collected, describe_seconds, run_to_file
 from .slug import size_text
@@ -162,8 +163,10 @@ class DockerfileBuilder:
                 mode, offline = network.start()
                 if offline:
                     out(f" !     Warning: this build has no network access ({offline})\n")
-                image_id = _Stream(client.api, out, deadline).run(
-                    build_kwargs(context, tag, app, version, slug_id, self.settings, mode))
+                stream = _Stream(client.api, out, deadline)
+                with stoppable(app.id, stream.stop):  # builds:cancel kills its step
+                    image_id = stream.run(
+                        build_kwargs(context, tag, app, version, slug_id, self.settings, mode))
                 attrs = client.api.inspect_image(image_id)
             except (BuildError, BuildTimeout):
                 raise
@@ -264,15 +267,19 @@ class _Stream:
             self.out(f"       {self.pending.rstrip()}\n")
         self.pending = ""
 
+    def stop(self) -> None:
+        """builds:cancel: kill the step container running (the engine fails the build)."""
+        if self.step:
+            try:
+                self.api.kill(self.step)
+            except Exception:  # noqa: BLE001  (already gone)
+                pass
+
     def _watch(self, done: threading.Event) -> None:
         if done.wait(max(0.0, self.deadline - time.monotonic())):
             return
         self.timed_out = True
-        if self.step:
-            try:
-                self.api.kill(self.step)
-            except Exception:  # noqa: BLE001  (already gone: the stream ends by itself)
-                pass
+        self.stop()
 
 
 class ChoosingBuilder:

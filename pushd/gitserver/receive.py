@@ -21,7 +21,7 @@ from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRES
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, ReceivePackHandler
 
-from .. import appjson, buildlog, deploy, diskspace, health, metrics, releasephase
+from .. import appjson, buildlog, deploy, diskspace, health, metrics, releasephase, sizes
 from ..appfiles import deploy_lock, ensure_repo
 from ..errors import BuildError, PushdError, ReleaseFailed, RuntimeFailure
 from ..files import replace_file
@@ -194,6 +194,7 @@ class DeployingReceivePack(ReceivePackHandler):
         platform.store.add_slug(slug)
         health.save(platform.paths, app.id, slug.id, app_json)
         enforce.check_release(platform, app, self.repo, sha, slug)  # an unused slug is pruned
+        sizes.apply(platform, app, manifest.formation, slug.process_types, out)  # or Refused
         latest = platform.store.releases(app.id, limit=1)
         record(platform, app, RefMove(move.ref, move.old, sha,
                                       latest[0].version if latest else 0))

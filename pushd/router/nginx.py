@@ -371,6 +371,14 @@ class NginxRouter:
         watch = describe_watch(self.watch_file)
         return f"{said} ({watch})" if watch else said
 
+    def draining(self) -> bool:
+        """Whether a worker from before a reload still finishes its requests: it proxies to
+        the dynos of the routes it loaded, which must not be stopped under it."""
+        master = self._master()
+        return master is not None and any(
+            _proc_title(pid).startswith("nginx: worker process is shutting down")
+            for pid in _children(master))
+
     def alive(self) -> bool:
         """Whether pushd's nginx master runs (the system's nginx is not pushd's to watch)."""
         return self.system or self.master_pid() is not None

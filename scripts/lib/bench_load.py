@@ -23,6 +23,7 @@ class Sample:
     seconds: float
     ok: bool
     what: str = ""  # a failure: the status line or the error
+    resent: bool = False  # its keep-alive connection was closed under it: sent again
 
 
 @dataclass
@@ -43,7 +44,8 @@ class Pool:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.retried = 0
 
-    async def get(self) -> str:
+    async def get(self) -> tuple[str, bool]:
+        """The status line, and whether the request had to be sent again."""
         reused = bool(self.idle)
         conn = self.idle.pop() if reused else await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", self.port), 5)
@@ -55,8 +57,8 @@ class Pool:
                 raise
             self.retried += 1
             conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 5)
-            status = await self._exchange(*conn)
-        return status
+            return await self._exchange(*conn), True
+        return status, False
 
     async def _exchange(self, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> str:
@@ -82,14 +84,14 @@ class Pool:
 
 async def one(pool: Pool, run: Run) -> None:
     start = time.monotonic()
-    ok, what = False, ""
+    ok, what, resent = False, "", False
     try:
-        what = await pool.get()
+        what, resent = await pool.get()
         parts = what.split()
         ok = len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < 500
     except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, ValueError) as err:
         ok, what = False, type(err).__name__
-    run.samples.append(Sample(start, time.monotonic() - start, ok, what[:40]))
+    run.samples.append(Sample(start, time.monotonic() - start, ok, what[:40], resent))
 
 
 async def load(port: int, host: str, run: Run, stop: threading.Event) -> None:
@@ -132,10 +134,26 @@ def changes(platform, repo, app: str, python_app) -> list[tuple[str, object]]:  
     ]
 
 
-def scenario(platform, python_app, wait_to_retire: float | None = None  # noqa: ANN001
-             ) -> tuple[Run, list[str]]:
+def with_backlog(python_app, backlog: int):  # noqa: ANN001, ANN201
+    """The test app with a listen backlog of `backlog` instead of http.server's 5 (as
+    gunicorn's 2048): to tell what of the switch-over is the app's accept queue overflowing
+    (SYNs dropped in the dyno, retried by the kernel 1 s later) from the platform's part."""
+    def make(body: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        files = python_app(body, extra)
+        files["app.py"] = files["app.py"].replace(
+            "ThreadingHTTPServer((", f"ThreadingHTTPServer.request_queue_size = {backlog}\n"
+            "ThreadingHTTPServer((", 1)
+        return files
+    return make
+
+
+def scenario(platform, python_app, wait_to_retire: float | None = None,  # noqa: ANN001
+             backlog: int | None = None) -> tuple[Run, list[str]]:
     """Deploy the app, then run the load and the 20 changes; the run and any change that
-    failed. `wait_to_retire`: `checks:set` for the app first (else `drain_seconds`)."""
+    failed. `wait_to_retire`: `checks:set` for the app first (else `drain_seconds`);
+    `backlog`: the app's listen backlog (else http.server's 5)."""
+    if backlog is not None:
+        python_app = with_backlog(python_app, backlog)
     app = "loadbench"
     repo = platform.new_app_repo(app, python_app("load 0"))
     assert platform.push(repo).returncode == 0
@@ -170,6 +188,23 @@ def scenario(platform, python_app, wait_to_retire: float | None = None  # noqa: 
     return run, failures
 
 
+def _slow_rows(run: Run, slow: float) -> list[tuple[str, str, str]]:
+    """Where the switch-over's slow requests (over 2x steady p99) come from: by change, how
+    many, how many of them were resent (a keep-alive closed under them), and when they
+    started, in seconds after the change's command began."""
+    out = []
+    for name, a, b in run.windows:
+        mine = [s for s in run.samples if a <= s.start <= b + AFTER and s.ok
+                and s.seconds > slow]
+        if mine:
+            when = sorted(round(s.start - a, 1) for s in mine)
+            out.append((f"  slow during {name} (>{slow * 1000:.0f} ms)",
+                        f"{len(mine)}, {sum(s.resent for s in mine)} resent, max "
+                        f"{max(s.seconds for s in mine) * 1000:.0f} ms",
+                        f"at +{when[0]:g}..+{when[-1]:g} s"))
+    return out
+
+
 def pct(values: list[float], p: float) -> str:
     if not values:
         return "-"
@@ -197,10 +232,12 @@ def rows(run: Run, failures: list[str]) -> list[tuple[str, str, str]]:
         ("switch-over p50 / p99", f"{pct(during, 50)} / {pct(during, 99)}",
          "target p99 <= 2x steady p99"),
     ]
+    slow = 2 * float(pct(steady, 99).split()[0]) / 1000 if steady else 1.0
     for name, a, b in run.windows:
         bad = sum(1 for s in failed if a <= s.start <= b + AFTER)
         if bad:
             out.append((f"  failed during {name}", str(bad), "-"))
+    out += _slow_rows(run, slow)
     kinds: dict[str, int] = {}
     for s in failed:
         kinds[s.what] = kinds.get(s.what, 0) + 1

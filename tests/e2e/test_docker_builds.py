@@ -168,3 +168,33 @@ def test_up_with_the_docker_runtime_and_no_engine_is_one_line(tmp_path):
         assert result.stderr.startswith(" !    no Docker engine answers")
     finally:
         subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_builds_cancel_kills_the_build_container(dpushd, engine):
+    """builds:cancel during a buildpack build in its container: the container is killed (its
+    step never finishes: the waiting buildpack's `let go` never comes) and the push ends
+    with the cancel's message."""
+    from ..polling import wait_until
+    from .test_builds import WAITING, build_waiting, let_go, start_push
+
+    name = app_name()
+    assert dpushd.ssh("apps:create", name).returncode == 0
+    assert dpushd.ssh("config:set", name, f"BUILDPACK_URL={WAITING}").returncode == 0
+    repo = dpushd.new_app_repo(name, python_app("never built"))
+    said = dpushd.root / f"{name}-push.txt"
+    push = start_push(dpushd, repo, said)
+    mine = lbl.instance_filter(dpushd.state, f"{lbl.APP}={name}", f"{lbl.BUILD}=1")
+    try:
+        wait_until(lambda: build_waiting(dpushd), timeout=120)
+        assert engine.containers.list(filters=mine)  # the build runs in its container
+        canceled = dpushd.ssh("builds:cancel", name)
+        assert "build 1 canceled" in canceled.stdout, canceled.stdout + canceled.stderr
+        assert push.wait(timeout=120) != 0
+        output = said.read_text()
+        assert "Build 1 canceled (builds:cancel)" in output, output
+        assert "let go" not in output  # its step was killed, not left to end by itself
+        wait_until(lambda: not engine.containers.list(filters=mine), timeout=60)
+    finally:
+        let_go(dpushd)
+        if push.poll() is None:
+            os.killpg(push.pid, 9)

@@ -94,7 +94,8 @@ def test_formation_comes_from_app_json_else_web_only(pushd: PushdUnderTest):
         "worker.py": "import time\nprint('working', flush=True)\ntime.sleep(600)\n",
         "Procfile": "web: python3 app.py\nworker: python3 worker.py\nclock: sleep 600\n",
         "app.json": json.dumps({"formation": {"web": {"quantity": 2},
-                                              "worker": {"quantity": 1}}})})
+                                              "worker": {"quantity": 1}},
+                                "healthchecks": {"worker": [{"uptime": 1}]}})})
     pushd.deploy("rel-formed", files)
     assert pushd.ssh("ps:scale", "rel-formed").stdout == "clock=0 web=2 worker=1\n"
     wait_until(lambda: all(f"{d}: up" in pushd.ssh("ps", "rel-formed").stdout

@@ -19,7 +19,8 @@ def _cmdline(pid: str) -> bytes:
 def test_worker_lines_come_in_lifecycle_order(pushd: PushdUnderTest):
     worker = {"worker.py": "import time\nprint('working', flush=True)\ntime.sleep(600)\n",
               "Procfile": "web: python3 app.py\nworker: python3 worker.py\n",
-              "app.json": '{"formation": {"worker": {"quantity": 1}}}'}  # only web by default
+              "app.json": '{"formation": {"worker": {"quantity": 1}}, '  # only web by default
+                          '"healthchecks": {"worker": [{"uptime": 1}]}}'}
     repo = pushd.new_app_repo("orderly", python_app("orderly", worker))
     assert pushd.push(repo).returncode == 0
     deadline = time.monotonic() + 30
@@ -37,7 +38,8 @@ def test_worker_lines_come_in_lifecycle_order(pushd: PushdUnderTest):
 def test_a_dyno_ends_with_its_main_process_even_if_it_left_one_running(pushd: PushdUnderTest):
     worker = {"Procfile": "web: python3 app.py\n"
                           "worker: nohup sleep 600 >/dev/null 2>&1 & echo started; exit 3\n",
-              "app.json": '{"formation": {"worker": {"quantity": 1}}}'}
+              "app.json": '{"formation": {"worker": {"quantity": 1}}, '
+                          '"healthchecks": {"worker": []}}'}  # no uptime check: it exits
     repo = pushd.new_app_repo("leaver", python_app("leaver", worker))
     assert pushd.push(repo).returncode == 0
     deadline = time.monotonic() + 30

@@ -412,3 +412,43 @@ def test_router_logs_are_rotated_and_reopened(router):
         time.sleep(0.05)
     assert "host=idle.localhost" in access.read_text()
     assert access.stat().st_size < size
+
+
+def test_draining_while_a_worker_from_before_a_reload_still_proxies(router):
+    """`draining()`: an old worker still holds a request it took under the previous routes
+    (its dyno must not get its SIGTERM yet); once that request is answered, it is not."""
+    reached, release = threading.Event(), threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            reached.set()
+            release.wait(20)
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"done")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    answers = []
+    try:
+        router.apply([Route("myapp", ("myapp.localhost",), (("127.0.0.1", port, "web.1"),))])
+        assert not router.draining()
+        client = threading.Thread(target=lambda: answers.append(get(router, "myapp.localhost")))
+        client.start()
+        assert reached.wait(10)
+        router.apply([Route("myapp", ("myapp.localhost",), (("127.0.0.1", port, "web.2"),))])
+        assert router.draining()  # the old worker still proxies the slow request
+        release.set()
+        client.join(10)
+        assert answers and answers[0][1] == b"done"
+        wait_until(lambda: not router.draining(), timeout=10)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

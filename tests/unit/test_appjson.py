@@ -89,3 +89,12 @@ def test_bounds_on_size_nesting_and_encoding():
         appjson.parse(b"[" * 100000 + b"]" * 100000)
     with pytest.raises(AppJsonError, match="UTF-8"):
         appjson.parse(b'{"x": "\xff"}')
+
+
+def test_formation_sizes_are_herokus_names():
+    parsed = appjson.parse(b'{"formation": {"web": {"size": "Performance-M"}, "worker": {}}}')
+    assert parsed.formation["web"].size == "performance-m"
+    assert parsed.formation["worker"].size is None
+    with pytest.raises(AppJsonError, match=r"^app.json: formation.web.size must be one of "
+                                           r"eco, basic, standard-1x, standard-2x, "):
+        appjson.parse(b'{"formation": {"web": {"size": "../../x"}}}')

@@ -92,3 +92,22 @@ def test_scaling_down_during_the_rollout_lets_it_switch():
     state, actions = replay(V3, [Scaled(3), DynoUp("web.1"), DynoUp("web.2")])
     assert actions == []
     assert step(state, Scaled(2))[1] == [SwitchRouter(3)]
+
+
+def test_a_worker_must_pass_its_uptime_check_before_the_switch_and_one_that_exits_fails_it():
+    state, actions = replay(V3, [Scaled(1, others=1), DynoStarted("web.1"),
+                                 DynoStarted("worker.1"), DynoUp("web.1")])
+    assert actions == []  # the worker has not run long enough yet
+    state, actions = step(state, DynoUp("worker.1", "worker"))
+    assert actions == [SwitchRouter(3)]
+    # a worker that exits within its uptime: the release fails, the old one serves
+    reason = "worker.1 exited with status 3 within 2 seconds of starting"
+    state, actions = replay(V3, [Scaled(1, others=1), DynoUp("web.1"), DynoCrashed(
+        "worker.1", reason.removeprefix("worker.1 "), "worker", True, "d2")])
+    assert state.state is ReleaseState.FAILED
+    assert actions == [RecordFailure(3, reason, "d2"), SetStatus(3, ReleaseState.FAILED),
+                       Announce(f"Release v3 failed: {reason}"), StopRelease(3)]
+    # not gated (overlap off, checks disabled): a crashing worker is only restarted
+    state, actions = replay(V3, [Scaled(1), DynoCrashed("worker.1", "x", "worker", True),
+                                 DynoUp("web.1")])
+    assert actions == [SwitchRouter(3)]

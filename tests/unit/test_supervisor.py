@@ -555,3 +555,35 @@ def test_a_new_app_that_reuses_a_halted_id_runs(w):
     deploy_live(w, {"web": "python app.py"})
     assert names(w.runtime.running()) == ["web.1"]
     assert all(spec.app_id == w.app.id for spec in w.runtime.running())
+
+
+def test_an_old_web_dyno_gets_its_sigterm_once_the_routers_old_workers_are_done(w):
+    """The router's workers from before the switch may still proxy requests to the old dyno
+    (slow ones, on a starved host): its SIGTERM waits for them, at most RETIRE_CAP s."""
+    from pushd.rollout_driver import RETIRE_CAP
+
+    w.router.draining = lambda: busy
+    busy = True
+    deploy_live(w, {"web": "v1"})
+    old = w.runtime.running("web")[0]
+    w.deploy({"web": "v2"})
+    w.tick()
+    w.bind_all()
+    w.tick()  # switched
+    w.tick(w.settings.drain_seconds + 0.5)
+    assert ("stop", old.id) not in w.runtime.events  # an old nginx worker still answers
+    busy = False
+    w.tick(0.1)
+    assert ("stop", old.id) in w.runtime.events
+    # a worker that never ends (a websocket) holds the retirement RETIRE_CAP s at most
+    busy = True
+    w.tick(10)
+    before = w.runtime.running("web")[0]
+    assert w.sup.restart(w.app.id) is None
+    w.tick()
+    w.bind_all()
+    w.tick()
+    w.tick(w.settings.drain_seconds + 1)
+    assert ("stop", before.id) not in w.runtime.events
+    w.tick(RETIRE_CAP)
+    assert ("stop", before.id) in w.runtime.events
