@@ -12,7 +12,7 @@ import pytest
 from pushd import metrics
 from pushd.router import accesslog
 from pushd.router.accesslog import RouterLogReceiver
-from pushd.router.records import Kind, line_of, parse_kind, router_line
+from pushd.router.records import Kind, line_of, millis, parse_kind, router_line
 from pushd.router.stats import AppStats
 
 ENTRY = {"app": "myapp", "code": "", "method": "GET", "path": '/x?q="a b"',
@@ -26,8 +26,7 @@ def record(app: bytes = b"myapp", status: bytes = b"200", dyno: bytes = b"web.2"
            code: bytes = b"", upstream: bytes = b"0.012", path: bytes = b"/x") -> bytes:
     """A datagram as nginx's `pushd_router_tsv` format sends it."""
     return (HEADER + b"\t".join((app, status, dyno, code, upstream)) + b"\n" + b"\t".join((
-        b"GET", path, b"myapp.localhost", b"abc", b"127.0.0.1", b"0ms", b"12ms", b"1234",
-        b"http")))
+        b"GET", path, b"myapp.localhost", b"abc", b"127.0.0.1", b"0.000", b"1234", b"http")))
 
 
 def feed(receiver: RouterLogReceiver, datagrams: list[bytes]) -> None:
@@ -69,10 +68,13 @@ def test_lines_have_herokus_shape():
 
 
 def test_kinds_are_parsed_and_junk_ignored():
-    assert parse_kind(b"myapp\t503\t-\tH12\t30.001") == Kind("myapp", "503", "-", "H12", 30.001)
+    assert parse_kind(b"myapp\t503\t-\tH12\t30.001") == Kind("myapp", "503", "-", "H12", 30.001,
+                                                                "30001ms")
     assert parse_kind(b"myapp\t200\tweb.1\t\t0.001, 0.004") == Kind("myapp", "200", "web.1", "",
-                                                                    0.004)
-    assert parse_kind(b"myapp\t503\t-\tH14\t-").seconds is None
+                                                                    0.004, "0.001, 0.004")
+    assert parse_kind(b"myapp\t503\t-\tH14\t-") == Kind("myapp", "503", "-", "H14", None, "0ms")
+    assert [millis(v) for v in ("0.012", "0.000", "0.100", "1.234", "", "-")] == [
+        "12ms", "0ms", "100ms", "1234ms", "0ms", "0ms"]
     assert parse_kind(b"myapp\t200\tweb.1\t") is None  # a field short
     assert parse_kind(b"\t200\tweb.1\t\t0.1") is None  # no app
 
@@ -80,7 +82,7 @@ def test_kinds_are_parsed_and_junk_ignored():
 def test_request_values_cannot_forge_fields_or_lines(tmp_path: Path, counts):
     """nginx writes a quote as \\x22; a value that still held a tab, newline, quote or
     non-UTF-8 byte gives no line with shifted fields and no second line."""
-    kind = Kind("myapp", "200", "web.2", "", 0.012)
+    kind = Kind("myapp", "200", "web.2", "", 0.012, "12ms")
     data = record(path=b'/a?b=c\\x22d"e')
     line = line_of(kind, data, data.index(b"\n") + 1)
     assert line is not None and 'path="/a?b=c%22d%22e" host=myapp.localhost' in line
@@ -116,6 +118,7 @@ def test_requests_are_counted_by_kind_into_metrics_and_lines(tmp_path: Path, cou
     assert len(lines) == 5
     assert 'at=error code=H12 desc="Request timeout" method=GET path="/x"' in lines[4]
     assert " dyno=-" in lines[4] and " status=503 " in lines[4]
+    assert lines[0].endswith(" connect=0ms service=12ms status=200 bytes=1234 protocol=http")
     receiver.flush()  # counted once
     assert samples(counts) == got
 
