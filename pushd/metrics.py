@@ -10,10 +10,13 @@ one way other modules count something; each is cheap and never raises.
 from __future__ import annotations
 
 import logging
+import threading
+from bisect import bisect_left
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger("pushd.metrics")
 
@@ -49,12 +52,6 @@ cold_start = Histogram("pushd_dyno_cold_start_seconds", "A dyno's start until it
                        ["app", "type"], buckets=FAST, registry=REGISTRY)
 scale_seconds = Histogram("pushd_scale_duration_seconds", "ps:scale until every dyno is up",
                           ["app"], buckets=FAST + (60,), registry=REGISTRY)
-router_requests = Counter("pushd_router_requests_total", "Requests through the router",
-                          ["app", "status_class", "dyno"], registry=REGISTRY)
-router_service = Histogram("pushd_router_service_seconds", "Time the app took to answer",
-                           ["app"], buckets=FAST, registry=REGISTRY)
-router_errors = Counter("pushd_router_errors_total", "The router's own error answers",
-                        ["app", "code"], registry=REGISTRY)
 router_lines_dropped = Counter("pushd_router_log_lines_dropped_total",
                                "Router lines over the per-app rate", ["app"],
                                registry=REGISTRY)
@@ -62,6 +59,58 @@ drain_dropped = Gauge("pushd_drain_dropped_lines", "Log lines drains dropped (bu
                       registry=REGISTRY)
 
 
+class RouterCounts:
+    """The router's requests by app, status class and dyno, its error answers by H-code and
+    the apps' answer times. The router-log receiver adds each kind of request once per batch
+    with its count (a prometheus_client Counter or Histogram costs a lock and a call per
+    request); a scrape reads them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, str], int] = {}
+        self._errors: dict[tuple[str, str], int] = {}
+        self._service: dict[str, list[float]] = {}  # app -> count per bucket, then the sum
+
+    def add(self, app: str, status: str, dyno: str, code: str, seconds: float | None,
+            n: int = 1) -> None:
+        with self._lock:
+            key = (app, status_class(status), dyno)
+            self._requests[key] = self._requests.get(key, 0) + n
+            if code:
+                self._errors[(app, code)] = self._errors.get((app, code), 0) + n
+            if seconds is not None:
+                row = self._service.get(app)
+                if row is None:
+                    row = self._service[app] = [0.0] * (len(FAST) + 2)
+                row[bisect_left(FAST, seconds)] += n
+                row[-1] += seconds * n
+
+    def collect(self):  # noqa: ANN201  (the prometheus_client collector protocol)
+        requests = CounterMetricFamily("pushd_router_requests", "Requests through the router",
+                                       labels=["app", "status_class", "dyno"])
+        errors = CounterMetricFamily("pushd_router_errors", "The router's own error answers",
+                                     labels=["app", "code"])
+        service = HistogramMetricFamily("pushd_router_service_seconds",
+                                        "Time the app took to answer", labels=["app"])
+        bounds = [floatToGoString(b) for b in FAST] + ["+Inf"]
+        with self._lock:
+            for labels, n in self._requests.items():
+                requests.add_metric(list(labels), n)
+            for labels, n in self._errors.items():
+                errors.add_metric(list(labels), n)
+            for app, row in self._service.items():
+                seen, buckets = 0.0, []
+                for bound, n in zip(bounds, row[:-1], strict=True):
+                    seen += n
+                    buckets.append((bound, seen))
+                service.add_metric([app], buckets, row[-1])
+        yield requests
+        yield errors
+        yield service
+
+
+router = RouterCounts()
+REGISTRY.register(router)
 addon_rotations = Counter("pushd_addon_rotations_total", "Credential rotations by outcome",
                           ["kind", "outcome"], registry=REGISTRY)
 

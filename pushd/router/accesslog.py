@@ -1,28 +1,34 @@
-"""Router lines in each app's log: nginx sends one JSON object per app request as a syslog
-datagram to `nginx/router-log.sock`; this receiver (a daemon thread) turns each into
-Heroku's router line and appends it to the app's log:
+"""Router lines in each app's log and the router's metrics: nginx sends one record per app
+request (router/records.py) as a syslog datagram to `nginx/router-log.sock`; this receiver (a
+daemon thread) counts each in the metrics and per-app figures and turns it into Heroku's router
+line in the app's log:
 
     pushd[router]: at=info method=GET path="/x" host=myapp.localhost request_id=… fwd="127.0.0.1"
     dyno=web.2 connect=0ms service=12ms status=200 bytes=1234 protocol=http
 
 and for errors `at=error code=H12 desc="Request timeout" …`. nginx never waits on it: a
 datagram nobody reads is dropped. Volume is bounded per app (`RATE` lines per second, bursts
-up to `BURST`); what is over is counted and reported in one line per second."""
+up to `BURST`); what is over is counted and reported in one line per flush.
+
+A request costs one `recv` and one dictionary lookup here: requests are counted by kind (app,
+status, dyno, code, answer time), and metrics, figures and log lines are written once per
+batch (`FLUSH`), so the router's throughput barely notices (`scripts/bench --observability`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
+import struct
 import threading
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import metrics
 from ..logs import AppLog, format_line
+from .records import Kind, line_of, parse_kind
 from .stats import AppStats
 
 log = logging.getLogger("pushd.router")
@@ -31,89 +37,43 @@ STATS_EVERY = 5.0  # seconds between two writes of an app's router-stats.json
 STATS_FILE = "router-stats.json"
 RATE = 500.0
 BURST = 2000.0
-FLUSH = 0.2
-DESCRIPTIONS = {"H10": "App crashed", "H12": "Request timeout",
-                "H13": "Connection closed without response", "H14": "No web dynos running",
-                "H80": "Maintenance mode"}
+FLUSH = 0.2  # seconds between two writes of the lines, metrics and figures taken
+RECV_SIZE = 16384  # a record is at most a few KB (nginx's request line limit)
+KINDS_KEPT = 10_000  # kinds remembered between batches (answer times make new ones)
 
 
-def router_line(entry: dict[str, str]) -> str:
-    """The message of a router line from nginx's JSON fields: the request's own values
-    (path, forwarded-for) quoted with their quotes escaped, the rest without spaces."""
-    get = entry.get
-    code = get("code", "")
-    head = "at=info" if not code else f'at=error code={code} desc="{DESCRIPTIONS.get(code, "")}"'
-
-    def word(name: str) -> str:
-        return str(get(name, "")).replace(" ", "").replace('"', "%22") or "-"
-
-    def quoted(name: str) -> str:
-        return str(get(name, "")).replace('"', "%22") or "-"
-    return (f'{head} method={word("method")} path="{quoted("path")}" host={word("host")} '
-            f'request_id={word("request_id")} fwd="{quoted("fwd")}" dyno={word("dyno")} '
-            f'connect={word("connect")} service={word("service")} status={word("status")} '
-            f'bytes={word("bytes")} protocol={word("protocol")}')
-
-
-def parse_datagram(data: bytes) -> dict[str, str] | None:
-    """The JSON object of one syslog datagram (`<190>Nov 28 14:00:00 pushd: {...}`)."""
-    start = data.find(b"{")
-    if start < 0:
-        return None
+def queue_length() -> int:
+    """How many datagrams a unix socket queues before a sender's are dropped."""
     try:
-        entry = json.loads(data[start:].decode("utf-8", "replace"))
-    except ValueError:
-        return None
-    return entry if isinstance(entry, dict) else None
+        return int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+    except (OSError, ValueError):
+        return 10
 
 
-def service_seconds(entry: dict[str, str]) -> float | None:
-    """The last upstream's response time (nginx lists one per upstream tried), if any."""
-    value = str(entry.get("rt", "")).replace(":", ",").split(",")[-1].strip()
-    try:
-        return float(value)
-    except ValueError:
-        return None  # "-": no upstream answered
+def pause_for(queue: int) -> float:
+    """How long the receiver lets datagrams queue between two takes: less than Linux's
+    default queue of 10 fills at ~10,000 requests/s; longer with systemd's 512."""
+    return 0.001 if queue < 64 else 0.005
 
 
-_children: dict[tuple, object] = {}  # label values -> metric child: labels() costs per call
+class _App:
+    """One app's share of the receiver: its line budget, lines to write, figures."""
 
+    __slots__ = ("tokens", "dropped", "records", "stats")
 
-def _child(metric: object, *values: str):  # noqa: ANN202
-    key = (id(metric), values)
-    child = _children.get(key)
-    if child is None:
-        if len(_children) > 10_000:
-            _children.clear()
-        child = _children[key] = metric.labels(*values)  # type: ignore[attr-defined]
-    return child
-
-
-def count(app: str, entry: dict[str, str], seconds: float | None) -> None:
-    """The request in the router metrics (labels: the app, status class, dyno, H-code)."""
-    status = str(entry.get("status", ""))
-    _child(metrics.router_requests, app, metrics.status_class(status),
-           str(entry.get("dyno", "-"))).inc()
-    code = str(entry.get("code", ""))
-    if code in DESCRIPTIONS:
-        _child(metrics.router_errors, app, code).inc()
-    if seconds is not None:
-        _child(metrics.router_service, app).observe(seconds)
-
-
-class _Bucket:
     def __init__(self) -> None:
-        self.tokens, self.at, self.dropped = BURST, time.monotonic(), 0
+        self.tokens, self.dropped = BURST, 0
+        self.records: list[tuple[Kind, bytes, int]] = []
+        self.stats: AppStats | None = None
 
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(BURST, self.tokens + (now - self.at) * RATE)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        self.dropped += 1
-        return False
+
+class _Tally:
+    """Requests of one kind taken since the last flush."""
+
+    __slots__ = ("kind", "app", "n")
+
+    def __init__(self, kind: Kind, app: _App) -> None:
+        self.kind, self.app, self.n = kind, app, 0
 
 
 class RouterLogReceiver:
@@ -125,13 +85,15 @@ class RouterLogReceiver:
         self.path, self.app_ids, self.log_file = socket_path, app_ids, log_file
         self.max_bytes, self.group = max_bytes, group
         self.lines_written = 0
-        self._buckets: dict[str, _Bucket] = defaultdict(_Bucket)
-        self._pending: dict[str, list[str]] = defaultdict(list)
-        self._stats: dict[str, AppStats] = {}
+        self._apps: dict[str, _App] = {}
+        self._tallies: dict[bytes, _Tally] = {}
         self._changed: set[str] = set()
         self._stats_written = 0.0
+        self._refilled = time.monotonic()
 
     def bind(self) -> socket.socket:
+        """A blocking socket whose `recv` gives up after FLUSH (SO_RCVTIMEO): one system call
+        per datagram, and a wake-up to flush when nothing comes."""
         self.path.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(self.path))
@@ -139,7 +101,8 @@ class RouterLogReceiver:
         if self.group is not None:
             os.chown(self.path, 0, self.group)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.settimeout(FLUSH)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("ll", 0, int(FLUSH * 1_000_000)))
         return sock
 
     def run(self, stop: threading.Event) -> None:
@@ -148,65 +111,123 @@ class RouterLogReceiver:
         except OSError as err:
             log.error("router lines will not reach app logs: %s: %s", self.path, err)
             return
-        last_flush = time.monotonic()
+        pause = pause_for(queue_length())
+
+        def queued(size: int) -> bytes:
+            return sock.recv(size, socket.MSG_DONTWAIT)
         with sock:
             while not stop.is_set():
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    data = b""
-                except OSError as err:
-                    log.warning("router log socket: %s", err)
-                    data = b""
-                if data:
-                    self._take(data)
-                if time.monotonic() - last_flush >= FLUSH:
-                    self.flush()
-                    last_flush = time.monotonic()
+                until = time.monotonic() + FLUSH
+                # Woken by one datagram, then asleep while more queue: a datagram sent while
+                # this sleeps wakes nobody (cheaper for nginx too), and one wake-up takes many.
+                while self.drain(sock.recv, until, most=1) and time.monotonic() < until:
+                    time.sleep(pause)
+                    self.drain(queued, until)
+                self.flush()
         self.flush()
 
-    def _take(self, data: bytes) -> None:
-        entry = parse_datagram(data)
-        if entry is None or not entry.get("app"):
-            return
-        app = str(entry["app"])
-        seconds = service_seconds(entry)
-        count(app, entry, seconds)
-        if app not in self._stats:
-            app_id = self.app_ids(app)
-            self._stats[app] = (AppStats() if app_id is None else
-                                AppStats.load(self.log_file(app_id).with_name(STATS_FILE)))
-        self._stats[app].add(str(entry.get("status", "")),
-                             None if seconds is None else seconds * 1000)
-        self._changed.add(app)
-        if self._buckets[app].take():
-            self._pending[app].append(format_line("pushd", "router", router_line(entry)))
+    def drain(self, recv: Callable[[int], bytes], until: float, most: int = 1 << 30) -> int:
+        """Take up to `most` datagrams until `until` or until none comes (`recv` raises
+        BlockingIOError or TimeoutError): count each by its kind, keep those within their
+        app's budget."""
+        tallies, monotonic, taken = self._tallies, time.monotonic, 0
+        while taken < most:
+            try:
+                data = recv(RECV_SIZE)
+            except (BlockingIOError, TimeoutError):
+                return taken
+            except OSError as err:
+                log.warning("router log socket: %s", err)
+                return taken
+            taken += 1
+            start = data.find(b": ") + 2
+            end = data.find(b"\n", start)
+            if start > 1 and end > 0:
+                tally = tallies.get(data[start:end])
+                if tally is None:
+                    tally = self._tally(data[start:end])
+                if tally is not None:
+                    tally.n += 1
+                    app = tally.app
+                    if app.tokens >= 1.0:
+                        app.tokens -= 1.0
+                        app.records.append((tally.kind, data, end + 1))
+                    else:
+                        app.dropped += 1
+            if monotonic() >= until:
+                return taken
+        return taken
+
+    def _tally(self, key: bytes) -> _Tally | None:
+        kind = parse_kind(key)
+        if kind is None:
+            return None
+        if len(self._tallies) >= KINDS_KEPT:
+            self._count()
+            self._tallies.clear()
+        app = self._apps.get(kind.app)
+        if app is None:
+            app = self._apps[kind.app] = _App()
+        tally = self._tallies[key] = _Tally(kind, app)
+        return tally
+
+    def _count(self) -> None:
+        """What the tallies hold, into the metrics and each app's figures."""
+        for tally in self._tallies.values():
+            if not tally.n:
+                continue
+            kind, n = tally.kind, tally.n
+            tally.n = 0
+            metrics.router.add(kind.app, kind.status, kind.dyno, kind.code, kind.seconds, n)
+            app = tally.app
+            if app.stats is None:
+                app_id = self.app_ids(kind.app)
+                app.stats = (AppStats() if app_id is None else
+                             AppStats.load(self.log_file(app_id).with_name(STATS_FILE)))
+            app.stats.add(kind.status, None if kind.seconds is None else kind.seconds * 1000,
+                          n=n)
+            self._changed.add(kind.app)
 
     def flush(self) -> None:
-        for app, bucket in self._buckets.items():
-            if bucket.dropped:
-                metrics.router_lines_dropped.labels(app).inc(bucket.dropped)
-                self._pending[app].append(format_line(
-                    "pushd", "router", f"-- {bucket.dropped} router lines dropped: over "
-                    f"{RATE:.0f} a second --"))
-                bucket.dropped = 0
-        pending, self._pending = self._pending, defaultdict(list)
-        for app, lines in pending.items():
-            app_id = self.app_ids(app)
-            if app_id is None or not lines:
-                continue
-            try:
-                AppLog.shared(self.log_file(app_id), self.max_bytes).write_lines(lines)
-                self.lines_written += len(lines)
-            except OSError as err:
-                log.warning("router lines of %s not written: %s", app, err)
-        if time.monotonic() - self._stats_written >= STATS_EVERY:
-            self._stats_written = time.monotonic()
+        """Counts into the metrics and figures, kept records into log lines, budgets refilled."""
+        self._count()
+        now = time.monotonic()
+        refill, self._refilled = (now - self._refilled) * RATE, now
+        for name, app in self._apps.items():
+            lines = [line for kind, data, rest in app.records
+                     if (line := self._line(kind, data, rest)) is not None]
+            app.records = []
+            if app.dropped:
+                metrics.router_lines_dropped.labels(name).inc(app.dropped)
+                lines.append(format_line("pushd", "router", f"-- {app.dropped} router lines "
+                                         f"dropped: over {RATE:.0f} a second --"))
+                app.dropped = 0
+            app.tokens = min(BURST, app.tokens + refill)
+            if lines:
+                self._write(name, lines)
+        if now - self._stats_written >= STATS_EVERY:
+            self._stats_written = now
             changed, self._changed = self._changed, set()
-            for app in changed:
-                app_id = self.app_ids(app)
-                if app_id is not None:
+            for name in changed:
+                app_id = self.app_ids(name)
+                stats = self._apps[name].stats
+                if app_id is not None and stats is not None:
                     try:
-                        self._stats[app].write(self.log_file(app_id).with_name(STATS_FILE))
+                        stats.write(self.log_file(app_id).with_name(STATS_FILE))
                     except OSError as err:
-                        log.warning("router figures of %s not written: %s", app, err)
+                        log.warning("router figures of %s not written: %s", name, err)
+
+    @staticmethod
+    def _line(kind: Kind, data: bytes, rest: int) -> str | None:
+        message = line_of(kind, data, rest)
+        return None if message is None else format_line("pushd", "router", message)
+
+    def _write(self, name: str, lines: list[str]) -> None:
+        app_id = self.app_ids(name)
+        if app_id is None:
+            return
+        try:
+            AppLog.shared(self.log_file(app_id), self.max_bytes).write_lines(lines)
+            self.lines_written += len(lines)
+        except OSError as err:
+            log.warning("router lines of %s not written: %s", name, err)

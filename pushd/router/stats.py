@@ -25,13 +25,15 @@ class AppStats:
     def __init__(self) -> None:
         self.minutes: dict[int, list] = {}  # minute -> [count, errors, [per bucket]]
 
-    def add(self, status: str, service_ms: float | None, now: float | None = None) -> None:
+    def add(self, status: str, service_ms: float | None, now: float | None = None,
+            n: int = 1) -> None:
+        """`n` requests alike (the receiver adds each kind once per batch)."""
         minute = int((time.time() if now is None else now) // 60)
         row = self.minutes.setdefault(minute, [0, 0, [0] * len(EDGES_MS)])
-        row[0] += 1
-        row[1] += int(status.startswith("5"))
+        row[0] += n
+        row[1] += n * int(status.startswith("5"))
         if service_ms is not None:
-            row[2][bucket_of(service_ms)] += 1
+            row[2][bucket_of(service_ms)] += n
         for old in [m for m in self.minutes if m <= minute - KEEP_MINUTES]:
             del self.minutes[old]
 

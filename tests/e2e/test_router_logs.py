@@ -5,6 +5,7 @@ The daemon's Prometheus metrics move by what the test did."""
 from __future__ import annotations
 
 import re
+import socket
 import urllib.request
 
 import pytest
@@ -54,6 +55,16 @@ def test_requests_become_router_lines_and_a_slow_one_is_h12(quick: PushdUnderTes
     assert all(matched), ok
     assert {m.group(1) for m in matched if m} == dynos  # each line names the dyno that served
     assert router_lines(quick, "routed", "-s", "app") == []  # `-s pushd` holds them
+    # a path's quote, backslash and non-UTF-8 byte reach the line escaped, forging nothing
+    with socket.create_connection(("127.0.0.1", quick.http_port), timeout=10) as raw:
+        raw.sendall(b'GET /h?q="\\\xff HTTP/1.1\r\nHost: routed.localhost\r\n'
+                    b"Connection: close\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 200")
+    hostile = wait_until(lambda: [x for x in router_lines(quick, "routed") if "/h?q=" in x])
+    assert len(hostile) == 1 and re.search(
+        r' pushd\[router\]: at=info method=GET path="/h\?q=%22\\x5C\\xFF" host=routed\.localhost '
+        r'request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.[12] connect=\d+ms service=\d+ms status=200 '
+        r'bytes=\d+ protocol=http$', hostile[0]), hostile
     slow = quick.http("routed", "/slow")
     assert slow.status == 503
     h12 = wait_until(lambda: [x for x in router_lines(quick, "routed", "-s", "pushd")
