@@ -42,12 +42,33 @@ RECV_SIZE = 16384  # a record is at most a few KB (nginx's request line limit)
 KINDS_KEPT = 10_000  # kinds remembered between batches (answer times make new ones)
 
 
-def queue_length() -> int:
-    """How many datagrams a unix socket queues before a sender's are dropped."""
+QLEN = Path("/proc/sys/net/unix/max_dgram_qlen")
+QLEN_WANTED = 512  # systemd's default: nginx drops a record it cannot queue (Linux's is 10)
+
+
+def queue_length(setting: Path = QLEN) -> int:
+    """How many datagrams a unix socket queues before a sender's are dropped (read by the
+    kernel when a socket is made)."""
     try:
-        return int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+        return int(setting.read_text())
     except (OSError, ValueError):
         return 10
+
+
+def raise_queue_length(setting: Path = QLEN, wanted: int = QLEN_WANTED) -> int:
+    """Raise the host's unix datagram queue to `wanted` (never lower it), as systemd does at
+    boot, before the receiver's socket is made: at Linux's default of 10 a burst of requests
+    loses router lines and counts. The length now in force."""
+    now = queue_length(setting)
+    if now < wanted:
+        try:
+            setting.write_text(f"{wanted}\n")
+        except OSError as err:
+            log.warning("router lines may be dropped in bursts: could not raise %s from %d to "
+                        "%d: %s", setting, now, wanted, err)
+            return now
+        log.info("raised %s from %d to %d for the router's records", setting, now, wanted)
+    return queue_length(setting)
 
 
 def pause_for(queue: int) -> float:
@@ -95,6 +116,7 @@ class RouterLogReceiver:
         """A blocking socket whose `recv` gives up after FLUSH (SO_RCVTIMEO): one system call
         per datagram, and a wake-up to flush when nothing comes."""
         self.path.unlink(missing_ok=True)
+        raise_queue_length()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(self.path))
         os.chmod(self.path, 0o660)

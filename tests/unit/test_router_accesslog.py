@@ -142,3 +142,13 @@ def test_volume_is_bounded_per_app_and_the_rest_counted(tmp_path: Path, monkeypa
     assert lines[5].endswith("pushd[router]: -- 7 router lines dropped: over 0 a second --")
     assert sum(v for (name, _), v in samples(counts).items()
                if name == "pushd_router_requests_total") == 13  # all counted
+
+
+def test_the_datagram_queue_is_raised_to_systemds_default_never_lowered(tmp_path):
+    setting = tmp_path / "max_dgram_qlen"
+    setting.write_text("10\n")  # Linux's default: a burst of requests loses records
+    assert accesslog.raise_queue_length(setting) == accesslog.QLEN_WANTED == 512
+    assert setting.read_text().strip() == "512"
+    setting.write_text("4096\n")  # an operator's larger queue stays
+    assert accesslog.raise_queue_length(setting) == 4096
+    assert setting.read_text().strip() == "4096"
