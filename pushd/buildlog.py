@@ -105,7 +105,8 @@ def cancel(platform: Platform, app: App, say: Callable[[str], None]) -> BuildRec
             break
         for group in (CGROUP_ROOT / "pids" / "pushd").glob(f"{prefix}*"):
             kill_members(group)
-        outside.stop_all(app.id, platform.settings.state_dir, platform.settings.runtime)
+        outside.stop_all(app.id)
+        platform.support.cancel_builds(app.id)
         time.sleep(0.2)
     else:
         say(f"Build {record.number} of {app.name} is still stopping\n")

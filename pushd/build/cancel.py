@@ -3,7 +3,8 @@ the build has ended): with the docker runtime a build's steps run in the engine'
 whose processes live in the engine's cgroups, not the build's.
 
 - the app's build containers (a buildpack build's container, a Dockerfile build's network
-  holder: both carry the build labels, `runtime/docker/labels.py`) are killed;
+  holder: both carry the build labels) are killed by the runtime's support
+  (`RuntimeSupport.cancel_builds`);
 - a running `docker build` stream registers a stopper (`stoppable`) that kills the step
   container it is in, the engine's and unlabelled.
 
@@ -16,7 +17,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 log = logging.getLogger("pushd.build")
 
@@ -40,9 +40,9 @@ def stoppable(app_id: int, stop: Callable[[], None]) -> Iterator[None]:
                 _stoppers.pop(app_id, None)
 
 
-def stop_all(app_id: int, state_dir: Path, runtime: str,
-             engine: Callable[[], object] | None = None) -> int:
-    """Stop what of the app's build runs outside its cgroups; how many things were stopped."""
+def stop_all(app_id: int) -> int:
+    """Run the stoppers of the app's running build steps; how many there were. (The app's
+    build containers are the runtime's: `RuntimeSupport.cancel_builds`.)"""
     with _lock:
         stoppers = list(_stoppers.get(app_id, []))
     for stop in stoppers:
@@ -50,29 +50,4 @@ def stop_all(app_id: int, state_dir: Path, runtime: str,
             stop()
         except Exception:  # noqa: BLE001  (a stopper must not keep the others from running)
             log.exception("build stopper of app %s failed", app_id)
-    if runtime != "docker":
-        return len(stoppers)
-    return len(stoppers) + _kill_build_containers(app_id, state_dir, engine)
-
-
-def _kill_build_containers(app_id: int, state_dir: Path,
-                           engine: Callable[[], object] | None) -> int:
-    import docker.errors
-
-    from .. import stack
-    from ..runtime.docker.labels import BUILD, app_filter
-
-    try:
-        client = (engine or stack.engine)()
-        running = client.containers.list(filters=app_filter(state_dir, app_id, f"{BUILD}=1"))
-    except (stack.StackError, docker.errors.DockerException) as err:
-        log.warning("builds:cancel could not list build containers: %s", err)
-        return 0
-    killed = 0
-    for container in running:
-        try:
-            container.kill()
-            killed += 1
-        except docker.errors.DockerException:  # already gone: its build ends by itself
-            pass
-    return killed
+    return len(stoppers)

@@ -71,6 +71,10 @@ class RuntimeSupport(Protocol):
     def orphans(self) -> Freed:
         """`pushd gc`: what apps that no longer exist left."""
 
+    def cancel_builds(self, app_id: int) -> int:
+        """`builds:cancel`: stop the app's build steps that run outside its build cgroups
+        (in the engine's containers); how many were stopped."""
+
 
 class LocalSupport:
     """Buildpacks in local sandboxes, releases as slug folders: nothing more to keep."""
@@ -98,3 +102,6 @@ class LocalSupport:
 
     def orphans(self) -> Freed:
         return Freed()
+
+    def cancel_builds(self, app_id: int) -> int:
+        return 0

@@ -5,6 +5,7 @@ image, a deploy ends with the engine pruned, a destroyed app leaves nothing in i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from . import labels as lbl
 from .client import connect
 from .gc import EngineGC
 from .images import ensure_release_image, release_tag
+
+log = logging.getLogger("pushd.docker")
 
 if TYPE_CHECKING:
     from ...build.runner import ContainerFactory
@@ -97,6 +100,27 @@ class DockerSupport:
     def orphans(self) -> Freed:
         with _engine_errors("remove what destroyed apps left"):
             return self.gc.remove_orphans({app.id for app in self.platform.store.apps()})
+
+
+    def cancel_builds(self, app_id: int) -> int:
+        """Kill the app's running build containers (a buildpack build's, a Dockerfile
+        build's network holder: both carry the build labels)."""
+        import docker.errors
+
+        try:
+            running = self.client.containers.list(filters=lbl.app_filter(
+                self.platform.settings.state_dir, app_id, f"{lbl.BUILD}=1"))
+        except (RuntimeFailure, docker.errors.DockerException) as err:
+            log.warning("builds:cancel could not list build containers: %s", err)
+            return 0
+        killed = 0
+        for container in running:
+            try:
+                container.kill()
+                killed += 1
+            except docker.errors.DockerException:  # already gone: its build ends by itself
+                pass
+        return killed
 
 
 @contextmanager
