@@ -168,7 +168,9 @@ def test_a_one_off_runs_in_a_container_and_passes_its_exit_status(engine, docked
 
 
 def oneoffs(engine: Any, docked: PushdUnderTest) -> list[Any]:
-    return engine.containers.list(all=True, filters={"label": [
+    # sparse: the engine's list answer alone (its State is the status); a full list inspects
+    # each container afterwards and fails on one removed in between
+    return engine.containers.list(all=True, sparse=True, filters={"label": [
         f"{INSTANCE}={instance_id(docked.state)}", "io.pushd.oneoff"]})
 
 
